@@ -1,0 +1,86 @@
+"""The CA server: hands out the root certificate, and node certificates for a valid token."""
+import datetime
+import logging
+import time
+
+from covey import pki
+from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from covey.ids import new_id
+from covey.rpc import unary
+from manager import authz
+from manager import store as st
+from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+
+def cluster_of(store: st.Store) -> pb.Cluster:
+    clusters = store.list("cluster")
+    if not clusters:
+        raise FailedPrecondition("the swarm is not initialized yet")
+    return clusters[0]
+
+
+def token_role(cluster: pb.Cluster, token: str) -> int:
+    """The role a join token grants; InvalidArgument for any token that grants none."""
+    digest, _ = pki.parse_token(token)
+    if digest != cluster.root_ca.ca_digest:
+        raise InvalidArgument(f"{pki.INVALID_TOKEN}: it was made for another swarm's CA")
+    for role, current in ((pb.WORKER, cluster.join_tokens.worker), (pb.MANAGER, cluster.join_tokens.manager)):
+        if pki.token_matches(token.strip(), current):
+            return role
+    raise InvalidArgument(f"{pki.INVALID_TOKEN}: it is wrong or was rotated")
+
+
+class CAServer(rpc.CAServicer):
+    def __init__(self, store: st.Store, managers):
+        self._store = store
+        self._managers = managers  # () -> list of manager API addresses
+
+    @unary
+    async def GetRootCA(self, request, context):
+        return pb.GetRootCAResponse(ca_cert_pem=cluster_of(self._store).root_ca.ca_cert_pem)
+
+    @unary
+    async def IssueNodeCertificate(self, request, context):
+        cluster = cluster_of(self._store)
+        role = token_role(cluster, request.token)
+        if role == pb.MANAGER:
+            raise FailedPrecondition("joining as a manager is not supported by this version yet; "
+                                     "join as a worker")
+        if not request.hostname:
+            raise InvalidArgument("a joining node must give its hostname")
+        node_id = new_id()
+        cert = pki.sign_node_cert(cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem,
+                                  request.csr_pem, node_id, role, cluster.id,
+                                  _cert_lifetime(cluster))
+        now = time.time_ns()
+        node = pb.Node(id=node_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), role=role,
+                       spec=pb.NodeSpec(desired_role=role, availability=pb.ACTIVE),
+                       description=pb.NodeDescription(hostname=request.hostname),
+                       status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN, message="joined"))
+        await self._store.write([st.create("node", node)])
+        log.info("node %s (%s) joined as %s", node_id, request.hostname, pb.NodeRole.Name(role).lower())
+        return pb.IssueNodeCertificateResponse(node_id=node_id, role=role, cert_pem=cert,
+                                               ca_cert_pem=cluster.root_ca.ca_cert_pem,
+                                               managers=self._managers())
+
+    @unary
+    async def RenewNodeCertificate(self, request, context):
+        cluster = cluster_of(self._store)
+        caller = authz.require_node(authz.identify(context, cluster))
+        node = self._store.get("node", caller.node_id)
+        if node is None:
+            raise PermissionDenied(f"node {caller.node_id} is not a member of this swarm")
+        if node.spec.desired_role != caller.role:
+            raise FailedPrecondition("role changes are not supported by this version yet")
+        cert = pki.sign_node_cert(cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem,
+                                  request.csr_pem, node.id, node.spec.desired_role, cluster.id,
+                                  _cert_lifetime(cluster))
+        return pb.RenewNodeCertificateResponse(cert_pem=cert, role=node.spec.desired_role)
+
+
+def _cert_lifetime(cluster: pb.Cluster):
+    nanos = cluster.spec.node_cert_expiry_ns
+    return datetime.timedelta(microseconds=nanos // 1000) if nanos else pki.NODE_CERT_LIFETIME

@@ -1,0 +1,120 @@
+"""The manager: the store plus the services and loops that run on it.
+
+Leader-only loops (today the dispatcher's heartbeat monitor) start when this
+manager wins leadership and are cancelled when it loses it.
+"""
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from covey import pki
+from manager import store as st
+from manager.ca import CAServer
+from manager.controlapi import ControlAPI
+from manager.dispatcher import Dispatcher
+from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagerConfig:
+    node_id: str
+    raft_dir: Path
+    raft_addr: str        # host:port other managers reach our Raft port on
+    raft_bind: str        # host:port our Raft port binds
+    api_addr: str         # host:port other nodes reach our gRPC API on
+    raft_key: bytes
+    timings: st.RaftTimings
+    ready_timeout: float = 30.0
+
+
+class Manager:
+    def __init__(self, config: ManagerConfig, store: st.Store):
+        self.config = config
+        self.store = store
+        self.dispatcher = Dispatcher(store, self.manager_addrs)
+        self.ca = CAServer(store, self.manager_addrs)
+        self.control = ControlAPI(store, self.manager_status, config.api_addr,
+                                  self.dispatcher.end_session)
+        self._leader_tasks: list[asyncio.Task] = []
+
+    @classmethod
+    async def open(cls, config: ManagerConfig) -> "Manager":
+        store = st.Store(config.raft_dir, config.raft_addr, [], config.raft_key,
+                         config.raft_bind, config.timings)
+        try:
+            await store.wait_ready(config.ready_timeout)
+        except Exception:
+            store.close()
+            raise
+        manager = cls(config, store)
+        store.on_leadership(manager._leadership_changed)
+        return manager
+
+    def add_to_server(self, server) -> None:
+        rpc.add_CAServicer_to_server(self.ca, server)
+        rpc.add_DispatcherServicer_to_server(self.dispatcher, server)
+        rpc.add_ControlServicer_to_server(self.control, server)
+
+    # ------------------------------------------------------------ leadership
+
+    def _leadership_changed(self, leader: bool) -> None:
+        for task in self._leader_tasks:
+            task.cancel()
+        self._leader_tasks = []
+        if leader:
+            self._leader_tasks.append(asyncio.create_task(self.dispatcher.run_monitor(),
+                                                          name="dispatcher-monitor"))
+
+    # ------------------------------------------------------------ views
+
+    def manager_addrs(self) -> list[str]:
+        addrs = [n.manager_status.api_addr for n in self.store.list("node")
+                 if n.role == pb.MANAGER and n.manager_status.api_addr]
+        return sorted(addrs) or [self.config.api_addr]
+
+    def manager_status(self, node: pb.Node) -> pb.ManagerStatus | None:
+        if node.role != pb.MANAGER:
+            return None
+        status = pb.ManagerStatus()
+        status.CopyFrom(node.manager_status)
+        status.leader = status.raft_addr == self.store.leader_addr()
+        reachable = status.leader or status.raft_addr == self.config.raft_addr
+        status.reachability = (pb.ManagerStatus.REACHABLE if reachable
+                               else pb.ManagerStatus.UNREACHABLE)
+        return status
+
+    async def close(self) -> None:
+        for task in self._leader_tasks:
+            task.cancel()
+        await asyncio.gather(*self._leader_tasks, return_exceptions=True)
+        await asyncio.to_thread(self.store.close)
+
+
+async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
+                    ca_key: bytes, heartbeat_ns: int) -> pb.Cluster:
+    """Write the first objects of a new swarm: the cluster and this manager's node."""
+    now = time.time_ns()
+    meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
+    digest = pki.ca_digest(ca_cert)
+    cluster = pb.Cluster(
+        id=cluster_id, meta=meta,
+        spec=pb.ClusterSpec(name="default", heartbeat_period_ns=heartbeat_ns,
+                            node_cert_expiry_ns=int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)),
+        root_ca=pb.RootCA(ca_cert_pem=ca_cert, ca_key_pem=ca_key, ca_digest=digest),
+        join_tokens=pb.JoinTokens(worker=pki.make_token(digest, pki.new_token_secret()),
+                                  manager=pki.make_token(digest, pki.new_token_secret())),
+        raft_key=manager.config.raft_key)
+    node = pb.Node(
+        id=manager.config.node_id, meta=meta, role=pb.MANAGER,
+        spec=pb.NodeSpec(desired_role=pb.MANAGER, availability=pb.ACTIVE),
+        description=pb.NodeDescription(hostname=hostname),
+        status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
+        manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
+                                        api_addr=manager.config.api_addr))
+    await manager.store.write([st.create("cluster", cluster), st.create("node", node)])
+    return cluster

@@ -1,0 +1,267 @@
+"""The replicated cluster store (DESIGN.md section 3).
+
+Every write is one StoreBatch: a list of create / update / delete actions that
+apply atomically and deterministically on every manager, each update and delete
+naming the version it read. Apply reads no clock, no randomness and no files.
+Readers use the local copy; leader loops subscribe to change events, which are
+handed from pysyncobj's thread to the asyncio loop.
+"""
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
+
+from covey.errors import Conflict, DeadlineExceeded, NotFound, NO_LEADER, Unavailable
+from proto import covey_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+TABLES = {"cluster": pb.Cluster, "node": pb.Node}
+
+
+@dataclass
+class RaftTimings:
+    """pysyncobj's knobs; every one is a setting so tests can run fast."""
+    election_min: float = 0.4
+    election_max: float = 1.4
+    append_period: float = 0.01     # ~10 ms commit latency instead of 100 ms
+    tick_period: float = 0.005      # pysyncobj's loop period bounds every latency
+    connection_timeout: float = 3.5
+    leader_fallback: float = 3.0    # a leader cut off from the majority steps down
+    write_timeout: float = 10.0     # a write not committed by then fails
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: int          # pb.StoreAction.Kind
+    table: str
+    id: str
+    obj: object        # the object after the change (before, for DELETE)
+
+
+class _State(SyncObjConsumer):
+    """What Raft replicates: table -> id -> serialized object.
+
+    Attributes set before SyncObjConsumer.__init__ are not part of the
+    replicated state (pysyncobj serializes only the ones set after).
+    """
+
+    def __init__(self, on_applied: Callable[[list[Event]], None]):
+        self._on_applied = on_applied
+        super().__init__()
+        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
+
+    @replicated
+    def apply_batch(self, batch_bytes: bytes):
+        batch = pb.StoreBatch.FromString(batch_bytes)
+        error = self._check(batch)
+        if error:
+            return ("conflict", error)
+        events = [self._apply(action) for action in batch.actions]
+        self._on_applied(events)
+        return ("ok", None)
+
+    def _check(self, batch) -> str | None:
+        for action in batch.actions:
+            if action.table not in TABLES:
+                return f"unknown table {action.table!r}"
+            current = self.tables[action.table].get(action.id)
+            if action.kind == pb.StoreAction.CREATE:
+                if current is not None:
+                    return f"{action.table} {action.id} already exists"
+                continue
+            if current is None:
+                return f"{action.table} {action.id} not found"
+            version = TABLES[action.table].FromString(current).meta.version
+            if version != action.expected_version:
+                return (f"{action.table} {action.id} was changed by another writer "
+                        f"(version {version}, expected {action.expected_version})")
+        return None
+
+    def _apply(self, action) -> Event:
+        table = self.tables[action.table]
+        cls = TABLES[action.table]
+        if action.kind == pb.StoreAction.DELETE:
+            return Event(action.kind, action.table, action.id, cls.FromString(table.pop(action.id)))
+        obj = cls.FromString(action.object)
+        obj.meta.version = action.expected_version + 1 if action.kind == pb.StoreAction.UPDATE else 1
+        table[action.id] = obj.SerializeToString(deterministic=True)
+        return Event(action.kind, action.table, action.id, obj)
+
+
+@dataclass
+class _Subscribers:
+    queues: list = field(default_factory=list)
+
+
+class Store:
+    """The asyncio face of the Raft state machine."""
+
+    def __init__(self, raft_dir: Path, self_addr: str, peers: list[str], key: bytes,
+                 bind_addr: str, timings: RaftTimings):
+        self._loop = asyncio.get_running_loop()
+        self._timings = timings
+        self._subscribers: list[asyncio.Queue] = []
+        self._leadership_callbacks: list[Callable[[bool], None]] = []
+        self._state = _State(self._from_raft_thread)
+        raft_dir.mkdir(parents=True, exist_ok=True)
+        conf = SyncObjConf(
+            journalFile=str(raft_dir / "journal.bin"),
+            fullDumpFile=str(raft_dir / "snapshot.bin"),
+            password=key.hex(),
+            bindAddress=bind_addr,
+            raftMinTimeout=timings.election_min,
+            raftMaxTimeout=timings.election_max,
+            appendEntriesPeriod=timings.append_period,
+            autoTickPeriod=timings.tick_period,
+            connectionTimeout=timings.connection_timeout,
+            leaderFallbackTimeout=timings.leader_fallback,
+            dynamicMembershipChange=True,
+            onStateChanged=self._on_raft_state,
+        )
+        self.self_addr = self_addr
+        self._raft = SyncObj(self_addr, peers, conf, consumers=[self._state])
+
+    # ------------------------------------------------------------ raft thread -> loop
+
+    def _from_raft_thread(self, events: list[Event]) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._publish, events)
+
+    def _publish(self, events: list[Event]) -> None:
+        for queue in self._subscribers:
+            for event in events:
+                queue.put_nowait(event)
+
+    def _on_raft_state(self, old: int, new: int) -> None:
+        was, now = old == _RAFT_STATE.LEADER, new == _RAFT_STATE.LEADER
+        if was != now and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._leadership_changed, now)
+
+    def _leadership_changed(self, leader: bool) -> None:
+        log.info("raft: this manager %s the leader", "is now" if leader else "is no longer")
+        for callback in list(self._leadership_callbacks):
+            callback(leader)
+
+    # ------------------------------------------------------------ public API
+
+    def on_leadership(self, callback: Callable[[bool], None]) -> None:
+        self._leadership_callbacks.append(callback)
+        if self.is_leader():
+            callback(True)
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+    def is_leader(self) -> bool:
+        return self._raft._isLeader()
+
+    def leader_addr(self) -> str | None:
+        leader = self._raft._getLeader()
+        return leader.address if leader is not None else None
+
+    def ready(self) -> bool:
+        """A leader exists and this replica has applied what it committed."""
+        return self._raft._getLeader() is not None and self._raft.isReady()
+
+    def status(self) -> dict:
+        return self._raft.getStatus()
+
+    def get(self, table: str, obj_id: str):
+        data = self._state.tables[table].get(obj_id)
+        return TABLES[table].FromString(data) if data is not None else None
+
+    def list(self, table: str) -> list:
+        cls = TABLES[table]
+        return [cls.FromString(data) for data in list(self._state.tables[table].values())]
+
+    async def write(self, actions: list) -> None:
+        """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""
+        future = self._loop.create_future()
+
+        def done(result, error):
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(_settle, future, result, error)
+
+        batch = pb.StoreBatch(actions=actions).SerializeToString()
+        self._state.apply_batch(batch, callback=done)
+        try:
+            outcome, detail = await asyncio.wait_for(future, self._timings.write_timeout)
+        except asyncio.TimeoutError:
+            if self._raft._getLeader() is None:
+                raise Unavailable(NO_LEADER) from None
+            raise DeadlineExceeded("the write was not committed in time; it may still apply") from None
+        if outcome == "conflict":
+            raise Conflict(detail)
+
+    async def wait_ready(self, timeout: float) -> None:
+        deadline = self._loop.time() + timeout
+        while not self.ready():
+            if self._loop.time() > deadline:
+                raise Unavailable(NO_LEADER)
+            await asyncio.sleep(0.02)
+
+    def close(self) -> None:
+        self._raft.destroy_synchronous()
+
+
+def _settle(future: asyncio.Future, result, error) -> None:
+    if future.done():
+        return
+    if error == FAIL_REASON.SUCCESS:
+        future.set_result(result)
+    elif error in (FAIL_REASON.NOT_LEADER, FAIL_REASON.MISSING_LEADER, FAIL_REASON.LEADER_CHANGED,
+                   FAIL_REASON.DISCARDED):
+        future.set_exception(Unavailable(NO_LEADER))
+    else:
+        future.set_exception(Unavailable(f"the write failed in Raft (reason {error})"))
+
+
+# ---------------------------------------------------------------- write helpers
+
+def create(table: str, obj) -> pb.StoreAction:
+    return pb.StoreAction(kind=pb.StoreAction.CREATE, table=table, id=obj.id,
+                          object=obj.SerializeToString(deterministic=True))
+
+
+def update(table: str, obj) -> pb.StoreAction:
+    return pb.StoreAction(kind=pb.StoreAction.UPDATE, table=table, id=obj.id,
+                          expected_version=obj.meta.version,
+                          object=obj.SerializeToString(deterministic=True))
+
+
+def delete(table: str, obj) -> pb.StoreAction:
+    return pb.StoreAction(kind=pb.StoreAction.DELETE, table=table, id=obj.id,
+                          expected_version=obj.meta.version)
+
+
+async def modify(store: Store, table: str, obj_id: str, change: Callable, now_ns: int,
+                 attempts: int = 10):
+    """Read-modify-write one object, retrying when another writer got there first.
+
+    `change(obj)` edits the object in place (it may raise to refuse); returns the
+    object as written.
+    """
+    for _ in range(attempts):
+        obj = store.get(table, obj_id)
+        if obj is None:
+            raise NotFound(f"{table} {obj_id} not found")
+        change(obj)
+        obj.meta.updated_at_ns = now_ns
+        try:
+            await store.write([update(table, obj)])
+        except Conflict:
+            continue
+        obj.meta.version += 1
+        return obj
+    raise Conflict(f"{table} {obj_id} kept changing; try again")
