@@ -124,6 +124,8 @@ class Dispatcher(rpc.DispatcherServicer):
 
     async def run_monitor(self) -> None:
         """Leader only: mark nodes Down when their heartbeats stop."""
+        while not self._store.list("cluster"):  # a new swarm: bootstrap has not written it yet
+            await asyncio.sleep(0.05)
         grace = time.monotonic() + NEW_LEADER_GRACE * self._down_after()
         for node in self._store.list("node"):
             if node.status.state != pb.NodeStatus.DOWN:

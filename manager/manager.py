@@ -67,8 +67,8 @@ class Manager:
             task.cancel()
         self._leader_tasks = []
         if leader:
-            self._leader_tasks.append(asyncio.create_task(self.dispatcher.run_monitor(),
-                                                          name="dispatcher-monitor"))
+            self._leader_tasks.append(asyncio.create_task(
+                _supervise("dispatcher monitor", self.dispatcher.run_monitor), name="dispatcher-monitor"))
 
     # ------------------------------------------------------------ views
 
@@ -93,6 +93,18 @@ class Manager:
             task.cancel()
         await asyncio.gather(*self._leader_tasks, return_exceptions=True)
         await asyncio.to_thread(self.store.close)
+
+
+async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
+    """Run a leader loop until cancelled; log and restart it if it fails."""
+    while True:
+        try:
+            await loop_fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting it", name)
+        await asyncio.sleep(restart_delay)
 
 
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,

@@ -1,0 +1,72 @@
+"""covey swarm init / join / join-token / leave."""
+from covey.units import parse_duration
+from proto import covey_pb2 as pb
+
+ROLE_NAMES = {"worker": pb.WORKER, "manager": pb.MANAGER}
+
+
+def add_parser(subparsers) -> None:
+    swarm = subparsers.add_parser("swarm", help="manage the swarm").add_subparsers(dest="swarm_cmd", required=True)
+
+    init = swarm.add_parser("init", help="create a swarm with this node as its manager")
+    init.add_argument("--advertise-addr", required=True, help="ADDR[:PORT] other nodes reach this one on")
+    init.add_argument("--listen-addr", default="0.0.0.0:4242", help="ADDR:PORT to listen on")
+    init.add_argument("--dispatcher-heartbeat", default="5s", help="heartbeat period of the nodes")
+    init.set_defaults(run=init_swarm)
+
+    join = swarm.add_parser("join", help="join this node to a swarm")
+    join.add_argument("--token", required=True)
+    join.add_argument("--advertise-addr", default="")
+    join.add_argument("--listen-addr", default="")
+    join.add_argument("remote", metavar="HOST:PORT")
+    join.set_defaults(run=join_swarm)
+
+    token = swarm.add_parser("join-token", help="show or rotate a join token")
+    token.add_argument("-q", "--quiet", action="store_true", help="only the token")
+    token.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
+    token.add_argument("role", choices=sorted(ROLE_NAMES))
+    token.set_defaults(run=join_token)
+
+    leave = swarm.add_parser("leave", help="leave the swarm")
+    leave.add_argument("-f", "--force", action="store_true", help="leave even as the last manager")
+    leave.set_defaults(run=leave_swarm)
+
+
+def _join_command(role: str, token: str, addr: str) -> str:
+    return (f"To add a {role} to this swarm, run the following command:\n\n"
+            f"    covey swarm join --token {token} {addr}\n")
+
+
+def init_swarm(conn, args) -> int:
+    response = conn.node.SwarmInit(pb.SwarmInitRequest(
+        advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
+        heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat)))
+    print(f"Swarm initialized: current node ({response.node_id}) is now a manager.\n")
+    print(_join_command("worker", response.worker_token, response.manager_addr))
+    print("To add a manager to this swarm, run 'covey swarm join-token manager' and follow the instructions.")
+    return 0
+
+
+def join_swarm(conn, args) -> int:
+    response = conn.node.SwarmJoin(pb.SwarmJoinRequest(token=args.token, remote_addr=args.remote,
+                                                       advertise_addr=args.advertise_addr,
+                                                       listen_addr=args.listen_addr))
+    print(f"This node joined a swarm as a {pb.NodeRole.Name(response.role).lower()}.")
+    return 0
+
+
+def join_token(conn, args) -> int:
+    response = conn.control.JoinToken(pb.JoinTokenRequest(role=ROLE_NAMES[args.role], rotate=args.rotate))
+    if args.quiet:
+        print(response.token)
+        return 0
+    if args.rotate:
+        print(f"Successfully rotated {args.role} join token.\n")
+    print(_join_command(args.role, response.token, response.manager_addr))
+    return 0
+
+
+def leave_swarm(conn, args) -> int:
+    conn.node.SwarmLeave(pb.SwarmLeaveRequest(force=args.force))
+    print("Node left the swarm.")
+    return 0

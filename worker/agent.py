@@ -1,0 +1,124 @@
+"""The agent: keeps this node's session with the managers' dispatcher.
+
+It opens a Session stream, heartbeats at the period the dispatcher asks for,
+and on any failure tries the next known manager after a backoff. The managers
+list it learns from session messages is handed to `on_managers` so the node
+can persist it and find the swarm again after a restart.
+"""
+import asyncio
+import logging
+import os
+import platform
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import grpc
+
+from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentSettings:
+    connect_timeout: float = 5.0
+    rpc_timeout: float = 5.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+
+
+@dataclass
+class Credentials:
+    ca_cert: bytes
+    key: bytes
+    cert: bytes
+
+
+def describe_node(hostname: str, engine_version: str) -> pb.NodeDescription:
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return pb.NodeDescription(
+        hostname=hostname, engine_version=engine_version,
+        platform=pb.Platform(os=platform.system().lower(), architecture=platform.machine()),
+        resources=pb.Resources(nano_cpus=(os.cpu_count() or 1) * 10**9, memory_bytes=pages))
+
+
+class Agent:
+    def __init__(self, description: pb.NodeDescription, credentials: Credentials,
+                 managers: list[str], channel_factory: Callable, settings: AgentSettings,
+                 on_managers: Callable[[list[str]], None] = lambda m: None):
+        self._description = description
+        self._credentials = credentials
+        self._managers = list(managers)
+        self._channel_factory = channel_factory  # (addr, credentials) -> grpc.aio.Channel
+        self._settings = settings
+        self._on_managers = on_managers
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = self._settings.backoff_initial
+        attempt = 0
+        while True:
+            addr = self._managers[attempt % len(self._managers)]
+            attempt += 1
+            try:
+                await self._session(addr)
+                backoff = self._settings.backoff_initial
+            except asyncio.CancelledError:
+                raise
+            except grpc.RpcError as exc:
+                log.warning("session with %s ended: %s %s", addr, exc.code().name, exc.details())
+            except Exception as exc:  # keep the node trying whatever went wrong
+                log.warning("session with %s failed: %r", addr, exc)
+            self.connected.clear()
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._settings.backoff_max)
+
+    async def _session(self, addr: str) -> None:
+        async with self._channel_factory(addr, self._credentials) as channel:
+            await asyncio.wait_for(channel.channel_ready(), self._settings.connect_timeout)
+            stub = rpc.DispatcherStub(channel)
+            call = stub.Session(pb.SessionRequest(description=self._description))
+            try:
+                first = await asyncio.wait_for(call.read(), self._settings.rpc_timeout)
+                if first is grpc.aio.EOF:
+                    raise ConnectionError("the dispatcher closed the session at once")
+                self._learn(first)
+                log.info("session %s with %s established", first.session_id, addr)
+                self.connected.set()
+                period = first.heartbeat_period_ns / 1e9
+                await _first_to_end(self._read(call), self._heartbeat(stub, first.session_id, period))
+            finally:
+                call.cancel()
+
+    async def _read(self, call) -> None:
+        while (message := await call.read()) is not grpc.aio.EOF:
+            self._learn(message)
+        raise ConnectionError("the dispatcher ended the session")
+
+    def _learn(self, message: pb.SessionMessage) -> None:
+        managers = list(message.managers)
+        if managers and managers != self._managers:
+            self._managers = managers
+            self._on_managers(managers)
+
+    async def _heartbeat(self, stub, session_id: str, period: float) -> None:
+        while True:
+            response = await stub.Heartbeat(pb.HeartbeatRequest(session_id=session_id),
+                                            timeout=self._settings.rpc_timeout)
+            period = response.period_ns / 1e9 or period
+            await asyncio.sleep(period)
+
+
+async def _first_to_end(*coroutines) -> None:
+    """Run together until one ends; cancel the rest; raise what the first raised."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
