@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""The lab: many Covey hosts on one machine (DESIGN.md section 6).
+
+A host is a network namespace with one interface (eth0) on an underlay switch,
+a bridge that lives in a namespace of its own: no lab address or route ever
+touches the root namespace. Every namespace and interface is named with a
+per-run prefix and removed by name; every process is ended by the PID the lab
+recorded when it started it.
+
+    python3 deploy/lab.py up --hosts 3            # hosts only; prints the prefix
+    python3 deploy/lab.py swarm --hosts 3         # hosts + coveyd + a swarm, then `node ls`
+    python3 deploy/lab.py covey PREFIX 1 node ls  # run covey against host 1
+    python3 deploy/lab.py down PREFIX             # end its processes, remove everything
+"""
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BASE = Path(os.environ.get("COVEY_LAB_DIR", "/tmp/covey-lab"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@dataclass
+class Host:
+    index: int
+    netns: str
+    addr: str
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"host{self.index}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "run" / "covey.sock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "coveyd.log"
+
+
+class Lab:
+    def __init__(self, hosts: int, prefix: str | None = None, base: Path = DEFAULT_BASE,
+                 subnet: str = "10.1.0", coveyd_settings: tuple[str, ...] = ()):
+        self.prefix = prefix or "cv" + secrets.token_hex(2)
+        if len(self.prefix) > 8:
+            raise ValueError("the lab prefix must be at most 8 characters (interface names are short)")
+        self.dir = base / self.prefix
+        self.switch = f"{self.prefix}-sw"
+        self.hosts = [Host(i, f"{self.prefix}-h{i}", f"{subnet}.{i}", self.dir / f"host{i}")
+                      for i in range(1, hosts + 1)]
+        self.coveyd_settings = coveyd_settings
+        self.pids: dict[int, int] = {}
+
+    # ------------------------------------------------------------ network
+
+    def up(self) -> "Lab":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._save()
+        _ip("netns", "add", self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for host in self.hosts:
+            self._add_host(host)
+        return self
+
+    def _add_host(self, host: Host) -> None:
+        port = f"{self.prefix}-h{host.index}"
+        _ip("netns", "add", host.netns)
+        _ip("-n", host.netns, "link", "set", "lo", "up")
+        # Both ends are created inside lab namespaces: nothing passes through the root one.
+        _ip("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+            "netns", host.netns)
+        _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+        _ip("-n", host.netns, "addr", "add", f"{host.addr}/24", "dev", "eth0")
+        _ip("-n", host.netns, "link", "set", "eth0", "up")
+        for sub in ("data", "run"):
+            (host.dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def down(self) -> None:
+        """End every process the lab started, then remove its namespaces by name."""
+        for index in list(self.pids):
+            self.stop_coveyd(self.hosts[index - 1])
+        for netns in [h.netns for h in self.hosts] + [self.switch]:
+            if Path(f"/run/netns/{netns}").exists():
+                subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        self._save()
+
+    def run_in(self, host: Host, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run a command inside a host's network namespace."""
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        return subprocess.run(["ip", "netns", "exec", host.netns, *argv], **kwargs)
+
+    # ------------------------------------------------------------ coveyd
+
+    def start_coveyd(self, host: Host, timeout: float = 30.0) -> int:
+        argv = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "covey.daemon",
+                "--data-dir", str(host.data_dir), "--socket", str(host.socket),
+                "--log-file", str(host.log_file), "--hostname", host.name]
+        for setting in self.coveyd_settings:
+            argv += ["--set", setting]
+        host.socket.unlink(missing_ok=True)
+        with open(host.dir / "coveyd.out", "ab") as out:
+            # `ip netns exec` execs the daemon: this PID is coveyd's own.
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                    start_new_session=True)
+        self.pids[host.index] = proc.pid
+        self._save()
+        wait_until(lambda: host.socket.exists() or proc.poll() is not None, timeout,
+                   what=f"coveyd on {host.name} to listen")
+        if proc.poll() is not None:
+            raise RuntimeError(f"coveyd on {host.name} exited with {proc.returncode}; see {host.log_file}")
+        return proc.pid
+
+    def stop_coveyd(self, host: Host, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Signal the coveyd the lab started on `host` and wait until it is gone."""
+        pid = self.pids.pop(host.index, None)
+        if pid is None:
+            return
+        _signal(pid, sig)
+        try:
+            wait_until(lambda: not _alive(pid), timeout, 0.05, f"coveyd {pid} to exit")
+        except TimeoutError:
+            _signal(pid, signal.SIGKILL)
+            wait_until(lambda: not _alive(pid), timeout, 0.05, f"coveyd {pid} to die")
+        self._save()
+
+    def covey(self, host: Host, *args: str, check: bool = True, timeout: float = 60.0,
+              env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run the covey CLI against `host`'s local socket."""
+        argv = [sys.executable, "-m", "covey.cli.main", "-H", f"unix://{host.socket}", *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                                env={**os.environ, **(env or {})})
+        if check and result.returncode != 0:
+            raise RuntimeError(f"covey {' '.join(args)} on {host.name} failed ({result.returncode}): "
+                               f"{result.stderr.strip()}")
+        return result
+
+    # ------------------------------------------------------------ a whole swarm
+
+    def form_swarm(self, heartbeat: str = "5s") -> str:
+        """coveyd on every host; host1 inits, the others join as workers. Returns the token."""
+        for host in self.hosts:
+            self.start_coveyd(host)
+        first = self.hosts[0]
+        self.covey(first, "swarm", "init", "--advertise-addr", first.addr,
+                   "--dispatcher-heartbeat", heartbeat)
+        token = self.covey(first, "swarm", "join-token", "-q", "worker").stdout.strip()
+        for host in self.hosts[1:]:
+            self.covey(host, "swarm", "join", "--token", token, f"{first.addr}:4242")
+        return token
+
+    # ------------------------------------------------------------ state file
+
+    def _save(self) -> None:
+        if self.dir.exists():
+            state = {"prefix": self.prefix, "hosts": len(self.hosts), "pids": self.pids,
+                     "subnet": self.hosts[0].addr.rsplit(".", 1)[0] if self.hosts else ""}
+            (self.dir / "lab.json").write_text(json.dumps(state))
+
+    @classmethod
+    def load(cls, prefix: str, base: Path = DEFAULT_BASE) -> "Lab":
+        state = json.loads((base / prefix / "lab.json").read_text())
+        lab = cls(state["hosts"], prefix, base, state["subnet"])
+        lab.pids = {int(k): v for k, v in state["pids"].items()}
+        return lab
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Covey's multi-host lab on one machine")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "swarm"):
+        p = sub.add_parser(name)
+        p.add_argument("--hosts", type=int, default=3)
+        p.add_argument("--prefix")
+        p.add_argument("--heartbeat", default="5s")
+    down = sub.add_parser("down")
+    down.add_argument("prefix")
+    down.add_argument("--keep-files", action="store_true")
+    covey = sub.add_parser("covey")
+    covey.add_argument("prefix")
+    covey.add_argument("host", type=int)
+    covey.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.cmd == "down":
+        lab = Lab.load(args.prefix)
+        lab.down()
+        if not args.keep_files:
+            shutil.rmtree(lab.dir, ignore_errors=True)
+        print(f"lab {args.prefix} removed")
+        return 0
+    if args.cmd == "covey":
+        lab = Lab.load(args.prefix)
+        result = lab.covey(lab.hosts[args.host - 1], *args.args, check=False)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        return result.returncode
+
+    lab = Lab(args.hosts, args.prefix)
+    try:
+        lab.up()
+        if args.cmd == "swarm":
+            lab.form_swarm(args.heartbeat)
+            first = lab.hosts[0]
+            wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == len(lab.hosts),
+                       60, 0.2, "every node to be Ready")
+            print(lab.covey(first, "node", "ls").stdout)
+    except BaseException:
+        lab.down()
+        raise
+    print(f"lab {lab.prefix}: {len(lab.hosts)} hosts, files in {lab.dir}")
+    print(f"  covey on host 1:  python3 deploy/lab.py covey {lab.prefix} 1 node ls")
+    print(f"  remove it:        python3 deploy/lab.py down {lab.prefix}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
