@@ -1,0 +1,121 @@
+"""The authorization matrix over real mutual TLS: who may call what."""
+import grpc
+
+from conftest import start_manager
+from covey import pki, tls
+from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
+
+
+def _calls(channel):
+    control, dispatcher, ca = rpc.ControlStub(channel), rpc.DispatcherStub(channel), rpc.CAStub(channel)
+    return {
+        "control.ListNodes": lambda: control.ListNodes(pb.ListNodesRequest(), timeout=5),
+        "control.JoinToken": lambda: control.JoinToken(pb.JoinTokenRequest(), timeout=5),
+        "control.UpdateNode": lambda: control.UpdateNode(pb.UpdateNodeRequest(node="x"), timeout=5),
+        "dispatcher.Heartbeat": lambda: dispatcher.Heartbeat(pb.HeartbeatRequest(session_id="x"), timeout=5),
+        "ca.GetRootCA": lambda: ca.GetRootCA(pb.GetRootCARequest(), timeout=5),
+        "ca.Renew": lambda: ca.RenewNodeCertificate(pb.RenewNodeCertificateRequest(
+            csr_pem=pki.make_csr(pki.new_key_pem())), timeout=5),
+    }
+
+
+async def _outcomes(addr, ca_cert, key, cert):
+    results = {}
+    async with tls.secure_channel(addr, ca_cert, key, cert) as channel:
+        for name, call in _calls(channel).items():
+            try:
+                await call()
+                results[name] = "OK"
+            except grpc.RpcError as exc:
+                results[name] = exc.code().name
+    return results
+
+
+def test_authorization_matrix(tmp_path, run):
+    async def scenario():
+        node = await start_manager(tmp_path)
+        try:
+            state = node.state
+            cluster = node.manager.store.list("cluster")[0]
+            ca_cert, ca_key = cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem
+            addr = node.membership.advertise_addr
+
+            def issued(node_id, role, cluster_id=cluster.id, ca=(ca_cert, ca_key)):
+                key = pki.new_key_pem()
+                return key, pki.sign_node_cert(ca[0], ca[1], pki.make_csr(key), node_id, role, cluster_id)
+
+            worker_id = "w" * 25
+            foreign_ca = pki.create_root_ca(cluster.id)
+            identities = {
+                "manager": (state.key(), state.cert()),
+                "worker": issued(worker_id, pb.WORKER),
+                "anonymous": tls.anonymous_identity(),
+                "other-cluster": issued("o" * 25, pb.MANAGER, cluster_id="x" * 25),
+            }
+            table = {who: await _outcomes(addr, ca_cert, *ident) for who, ident in identities.items()}
+            foreign = await _outcomes(addr, ca_cert, *issued("f" * 25, pb.MANAGER, ca=foreign_ca))
+            return table, foreign
+        finally:
+            await node.close()
+
+    table, foreign = run(scenario())
+    control = ["control.ListNodes", "control.JoinToken", "control.UpdateNode"]
+    # Managers pass authorization (UpdateNode then fails on the unknown node, as it should).
+    assert [table["manager"][c] for c in control] == ["OK", "OK", "NOT_FOUND"]
+    assert all(table["worker"][c] == "PERMISSION_DENIED" for c in control)
+    for who in ("anonymous", "other-cluster"):
+        assert all(table[who][c] == "UNAUTHENTICATED" for c in control), who
+        assert table[who]["dispatcher.Heartbeat"] == "UNAUTHENTICATED"
+        assert table[who]["ca.Renew"] == "UNAUTHENTICATED"
+        assert table[who]["ca.GetRootCA"] == "OK"
+    # A node with a valid certificate reaches the dispatcher (and is told its session is unknown).
+    assert table["worker"]["dispatcher.Heartbeat"] == "NOT_FOUND"
+    # A certificate of another CA does not even get through the TLS handshake.
+    assert set(foreign.values()) == {"UNAVAILABLE"}
+
+
+def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_path, run):
+    async def scenario():
+        node = await start_manager(tmp_path)
+        try:
+            cluster = node.manager.store.list("cluster")[0]
+            addr = node.membership.advertise_addr
+            ca_cert = cluster.root_ca.ca_cert_pem
+            anon = tls.anonymous_identity()
+
+            async def issue(token):
+                async with tls.secure_channel(addr, ca_cert, *anon) as channel:
+                    request = pb.IssueNodeCertificateRequest(token=token, hostname="w1",
+                                                             csr_pem=pki.make_csr(pki.new_key_pem()))
+                    try:
+                        return await rpc.CAStub(channel).IssueNodeCertificate(request, timeout=5)
+                    except grpc.RpcError as exc:
+                        return exc.details()
+
+            first = await issue(cluster.join_tokens.worker)
+            nodes_after_join = len(node.manager.store.list("node"))
+            await node.manager.control.JoinToken.__wrapped__(
+                node.manager.control, pb.JoinTokenRequest(role=pb.WORKER, rotate=True), _LocalContext())
+            stale = await issue(cluster.join_tokens.worker)
+            garbage = await issue("garbage")
+            return first, nodes_after_join, stale, garbage, len(node.manager.store.list("node"))
+        finally:
+            await node.close()
+
+    first, joined, stale, garbage, final = run(scenario())
+    ident = pki.cert_identity(first.cert_pem)
+    assert ident.node_id == first.node_id and ident.role == pb.WORKER
+    assert joined == 2
+    assert "invalid join token" in stale and "invalid join token" in garbage
+    assert final == 2  # refused joins create nothing
+
+
+class _LocalContext:
+    """What the unix socket looks like to a handler: the node itself calling."""
+
+    def peer(self):
+        return "unix:/run/covey/covey.sock"
+
+    def auth_context(self):
+        return {}
