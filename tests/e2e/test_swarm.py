@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import HEARTBEAT, node_state, node_table, wait_state
+from swarmtools import HEARTBEAT, node_state, node_table, wait_state
 from lab import Lab, wait_until
 
 

@@ -1,7 +1,7 @@
 """The authorization matrix over real mutual TLS: who may call what."""
 import grpc
 
-from conftest import start_manager
+from inproc import start_manager
 from covey import pki, tls
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc

@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from conftest import free_port_pair
+from inproc import free_port_pair
 from covey.errors import Conflict
 from manager import store as st
 from proto import covey_pb2 as pb
