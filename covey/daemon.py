@@ -16,7 +16,8 @@ import grpc
 from covey import __version__
 from covey.config import Settings
 from covey.errors import CoveyError
-from covey.node import Node, add_local_services
+from covey.localapi import add_local_services
+from covey.node import Node
 
 log = logging.getLogger("coveyd")
 

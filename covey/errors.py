@@ -9,6 +9,10 @@ import grpc
 class CoveyError(Exception):
     code = grpc.StatusCode.UNKNOWN
 
+    def metadata(self) -> tuple:
+        """Trailing metadata that goes with the status (e.g. where the leader is)."""
+        return ()
+
 
 class InvalidArgument(CoveyError):
     code = grpc.StatusCode.INVALID_ARGUMENT
@@ -45,6 +49,19 @@ class Conflict(CoveyError):
 
 class DeadlineExceeded(CoveyError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class NotLeader(Unavailable):
+    """A leader-only call reached a follower; the caller should go to `leader_addr`."""
+    METADATA_KEY = "covey-leader"
+
+    def __init__(self, leader_addr: str | None):
+        super().__init__("this manager is not the leader" +
+                         (f"; the leader is {leader_addr}" if leader_addr else ", and none is known"))
+        self.leader_addr = leader_addr
+
+    def metadata(self) -> tuple:
+        return ((self.METADATA_KEY, self.leader_addr),) if self.leader_addr else ()
 
 
 NO_LEADER = "the swarm does not have a leader"

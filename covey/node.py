@@ -1,25 +1,28 @@
-"""One host's membership in a swarm: init, join, leave, and resuming after a restart.
+"""One host's membership in a swarm: init, join, leave, role changes, restarts.
 
 This is the glue DESIGN.md puts in covey/: it composes the manager (when the
-node's certificate says manager) and the agent (always), and serves the local
-node API on the root-only unix socket.
+node's certificate says manager) and the agent (always).
 """
 import asyncio
 import ipaddress
 import logging
 import secrets
+import shutil
+import socket
+import time
 from pathlib import Path
 
 import grpc
 
 from covey import __version__, pki, tls
 from covey.config import DEFAULT_API_PORT, Settings
-from covey.errors import (FailedPrecondition, InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM,
-                          Unavailable, from_rpc_error)
+from covey.errors import (FailedPrecondition, InvalidArgument, NOT_IN_SWARM, Unavailable,
+                          from_rpc_error)
 from covey.ids import new_id
 from covey.nodestate import Membership, NodeState
-from covey.rpc import unary
 from covey.units import parse_duration
+from manager import membership as mship
+from manager import store as st
 from manager.manager import Manager, ManagerConfig, bootstrap
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
@@ -40,13 +43,21 @@ def _parse_addr(text: str, default_port: int, what: str) -> tuple[str, int]:
         ipaddress.ip_address(host)
     except ValueError:
         raise InvalidArgument(f"invalid {what} {text!r}: give an IP address, optionally with :PORT") from None
-    if not 0 < port < 65536:
+    if not 0 < port < 65535:
         raise InvalidArgument(f"invalid {what} {text!r}: port out of range")
     return host, port
 
 
 def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _local_ip_towards(host: str, port: int) -> str:
+    """The local address this host uses to reach `host` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, port))
+        return probe.getsockname()[0]
 
 
 class Node:
@@ -58,6 +69,7 @@ class Node:
         self.manager: Manager | None = None
         self._cluster_server: grpc.aio.Server | None = None
         self._agent_task: asyncio.Task | None = None
+        self._peers_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one membership change at a time
 
     # ------------------------------------------------------------ lifecycle
@@ -81,6 +93,8 @@ class Node:
 
     async def init(self, request: pb.SwarmInitRequest) -> pb.SwarmInitResponse:
         async with self._lock:
+            if request.force_new_cluster:
+                return await self._force_new_cluster()
             if self.membership:
                 raise FailedPrecondition(ALREADY_IN_SWARM)
             if not request.advertise_addr:
@@ -113,6 +127,39 @@ class Node:
             return pb.SwarmInitResponse(node_id=node_id, cluster_id=cluster_id,
                                         worker_token=cluster.join_tokens.worker, manager_addr=api_addr)
 
+    async def _force_new_cluster(self) -> pb.SwarmInitResponse:
+        """A surviving manager becomes a one-manager swarm with all the state it has.
+
+        The lost managers leave Raft and their certificates are denied; the workers
+        keep their certificates and find this manager in their list.
+        """
+        if self.manager is None:
+            raise FailedPrecondition("--force-new-cluster needs a manager of an existing swarm: "
+                                     "this node is not one")
+        store = self.manager.store
+        await _wait(lambda: store.caught_up() and store.list("cluster"), self.settings.manager_ready_timeout,
+                    "the Raft log to be applied")
+        tables, me = store.tables(), self.membership
+        await self._stop_manager()
+        old = self.state.raft_dir.with_name(f"raft.before-force-new-cluster.{int(time.time())}")
+        self.state.raft_dir.rename(old)
+        me.raft_peers = []
+        await self._start_manager(me)
+        try:
+            await self.manager.store.wait_ready(self.settings.manager_ready_timeout)
+            cluster = await _restore_alone(self.manager.store, tables, me)
+        except BaseException:
+            await self._stop_manager()
+            shutil.rmtree(self.state.raft_dir, ignore_errors=True)
+            old.rename(self.state.raft_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        me.managers = [me.advertise_addr]
+        self.state.save(me)
+        log.warning("forced a new cluster: this manager is now the only one")
+        return pb.SwarmInitResponse(node_id=me.node_id, cluster_id=me.cluster_id,
+                                    worker_token=cluster.join_tokens.worker, manager_addr=me.advertise_addr)
+
     # ------------------------------------------------------------ swarm join
 
     async def join(self, request: pb.SwarmJoinRequest) -> pb.SwarmJoinResponse:
@@ -122,6 +169,10 @@ class Node:
             digest, _ = pki.parse_token(request.token)
             host, port = _parse_addr(request.remote_addr, DEFAULT_API_PORT, "manager address")
             remote = _join(host, port)
+            listen_host, listen_port = _parse_addr(request.listen_addr or f"0.0.0.0:{DEFAULT_API_PORT}",
+                                                   DEFAULT_API_PORT, "listen address")
+            adv_host, adv_port = _parse_addr(request.advertise_addr or _local_ip_towards(host, port),
+                                             listen_port, "advertise address")
             timeout = self.settings.join_timeout
             ca_cert = await asyncio.to_thread(tls.fetch_unverified_ca, remote, timeout)
             if pki.ca_digest(ca_cert) != digest:
@@ -129,10 +180,10 @@ class Node:
                 raise InvalidArgument(f"{pki.INVALID_TOKEN}: the manager at {remote} has a different "
                                       "root CA than the token names")
             key = pki.new_key_pem()
-            anon_key, anon_cert = tls.anonymous_identity()
             issue = pb.IssueNodeCertificateRequest(token=request.token.strip(), csr_pem=pki.make_csr(key),
-                                                   hostname=self.hostname, advertise_addr=request.advertise_addr)
-            async with tls.secure_channel(remote, ca_cert, anon_key, anon_cert) as channel:
+                                                   hostname=self.hostname,
+                                                   advertise_addr=_join(adv_host, adv_port))
+            async with tls.secure_channel(remote, ca_cert, *tls.anonymous_identity()) as channel:
                 try:
                     response = await rpc.CAStub(channel).IssueNodeCertificate(issue, timeout=timeout)
                 except grpc.RpcError as exc:
@@ -143,10 +194,16 @@ class Node:
             self.state.save_certs(ca_cert, key, response.cert_pem)
             membership = Membership(cluster_id=identity.cluster_id, node_id=identity.node_id,
                                     role=identity.role, managers=list(response.managers) or [remote])
+            if identity.role == pb.MANAGER:
+                membership.listen_addr = _join(listen_host, listen_port)
+                membership.advertise_addr = _join(adv_host, adv_port)
+                await self._become_manager(membership, response.raft_key, response.raft_addr,
+                                           list(response.raft_peers))
             self.state.save(membership)
             self.membership = membership
             self._start_agent()
-            log.info("joined swarm %s as node %s", identity.cluster_id, identity.node_id)
+            log.info("joined swarm %s as node %s (%s)", identity.cluster_id, identity.node_id,
+                     pb.NodeRole.Name(identity.role).lower())
             return pb.SwarmJoinResponse(node_id=identity.node_id, role=identity.role)
 
     # ------------------------------------------------------------ swarm leave
@@ -155,15 +212,62 @@ class Node:
         async with self._lock:
             if not self.membership:
                 raise FailedPrecondition(NOT_IN_SWARM)
-            if self.manager is not None and not request.force:
-                managers = [n for n in self.manager.store.list("node") if n.role == pb.MANAGER]
-                if len(managers) <= 1:
-                    raise FailedPrecondition(LAST_MANAGER)
-                raise FailedPrecondition("this node is a manager: demote it first, or use --force")
+            if self.manager is not None:
+                await self._leave_raft(request.force)
             await self.close()
             self.state.erase()
             self.membership = None
             log.info("left the swarm")
+
+    async def _leave_raft(self, force: bool) -> None:
+        store = self.manager.store
+        me = store.get("node", self.membership.node_id)
+        if not force:
+            if len(mship.managers(store)) <= 1:
+                raise FailedPrecondition(LAST_MANAGER)
+            mship.check_can_lose(store, me, "remove")
+            raise FailedPrecondition("this node is a manager: demote it first (covey node demote), "
+                                     "or use --force to leave at once")
+        if len(mship.managers(store)) > 1:
+            try:  # best effort: the others stop counting on this member
+                await store.remove_member(self.membership.raft_addr, wait=not store.is_leader())
+            except Exception as exc:
+                log.warning("could not leave Raft cleanly: %s", exc)
+
+    # ------------------------------------------------------------ role changes
+
+    async def _renew(self, channel, desired_role: int) -> Credentials:
+        """Renew the certificate (the agent calls this when the managers ask for another role)."""
+        key = pki.new_key_pem()
+        request = pb.RenewNodeCertificateRequest(csr_pem=pki.make_csr(key))
+        response = await rpc.CAStub(channel).RenewNodeCertificate(request, timeout=self.settings.join_timeout)
+        ca_cert = self.state.ca_cert()
+        if not pki.verify_signed_by(response.cert_pem, ca_cert):
+            raise Unavailable("the renewed certificate does not check out")
+        async with self._lock:
+            me = self.membership
+            if response.role == pb.MANAGER and self.manager is None:
+                api_host, api_port = tls.split_addr(response.api_addr, DEFAULT_API_PORT)
+                me.listen_addr, me.advertise_addr = _join("0.0.0.0", api_port), response.api_addr
+                self.state.save_certs(ca_cert, key, response.cert_pem)
+                await self._become_manager(me, response.raft_key, response.raft_addr, list(response.raft_peers))
+            elif response.role == pb.WORKER and self.manager is not None:
+                await self._stop_manager()  # it already left Raft: that came first
+                shutil.rmtree(self.state.raft_dir, ignore_errors=True)
+                me.listen_addr = me.advertise_addr = me.raft_addr = ""
+                me.raft_peers = []
+            self.state.save_certs(ca_cert, key, response.cert_pem)
+            me.role = response.role
+            me.managers = list(response.managers) or me.managers
+            self.state.save(me)
+        return Credentials(ca_cert, key, response.cert_pem, response.role)
+
+    async def _become_manager(self, membership: Membership, raft_key: bytes, raft_addr: str,
+                              peers: list[str]) -> None:
+        self.state.save_raft_key(raft_key)
+        membership.raft_addr, membership.raft_peers = raft_addr, peers
+        shutil.rmtree(self.state.raft_dir, ignore_errors=True)  # a new member starts empty
+        await self._start_manager(membership)
 
     # ------------------------------------------------------------ parts
 
@@ -174,7 +278,7 @@ class Node:
         config = ManagerConfig(node_id=membership.node_id, raft_dir=self.state.raft_dir,
                                raft_addr=membership.raft_addr, raft_bind=_join(listen_host, raft_port),
                                api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
-                               timings=self.settings.raft,
+                               raft_peers=list(membership.raft_peers), timings=self.settings.raft,
                                ready_timeout=self.settings.manager_ready_timeout)
         self.manager = await Manager.open(config)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
@@ -187,8 +291,13 @@ class Node:
             raise Unavailable(f"cannot listen on {membership.listen_addr}: the address is in use or not local") from None
         await server.start()
         self._cluster_server = server
+        self._peers_task = asyncio.create_task(self._remember_peers(membership), name="raft-peers")
 
     async def _stop_manager(self) -> None:
+        if self._peers_task is not None:
+            self._peers_task.cancel()
+            await asyncio.gather(self._peers_task, return_exceptions=True)
+            self._peers_task = None
         if self._cluster_server is not None:
             await self._cluster_server.stop(self.settings.shutdown_timeout)
             self._cluster_server = None
@@ -196,11 +305,29 @@ class Node:
             await self.manager.close()
             self.manager = None
 
+    async def _remember_peers(self, membership: Membership) -> None:
+        """Keep swarm.json's Raft peers current, so a restart finds the other managers."""
+        events = self.manager.store.subscribe()
+        try:
+            while True:
+                peers = self.manager.raft_peers()
+                if peers and peers != membership.raft_peers:
+                    membership.raft_peers = peers
+                    if self.membership is membership:
+                        self.state.save(membership)
+                event = await events.get()
+                while event.table != "node":
+                    event = await events.get()
+        finally:
+            if self.manager is not None:
+                self.manager.store.unsubscribe(events)
+
     def _start_agent(self) -> None:
-        credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert())
+        identity = self.state.identity()
+        credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
         agent = Agent(describe_node(self.hostname, __version__), credentials,
                       self.membership.managers, _agent_channel, self.settings.agent,
-                      on_managers=self._remember_managers)
+                      on_managers=self._remember_managers, renew=self._renew)
         self._agent_task = asyncio.create_task(agent.run(), name="agent")
 
     async def _stop_agent(self) -> None:
@@ -226,56 +353,28 @@ def _agent_channel(addr: str, credentials: Credentials) -> grpc.aio.Channel:
     return tls.secure_channel(addr, credentials.ca_cert, credentials.key, credentials.cert)
 
 
-# ---------------------------------------------------------------- local socket services
-
-class LocalNodeAPI(rpc.LocalNodeServicer):
-    def __init__(self, node: Node):
-        self._node = node
-
-    @unary
-    async def SwarmInit(self, request, context):
-        return await self._node.init(request)
-
-    @unary
-    async def SwarmJoin(self, request, context):
-        return await self._node.join(request)
-
-    @unary
-    async def SwarmLeave(self, request, context):
-        await self._node.leave(request)
-        return pb.SwarmLeaveResponse()
-
-    @unary
-    async def Info(self, request, context):
-        return self._node.info()
+async def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise Unavailable(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
-def _delegate(name: str):
-    async def call(self, request, context):
-        node = self._node
-        if node.membership is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_IN_SWARM)
-        if node.manager is None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
-                                "cluster state; run this command on a manager node")
-        return await getattr(node.manager.control, name)(request, context)
-    call.__name__ = name
-    return call
-
-
-class LocalControl(rpc.ControlServicer):
-    """The control API on the unix socket: this node's manager, if it is one."""
-
-    def __init__(self, node: Node):
-        self._node = node
-
-
-for _name in pb.DESCRIPTOR.services_by_name["Control"].methods_by_name:
-    setattr(LocalControl, _name, _delegate(_name))
-
-
-def add_local_services(server, node: Node) -> None:
-    rpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
-    rpc.add_ControlServicer_to_server(LocalControl(node), server)
-
+async def _restore_alone(store: st.Store, tables: dict, me: Membership) -> pb.Cluster:
+    """Write the old state into a fresh one-member Raft, without the other managers."""
+    cluster = pb.Cluster.FromString(next(iter(tables["cluster"].values())))
+    actions, lost = [], []
+    for node_id, data in tables["node"].items():
+        node = pb.Node.FromString(data)
+        if node.role == pb.MANAGER and node_id != me.node_id:
+            lost.append(node_id)  # a lost manager: its certificate is denied from now on
+            continue
+        if node_id == me.node_id:
+            node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
+        actions.append(st.create("node", node))
+    cluster.removed_nodes.extend(lost)
+    actions.append(st.create("cluster", cluster))
+    await store.write(actions)
+    log.warning("force-new-cluster: removed the lost managers %s", ", ".join(lost) or "(none)")
+    return cluster

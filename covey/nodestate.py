@@ -23,6 +23,7 @@ class Membership:
     advertise_addr: str = ""    # manager gRPC address given to others, host:port
     raft_addr: str = ""         # host:port of this manager's Raft peer port
     managers: list[str] = field(default_factory=list)
+    raft_peers: list[str] = field(default_factory=list)  # the other managers' Raft addresses
 
 
 class NodeState:

@@ -14,7 +14,7 @@ def unary(method):
         try:
             return await method(self, request, context)
         except CoveyError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc), trailing_metadata=exc.metadata())
     return wrapper
 
 
@@ -26,5 +26,5 @@ def stream(method):
             async for item in method(self, request, context):
                 yield item
         except CoveyError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc), trailing_metadata=exc.metadata())
     return wrapper

@@ -46,9 +46,6 @@ class CAServer(rpc.CAServicer):
     async def IssueNodeCertificate(self, request, context):
         cluster = cluster_of(self._store)
         role = token_role(cluster, request.token)
-        if role == pb.MANAGER:
-            raise FailedPrecondition("joining as a manager is not supported by this version yet; "
-                                     "join as a worker")
         if not request.hostname:
             raise InvalidArgument("a joining node must give its hostname")
         node_id = new_id()
@@ -60,11 +57,35 @@ class CAServer(rpc.CAServicer):
                        spec=pb.NodeSpec(desired_role=role, availability=pb.ACTIVE),
                        description=pb.NodeDescription(hostname=request.hostname),
                        status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN, message="joined"))
+        if role == pb.MANAGER:
+            node.manager_status.CopyFrom(self._new_manager_addrs(request.advertise_addr))
         await self._store.write([st.create("node", node)])
         log.info("node %s (%s) joined as %s", node_id, request.hostname, pb.NodeRole.Name(role).lower())
-        return pb.IssueNodeCertificateResponse(node_id=node_id, role=role, cert_pem=cert,
-                                               ca_cert_pem=cluster.root_ca.ca_cert_pem,
-                                               managers=self._managers())
+        response = pb.IssueNodeCertificateResponse(node_id=node_id, role=role, cert_pem=cert,
+                                                   ca_cert_pem=cluster.root_ca.ca_cert_pem,
+                                                   managers=self._managers())
+        if role == pb.MANAGER:
+            response.raft_key, response.raft_addr = cluster.raft_key, node.manager_status.raft_addr
+            response.raft_peers.extend(await self._admit_to_raft(node))
+        return response
+
+    def _new_manager_addrs(self, api_addr: str) -> pb.ManagerStatus:
+        host, sep, port = api_addr.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise InvalidArgument("a joining manager must give the HOST:PORT other nodes reach it on")
+        raft_addr = f"{host}:{int(port) + 1}"
+        for other in self._store.list("node"):
+            if other.manager_status.raft_addr == raft_addr:
+                raise FailedPrecondition(f"the manager {other.id} already uses {api_addr}")
+        return pb.ManagerStatus(api_addr=api_addr, raft_addr=raft_addr)
+
+    async def _admit_to_raft(self, node: pb.Node) -> list[str]:
+        """Add a manager to Raft; the other members it must start with."""
+        raft_addr = node.manager_status.raft_addr
+        peers = sorted(set(self._store.members()) - {raft_addr})
+        if raft_addr not in self._store.members():
+            await self._store.add_member(raft_addr)
+        return peers
 
     @unary
     async def RenewNodeCertificate(self, request, context):
@@ -73,12 +94,17 @@ class CAServer(rpc.CAServicer):
         node = self._store.get("node", caller.node_id)
         if node is None:
             raise PermissionDenied(f"node {caller.node_id} is not a member of this swarm")
-        if node.spec.desired_role != caller.role:
-            raise FailedPrecondition("role changes are not supported by this version yet")
+        # The role in the store, not the desired one: it changes only once Raft membership has
+        # (manager/membership.py), so a worker certificate never goes to a Raft member.
         cert = pki.sign_node_cert(cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem,
-                                  request.csr_pem, node.id, node.spec.desired_role, cluster.id,
+                                  request.csr_pem, node.id, node.role, cluster.id,
                                   _cert_lifetime(cluster))
-        return pb.RenewNodeCertificateResponse(cert_pem=cert, role=node.spec.desired_role)
+        response = pb.RenewNodeCertificateResponse(cert_pem=cert, role=node.role, managers=self._managers())
+        if node.role == pb.MANAGER:
+            response.raft_key = cluster.raft_key
+            response.raft_addr, response.api_addr = node.manager_status.raft_addr, node.manager_status.api_addr
+            response.raft_peers.extend(await self._admit_to_raft(node))
+        return response
 
 
 def _cert_lifetime(cluster: pb.Cluster):

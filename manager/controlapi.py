@@ -4,7 +4,7 @@ import time
 from covey import pki
 from covey.errors import FailedPrecondition, InvalidArgument, NotFound
 from covey.rpc import unary
-from manager import authz
+from manager import authz, membership
 from manager import store as st
 from manager.ca import cluster_of
 from proto import covey_pb2 as pb
@@ -77,7 +77,10 @@ class ControlAPI(rpc.ControlServicer):
     @unary
     async def UpdateNode(self, request, context):
         self._authorize(context)
-        node_id = find_node(self._store, request.node).id
+        target = find_node(self._store, request.node)
+        node_id = target.id
+        if request.set_role and request.role == pb.WORKER and target.spec.desired_role == pb.MANAGER:
+            membership.check_can_lose(self._store, target, "demote")
         for key in list(request.labels_add) + list(request.labels_remove):
             if not key or "=" in key:
                 raise InvalidArgument(f"invalid label key {key!r}")
@@ -85,6 +88,8 @@ class ControlAPI(rpc.ControlServicer):
         def change(node):
             if request.set_availability:
                 node.spec.availability = request.availability
+            if request.set_role:
+                node.spec.desired_role = request.role
             for key in request.labels_remove:
                 if key not in node.spec.labels:
                     raise NotFound(f"label {key} does not exist on node {node.id}")

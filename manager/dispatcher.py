@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from covey.errors import NotFound
+from covey.errors import NotFound, NotLeader
 from covey.ids import new_id
 from covey.rpc import stream, unary
 from manager import authz
@@ -35,9 +35,10 @@ class _Session:
 
 
 class Dispatcher(rpc.DispatcherServicer):
-    def __init__(self, store: st.Store, managers):
+    def __init__(self, store: st.Store, managers, leader_api_addr):
         self._store = store
         self._managers = managers
+        self._leader_api_addr = leader_api_addr  # () -> host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}
         self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
 
@@ -51,6 +52,8 @@ class Dispatcher(rpc.DispatcherServicer):
 
     @stream
     async def Session(self, request, context):
+        if not self._store.is_leader():
+            raise NotLeader(self._leader_api_addr())
         cluster = cluster_of(self._store)
         caller = authz.require_node(authz.identify(context, cluster))
         node_id = caller.node_id
@@ -87,15 +90,39 @@ class Dispatcher(rpc.DispatcherServicer):
     def _session_message(self, session: _Session, node_id: str) -> pb.SessionMessage:
         cluster = cluster_of(self._store)
         node = self._store.get("node", node_id)
-        role = node.spec.desired_role if node else pb.WORKER
+        role = node.role if node else pb.WORKER  # the role a renewal would give it now
         return pb.SessionMessage(session_id=session.session_id, managers=self._managers(),
                                  heartbeat_period_ns=cluster.spec.heartbeat_period_ns,
                                  ca_cert_pem=cluster.root_ca.ca_cert_pem, role=role)
+
+    async def run_notifier(self) -> None:
+        """Leader only: a node whose object changed gets a fresh session message; when a
+        manager changed, every node does (the managers list is in it)."""
+        events = self._store.subscribe()
+        managers = self._managers()
+        try:
+            while True:
+                event = await events.get()
+                if event.table != "node":
+                    continue
+                if self._managers() != managers:
+                    managers = self._managers()
+                    self.notify_all()
+                elif event.id in self._sessions:
+                    self._sessions[event.id].changed.set()
+        finally:
+            self._store.unsubscribe(events)
 
     def notify_all(self) -> None:
         """Send every session a fresh session message (e.g. the managers changed)."""
         for session in self._sessions.values():
             session.changed.set()
+
+    def end_all_sessions(self) -> None:
+        """This manager lost leadership: every node must find the new leader."""
+        for node_id in list(self._sessions):
+            self.end_session(node_id)
+        self._deadlines.clear()
 
     def end_session(self, node_id: str) -> None:
         session = self._sessions.pop(node_id, None)

@@ -6,10 +6,11 @@ manager wins leadership and are cancelled when it loses it.
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
+from manager import membership
 from manager import store as st
 from manager.ca import CAServer
 from manager.controlapi import ControlAPI
@@ -29,14 +30,16 @@ class ManagerConfig:
     api_addr: str         # host:port other nodes reach our gRPC API on
     raft_key: bytes
     timings: st.RaftTimings
+    raft_peers: list[str] = field(default_factory=list)  # the other members, at start
     ready_timeout: float = 30.0
+    reconcile_period: float = 1.0
 
 
 class Manager:
     def __init__(self, config: ManagerConfig, store: st.Store):
         self.config = config
         self.store = store
-        self.dispatcher = Dispatcher(store, self.manager_addrs)
+        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = ControlAPI(store, self.manager_status, config.api_addr,
                                   self.dispatcher.end_session)
@@ -44,13 +47,10 @@ class Manager:
 
     @classmethod
     async def open(cls, config: ManagerConfig) -> "Manager":
-        store = st.Store(config.raft_dir, config.raft_addr, [], config.raft_key,
+        # No waiting for a leader here: a manager restarted without quorum must keep
+        # running (and be able to force a new cluster).
+        store = st.Store(config.raft_dir, config.raft_addr, config.raft_peers, config.raft_key,
                          config.raft_bind, config.timings)
-        try:
-            await store.wait_ready(config.ready_timeout)
-        except Exception:
-            store.close()
-            raise
         manager = cls(config, store)
         store.on_leadership(manager._leadership_changed)
         return manager
@@ -66,9 +66,14 @@ class Manager:
         for task in self._leader_tasks:
             task.cancel()
         self._leader_tasks = []
-        if leader:
-            self._leader_tasks.append(asyncio.create_task(
-                _supervise("dispatcher monitor", self.dispatcher.run_monitor), name="dispatcher-monitor"))
+        if not leader:
+            self.dispatcher.end_all_sessions()
+            return
+        loops = {"dispatcher monitor": self.dispatcher.run_monitor,
+                 "session notifier": self.dispatcher.run_notifier,
+                 "role reconciler": lambda: membership.reconcile_roles(
+                     self.store, self.config.raft_addr, self.config.reconcile_period)}
+        self._leader_tasks = [asyncio.create_task(_supervise(name, fn), name=name) for name, fn in loops.items()]
 
     # ------------------------------------------------------------ views
 
@@ -77,13 +82,25 @@ class Manager:
                  if n.role == pb.MANAGER and n.manager_status.api_addr]
         return sorted(addrs) or [self.config.api_addr]
 
+    def raft_peers(self) -> list[str]:
+        """The other managers' Raft addresses, as the store knows them."""
+        return sorted(n.manager_status.raft_addr for n in membership.managers(self.store)
+                      if n.manager_status.raft_addr and n.manager_status.raft_addr != self.config.raft_addr)
+
+    def leader_api_addr(self) -> str | None:
+        leader = self.store.leader_addr()
+        for node in membership.managers(self.store):
+            if leader and node.manager_status.raft_addr == leader:
+                return node.manager_status.api_addr
+        return None
+
     def manager_status(self, node: pb.Node) -> pb.ManagerStatus | None:
         if node.role != pb.MANAGER:
             return None
         status = pb.ManagerStatus()
         status.CopyFrom(node.manager_status)
         status.leader = status.raft_addr == self.store.leader_addr()
-        reachable = status.leader or status.raft_addr == self.config.raft_addr
+        reachable = status.leader or membership.reachable(self.store, node)
         status.reachability = (pb.ManagerStatus.REACHABLE if reachable
                                else pb.ManagerStatus.UNREACHABLE)
         return status
@@ -110,6 +127,7 @@ async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
                     ca_key: bytes, heartbeat_ns: int) -> pb.Cluster:
     """Write the first objects of a new swarm: the cluster and this manager's node."""
+    await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
     meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
     digest = pki.ca_digest(ca_cert)

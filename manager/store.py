@@ -175,7 +175,52 @@ class Store:
         return self._raft._getLeader() is not None and self._raft.isReady()
 
     def status(self) -> dict:
+        for _ in range(5):  # read from another thread: retry if a set changed under us
+            try:
+                return self._raft.getStatus()
+            except RuntimeError:
+                continue
         return self._raft.getStatus()
+
+    def members(self) -> dict[str, bool]:
+        """Raft address of every member -> whether this replica is connected to it."""
+        status = self.status()
+        prefix = "partner_node_status_server_"
+        members = {key[len(prefix):]: value == 2 for key, value in status.items() if key.startswith(prefix)}
+        members[self.self_addr] = True
+        return members
+
+    def caught_up(self) -> bool:
+        """Everything this replica knows to be committed has been applied."""
+        status = self.status()
+        return status["last_applied"] >= status["commit_idx"]
+
+    async def add_member(self, raft_addr: str) -> None:
+        """Propose a new Raft member. Not awaited to commit: with the new member counted
+        in the quorum, the commit needs that member to be running, and it starts only
+        once it is told it is one."""
+        self._raft.addNodeToCluster(raft_addr, callback=_log_membership("add", raft_addr))
+
+    async def remove_member(self, raft_addr: str, wait: bool = True) -> None:
+        """Remove a Raft member and (unless not `wait`) wait until the change is committed."""
+        if not wait:
+            self._raft.removeNodeFromCluster(raft_addr, callback=_log_membership("remove", raft_addr))
+            return
+        future = self._loop.create_future()
+
+        def done(result, error):
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(_settle, future, result, error)
+
+        self._raft.removeNodeFromCluster(raft_addr, callback=done)
+        try:
+            await asyncio.wait_for(future, self._timings.write_timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"removing {raft_addr} from Raft did not commit in time") from None
+
+    def tables(self) -> dict[str, dict[str, bytes]]:
+        """A copy of the replicated state (for force-new-cluster and backups)."""
+        return {name: dict(table) for name, table in self._state.tables.items()}
 
     def get(self, table: str, obj_id: str):
         data = self._state.tables[table].get(obj_id)
@@ -193,6 +238,8 @@ class Store:
             if not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(_settle, future, result, error)
 
+        if self._raft._getLeader() is None:
+            raise Unavailable(NO_LEADER)  # fail at once rather than queue without quorum
         batch = pb.StoreBatch(actions=actions).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
@@ -213,6 +260,15 @@ class Store:
 
     def close(self) -> None:
         self._raft.destroy_synchronous()
+
+
+def _log_membership(change: str, addr: str):
+    def done(result, error):
+        if error == FAIL_REASON.SUCCESS:
+            log.info("raft: member %s %s committed", addr, "added" if change == "add" else "removed")
+        else:
+            log.warning("raft: %s of member %s failed (reason %s)", change, addr, error)
+    return done
 
 
 def _settle(future: asyncio.Future, result, error) -> None:

@@ -34,6 +34,14 @@ class Credentials:
     ca_cert: bytes
     key: bytes
     cert: bytes
+    role: int = pb.WORKER  # the role this certificate carries
+
+
+class RoleChanged(Exception):
+    """The node renewed its certificate for a new role: reconnect with it."""
+
+
+LEADER_METADATA_KEY = "covey-leader"
 
 
 def describe_node(hostname: str, engine_version: str) -> pb.NodeDescription:
@@ -47,37 +55,46 @@ def describe_node(hostname: str, engine_version: str) -> pb.NodeDescription:
 class Agent:
     def __init__(self, description: pb.NodeDescription, credentials: Credentials,
                  managers: list[str], channel_factory: Callable, settings: AgentSettings,
-                 on_managers: Callable[[list[str]], None] = lambda m: None):
+                 on_managers: Callable[[list[str]], None] = lambda m: None,
+                 renew: Callable | None = None):
         self._description = description
         self._credentials = credentials
         self._managers = list(managers)
         self._channel_factory = channel_factory  # (addr, credentials) -> grpc.aio.Channel
         self._settings = settings
         self._on_managers = on_managers
+        self._renew = renew  # async (channel, desired_role) -> Credentials
+        self._next_addr: str | None = None
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
         backoff = self._settings.backoff_initial
         attempt = 0
         while True:
-            addr = self._managers[attempt % len(self._managers)]
+            addr = self._next_addr or self._managers[attempt % len(self._managers)]
+            self._next_addr = None
             attempt += 1
             try:
                 await self._session(addr)
                 backoff = self._settings.backoff_initial
             except asyncio.CancelledError:
                 raise
+            except RoleChanged:
+                backoff = 0
             except grpc.RpcError as exc:
+                self._next_addr = _leader_hint(exc)
                 log.warning("session with %s ended: %s %s", addr, exc.code().name, exc.details())
+                if self._next_addr:
+                    backoff = self._settings.backoff_initial / 4  # go to the leader at once
             except Exception as exc:  # keep the node trying whatever went wrong
                 log.warning("session with %s failed: %r", addr, exc)
             self.connected.clear()
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._settings.backoff_max)
+            backoff = min(max(backoff, self._settings.backoff_initial) * 2, self._settings.backoff_max)
 
     async def _session(self, addr: str) -> None:
         async with self._channel_factory(addr, self._credentials) as channel:
-            await asyncio.wait_for(channel.channel_ready(), self._settings.connect_timeout)
+            await _connect(channel, self._settings.connect_timeout)
             stub = rpc.DispatcherStub(channel)
             call = stub.Session(pb.SessionRequest(description=self._description))
             try:
@@ -86,16 +103,28 @@ class Agent:
                     raise ConnectionError("the dispatcher closed the session at once")
                 self._learn(first)
                 log.info("session %s with %s established", first.session_id, addr)
+                await self._follow_role(channel, first.role)
                 self.connected.set()
                 period = first.heartbeat_period_ns / 1e9
-                await _first_to_end(self._read(call), self._heartbeat(stub, first.session_id, period))
+                await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period))
             finally:
                 call.cancel()
 
-    async def _read(self, call) -> None:
+    async def _read(self, call, channel) -> None:
         while (message := await call.read()) is not grpc.aio.EOF:
             self._learn(message)
+            await self._follow_role(channel, message.role)
         raise ConnectionError("the dispatcher ended the session")
+
+    async def _follow_role(self, channel, desired_role: int) -> None:
+        """The managers want this node in another role: renew the certificate for it."""
+        if self._renew is None or desired_role == self._credentials.role:
+            return
+        credentials = await self._renew(channel, desired_role)
+        if credentials.role != self._credentials.role:
+            log.info("this node is now a %s", pb.NodeRole.Name(credentials.role).lower())
+            self._credentials = credentials
+            raise RoleChanged()
 
     def _learn(self, message: pb.SessionMessage) -> None:
         managers = list(message.managers)
@@ -109,6 +138,30 @@ class Agent:
                                             timeout=self._settings.rpc_timeout)
             period = response.period_ns / 1e9 or period
             await asyncio.sleep(period)
+
+
+async def _connect(channel, timeout: float) -> None:
+    """Wait for the channel to be ready, but give up at its first failure: a dead manager
+    refuses at once, and the next one should be tried now, not after the timeout."""
+    async def ready():
+        state = channel.get_state(try_to_connect=True)
+        while state != grpc.ChannelConnectivity.READY:
+            if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
+                raise ConnectionError("cannot connect")
+            await channel.wait_for_state_change(state)
+            state = channel.get_state(try_to_connect=True)
+    await asyncio.wait_for(ready(), timeout)
+
+
+def _leader_hint(exc: grpc.RpcError) -> str | None:
+    try:
+        metadata = exc.trailing_metadata() or ()
+    except Exception:
+        return None
+    for key, value in metadata:
+        if key == LEADER_METADATA_KEY:
+            return value
+    return None
 
 
 async def _first_to_end(*coroutines) -> None:

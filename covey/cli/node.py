@@ -9,6 +9,7 @@ STATUS = {pb.NodeStatus.UNKNOWN: "Unknown", pb.NodeStatus.DOWN: "Down",
           pb.NodeStatus.READY: "Ready", pb.NodeStatus.DISCONNECTED: "Disconnected"}
 AVAILABILITY = {pb.ACTIVE: "Active", pb.PAUSE: "Pause", pb.DRAIN: "Drain"}
 AVAILABILITY_NAMES = {name.lower(): value for value, name in AVAILABILITY.items()}
+ROLE_NAMES = {"worker": pb.WORKER, "manager": pb.MANAGER}
 
 
 def manager_status(node: pb.Node) -> str:
@@ -40,6 +41,13 @@ def add_parser(subparsers) -> None:
     update.add_argument("--label-rm", action="append", default=[], metavar="KEY")
     update.add_argument("node", metavar="NODE")
     update.set_defaults(run=update_node)
+
+    update.add_argument("--role", choices=["worker", "manager"])
+
+    for verb, role in (("promote", "manager"), ("demote", "worker")):
+        change = node.add_parser(verb, help=f"make nodes {role}s")
+        change.add_argument("nodes", nargs="+", metavar="NODE")
+        change.set_defaults(run=change_role, role=role, verb=verb)
 
     rm = node.add_parser("rm", help="remove nodes from the swarm")
     rm.add_argument("-f", "--force", action="store_true", help="remove even if the node is not down")
@@ -110,7 +118,17 @@ def update_node(conn, args) -> int:
     if args.availability:
         request.set_availability = True
         request.availability = AVAILABILITY_NAMES[args.availability]
+    if args.role:
+        request.set_role, request.role = True, ROLE_NAMES[args.role]
     print(conn.control.UpdateNode(request).node.id)
+    return 0
+
+
+def change_role(conn, args) -> int:
+    for ref in args.nodes:
+        request = pb.UpdateNodeRequest(node=ref, set_role=True, role=ROLE_NAMES[args.role])
+        conn.control.UpdateNode(request)
+        print(f"Node {ref} {args.verb}d to a {args.role} in the swarm.")
     return 0
 
 

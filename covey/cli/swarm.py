@@ -9,9 +9,11 @@ def add_parser(subparsers) -> None:
     swarm = subparsers.add_parser("swarm", help="manage the swarm").add_subparsers(dest="swarm_cmd", required=True)
 
     init = swarm.add_parser("init", help="create a swarm with this node as its manager")
-    init.add_argument("--advertise-addr", required=True, help="ADDR[:PORT] other nodes reach this one on")
+    init.add_argument("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this one on")
     init.add_argument("--listen-addr", default="0.0.0.0:4242", help="ADDR:PORT to listen on")
     init.add_argument("--dispatcher-heartbeat", default="5s", help="heartbeat period of the nodes")
+    init.add_argument("--force-new-cluster", action="store_true",
+                      help="on a surviving manager: a one-manager swarm with all the state")
     init.set_defaults(run=init_swarm)
 
     join = swarm.add_parser("join", help="join this node to a swarm")
@@ -40,7 +42,10 @@ def _join_command(role: str, token: str, addr: str) -> str:
 def init_swarm(conn, args) -> int:
     response = conn.node.SwarmInit(pb.SwarmInitRequest(
         advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
-        heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat)))
+        heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat), force_new_cluster=args.force_new_cluster))
+    if args.force_new_cluster:
+        print(f"Forced a new cluster: this node ({response.node_id}) is its only manager, with all the state.")
+        return 0
     print(f"Swarm initialized: current node ({response.node_id}) is now a manager.\n")
     print(_join_command("worker", response.worker_token, response.manager_addr))
     print("To add a manager to this swarm, run 'covey swarm join-token manager' and follow the instructions.")
