@@ -1,0 +1,40 @@
+"""Running external tools (runc, skopeo, umoci) from asyncio with a deadline on each call."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from dataclasses import dataclass
+
+from .errors import CommandError
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+
+async def run(argv: list[str], timeout: float, *, check: bool = True,
+              env: dict[str, str] | None = None) -> Result:
+    """Run a short-lived tool and collect its output. Only for tools that exit: never for
+    `runc run -d`/`runc create`, whose detached child would hold the pipes open."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise CommandError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} timed out after "
+                           f"{timeout:g}s") from None
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    res = Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    if check and res.rc != 0:
+        raise CommandError(f"{' '.join(argv[:3])} failed (exit {res.rc}): "
+                           f"{(res.err or res.out).strip()[-800:]}")
+    return res
