@@ -47,7 +47,8 @@ class ExecutorSettings:
     prefix: str = "covey-"         # of runc ids; the container dir has the same name
     insecure_registries: tuple[str, ...] = ()
     runc: str = "runc"
-    init_binary: str = "/usr/bin/tini"
+    # static: the image may have no libc (Debian's /usr/bin/tini is dynamically linked)
+    init_binary: str = "/usr/bin/tini-static"
     pull_timeout: float = 300.0
     unpack_timeout: float = 300.0
     runc_timeout: float = 30.0
@@ -216,8 +217,9 @@ class Executor:
     async def start(self, name: str) -> ContainerInfo:
         cdir, cid = self._dir(name), self.cid(name)
         meta = self._meta(name)
+        started = time.time()       # before: a quick container may be done when start returns
         await self.runc.start(cid)
-        meta["started_at"] = time.time()
+        meta["started_at"] = started
         self._write_meta(cdir, meta)
         self._watch_health(name, ContainerConfig.from_dict(meta["config"]))
         return await self.inspect(name)
