@@ -158,7 +158,12 @@ class Executor:
         except BaseException:
             await self._cleanup(cid, cdir)
             raise
-        return await self.inspect(cfg.name)
+        return await self.inspect(cfg.name, self._known_state(cdir, "created"))
+
+    @staticmethod
+    def _known_state(cdir: Path, status: str) -> dict:
+        """What runc would say right after our own create/start (saves a `runc state`)."""
+        return {"status": status, "pid": int((cdir / "init.pid").read_text())}
 
     def _host_mounts(self, cfg: ContainerConfig, cdir: Path) -> list[HostMount]:
         hostname = cfg.hostname or cfg.name[:63]
@@ -222,7 +227,7 @@ class Executor:
         meta["started_at"] = started
         self._write_meta(cdir, meta)
         self._watch_health(name, ContainerConfig.from_dict(meta["config"]))
-        return await self.inspect(name)
+        return await self.inspect(name, self._known_state(cdir, "running"))
 
     async def run(self, cfg: ContainerConfig) -> ContainerInfo:
         """prepare + start."""
