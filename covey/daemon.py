@@ -4,6 +4,7 @@
 """
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import signal
@@ -29,6 +30,9 @@ def parse_args(argv):
                         help="root-only unix socket for the covey CLI")
     parser.add_argument("--log-file", type=Path, help="default: standard error")
     parser.add_argument("--hostname", default=socket.gethostname())
+    parser.add_argument("--run-dir", type=Path, help="transient files (default: the socket's directory)")
+    parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
+                        help="a registry to reach over plain HTTP (repeatable)")
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=DURATION",
                         help="override a period or timeout, e.g. raft.election_min=200ms")
@@ -48,10 +52,13 @@ async def serve(args, settings: Settings) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.unlink(missing_ok=True)
+    executor = make_executor(args)
+    adopted = await executor.adopt()
+    log.info("took back %d containers", len(adopted))
     node = Node(args.data_dir, args.hostname, settings)
     await node.resume()
     server = grpc.aio.server()
-    add_local_services(server, node)
+    add_local_services(server, node, executor)
     old_umask = os.umask(0o177)  # the socket is created 0600: root only
     try:
         server.add_insecure_port(f"unix://{args.socket}")
@@ -70,7 +77,18 @@ async def serve(args, settings: Settings) -> None:
     log.info("shutting down")
     await server.stop(settings.shutdown_timeout)
     await node.close()
+    await executor.close()  # containers keep running: a restarted coveyd adopts them
     args.socket.unlink(missing_ok=True)
+
+
+def make_executor(args):
+    from worker.executor import Executor, ExecutorSettings
+    run_dir = args.run_dir or args.socket.parent
+    # One cgroup parent per data dir: several coveyd on one machine (the lab) never collide.
+    tag = hashlib.sha256(str(args.data_dir.resolve()).encode()).hexdigest()[:10]
+    return Executor(ExecutorSettings(data_dir=args.data_dir, run_dir=run_dir / "executor",
+                                     runc_root=run_dir / "runc", cgroup_parent=f"covey-{tag}",
+                                     insecure_registries=tuple(args.insecure_registry)))
 
 
 def main(argv=None) -> int:

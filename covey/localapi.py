@@ -1,10 +1,12 @@
-"""The services on the root-only unix socket: the node's own lifecycle, and the
-control API of this node's manager (if it is one)."""
+"""The services on the root-only unix socket: the node's own lifecycle, the control
+API of this node's manager (if it is one), and the node's own containers."""
+import json
+
 import grpc
 
-from covey.errors import NOT_A_MANAGER, NOT_IN_SWARM
+from covey.errors import InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound
 from covey.node import Node
-from covey.rpc import unary
+from covey.rpc import stream, unary
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
 
@@ -56,7 +58,56 @@ for _name in pb.DESCRIPTOR.services_by_name["Control"].methods_by_name:
     setattr(LocalControl, _name, _delegate(_name))
 
 
-def add_local_services(server, node: Node) -> None:
+class LocalContainers(rpc.LocalContainersServicer):
+    """`covey container ls / inspect / logs`: what the executor on this node holds."""
+
+    def __init__(self, executor):
+        self._executor = executor
+
+    def _resolve(self, ref: str) -> str:
+        if not ref:
+            raise InvalidArgument("a container name or ID is required")
+        names = self._executor.names()
+        ids = {self._executor.cid(n): n for n in names}
+        if ref in names or ref in ids:
+            return ids.get(ref, ref)
+        matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
+        if not matches:
+            raise NotFound(f"no such container: {ref}")
+        if len(matches) > 1:
+            raise InvalidArgument(f"container {ref} is ambiguous ({len(matches)} matches)")
+        return matches.pop()
+
+    @unary
+    async def List(self, request, context):
+        infos = await self._executor.list(all=request.all)
+        return pb.ListContainersResponse(containers=[_summary(i) for i in infos])
+
+    @unary
+    async def Inspect(self, request, context):
+        info = await self._executor.inspect(self._resolve(request.container))
+        return pb.InspectContainerResponse(json=json.dumps(info.to_dict(), indent=2, default=str))
+
+    @stream
+    async def Logs(self, request, context):
+        name = self._resolve(request.container)
+        tail = request.tail if request.tail >= 0 else None
+        async for entry in self._executor.logs(name, follow=request.follow, tail=tail, since=request.since):
+            yield pb.LogLine(time=entry.time, stream=entry.stream, line=entry.line)
+
+
+def _summary(info) -> pb.ContainerSummary:
+    cfg = info.config
+    return pb.ContainerSummary(
+        name=info.name, id=info.id, image=info.image, status=info.status,
+        created_at=info.created_at, started_at=info.started_at, finished_at=info.finished_at,
+        exited=info.exit_code is not None, exit_code=info.exit_code or 0, oom_killed=info.oom_killed,
+        health=(info.health or {}).get("status", ""),
+        command=(cfg.entrypoint or []) + (cfg.command or []) if cfg else [])
+
+
+def add_local_services(server, node: Node, executor) -> None:
     rpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
     rpc.add_ControlServicer_to_server(LocalControl(node), server)
+    rpc.add_LocalContainersServicer_to_server(LocalContainers(executor), server)
 

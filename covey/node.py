@@ -251,7 +251,7 @@ class Node:
                 me.listen_addr, me.advertise_addr = _join("0.0.0.0", api_port), response.api_addr
                 self.state.save_certs(ca_cert, key, response.cert_pem)
                 await self._become_manager(me, response.raft_key, response.raft_addr, list(response.raft_peers))
-            elif response.role == pb.WORKER and self.manager is not None:
+            elif response.role == pb.WORKER and me.role == pb.MANAGER:
                 await self._stop_manager()  # it already left Raft: that came first
                 shutil.rmtree(self.state.raft_dir, ignore_errors=True)
                 me.listen_addr = me.advertise_addr = me.raft_addr = ""
@@ -261,6 +261,11 @@ class Node:
             me.managers = list(response.managers) or me.managers
             self.state.save(me)
         return Credentials(ca_cert, key, response.cert_pem, response.role)
+
+    def _step_down(self) -> None:
+        """This leader is being demoted: stop its Raft replica so another is elected.
+        The certificate renewal that follows makes it a worker."""
+        asyncio.get_running_loop().create_task(self._stop_manager(), name="step-down")
 
     async def _become_manager(self, membership: Membership, raft_key: bytes, raft_addr: str,
                               peers: list[str]) -> None:
@@ -280,7 +285,7 @@ class Node:
                                api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,
                                ready_timeout=self.settings.manager_ready_timeout)
-        self.manager = await Manager.open(config)
+        self.manager = await Manager.open(config, step_down=self._step_down)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
         self.manager.add_to_server(server)
         creds = tls.server_credentials(self.state.key(), self.state.cert(), self.state.ca_cert())

@@ -2,13 +2,16 @@
 import time
 
 from covey import pki
-from covey.errors import FailedPrecondition, InvalidArgument, NotFound
+from covey.errors import FailedPrecondition, InvalidArgument, NO_LEADER, NotFound, Unavailable
 from covey.rpc import unary
 from manager import authz, membership
 from manager import store as st
 from manager.ca import cluster_of
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
+
+
+CATCHING_UP = "this manager is still catching up with the swarm's state; try again in a moment"
 
 
 def find_node(store: st.Store, ref: str) -> pb.Node:
@@ -49,6 +52,10 @@ class ControlAPI(rpc.ControlServicer):
         self._end_session = end_session
 
     def _authorize(self, context) -> pb.Cluster:
+        if not self._store.has_quorum():
+            raise Unavailable(NO_LEADER)
+        if not self._store.ready():  # any answer now could be stale
+            raise Unavailable(CATCHING_UP)
         cluster = cluster_of(self._store)
         authz.require_manager(authz.identify(context, cluster))
         return cluster

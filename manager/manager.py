@@ -36,9 +36,10 @@ class ManagerConfig:
 
 
 class Manager:
-    def __init__(self, config: ManagerConfig, store: st.Store):
+    def __init__(self, config: ManagerConfig, store: st.Store, step_down=lambda: None):
         self.config = config
         self.store = store
+        self._step_down = step_down  # called when this leader is demoted
         self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = ControlAPI(store, self.manager_status, config.api_addr,
@@ -46,12 +47,12 @@ class Manager:
         self._leader_tasks: list[asyncio.Task] = []
 
     @classmethod
-    async def open(cls, config: ManagerConfig) -> "Manager":
+    async def open(cls, config: ManagerConfig, step_down=lambda: None) -> "Manager":
         # No waiting for a leader here: a manager restarted without quorum must keep
         # running (and be able to force a new cluster).
         store = st.Store(config.raft_dir, config.raft_addr, config.raft_peers, config.raft_key,
                          config.raft_bind, config.timings)
-        manager = cls(config, store)
+        manager = cls(config, store, step_down)
         store.on_leadership(manager._leadership_changed)
         return manager
 
@@ -72,7 +73,7 @@ class Manager:
         loops = {"dispatcher monitor": self.dispatcher.run_monitor,
                  "session notifier": self.dispatcher.run_notifier,
                  "role reconciler": lambda: membership.reconcile_roles(
-                     self.store, self.config.raft_addr, self.config.reconcile_period)}
+                     self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
         self._leader_tasks = [asyncio.create_task(_supervise(name, fn), name=name) for name, fn in loops.items()]
 
     # ------------------------------------------------------------ views

@@ -37,6 +37,10 @@ def check_can_lose(store: st.Store, node: pb.Node, action: str) -> None:
     current = managers(store)
     if len(current) <= 1:
         raise FailedPrecondition(f"cannot {action} the last manager of the swarm")
+    if len(current) == 2 and node.manager_status.raft_addr == store.leader_addr():
+        raise FailedPrecondition(
+            f"cannot {action} the leader of a two-manager swarm: its Raft group could not elect "
+            "another leader while it steps down; demote the other manager first, or promote a third")
     up = [m for m in current if reachable(store, m)]
     remaining_up = len([m for m in up if m.id != node.id])
     needed = quorum(len(current) - 1)
@@ -51,14 +55,19 @@ def split_host(addr: str) -> str:
     return addr.rsplit(":", 1)[0]
 
 
-async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float) -> None:
-    """Leader loop: carry out role changes that node specs ask for."""
+async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, step_down) -> None:
+    """Leader loop: carry out role changes that node specs ask for.
+
+    `step_down()` is called when this leader itself is being demoted.
+    """
     events = store.subscribe()
     try:
         while True:
             for node in store.list("node"):
                 if node.spec.desired_role != node.role:
-                    await _step(store, node, self_raft_addr)
+                    if await _step(store, node, self_raft_addr):
+                        step_down()
+                        return
             try:
                 await asyncio.wait_for(events.get(), period)
             except asyncio.TimeoutError:
@@ -69,11 +78,12 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float) -
         store.unsubscribe(events)
 
 
-async def _step(store: st.Store, node: pb.Node, self_raft_addr: str) -> None:
+async def _step(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:
+    """One role change; True when this leader must step down for its own demotion."""
     if node.spec.desired_role == pb.MANAGER:
         await _promote(store, node)
-    else:
-        await _demote(store, node, self_raft_addr)
+        return False
+    return await _demote(store, node, self_raft_addr)
 
 
 async def _promote(store: st.Store, node: pb.Node) -> None:
@@ -89,15 +99,14 @@ async def _promote(store: st.Store, node: pb.Node) -> None:
     log.info("node %s promoted: it joins Raft when it renews its certificate", node.id)
 
 
-async def _demote(store: st.Store, node: pb.Node, self_raft_addr: str) -> None:
+async def _demote(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:
     raft_addr = node.manager_status.raft_addr
     if raft_addr and raft_addr in store.members():
         if raft_addr == self_raft_addr:
-            # The leader demoting itself: the others drop it from Raft, it steps down
-            # (leader fallback), and the next leader finishes the demotion.
-            await store.remove_member(raft_addr, wait=False)
-            log.info("this leader is being demoted: proposing its own removal from Raft")
-            return
+            # pysyncobj cannot remove its own leader: this one steps down (stops its
+            # replica), the others elect a leader, and that one finishes the demotion.
+            log.info("this leader is being demoted: stepping down")
+            return True
         await store.remove_member(raft_addr)
 
     def change(n: pb.Node):
@@ -105,3 +114,4 @@ async def _demote(store: st.Store, node: pb.Node, self_raft_addr: str) -> None:
         n.ClearField("manager_status")
     await st.modify(store, "node", node.id, change, time.time_ns())
     log.info("node %s demoted: it left Raft and is now a worker", node.id)
+    return False

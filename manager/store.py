@@ -170,9 +170,13 @@ class Store:
         leader = self._raft._getLeader()
         return leader.address if leader is not None else None
 
+    def has_quorum(self) -> bool:
+        """A leader is known and this replica is connected to a majority of the members."""
+        return self._raft._getLeader() is not None and self._raft.hasQuorum
+
     def ready(self) -> bool:
-        """A leader exists and this replica has applied what it committed."""
-        return self._raft._getLeader() is not None and self._raft.isReady()
+        """Quorum, and this replica has applied what the leader had committed when it joined."""
+        return self.has_quorum() and self._raft.isReady()
 
     def status(self) -> dict:
         for _ in range(5):  # read from another thread: retry if a set changed under us
@@ -238,14 +242,14 @@ class Store:
             if not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(_settle, future, result, error)
 
-        if self._raft._getLeader() is None:
+        if not self.has_quorum():
             raise Unavailable(NO_LEADER)  # fail at once rather than queue without quorum
         batch = pb.StoreBatch(actions=actions).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
             outcome, detail = await asyncio.wait_for(future, self._timings.write_timeout)
         except asyncio.TimeoutError:
-            if self._raft._getLeader() is None:
+            if not self.has_quorum():
                 raise Unavailable(NO_LEADER) from None
             raise DeadlineExceeded("the write was not committed in time; it may still apply") from None
         if outcome == "conflict":

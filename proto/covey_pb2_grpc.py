@@ -785,3 +785,161 @@ class LocalNode:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LocalContainersStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.List = channel.unary_unary(
+                '/covey.LocalContainers/List',
+                request_serializer=covey__pb2.ListContainersRequest.SerializeToString,
+                response_deserializer=covey__pb2.ListContainersResponse.FromString,
+                _registered_method=True)
+        self.Inspect = channel.unary_unary(
+                '/covey.LocalContainers/Inspect',
+                request_serializer=covey__pb2.InspectContainerRequest.SerializeToString,
+                response_deserializer=covey__pb2.InspectContainerResponse.FromString,
+                _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/covey.LocalContainers/Logs',
+                request_serializer=covey__pb2.ContainerLogsRequest.SerializeToString,
+                response_deserializer=covey__pb2.LogLine.FromString,
+                _registered_method=True)
+
+
+class LocalContainersServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Inspect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LocalContainersServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=covey__pb2.ListContainersRequest.FromString,
+                    response_serializer=covey__pb2.ListContainersResponse.SerializeToString,
+            ),
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=covey__pb2.InspectContainerRequest.FromString,
+                    response_serializer=covey__pb2.InspectContainerResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=covey__pb2.ContainerLogsRequest.FromString,
+                    response_serializer=covey__pb2.LogLine.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'covey.LocalContainers', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('covey.LocalContainers', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LocalContainers:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalContainers/List',
+            covey__pb2.ListContainersRequest.SerializeToString,
+            covey__pb2.ListContainersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalContainers/Inspect',
+            covey__pb2.InspectContainerRequest.SerializeToString,
+            covey__pb2.InspectContainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.LocalContainers/Logs',
+            covey__pb2.ContainerLogsRequest.SerializeToString,
+            covey__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

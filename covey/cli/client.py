@@ -24,11 +24,18 @@ class Connection:
         return rpc.ControlStub(self.channel)
 
     @property
+    def containers(self) -> rpc.LocalContainersStub:
+        self._require_local("this command shows the node's own containers")
+        return rpc.LocalContainersStub(self.channel)
+
+    @property
     def node(self) -> rpc.LocalNodeStub:
-        if not self.local:
-            raise InvalidArgument("this command acts on the node itself: run it on that node "
-                                  "(through its unix socket), not with -H tcp://")
+        self._require_local("this command acts on the node itself")
         return rpc.LocalNodeStub(self.channel)
+
+    def _require_local(self, why: str) -> None:
+        if not self.local:
+            raise InvalidArgument(f"{why}: run it on that node (through its unix socket), not with -H tcp://")
 
 
 def connect(host: str | None, cert_dir: str | None) -> Connection:

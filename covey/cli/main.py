@@ -5,7 +5,7 @@ import sys
 import grpc
 
 from covey import __version__
-from covey.cli import client, node, swarm
+from covey.cli import client, container, node, swarm
 from covey.errors import CoveyError, from_rpc_error
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     swarm.add_parser(subparsers)
     node.add_parser(subparsers)
+    container.add_parser(subparsers)
     return parser
 
 

@@ -20,3 +20,11 @@ def node_state(lab: Lab, host, hostname: str) -> str:
 def wait_state(lab: Lab, manager, hostname: str, state: str, timeout: float = 30.0) -> None:
     wait_until(lambda: node_state(lab, manager, hostname) == state, timeout, 0.2,
                f"{hostname} to be {state}")
+
+
+def dump_logs(lab: Lab, lines: int = 40) -> None:
+    """Print the end of every host's coveyd log (pytest shows it when a test failed)."""
+    for host in lab.hosts:
+        if host.log_file.exists():
+            tail = host.log_file.read_text().splitlines()[-lines:]
+            print(f"----- {host.name} ({host.log_file})\n" + "\n".join(tail))
