@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from covey.compose.errors import ComposeError
-from covey.compose.loader import check_convertible, load_model, render_yaml
+from covey.compose.loader import load_model, render_yaml
 
 
 def add_loading_flags(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,6 @@ def run_stack_config(args, stdout=None, stderr=None) -> int:
     try:
         loaded = load_model(args.compose_files, args.env_files, args.skip_interpolation,
                             args.strict)
-        if not args.skip_interpolation:
-            check_convertible(loaded)
     except ComposeError as exc:
         print(f"Error: {exc}", file=stderr)
         return 1

@@ -90,6 +90,10 @@ def load_model(files, env_files=(), skip_interpolation=False, strict=False, envi
     swarm = swarm_warnings(model)
     if strict and swarm:
         raise ComposeError("--strict: " + "; ".join(swarm))
+    if not skip_interpolation:
+        # the errors a deploy would meet (bad durations, sizes, ...), without reading
+        # secret files; skipped with variables left in, which are not values yet
+        convert(model, "stack", ctx, read_files=False)
     return Loaded(model, warnings + ctx.warnings + swarm, ctx)
 
 
@@ -110,12 +114,6 @@ def load_stack(files, env_files=(), skip_interpolation=False, strict=False, stac
     loaded = load_model(files, env_files, skip_interpolation, strict, environ, stdin)
     spec = convert(loaded.model, stack_name_for(loaded, stack_name), loaded.context, read_files)
     return spec, loaded.warnings
-
-
-def check_convertible(loaded: Loaded) -> None:
-    """Raise the errors a deploy would meet (bad durations, sizes, ...) without reading
-    secret files, so `stack config` reports them too."""
-    convert(loaded.model, "stack", loaded.context, read_files=False)
 
 
 class _Dumper(yaml.SafeDumper):
