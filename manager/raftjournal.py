@@ -1,0 +1,335 @@
+"""A durable, encrypted Raft journal for pysyncobj (DESIGN.md section 3).
+
+pysyncobj's FileJournal writes pickles to an mmap and never fsyncs, so an
+acknowledged write can vanish in a power cut. This journal keeps the log in
+memory (pysyncobj reads it on every tick) and appends to a file in batches:
+everything changed since the last sync is sealed into ONE record and fsynced
+once, when `sync()` is called: before any message leaves the node (see
+raftlog.DurableTransport) and when the commit index moves (a single-node
+leader acknowledges without sending anything).
+
+File: MAGIC | file_id (16) | key check (nonce 12 + tag 16) | records...
+Record: length (4, little endian) | nonce (12) | AES-GCM(ops), with
+file_id + record number as associated data, so records cannot be moved,
+dropped from the middle or spliced in from another file.
+Ops: ADD index term command | TRUNCATE from index | COMMIT index.
+
+currentTerm and votedFor live in `<journal>.meta`, written with fsync and an
+atomic rename before setCurrentTerm returns (Raft needs them durable before
+any vote is sent).
+"""
+import logging
+import os
+import struct
+import threading
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pysyncobj.journal import Journal
+
+from covey.errors import FailedPrecondition
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"CVYRJNL1"
+META_MAGIC = b"CVYRMTA1"
+KEY_SIZE = 32
+_NONCE = 12
+_HEADER = len(MAGIC) + 16 + _NONCE + 16
+_ADD, _TRUNC, _COMMIT = 0x41, 0x54, 0x43   # 'A', 'T', 'C'
+_ADD_HEAD = struct.Struct("<BQQI")
+_IDX = struct.Struct("<BQ")
+_LEN = struct.Struct("<I")
+
+
+def derive(key: bytes, label: bytes) -> AESGCM:
+    """One AES-GCM key per purpose (journal, meta, snapshot) from the manager key."""
+    if not isinstance(key, bytes) or len(key) != KEY_SIZE:
+        raise ValueError(f"the at-rest key must be {KEY_SIZE} bytes")
+    return AESGCM(HKDF(hashes.SHA256(), 32, salt=None, info=label).derive(key))
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """tmp file, fsync, rename, fsync the directory (also persisting earlier renames)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path)
+    os.replace(tmp, path)
+    fsync_dir(path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# ---------------------------------------------------------------- file format
+
+class JournalContents:
+    """What a journal file holds (read without changing it)."""
+
+    def __init__(self):
+        self.file_id = b""
+        self.entries: list[tuple[bytes, int, int]] = []
+        self.commit = 1
+        self.records = 0
+        self.good_size = 0     # bytes up to the end of the last valid record
+        self.torn = False      # an unfinished last record was dropped
+
+
+def read_journal(path: str, key: bytes) -> JournalContents:
+    aead = derive(key, b"covey raft journal v1")
+    with open(path, "rb") as f:
+        data = f.read()
+    out = JournalContents()
+    out.file_id = _check_header(path, data, aead)
+    offset = _HEADER
+    while offset < len(data):
+        end = _record_end(data, offset)
+        if end is None:                       # crash while appending: never synced
+            out.torn = True
+            break
+        aad = out.file_id + out.records.to_bytes(8, "little")
+        try:
+            ops = aead.decrypt(data[offset + 4:offset + 4 + _NONCE], data[offset + 4 + _NONCE:end], aad)
+        except InvalidTag:
+            if end == len(data):              # the last record: written, never fsynced
+                out.torn = True
+                break
+            raise FailedPrecondition(f"Raft journal {path} is corrupt or was tampered with "
+                                     f"(record {out.records} fails authentication)") from None
+        _replay(ops, out)
+        out.records += 1
+        offset = end
+    out.good_size = offset
+    return out
+
+
+def _check_header(path: str, data: bytes, aead: AESGCM) -> bytes:
+    if len(data) < _HEADER or not data.startswith(MAGIC):
+        raise FailedPrecondition(f"{path} is not a Covey Raft journal (bad header)")
+    file_id = data[len(MAGIC):len(MAGIC) + 16]
+    nonce = data[len(MAGIC) + 16:len(MAGIC) + 16 + _NONCE]
+    try:
+        aead.decrypt(nonce, data[len(MAGIC) + 16 + _NONCE:_HEADER], MAGIC + file_id)
+    except InvalidTag:
+        raise FailedPrecondition(f"Raft journal {path} cannot be opened with this manager's key "
+                                 "(wrong key, or the header was tampered with)") from None
+    return file_id
+
+
+def _record_end(data: bytes, offset: int):
+    if offset + 4 > len(data):
+        return None
+    end = offset + 4 + _LEN.unpack_from(data, offset)[0]
+    return end if end <= len(data) else None
+
+
+def _replay(ops: bytes, out: JournalContents) -> None:
+    pos = 0
+    while pos < len(ops):
+        kind = ops[pos]
+        if kind == _ADD:
+            _, idx, term, size = _ADD_HEAD.unpack_from(ops, pos)
+            pos += _ADD_HEAD.size
+            out.entries.append((ops[pos:pos + size], idx, term))
+            pos += size
+        elif kind in (_TRUNC, _COMMIT):
+            _, idx = _IDX.unpack_from(ops, pos)
+            pos += _IDX.size
+            if kind == _COMMIT:
+                out.commit = idx
+            while kind == _TRUNC and out.entries and out.entries[-1][1] >= idx:
+                out.entries.pop()
+        else:
+            raise FailedPrecondition(f"unknown Raft journal op {kind:#x}")
+
+
+def _add_op(command: bytes, idx: int, term: int) -> bytes:
+    return _ADD_HEAD.pack(_ADD, idx, term, len(command)) + command
+
+
+# ---------------------------------------------------------------- the journal
+
+class DurableJournal(Journal):
+    """pysyncobj's Journal interface; durable at each `sync()`."""
+
+    def __init__(self, path: str, key: bytes):
+        self._path = path
+        self._key = key
+        self._aead = derive(key, b"covey raft journal v1")
+        self._meta = MetaFile(path + ".meta", key)
+        self._term, self._voted = self._meta.load()
+        self._lock = threading.Lock()
+        self._pending = bytearray()    # ops since the last record
+        self._rewrite = False          # head dropped (compaction) or cleared: rewrite the file
+        self._fd = None
+        if os.path.exists(path):
+            self._open_existing()
+        else:
+            self._entries, self._commit = [], 1
+            self._write_new_file()
+        self._synced_commit = self._commit
+
+    def _open_existing(self) -> None:
+        contents = read_journal(self._path, self._key)
+        if contents.torn:
+            log.warning("raft journal %s: dropping an unfinished last record (crash while "
+                        "writing; it was never acknowledged)", self._path)
+            with open(self._path, "r+b") as f:
+                f.truncate(contents.good_size)
+                os.fsync(f.fileno())
+        self._entries, self._commit = contents.entries, contents.commit
+        self._file_id, self._seq = contents.file_id, contents.records
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+
+    def _write_new_file(self) -> None:
+        """The whole log as one record in a fresh file (new id, so no nonce/record reuse)."""
+        self._file_id = os.urandom(16)
+        nonce = os.urandom(_NONCE)
+        header = MAGIC + self._file_id + nonce + self._aead.encrypt(nonce, b"", MAGIC + self._file_id)
+        ops = b"".join(_add_op(*entry) for entry in self._entries) + _IDX.pack(_COMMIT, self._commit)
+        self._seq = 0
+        record = self._seal(ops)
+        if self._fd is not None:
+            os.close(self._fd)
+        write_atomic(self._path, header + record)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+        self._pending.clear()
+        self._rewrite = False
+
+    def _seal(self, ops: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        sealed = nonce + self._aead.encrypt(nonce, bytes(ops), self._file_id + self._seq.to_bytes(8, "little"))
+        self._seq += 1
+        return _LEN.pack(len(sealed)) + sealed
+
+    # ------------------------------------------------------------ durability
+
+    def sync(self, force: bool = False) -> None:
+        """Write and fsync what changed, as one record. A commit-index move alone
+        waits for the next batch (or `force`): losing it loses nothing."""
+        with self._lock:
+            if self._fd is None:
+                return
+            if self._rewrite:
+                self._write_new_file()
+                self._synced_commit = self._commit
+                return
+            if not self._pending and not (force and self._commit != self._synced_commit):
+                return
+            if self._commit != self._synced_commit:
+                self._pending += _IDX.pack(_COMMIT, self._commit)
+            _write_all(self._fd, self._seal(self._pending))
+            os.fsync(self._fd)
+            self._pending.clear()
+            self._synced_commit = self._commit
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending) or self._rewrite
+
+    # ------------------------------------------------------------ Journal interface
+
+    def add(self, command, idx, term):
+        command = command if isinstance(command, bytes) else bytes(command)
+        self._entries.append((command, idx, term))
+        if not self._rewrite:
+            self._pending += _add_op(command, idx, term)
+
+    def clear(self):
+        self._entries = []
+        self._pending.clear()
+        self._rewrite = True
+
+    def deleteEntriesFrom(self, entryFrom):
+        if entryFrom >= len(self._entries):
+            return
+        from_idx = self._entries[entryFrom][1]
+        del self._entries[entryFrom:]
+        if not self._rewrite:
+            self._pending += _IDX.pack(_TRUNC, from_idx)
+
+    def deleteEntriesTo(self, entryTo):
+        del self._entries[:entryTo]
+        self._pending.clear()
+        self._rewrite = True
+
+    def __getitem__(self, item):
+        return self._entries[item]
+
+    def __len__(self):
+        return len(self._entries)
+
+    def _destroy(self):
+        self.sync(force=True)
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def flush(self):
+        self.sync(force=True)
+
+    def onOneSecondTimer(self):
+        self.sync(force=True)
+
+    def setRaftCommitIndex(self, raftCommitIndex):
+        self._commit = raftCommitIndex
+        self.sync()
+
+    def getRaftCommitIndex(self):
+        return self._commit
+
+    def setCurrentTerm(self, term, votedForNodeId):
+        self._meta.store(term, votedForNodeId)
+        self._term, self._voted = term, votedForNodeId
+
+    def getCurrentTerm(self):
+        return self._term
+
+    def getVotedForNodeId(self):
+        return self._voted
+
+
+class MetaFile:
+    """currentTerm and votedFor, sealed, replaced atomically."""
+
+    def __init__(self, path: str, key: bytes):
+        self._path = path
+        self._aead = derive(key, b"covey raft meta v1")
+
+    def load(self) -> tuple[int, str | None]:
+        if not os.path.exists(self._path):
+            return 0, None
+        with open(self._path, "rb") as f:
+            data = f.read()
+        if not data.startswith(META_MAGIC) or len(data) < len(META_MAGIC) + _NONCE + 16:
+            raise FailedPrecondition(f"{self._path} is not a Covey Raft meta file")
+        nonce = data[len(META_MAGIC):len(META_MAGIC) + _NONCE]
+        try:
+            plain = self._aead.decrypt(nonce, data[len(META_MAGIC) + _NONCE:], META_MAGIC)
+        except InvalidTag:
+            raise FailedPrecondition(f"Raft meta file {self._path} cannot be opened with this "
+                                     "manager's key (wrong key, or it was tampered with)") from None
+        term, has_vote = struct.unpack_from("<QB", plain)
+        return term, plain[9:].decode() if has_vote else None
+
+    def store(self, term: int, voted: str | None) -> None:
+        plain = struct.pack("<QB", term, voted is not None) + (str(voted).encode() if voted is not None else b"")
+        nonce = os.urandom(_NONCE)
+        write_atomic(self._path, META_MAGIC + nonce + self._aead.encrypt(nonce, plain, META_MAGIC))
