@@ -1,0 +1,120 @@
+"""Helpers for the Raft safety-layer tests: in-process pysyncobj replicas on
+loopback with manager.raftlog wired in the way manager/store.py wires it."""
+import socket
+import time
+from pathlib import Path
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.config import FAIL_REASON
+
+from manager import raftlog
+
+CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
+AT_REST_KEY = b"r" * 32
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.01):
+    """Poll `condition` until it returns a true value; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class Tables(SyncObjConsumer):
+    """A stand-in for store._State: table -> id -> bytes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, dict[str, bytes]] = {"node": {}}
+
+    @replicated
+    def put(self, table: str, obj_id: str, value: bytes):
+        self.tables.setdefault(table, {})[obj_id] = value
+        return obj_id
+
+    def get_tables(self):
+        return self.tables
+
+    def set_tables(self, tables):
+        self.tables = tables
+
+
+FAST = dict(raftMinTimeout=0.3, raftMaxTimeout=0.6, appendEntriesPeriod=0.01, autoTickPeriod=0.005,
+            connectionTimeout=1.0, connectionRetryTime=0.2, leaderFallbackTimeout=0.6)
+
+
+class Replica:
+    def __init__(self, raft_dir: Path, addr: str, peers: list[str], at_rest_key: bytes = AT_REST_KEY,
+                 durable: bool = True, **conf):
+        self.addr = addr
+        self.state = Tables()
+        extra, transport = {}, None
+        if durable:
+            extra, transport = raftlog.syncobj_options(raft_dir, at_rest_key, self.state.get_tables,
+                                                       self.state.set_tables)
+        settings = {**FAST, "password": CLUSTER_KEY, "dynamicMembershipChange": True, **extra, **conf}
+        kwargs = {"transportClass": transport} if transport else {}
+        self.raft = SyncObj(addr, peers, SyncObjConf(**settings), consumers=[self.state], **kwargs)
+
+    def write(self, table: str, obj_id: str, value: bytes, timeout: float = 10.0):
+        """Submit and wait for the acknowledgement (through the leader, wherever it is)."""
+        return self.state.put(table, obj_id, value, sync=True, timeout=timeout)
+
+    def journal(self):
+        return self.raft._SyncObj__raftLog
+
+    def stop(self):
+        self.raft.destroy_synchronous()
+
+
+def manager_key(i: int) -> bytes:
+    """Each manager has its own at-rest key."""
+    return bytes([0x41 + i]) * 32
+
+
+def start_cluster(tmp_path: Path, size: int = 3, **conf) -> list[Replica]:
+    addrs = [f"127.0.0.1:{port}" for port in free_ports(size)]
+    replicas = []
+    try:
+        for i, addr in enumerate(addrs):
+            replicas.append(Replica(tmp_path / f"m{i}", addr, [a for a in addrs if a != addr],
+                                    at_rest_key=manager_key(i), **conf))
+    except BaseException:
+        stop_all(replicas)
+        raise
+    return replicas
+
+
+def stop_all(replicas) -> None:
+    for replica in replicas:
+        try:
+            replica.stop()
+        except Exception:
+            pass
+
+
+def leader_of(replicas, timeout: float = 10.0) -> Replica:
+    def one_leader():
+        leaders = [r for r in replicas if r.raft._isLeader()]
+        return leaders[0] if len(leaders) == 1 and all(r.raft.isReady() for r in replicas) else None
+    return wait_for(one_leader, timeout, "one leader and every replica ready")
+
+
+def callback_ok(error) -> bool:
+    return error == FAIL_REASON.SUCCESS
