@@ -4,8 +4,10 @@ This is the glue DESIGN.md puts in covey/: it composes the manager (when the
 node's certificate says manager) and the agent (always).
 """
 import asyncio
+import datetime
 import ipaddress
 import logging
+import random
 import secrets
 import shutil
 import socket
@@ -103,10 +105,14 @@ class Node:
                                                    DEFAULT_API_PORT, "listen address")
             adv_host, adv_port = _parse_addr(request.advertise_addr, listen_port, "advertise address")
             heartbeat = request.heartbeat_period_ns or parse_duration("5s")
+            cert_expiry = request.cert_expiry_ns or int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)
+            if cert_expiry < parse_duration("10s"):
+                raise InvalidArgument("--cert-expiry must be at least 10s")
             cluster_id, node_id = new_id(), new_id()
             ca_cert, ca_key = pki.create_root_ca(cluster_id)
             key = pki.new_key_pem()
-            cert = pki.sign_node_cert(ca_cert, ca_key, pki.make_csr(key), node_id, pb.MANAGER, cluster_id)
+            cert = pki.sign_node_cert(ca_cert, ca_key, pki.make_csr(key), node_id, pb.MANAGER, cluster_id,
+                                      datetime.timedelta(microseconds=cert_expiry // 1000))
             self.state.save_certs(ca_cert, key, cert)
             self.state.save_raft_key(secrets.token_bytes(32))
             api_addr = _join(adv_host, adv_port)
@@ -115,7 +121,8 @@ class Node:
                                     raft_addr=_join(adv_host, adv_port + 1), managers=[api_addr])
             try:
                 await self._start_manager(membership)
-                cluster = await bootstrap(self.manager, cluster_id, self.hostname, ca_cert, ca_key, heartbeat)
+                cluster = await bootstrap(self.manager, cluster_id, self.hostname, ca_cert, ca_key,
+                                          heartbeat, cert_expiry)
             except BaseException:
                 await self._stop_manager()
                 self.state.erase()
@@ -288,7 +295,7 @@ class Node:
         self.manager = await Manager.open(config, step_down=self._step_down)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
         self.manager.add_to_server(server)
-        creds = tls.server_credentials(self.state.key(), self.state.cert(), self.state.ca_cert())
+        creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self.state.ca_cert()))
         try:
             server.add_secure_port(membership.listen_addr, creds)
         except RuntimeError:
@@ -332,7 +339,7 @@ class Node:
         credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
         agent = Agent(describe_node(self.hostname, __version__), credentials,
                       self.membership.managers, _agent_channel, self.settings.agent,
-                      on_managers=self._remember_managers, renew=self._renew)
+                      on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in)
         self._agent_task = asyncio.create_task(agent.run(), name="agent")
 
     async def _stop_agent(self) -> None:
@@ -352,6 +359,13 @@ class Node:
                                role=self.state.identity().role if m else pb.WORKER,
                                hostname=self.hostname, managers=m.managers if m else [],
                                engine_version=__version__)
+
+
+def _renew_in(cert_pem: bytes) -> float:
+    """Seconds until this certificate should be renewed: a random point between 50% and
+    80% of its life, so that the nodes of a swarm do not all renew at once."""
+    due = pki.renewal_due(cert_pem, random.uniform(0.5, 0.8))
+    return max(0.0, (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
 def _agent_channel(addr: str, credentials: Credentials) -> grpc.aio.Channel:

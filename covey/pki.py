@@ -32,6 +32,8 @@ SECRET_LEN = 25   # 128 bits in base36
 _TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}-{TOKEN_VERSION}-([0-9a-z]{{{DIGEST_LEN}}})-([0-9a-z]{{{SECRET_LEN}}})$")
 
 INVALID_TOKEN = "invalid join token"
+# Certificates are valid from a little before they are issued, for clocks that lag.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
 def _now() -> datetime.datetime:
@@ -59,7 +61,7 @@ def create_root_ca(cluster_id: str) -> tuple[bytes, bytes]:
             .subject_name(name).issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_before(now - CLOCK_SKEW)
             .not_valid_after(now + CA_LIFETIME)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -129,7 +131,7 @@ def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, node_i
             .subject_name(subject).issuer_name(ca_cert.subject)
             .public_key(csr.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_before(now - CLOCK_SKEW)
             .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -177,7 +179,8 @@ def verify_signed_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
 
 
 def renewal_due(cert_pem: bytes, fraction: float) -> datetime.datetime:
-    """When to renew: `fraction` (0.5 to 0.8, chosen at random by the caller) into its life."""
+    """When to renew: `fraction` (0.5 to 0.8, chosen at random by the caller) into its life,
+    counted from when it was issued (not from the backdated not-before)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return start + (end - start) * fraction
+    issued, end = cert.not_valid_before_utc + CLOCK_SKEW, cert.not_valid_after_utc
+    return issued + (end - issued) * fraction

@@ -64,10 +64,34 @@ def anonymous_identity() -> tuple[bytes, bytes]:
     return key_pem, _self_signed(key, name, ca=False, issuer_key=_anon_ca_key(), issuer=_ANON_CA_NAME)
 
 
-def server_credentials(key_pem: bytes, cert_pem: bytes, ca_cert_pem: bytes) -> grpc.ServerCredentials:
-    return grpc.ssl_server_credentials([(key_pem, cert_pem + ca_cert_pem)],
-                                       root_certificates=ca_cert_pem + anonymous_ca_pem(),
-                                       require_client_auth=True)
+def server_credentials(load) -> grpc.ServerCredentials:
+    """Credentials that follow the node's certificate: `load()` returns (key, cert, CA) PEMs
+    as they are now, and a renewed certificate is served from the next handshake on."""
+    def configuration(key_pem: bytes, cert_pem: bytes, ca_cert_pem: bytes):
+        return grpc.ssl_server_certificate_configuration(
+            [(key_pem, cert_pem + ca_cert_pem)], root_certificates=ca_cert_pem + anonymous_ca_pem())
+
+    current = [load()]
+
+    def fetch():
+        latest = load()
+        if latest == current[0] or not _pair(latest[0], latest[1]):
+            return None  # unchanged, or a renewal half written: keep the one in use
+        current[0] = latest
+        return configuration(*latest)
+
+    return grpc.dynamic_ssl_server_credentials(configuration(*current[0]), fetch,
+                                               require_client_authentication=True)
+
+
+def _pair(key_pem: bytes, cert_pem: bytes) -> bool:
+    """True when the certificate is for this private key."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return False
+    return key.public_key().public_numbers() == cert.public_key().public_numbers()
 
 
 def channel_credentials(ca_cert_pem: bytes, key_pem: bytes, cert_pem: bytes) -> grpc.ChannelCredentials:

@@ -126,7 +126,7 @@ async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
 
 
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
-                    ca_key: bytes, heartbeat_ns: int) -> pb.Cluster:
+                    ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int) -> pb.Cluster:
     """Write the first objects of a new swarm: the cluster and this manager's node."""
     await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
@@ -135,7 +135,7 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
     cluster = pb.Cluster(
         id=cluster_id, meta=meta,
         spec=pb.ClusterSpec(name="default", heartbeat_period_ns=heartbeat_ns,
-                            node_cert_expiry_ns=int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)),
+                            node_cert_expiry_ns=cert_expiry_ns),
         root_ca=pb.RootCA(ca_cert_pem=ca_cert, ca_key_pem=ca_key, ca_digest=digest),
         join_tokens=pb.JoinTokens(worker=pki.make_token(digest, pki.new_token_secret()),
                                   manager=pki.make_token(digest, pki.new_token_secret())),

@@ -38,7 +38,7 @@ class Credentials:
 
 
 class RoleChanged(Exception):
-    """The node renewed its certificate for a new role: reconnect with it."""
+    """The node has a new certificate (a new role, or a renewal): reconnect with it."""
 
 
 LEADER_METADATA_KEY = "covey-leader"
@@ -56,7 +56,7 @@ class Agent:
     def __init__(self, description: pb.NodeDescription, credentials: Credentials,
                  managers: list[str], channel_factory: Callable, settings: AgentSettings,
                  on_managers: Callable[[list[str]], None] = lambda m: None,
-                 renew: Callable | None = None):
+                 renew: Callable | None = None, renew_in: Callable[[bytes], float] | None = None):
         self._description = description
         self._credentials = credentials
         self._managers = list(managers)
@@ -64,6 +64,7 @@ class Agent:
         self._settings = settings
         self._on_managers = on_managers
         self._renew = renew  # async (channel, desired_role) -> Credentials
+        self._renew_in = renew_in  # certificate PEM -> seconds until it should be renewed
         self._next_addr: str | None = None
         self.connected = asyncio.Event()
 
@@ -106,7 +107,8 @@ class Agent:
                 await self._follow_role(channel, first.role)
                 self.connected.set()
                 period = first.heartbeat_period_ns / 1e9
-                await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period))
+                await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period),
+                                    self._renew_when_due(channel))
             finally:
                 call.cancel()
 
@@ -131,6 +133,16 @@ class Agent:
         if managers and managers != self._managers:
             self._managers = managers
             self._on_managers(managers)
+
+    async def _renew_when_due(self, channel) -> None:
+        """Renew the certificate before it expires; the session goes on with the new one."""
+        if self._renew is None or self._renew_in is None:
+            await asyncio.Event().wait()  # never: this agent does not renew
+        while True:
+            await asyncio.sleep(self._renew_in(self._credentials.cert))
+            self._credentials = await self._renew(channel, self._credentials.role)
+            log.info("renewed this node's certificate")
+            raise RoleChanged()  # reconnect with the new certificate
 
     async def _heartbeat(self, stub, session_id: str, period: float) -> None:
         while True:

@@ -90,9 +90,12 @@ def test_anonymous_ca_is_stable_across_processes():
     assert a == b
 
 
-def test_renewal_point_is_within_the_life(ca):
-    cert = pki.sign_node_cert(ca[0], ca[1], pki.make_csr(pki.new_key_pem()), "n", pb.WORKER, "c")
-    ident = pki.cert_identity(cert)
-    due = pki.renewal_due(cert, 0.5)
-    assert due < ident.not_after
-    assert pki.renewal_due(cert, 0.8) > due
+def test_renewal_point_is_counted_from_issuance(ca):
+    """Not from the not-before, which is backdated for clock skew: a 100 s certificate is
+    renewed 50 s to 80 s after it was issued."""
+    before = pki._now()
+    cert = pki.sign_node_cert(ca[0], ca[1], pki.make_csr(pki.new_key_pem()), "n", pb.WORKER, "c",
+                              datetime.timedelta(seconds=100))
+    early = (pki.renewal_due(cert, 0.5) - before).total_seconds()
+    late = (pki.renewal_due(cert, 0.8) - before).total_seconds()
+    assert 49 < early < 51 and 79 < late < 81
