@@ -168,8 +168,9 @@ def _record_lines(node, path, lines, depth=0):
 
 def parse(text: str, name: str) -> Document:
     """Parse one compose file; an empty file is an empty mapping."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
     except ComposeError as exc:
@@ -182,7 +183,8 @@ def parse(text: str, name: str) -> Document:
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ComposeError(f"invalid YAML: {exc}", file=name) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
