@@ -1,0 +1,75 @@
+"""A 3-replica cluster in one process with the Raft safety layer: snapshot
+transfer between managers with different at-rest keys, no truncation of
+acknowledged entries under load, and a leader cut off from the majority
+stepping down in time."""
+import logging
+import shutil
+import time
+
+import pytest
+
+from manager import raftlog
+from raftkit import Replica, leader_of, manager_key, start_cluster, stop_all, wait_for
+
+TIMEOUT = 10.0
+ELECTION_MIN, ELECTION_MAX = 0.3, 0.6
+TICK_MARGIN = 0.2
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    replicas = []
+
+    def start(**conf):
+        replicas.extend(start_cluster(tmp_path, 3, **conf))
+        return replicas
+
+    yield start
+    stop_all(replicas)
+
+
+def test_far_behind_follower_gets_a_snapshot_sealed_with_its_own_key(cluster, tmp_path):
+    replicas = cluster()
+    leader = leader_of(replicas, TIMEOUT)
+    lagging = next(r for r in replicas if r is not leader)
+    i = replicas.index(lagging)
+    lagging.stop()
+    shutil.rmtree(tmp_path / f"m{i}")                        # it lost everything
+    for n in range(50):
+        leader.write("node", f"n{n}", b"v%d" % n)
+    leader.raft.forceLogCompaction()
+    wait_for(lambda: len(leader.journal()) <= 3, TIMEOUT, "the leader's log to be compacted")
+    peers = [r.addr for r in replicas if r is not lagging]
+    replicas[i] = Replica(tmp_path / f"m{i}", lagging.addr, peers, at_rest_key=manager_key(i))
+    wait_for(lambda: replicas[i].state.tables == leader.state.tables, TIMEOUT, "the snapshot installed")
+    codec_file = tmp_path / f"m{i}" / raftlog.SNAPSHOT_NAME
+    assert codec_file.exists()                               # it came as a snapshot, not as entries
+    replicas[i].raft._SyncObj__serializer._codec.read()      # sealed with its own key
+
+
+def test_replicas_agree_under_load_without_truncation(cluster, caplog):
+    replicas = cluster()
+    leader = leader_of(replicas, TIMEOUT)
+    caplog.set_level(logging.WARNING, logger="pysyncobj.syncobj")
+    done = []
+    writes = 3000
+    for n in range(writes):
+        leader.state.put("node", f"n{n}", b"x" * 100, callback=lambda res, err: done.append(err))
+    wait_for(lambda: len(done) == writes, TIMEOUT * 3, "every write acknowledged")
+    assert set(done) == {0}
+    wait_for(lambda: all(r.state.tables == leader.state.tables for r in replicas), TIMEOUT, "equal replicas")
+    assert not [r for r in caplog.records if "truncating" in r.getMessage()]
+
+
+def test_leader_cut_off_from_majority_steps_down(cluster):
+    replicas = cluster(**raftlog.recommended_conf(ELECTION_MIN, ELECTION_MAX), connectionTimeout=1.0,
+                       connectionRetryTime=0.2)
+    leader = leader_of(replicas, TIMEOUT)
+    leader.write("node", "n1", b"x")
+    start = time.monotonic()
+    for replica in replicas:
+        if replica is not leader:
+            replica.stop()
+    limit = 2 * ELECTION_MAX + TICK_MARGIN
+    wait_for(lambda: not leader.raft._isLeader(), limit, "the leader to step down")
+    assert time.monotonic() - start < limit
