@@ -5,7 +5,7 @@ import sys
 import grpc
 
 from covey import __version__
-from covey.cli import client, container, node, swarm
+from covey.cli import client, container, node, stack, swarm
 from covey.errors import CoveyError, from_rpc_error
 
 
@@ -21,11 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_parser(subparsers)
     node.add_parser(subparsers)
     container.add_parser(subparsers)
+    stack.add_parser(subparsers)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if not getattr(args, "needs_daemon", True):
+        return args.run(None, args)
     try:
         conn = client.connect(args.host, args.cert_dir)
         try:
