@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.cvy"
 SNAPSHOT_NAME = "snapshot.cvy"
+LEGACY_NAMES = ("journal.bin", "snapshot.bin")   # what store.py wrote before this layer
 
 _STOCK_CREATE_JOURNAL = pysyncobj_syncobj.createJournal
 _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
@@ -65,6 +66,10 @@ def syncobj_options(raft_dir: Path, at_rest_key: bytes, get_tables: Callable[[],
     if not isinstance(at_rest_key, bytes) or len(at_rest_key) != KEY_SIZE:
         raise ValueError(f"the at-rest key must be {KEY_SIZE} bytes")
     raft_dir.mkdir(parents=True, exist_ok=True)
+    for legacy in LEGACY_NAMES:
+        if (raft_dir / legacy).exists():      # starting empty beside it would lose the cluster state
+            raise FailedPrecondition(f"{raft_dir / legacy} is an unencrypted pysyncobj file; "
+                                     "this manager only reads sealed Raft files (move it away)")
     journal = os.path.abspath(raft_dir / JOURNAL_NAME)
     snapshot = os.path.abspath(raft_dir / SNAPSHOT_NAME)
     codec = SnapshotCodec(snapshot, at_rest_key, get_tables, set_tables)

@@ -319,6 +319,14 @@ def test_syncobj_options_refuses_a_snapshot_it_cannot_open(tmp_path):
         raftlog.syncobj_options(raft_dir, b"w" * 32, dict, lambda t: None)
 
 
+def test_syncobj_options_refuses_to_start_beside_a_stock_journal(tmp_path):
+    raft_dir = tmp_path / "raft"
+    raft_dir.mkdir()
+    (raft_dir / "journal.bin").write_bytes(b"PYSYNCOBJ")
+    with pytest.raises(FailedPrecondition, match="journal.bin"):
+        raftlog.syncobj_options(raft_dir, KEY, dict, lambda t: None)
+
+
 # ---------------------------------------------------------------- 5. transport
 
 def test_transport_refuses_to_run_without_the_cluster_key(tmp_path):
