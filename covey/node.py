@@ -290,6 +290,7 @@ class Node:
         config = ManagerConfig(node_id=membership.node_id, raft_dir=self.state.raft_dir,
                                raft_addr=membership.raft_addr, raft_bind=_join(listen_host, raft_port),
                                api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
+                               at_rest_key=self.state.at_rest_key(),
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,
                                ready_timeout=self.settings.manager_ready_timeout)
         self.manager = await Manager.open(config, step_down=self._step_down)

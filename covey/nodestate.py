@@ -7,6 +7,7 @@ Layout under the data dir (DESIGN.md section 1):
 """
 import json
 import os
+import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,13 @@ class NodeState:
 
     def raft_key(self) -> bytes:
         return (self.cert_dir / "raft.key").read_bytes()
+
+    def at_rest_key(self) -> bytes:
+        """This manager's own key for its Raft files, kept with its TLS key; made on first use."""
+        path = self.cert_dir / "raft-at-rest.key"
+        if not path.exists():
+            _write_private(path, secrets.token_bytes(32))
+        return path.read_bytes()
 
     def ca_cert(self) -> bytes:
         return (self.cert_dir / "ca.crt").read_bytes()

@@ -29,6 +29,7 @@ class ManagerConfig:
     raft_bind: str        # host:port our Raft port binds
     api_addr: str         # host:port other nodes reach our gRPC API on
     raft_key: bytes
+    at_rest_key: bytes    # this manager's own key for its Raft files
     timings: st.RaftTimings
     raft_peers: list[str] = field(default_factory=list)  # the other members, at start
     ready_timeout: float = 30.0
@@ -51,7 +52,7 @@ class Manager:
         # No waiting for a leader here: a manager restarted without quorum must keep
         # running (and be able to force a new cluster).
         store = st.Store(config.raft_dir, config.raft_addr, config.raft_peers, config.raft_key,
-                         config.raft_bind, config.timings)
+                         config.raft_bind, config.timings, config.at_rest_key)
         manager = cls(config, store, step_down)
         store.on_leadership(manager._leadership_changed)
         return manager

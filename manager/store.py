@@ -16,6 +16,7 @@ from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
 from covey.errors import Conflict, DeadlineExceeded, NotFound, NO_LEADER, Unavailable
+from manager import raftlog
 from proto import covey_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class RaftTimings:
     append_period: float = 0.01     # ~10 ms commit latency instead of 100 ms
     tick_period: float = 0.005      # pysyncobj's loop period bounds every latency
     connection_timeout: float = 3.5
-    leader_fallback: float = 3.0    # a leader cut off from the majority steps down
+    leader_fallback: float = 1.4    # a leader cut off from the majority steps down (= election_max)
     write_timeout: float = 10.0     # a write not committed by then fails
 
 
@@ -102,16 +103,20 @@ class Store:
     """The asyncio face of the Raft state machine."""
 
     def __init__(self, raft_dir: Path, self_addr: str, peers: list[str], key: bytes,
-                 bind_addr: str, timings: RaftTimings):
+                 bind_addr: str, timings: RaftTimings, at_rest_key: bytes):
+        """`key` is the cluster's Raft key (authenticates and encrypts peer traffic);
+        `at_rest_key` is this manager's own key for its journal and snapshots."""
         self._loop = asyncio.get_running_loop()
         self._timings = timings
         self._subscribers: list[asyncio.Queue] = []
         self._leadership_callbacks: list[Callable[[bool], None]] = []
         self._state = _State(self._from_raft_thread)
-        raft_dir.mkdir(parents=True, exist_ok=True)
+        # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
+        # as protobuf; only real term conflicts truncate the log (manager/raftlog.py).
+        raft_options, transport = raftlog.syncobj_options(
+            raft_dir, at_rest_key, lambda: self._state.tables, self._set_tables)
         conf = SyncObjConf(
-            journalFile=str(raft_dir / "journal.bin"),
-            fullDumpFile=str(raft_dir / "snapshot.bin"),
+            **raft_options,
             password=key.hex(),
             bindAddress=bind_addr,
             raftMinTimeout=timings.election_min,
@@ -124,7 +129,11 @@ class Store:
             onStateChanged=self._on_raft_state,
         )
         self.self_addr = self_addr
-        self._raft = SyncObj(self_addr, peers, conf, consumers=[self._state])
+        self._raft = SyncObj(self_addr, peers, conf, consumers=[self._state], transportClass=transport)
+
+    def _set_tables(self, tables: dict) -> None:
+        """A snapshot was loaded (at start, or sent by the leader)."""
+        self._state.tables = {name: tables.get(name, {}) for name in TABLES}
 
     # ------------------------------------------------------------ raft thread -> loop
 

@@ -35,45 +35,32 @@ RUN_TIMEOUT = 120.0
 
 # ---------------------------------------------------------------- child: one manager
 
-def wire_layer(st, raft_dir: Path, at_rest_key: bytes, use_batch: bool, durable: bool) -> None:
-    """What store.py will do once the layer is wired in (see manager/raftlog.py),
-    done here by wrapping the names store.py uses, since store.py is not ours."""
-    from manager import raftlog
-    holder = {}
-    base_state, base_conf, base_syncobj = st._State, st.SyncObjConf, st.SyncObj
+def wire_layer(st, raft_dir: Path, use_batch: bool, durable: bool) -> None:
+    """Store always uses the safety layer; for the baseline ("off") give it pysyncobj's own
+    journal, snapshot file and transport instead. Batching is a pysyncobj setting."""
+    from pysyncobj.transport import TCPTransport
+    base_conf, base_options = st.SyncObjConf, st.raftlog.syncobj_options
 
-    class State(base_state):
-        def __init__(self, *args):
-            super().__init__(*args)
-            holder["state"] = self
+    def stock_options(raft_dir, at_rest_key, get_tables, set_tables):
+        raft_dir.mkdir(parents=True, exist_ok=True)
+        return {"journalFile": str(raft_dir / "journal.bin"), "fullDumpFile": str(raft_dir / "snapshot.bin")}, \
+            TCPTransport
 
-    def set_tables(tables):
-        holder["state"].tables = {name: tables.get(name, {}) for name in st.TABLES}
+    class Options:  # what store.py sees as `raftlog`
+        syncobj_options = staticmethod(base_options if durable else stock_options)
 
-    extra, transport = {}, None
-    if durable:
-        extra, transport = raftlog.syncobj_options(raft_dir, at_rest_key, lambda: holder["state"].tables,
-                                                   set_tables)
-
-    def conf(**kwargs):
-        if durable:
-            kwargs.pop("journalFile")
-            kwargs.pop("fullDumpFile")
-        return base_conf(**kwargs, **extra, appendEntriesUseBatch=use_batch)
-
-    def syncobj(*args, **kwargs):
-        return base_syncobj(*args, **kwargs, **({"transportClass": transport} if transport else {}))
-
-    st._State, st.SyncObjConf, st.SyncObj = State, conf, syncobj
+    st.raftlog = Options
+    st.SyncObjConf = lambda **kwargs: base_conf(**kwargs, appendEntriesUseBatch=use_batch)
 
 
 async def child(args) -> None:
     from manager import store as st
     from proto import covey_pb2 as pb
     raft_dir = Path(args.raft_dir)
-    wire_layer(st, raft_dir, bytes([args.index + 1]) * 32, args.batch, args.durable)
+    wire_layer(st, raft_dir, args.batch, args.durable)
     timings = st.RaftTimings(append_period=args.append_period, tick_period=args.tick_period)
-    store = st.Store(raft_dir, args.addr, args.peers.split(","), b"k" * 32, args.addr, timings)
+    store = st.Store(raft_dir, args.addr, args.peers.split(","), b"k" * 32, args.addr, timings,
+                     at_rest_key=bytes([args.index + 1]) * 32)
     await store.wait_ready(START_TIMEOUT)
     loop = asyncio.get_running_loop()
     counter = iter(range(10**9))

@@ -11,7 +11,7 @@ from proto import covey_pb2 as pb
 
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
-    store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings())
+    store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings(), at_rest_key=b"r" * 32)
     await store.wait_ready(15)
     return store
 

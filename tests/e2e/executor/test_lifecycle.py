@@ -2,7 +2,7 @@
 import time
 from pathlib import Path
 
-from helpers_executor import output
+from helpers_executor import eventually, output
 from worker.executor import ContainerConfig
 from worker.executor.rootfs import mounts_under
 
@@ -33,6 +33,10 @@ def test_stop_signal_is_used(executor, run, ref, names):
         name=name, image=ref("covey/busybox:1"), stop_signal="SIGUSR1", stop_grace_period=10,
         entrypoint=["/bin/sh", "-c", "trap 'echo got-usr1; exit 3' USR1; echo ready; "
                                      "while true; do sleep 0.1; done"])))
+
+    async def trap_set():  # before this, PID 1 would ignore the signal
+        return any("ready" in e.line async for e in executor.logs(name))
+    run(eventually(trap_set))
     st = run(executor.stop(name))
     assert st.exit_code == 3 and "got-usr1" in run(output(executor, name))
 
