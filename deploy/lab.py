@@ -168,17 +168,21 @@ class Lab:
 
     # ------------------------------------------------------------ a whole swarm
 
-    def form_swarm(self, heartbeat: str = "5s") -> str:
-        """coveyd on every host; host1 inits, the others join as workers. Returns the token."""
+    def form_swarm(self, heartbeat: str = "5s", managers: int = 1, members: int | None = None) -> str:
+        """coveyd on every host; host1 inits, the next `managers - 1` hosts join as managers,
+        the rest of the first `members` hosts (default: all) as workers; the hosts after
+        them run coveyd outside the swarm. Returns init's output."""
         for host in self.hosts:
             self.start_coveyd(host)
         first = self.hosts[0]
-        self.covey(first, "swarm", "init", "--advertise-addr", first.addr,
-                   "--dispatcher-heartbeat", heartbeat)
-        token = self.covey(first, "swarm", "join-token", "-q", "worker").stdout.strip()
-        for host in self.hosts[1:]:
-            self.covey(host, "swarm", "join", "--token", token, f"{first.addr}:4242")
-        return token
+        init = self.covey(first, "swarm", "init", "--advertise-addr", first.addr,
+                          "--dispatcher-heartbeat", heartbeat).stdout
+        tokens = {role: self.covey(first, "swarm", "join-token", "-q", role).stdout.strip()
+                  for role in ("worker", "manager")}
+        for i, host in enumerate(self.hosts[1:members or len(self.hosts)], start=1):
+            role = "manager" if i < managers else "worker"
+            self.covey(host, "swarm", "join", "--token", tokens[role], f"{first.addr}:4242")
+        return init
 
     # ------------------------------------------------------------ state file
 

@@ -57,13 +57,7 @@ def main() -> int:
     args = parser.parse_args()
     lab = Lab(3).up()
     try:
-        for host in lab.hosts:
-            lab.start_coveyd(host)
-        first = lab.hosts[0]
-        lab.covey(first, "swarm", "init", "--advertise-addr", first.addr, "--dispatcher-heartbeat", "1s")
-        token = lab.covey(first, "swarm", "join-token", "-q", "manager").stdout.strip()
-        for host in lab.hosts[1:]:
-            lab.covey(host, "swarm", "join", "--token", token, f"{first.addr}:4242")
+        lab.form_swarm("1s", managers=3)
         results = [one_run(lab, i) for i in range(args.runs)]
     finally:
         lab.down()

@@ -20,15 +20,7 @@ MANAGERS = ("host1", "host2", "host3")
 def lab():
     lab = Lab(4).up()
     try:
-        for host in lab.hosts:
-            lab.start_coveyd(host)
-        first = lab.hosts[0]
-        lab.covey(first, "swarm", "init", "--advertise-addr", first.addr, "--dispatcher-heartbeat", HEARTBEAT)
-        manager_token = lab.covey(first, "swarm", "join-token", "-q", "manager").stdout.strip()
-        worker_token = lab.covey(first, "swarm", "join-token", "-q", "worker").stdout.strip()
-        for host in lab.hosts[1:3]:
-            lab.covey(host, "swarm", "join", "--token", manager_token, f"{first.addr}:4242")
-        lab.covey(lab.hosts[3], "swarm", "join", "--token", worker_token, f"{first.addr}:4242")
+        lab.form_swarm(HEARTBEAT, managers=3)
         yield lab
     finally:
         lab.down()

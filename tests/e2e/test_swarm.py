@@ -21,15 +21,8 @@ from lab import Lab, wait_until
 def lab():
     lab = Lab(4).up()
     try:
-        for host in lab.hosts:
-            lab.start_coveyd(host)
-        manager = lab.hosts[0]
-        init = lab.covey(manager, "swarm", "init", "--advertise-addr", manager.addr,
-                         "--dispatcher-heartbeat", HEARTBEAT)
-        lab.init_output = init.stdout
-        lab.token = lab.covey(manager, "swarm", "join-token", "-q", "worker").stdout.strip()
-        for host in lab.hosts[1:3]:
-            lab.covey(host, "swarm", "join", "--token", lab.token, f"{manager.addr}:4242")
+        lab.init_output = lab.form_swarm(HEARTBEAT, members=3)
+        lab.token = lab.covey(lab.hosts[0], "swarm", "join-token", "-q", "worker").stdout.strip()
         yield lab
     finally:
         lab.down()

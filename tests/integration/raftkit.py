@@ -1,12 +1,12 @@
 """Helpers for the Raft safety-layer tests: in-process pysyncobj replicas on
 loopback with manager.raftlog wired in the way manager/store.py wires it."""
 import socket
-import time
 from pathlib import Path
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
+from lab import wait_until
 from manager import raftlog
 
 CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
@@ -14,15 +14,8 @@ AT_REST_KEY = b"r" * 32
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.01):
-    """Poll `condition` until it returns a true value; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """Poll `condition` until it returns a true value; fail after `timeout` (the lab's poller)."""
+    return wait_until(condition, timeout, interval, what)
 
 
 def free_ports(count: int) -> list[int]:

@@ -76,7 +76,7 @@ def test_group_commit_one_fsync_for_many_writes(single, monkeypatch):
 
 CHILD = """
 import sys
-sys.path[:0] = [{repo!r}, {repo!r} + "/tests/integration"]
+sys.path[:0] = [{repo!r}, {repo!r} + "/tests/integration", {repo!r} + "/deploy"]
 from pathlib import Path
 from raftkit import Replica, wait_for
 replica = Replica(Path({raft_dir!r}), {addr!r}, [])
