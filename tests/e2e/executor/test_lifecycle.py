@@ -35,7 +35,7 @@ def test_stop_signal_is_used(executor, run, ref, names):
                                      "while true; do sleep 0.1; done"])))
 
     async def trap_set():  # before this, PID 1 would ignore the signal
-        return any("ready" in e.line async for e in executor.logs(name))
+        return any(["ready" in e.line async for e in executor.logs(name)])
     run(eventually(trap_set))
     st = run(executor.stop(name))
     assert st.exit_code == 3 and "got-usr1" in run(output(executor, name))
