@@ -237,6 +237,8 @@ def test_manager_rules(lab):
     assert leave.returncode != 0 and "last manager" in leave.stderr
     rm_self = lab.covey(host, "node", "rm", "--force", "host1", check=False)
     assert rm_self.returncode != 0 and "must be demoted" in rm_self.stderr
+    demote = lab.covey(host, "node", "demote", "host1", check=False)
+    assert demote.returncode != 0 and "last manager" in demote.stderr
     assert node_state(lab, host, "host1") == "READY"
 
 
