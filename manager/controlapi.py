@@ -7,6 +7,7 @@ from covey.rpc import unary
 from manager import authz, membership
 from manager import store as st
 from manager.ca import cluster_of
+from manager.serviceapi import ServiceAPI
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
 
@@ -44,7 +45,7 @@ def public_cluster(cluster: pb.Cluster) -> pb.Cluster:
     return shown
 
 
-class ControlAPI(rpc.ControlServicer):
+class ControlAPI(ServiceAPI, rpc.ControlServicer):
     def __init__(self, store: st.Store, manager_status, api_addr: str, end_session):
         self._store = store
         self._manager_status = manager_status  # node -> ManagerStatus or None

@@ -21,7 +21,7 @@ from proto import covey_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-TABLES = {"cluster": pb.Cluster, "node": pb.Node}
+TABLES = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service, "task": pb.Task}
 
 
 @dataclass

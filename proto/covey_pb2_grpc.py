@@ -308,6 +308,36 @@ class ControlStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateService = channel.unary_unary(
+                '/covey.Control/CreateService',
+                request_serializer=covey__pb2.CreateServiceRequest.SerializeToString,
+                response_deserializer=covey__pb2.CreateServiceResponse.FromString,
+                _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/covey.Control/ListServices',
+                request_serializer=covey__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=covey__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.GetService = channel.unary_unary(
+                '/covey.Control/GetService',
+                request_serializer=covey__pb2.GetServiceRequest.SerializeToString,
+                response_deserializer=covey__pb2.GetServiceResponse.FromString,
+                _registered_method=True)
+        self.ScaleService = channel.unary_unary(
+                '/covey.Control/ScaleService',
+                request_serializer=covey__pb2.ScaleServiceRequest.SerializeToString,
+                response_deserializer=covey__pb2.ScaleServiceResponse.FromString,
+                _registered_method=True)
+        self.RemoveService = channel.unary_unary(
+                '/covey.Control/RemoveService',
+                request_serializer=covey__pb2.RemoveServiceRequest.SerializeToString,
+                response_deserializer=covey__pb2.RemoveServiceResponse.FromString,
+                _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/covey.Control/ListTasks',
+                request_serializer=covey__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=covey__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
         self.GetCluster = channel.unary_unary(
                 '/covey.Control/GetCluster',
                 request_serializer=covey__pb2.GetClusterRequest.SerializeToString,
@@ -342,6 +372,42 @@ class ControlStub:
 
 class ControlServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def CreateService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScaleService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetCluster(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -382,6 +448,36 @@ class ControlServicer:
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateService': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateService,
+                    request_deserializer=covey__pb2.CreateServiceRequest.FromString,
+                    response_serializer=covey__pb2.CreateServiceResponse.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=covey__pb2.ListServicesRequest.FromString,
+                    response_serializer=covey__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'GetService': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetService,
+                    request_deserializer=covey__pb2.GetServiceRequest.FromString,
+                    response_serializer=covey__pb2.GetServiceResponse.SerializeToString,
+            ),
+            'ScaleService': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScaleService,
+                    request_deserializer=covey__pb2.ScaleServiceRequest.FromString,
+                    response_serializer=covey__pb2.ScaleServiceResponse.SerializeToString,
+            ),
+            'RemoveService': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveService,
+                    request_deserializer=covey__pb2.RemoveServiceRequest.FromString,
+                    response_serializer=covey__pb2.RemoveServiceResponse.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=covey__pb2.ListTasksRequest.FromString,
+                    response_serializer=covey__pb2.ListTasksResponse.SerializeToString,
+            ),
             'GetCluster': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCluster,
                     request_deserializer=covey__pb2.GetClusterRequest.FromString,
@@ -422,6 +518,168 @@ def add_ControlServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Control:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/CreateService',
+            covey__pb2.CreateServiceRequest.SerializeToString,
+            covey__pb2.CreateServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListServices',
+            covey__pb2.ListServicesRequest.SerializeToString,
+            covey__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/GetService',
+            covey__pb2.GetServiceRequest.SerializeToString,
+            covey__pb2.GetServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScaleService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ScaleService',
+            covey__pb2.ScaleServiceRequest.SerializeToString,
+            covey__pb2.ScaleServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RemoveService',
+            covey__pb2.RemoveServiceRequest.SerializeToString,
+            covey__pb2.RemoveServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListTasks',
+            covey__pb2.ListTasksRequest.SerializeToString,
+            covey__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetCluster(request,

@@ -1,0 +1,127 @@
+"""Orchestrators (leader only): turn services into tasks, and remove what is no longer wanted.
+
+- replicated: slots 1..N each hold one live task; scaling down tells the highest slots to go;
+- global: one live task per eligible node (ready, active), including nodes that join later;
+- reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
+  tasks of history per slot (per node for global services).
+
+Every change is a store write; nothing here touches a node directly. Managers steer only
+through desired_state (DESIGN.md section 3).
+"""
+import asyncio
+import logging
+import time
+
+from covey.errors import Conflict
+from covey.ids import new_id
+from manager import store as st
+from proto import covey_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+HISTORY_PER_SLOT = 5
+LIVE = pb.RUNNING  # a task whose desired state is at most this still counts as wanted
+
+
+def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
+    now = time.time_ns()
+    return pb.Task(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
+                   service_id=service.id, service_name=service.spec.name, slot=slot, node_id=node_id,
+                   spec=service.spec.task, spec_version=service.spec_version, desired_state=pb.RUNNING,
+                   status=pb.TaskStatus(state=pb.PENDING, timestamp_ns=now, message="pending task scheduling"))
+
+
+def eligible_for_global(node: pb.Node) -> bool:
+    return node.status.state == pb.NodeStatus.READY and node.spec.availability == pb.ACTIVE
+
+
+def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node]) -> list[pb.StoreAction]:
+    """Every write that brings the tasks in line with the services: pure, so it can be tested alone."""
+    actions: list[pb.StoreAction] = []
+    by_service: dict[str, list[pb.Task]] = {}
+    for task in tasks:
+        by_service.setdefault(task.service_id, []).append(task)
+    for service in services:
+        mine = by_service.pop(service.id, [])
+        if service.spec.WhichOneof("mode") == "global":
+            actions += _global(service, mine, nodes)
+        else:
+            actions += _replicated(service, mine)
+    for orphans in by_service.values():  # their service is gone
+        actions += [_set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
+    actions += _reap(tasks, {n.id for n in nodes})
+    return actions
+
+
+def _replicated(service: pb.Service, tasks: list[pb.Task]) -> list[pb.StoreAction]:
+    wanted = service.spec.replicated.replicas
+    live = {t.slot: t for t in tasks if t.desired_state <= LIVE}
+    actions = [st.create("task", new_task(service, slot=slot))
+               for slot in range(1, wanted + 1) if slot not in live]
+    actions += [_set_desired(task, pb.REMOVE) for slot, task in live.items() if slot > wanted]
+    return actions
+
+
+def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node]) -> list[pb.StoreAction]:
+    live = {t.node_id: t for t in tasks if t.desired_state <= LIVE}
+    eligible = {n.id for n in nodes if eligible_for_global(n)}
+    known = {n.id for n in nodes}
+    actions = [st.create("task", new_task(service, node_id=node_id))
+               for node_id in sorted(eligible) if node_id not in live]
+    for node_id, task in live.items():
+        if node_id not in known:
+            actions.append(_set_desired(task, pb.REMOVE))      # the node left the swarm
+        elif node_id not in eligible and _drained(nodes, node_id):
+            actions.append(_set_desired(task, pb.SHUTDOWN))    # drained: stop it there
+    return actions
+
+
+def _drained(nodes: list[pb.Node], node_id: str) -> bool:
+    return any(n.id == node_id and n.spec.availability == pb.DRAIN for n in nodes)
+
+
+def _set_desired(task: pb.Task, state: int) -> pb.StoreAction:
+    changed = pb.Task()
+    changed.CopyFrom(task)
+    changed.desired_state = state
+    changed.meta.updated_at_ns = time.time_ns()
+    return st.update("task", changed)
+
+
+def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[pb.StoreAction]:
+    actions = []
+    for task in tasks:
+        never_sent = task.status.state < pb.ASSIGNED
+        node_gone = task.node_id and task.node_id not in node_ids
+        if task.desired_state >= pb.REMOVE and (never_sent or node_gone or task.status.state >= pb.COMPLETE):
+            actions.append(st.delete("task", task))
+    # History: the newest finished tasks of a slot are kept, older ones deleted.
+    finished: dict[tuple, list[pb.Task]] = {}
+    for task in tasks:
+        if task.status.state >= pb.COMPLETE and task.desired_state < pb.REMOVE:
+            finished.setdefault((task.service_id, task.slot or task.node_id), []).append(task)
+    for group in finished.values():
+        group.sort(key=lambda t: t.meta.created_at_ns, reverse=True)
+        actions += [st.delete("task", t) for t in group[HISTORY_PER_SLOT:]]
+    return actions
+
+
+async def run(store: st.Store, period: float) -> None:
+    """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
+    events = store.subscribe()
+    try:
+        while True:
+            actions = plan(store.list("service"), store.list("task"), store.list("node"))
+            if actions:
+                try:
+                    await store.write(actions)
+                except Conflict:
+                    continue  # someone wrote in between: plan again from what is there now
+            try:
+                await asyncio.wait_for(events.get(), period)
+            except asyncio.TimeoutError:
+                pass
+            while not events.empty():
+                events.get_nowait()
+    finally:
+        store.unsubscribe(events)

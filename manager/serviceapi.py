@@ -1,0 +1,109 @@
+"""The services half of the control API: create, list, inspect, scale, remove; tasks.
+
+Writes only record intent (the service spec, a scale); the orchestrators turn it into
+tasks and the scheduler places them (manager/orchestrator.py).
+"""
+import re
+import time
+
+from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from covey.ids import new_id
+from covey.rpc import unary
+from manager import store as st
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def find_service(store: st.Store, ref: str) -> pb.Service:
+    """A service by full ID, name, or unique ID prefix."""
+    if not ref:
+        raise InvalidArgument("a service ID or name is required")
+    services = store.list("service")
+    for service in services:
+        if service.id == ref or service.spec.name == ref:
+            return service
+    matches = [s for s in services if s.id.startswith(ref)]
+    if not matches:
+        raise NotFound(f"service {ref} not found")
+    if len(matches) > 1:
+        raise InvalidArgument(f"service {ref} is ambiguous ({len(matches)} matches): use a longer ID prefix")
+    return matches[0]
+
+
+def validate_spec(service_spec: spec.ServiceSpec) -> None:
+    if not NAME.match(service_spec.name):
+        raise InvalidArgument(f"invalid service name {service_spec.name!r}: 1 to 63 letters, digits, '_.-', "
+                              "starting with a letter or digit")
+    if not service_spec.task.container.image:
+        raise InvalidArgument(f"service {service_spec.name}: an image is required")
+    if service_spec.WhichOneof("mode") not in (None, "replicated", "global"):
+        raise InvalidArgument(f"service {service_spec.name}: jobs are not supported yet")
+
+
+class ServiceAPI:
+    """Mixed into ControlAPI, which provides _store and _authorize."""
+
+    @unary
+    async def CreateService(self, request, context):
+        self._authorize(context)
+        service_spec = spec.ServiceSpec()
+        service_spec.CopyFrom(request.spec)
+        validate_spec(service_spec)
+        if service_spec.WhichOneof("mode") is None:
+            service_spec.replicated.replicas = 1  # Docker's default
+        if any(s.spec.name == service_spec.name for s in self._store.list("service")):
+            raise AlreadyExists(f"a service named {service_spec.name} already exists")
+        now = time.time_ns()
+        service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
+                             spec=service_spec, spec_version=1)
+        await self._store.write([st.create("service", service)])
+        service.meta.version = 1
+        return pb.CreateServiceResponse(service=service)
+
+    @unary
+    async def ListServices(self, request, context):
+        self._authorize(context)
+        services = sorted(self._store.list("service"), key=lambda s: s.spec.name)
+        return pb.ListServicesResponse(services=services)
+
+    @unary
+    async def GetService(self, request, context):
+        self._authorize(context)
+        return pb.GetServiceResponse(service=find_service(self._store, request.service))
+
+    @unary
+    async def ScaleService(self, request, context):
+        self._authorize(context)
+        target = find_service(self._store, request.service)
+        if target.spec.WhichOneof("mode") != "replicated":
+            raise FailedPrecondition(f"{target.spec.name}: scale can only be used with replicated mode")
+
+        def change(service):
+            service.spec.replicated.replicas = request.replicas
+        service = await st.modify(self._store, "service", target.id, change, time.time_ns())
+        return pb.ScaleServiceResponse(service=service)
+
+    @unary
+    async def RemoveService(self, request, context):
+        self._authorize(context)
+        service = find_service(self._store, request.service)
+        # The service goes at once; its tasks are told to go (the orchestrator and reaper finish).
+        actions = [st.delete("service", service)]
+        for task in self._store.list("task"):
+            if task.service_id == service.id and task.desired_state < pb.REMOVE:
+                task.desired_state = pb.REMOVE
+                actions.append(st.update("task", task))
+        await self._store.write(actions)
+        return pb.RemoveServiceResponse()
+
+    @unary
+    async def ListTasks(self, request, context):
+        self._authorize(context)
+        tasks = self._store.list("task")
+        if request.service:
+            service_id = find_service(self._store, request.service).id
+            tasks = [t for t in tasks if t.service_id == service_id]
+        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
+        return pb.ListTasksResponse(tasks=tasks)

@@ -1,0 +1,79 @@
+"""Services through the control API of a real in-process manager, over mTLS: the
+orchestrator turns them into tasks, scales them, and cleans up after them."""
+import asyncio
+
+import grpc
+
+from inproc import start_manager
+from covey import tls
+from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
+from proto import spec_pb2 as spec
+
+
+def web_spec(name="web", replicas=3) -> spec.ServiceSpec:
+    s = spec.ServiceSpec(name=name)
+    s.task.container.image = "registry.local/web:v1"
+    s.replicated.replicas = replicas
+    return s
+
+
+async def until(condition, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await condition()):
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+    return result
+
+
+def test_create_scale_remove(tmp_path, run):
+    async def scenario():
+        node = await start_manager(tmp_path)
+        try:
+            s = node.state
+            async with tls.secure_channel(node.membership.advertise_addr, s.ca_cert(), s.key(), s.cert()) as ch:
+                control = rpc.ControlStub(ch)
+
+                async def tasks(desired=None):
+                    listed = (await control.ListTasks(pb.ListTasksRequest(service="web"))).tasks
+                    return [t for t in listed if desired is None or t.desired_state == desired]
+
+                created = (await control.CreateService(pb.CreateServiceRequest(spec=web_spec()))).service
+                three = await until(lambda: _count(tasks(pb.RUNNING), 3))
+                slots = sorted(t.slot for t in three)
+                states = {t.status.state for t in three}
+
+                errors = {}
+                for label, bad in (("duplicate", web_spec()), ("name", web_spec(name="-bad")),
+                                   ("image", spec.ServiceSpec(name="noimage"))):
+                    try:
+                        await control.CreateService(pb.CreateServiceRequest(spec=bad))
+                    except grpc.RpcError as exc:
+                        errors[label] = (exc.code().name, exc.details())
+
+                await control.ScaleService(pb.ScaleServiceRequest(service=created.id[:6], replicas=1))
+                one = await until(lambda: _count(tasks(), 1))  # never placed: reaped at once
+
+                await control.RemoveService(pb.RemoveServiceRequest(service="web"))
+                await until(lambda: _empty(control))
+                return slots, states, errors, one[0].slot
+        finally:
+            await node.close()
+
+    slots, states, errors, remaining_slot = run(scenario())
+    assert slots == [1, 2, 3] and states == {pb.PENDING}
+    assert errors["duplicate"][0] == "ALREADY_EXISTS"
+    assert errors["name"][0] == "INVALID_ARGUMENT" and "invalid service name" in errors["name"][1]
+    assert errors["image"][0] == "INVALID_ARGUMENT" and "image is required" in errors["image"][1]
+    assert remaining_slot == 1
+
+
+async def _count(coro, n):
+    items = await coro
+    return items if len(items) == n else None
+
+
+async def _empty(control):
+    services = (await control.ListServices(pb.ListServicesRequest())).services
+    tasks = (await control.ListTasks(pb.ListTasksRequest())).tasks
+    return not services and not tasks

@@ -1,0 +1,89 @@
+"""The orchestrators' plan: which tasks to create, which to tell to go, which to delete."""
+from manager.orchestrator import HISTORY_PER_SLOT, plan
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+
+def service(sid="s1", replicas=None, mode="replicated"):
+    s = pb.Service(id=sid, spec_version=1, spec=spec.ServiceSpec(name=f"svc-{sid}"))
+    s.spec.task.container.image = "img"
+    if mode == "global":
+        getattr(s.spec, "global").SetInParent()  # `global` is a Python keyword
+    else:
+        s.spec.replicated.replicas = replicas
+    return s
+
+
+def node(nid, state=pb.NodeStatus.READY, availability=pb.ACTIVE):
+    return pb.Node(id=nid, status=pb.NodeStatus(state=state), spec=pb.NodeSpec(availability=availability))
+
+
+def task(tid, sid="s1", slot=0, node_id="", desired=pb.RUNNING, state=pb.RUNNING, created=0):
+    return pb.Task(id=tid, service_id=sid, slot=slot, node_id=node_id, desired_state=desired,
+                   status=pb.TaskStatus(state=state), meta=pb.Meta(created_at_ns=created, version=1))
+
+
+def decoded(actions):
+    out = []
+    for a in actions:
+        obj = pb.Task.FromString(a.object) if a.object else None
+        out.append((pb.StoreAction.Kind.Name(a.kind), a.id if a.kind != pb.StoreAction.CREATE else None, obj))
+    return out
+
+
+def test_replicated_fills_every_slot_once():
+    created = [obj for kind, _, obj in decoded(plan([service(replicas=3)], [], [])) if kind == "CREATE"]
+    assert sorted(t.slot for t in created) == [1, 2, 3]
+    assert {t.desired_state for t in created} == {pb.RUNNING}
+    assert {t.status.state for t in created} == {pb.PENDING}
+    assert {t.service_name for t in created} == {"svc-s1"} and {t.spec_version for t in created} == {1}
+
+
+def test_replicated_replaces_only_missing_slots_and_ignores_finished_ones():
+    tasks = [task("a", slot=1), task("b", slot=2, desired=pb.SHUTDOWN, state=pb.SHUTDOWN)]
+    created = [obj.slot for kind, _, obj in decoded(plan([service(replicas=2)], tasks, [])) if kind == "CREATE"]
+    assert created == [2]
+
+
+def test_scale_down_tells_the_highest_slots_to_go():
+    tasks = [task(f"t{i}", slot=i) for i in range(1, 5)]
+    actions = decoded(plan([service(replicas=2)], tasks, []))
+    assert [(kind, tid, obj.desired_state) for kind, tid, obj in actions] == [
+        ("UPDATE", "t3", pb.REMOVE), ("UPDATE", "t4", pb.REMOVE)]
+
+
+def test_global_one_task_per_eligible_node():
+    nodes = [node("n1"), node("n2"), node("n3", state=pb.NodeStatus.DOWN), node("n4", availability=pb.PAUSE)]
+    tasks = [task("old", node_id="n2")]
+    created = [obj.node_id for kind, _, obj in decoded(plan([service(mode="global")], tasks, nodes)) if kind == "CREATE"]
+    assert created == ["n1"]
+
+
+def test_global_drained_node_stops_its_task_and_a_removed_node_loses_it():
+    nodes = [node("n1", availability=pb.DRAIN)]
+    tasks = [task("t1", node_id="n1"), task("t2", node_id="gone")]
+    actions = {tid: obj.desired_state for kind, tid, obj in decoded(plan([service(mode="global")], tasks, nodes))}
+    assert actions == {"t1": pb.SHUTDOWN, "t2": pb.REMOVE}
+
+
+def test_tasks_of_a_removed_service_are_told_to_go_then_reaped():
+    first = decoded(plan([], [task("t1", slot=1)], []))
+    assert [(k, tid, o.desired_state) for k, tid, o in first] == [("UPDATE", "t1", pb.REMOVE)]
+    never_sent = task("t2", slot=1, desired=pb.REMOVE, state=pb.PENDING)
+    still_running = task("t3", slot=2, desired=pb.REMOVE, state=pb.RUNNING, node_id="n1")
+    done = task("t4", slot=3, desired=pb.REMOVE, state=pb.SHUTDOWN, node_id="n1")
+    deleted = [tid for kind, tid, _ in decoded(plan([], [never_sent, still_running, done], [node("n1")]))
+               if kind == "DELETE"]
+    assert deleted == ["t2", "t4"]  # the running one waits for its node to stop it
+
+
+def test_history_keeps_five_finished_tasks_per_slot():
+    finished = [task(f"f{i}", slot=1, desired=pb.SHUTDOWN, state=pb.FAILED, created=i) for i in range(8)]
+    live = task("live", slot=1, created=99)
+    deleted = sorted(tid for kind, tid, _ in decoded(plan([service(replicas=1)], finished + [live], []))
+                     if kind == "DELETE")
+    assert deleted == ["f0", "f1", "f2"] and HISTORY_PER_SLOT == 5
+
+
+def test_nothing_to_do_when_converged():
+    assert plan([service(replicas=2)], [task("a", slot=1), task("b", slot=2)], []) == []
