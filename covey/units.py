@@ -24,6 +24,25 @@ def parse_duration(text: str) -> int:
     return int(total)
 
 
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.I)
+_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_bytes(text: str) -> int:
+    """Bytes of "512m", "1.5g", "2GiB", "1024" (Docker's binary units)."""
+    match = _BYTES.match(str(text))
+    if not match:
+        raise InvalidArgument(f"invalid size {text!r}: use a number with an optional unit (b, k, m, g)")
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()])
+
+
+def format_bytes(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.3g}{unit}"
+    return f"{size}B"
+
+
 def format_duration(nanos: int) -> str:
     for unit, size in (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9), ("ms", 10**6)):
         if nanos >= size and nanos % size == 0:

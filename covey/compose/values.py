@@ -1,12 +1,7 @@
 """Typed reads of compose values, with errors that carry the path."""
-import re
-
 from covey.compose.errors import ComposeError
 from covey.errors import InvalidArgument
-from covey.units import parse_duration
-
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.I)
-_UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+from covey.units import parse_bytes, parse_duration
 
 
 def duration(value, path) -> int:
@@ -25,11 +20,10 @@ def size(value, path) -> int:
     """Bytes of "512m", "1.5g", "1024" (Docker's binary units)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _BYTES.match(str(value))
-    if not match:
-        raise ComposeError(f"invalid size {value!r}: use a number with an optional unit "
-                           f"(b, k, m, g)", path=path)
-    return int(float(match.group(1)) * _UNIT[match.group(2).lower()])
+    try:
+        return parse_bytes(str(value))
+    except InvalidArgument as exc:
+        raise ComposeError(str(exc), path=path) from None
 
 
 def integer(value, path, minimum: int | None = 0) -> int:

@@ -1,0 +1,209 @@
+"""covey service create / ls / ps / inspect / scale / rm, with Docker's grammar and columns."""
+import argparse
+import time
+
+from covey.cli.output import table, to_json
+from covey.errors import InvalidArgument
+from covey.units import parse_bytes, parse_duration
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+RESTART = {"none": spec.RestartPolicy.NONE, "on-failure": spec.RestartPolicy.ON_FAILURE,
+           "any": spec.RestartPolicy.ANY}
+
+
+def add_parser(subparsers) -> None:
+    service = subparsers.add_parser("service", help="manage services").add_subparsers(dest="service_cmd", required=True)
+
+    create = service.add_parser("create", help="create a service")
+    create.add_argument("--name", required=True)
+    create.add_argument("--mode", choices=["replicated", "global"], default="replicated")
+    create.add_argument("--replicas", type=int)
+    create.add_argument("--constraint", action="append", default=[])
+    create.add_argument("--placement-pref", action="append", default=[], metavar="spread=node.labels.X")
+    create.add_argument("--replicas-max-per-node", type=int, default=0)
+    create.add_argument("--reserve-cpu", type=float, default=0.0)
+    create.add_argument("--reserve-memory", default="")
+    create.add_argument("--limit-cpu", type=float, default=0.0)
+    create.add_argument("--limit-memory", default="")
+    create.add_argument("-e", "--env", action="append", default=[])
+    create.add_argument("--label", action="append", default=[])
+    create.add_argument("--restart-condition", choices=sorted(RESTART))
+    create.add_argument("--restart-delay")
+    create.add_argument("--restart-max-attempts", type=int)
+    create.add_argument("--restart-window")
+    create.add_argument("-d", "--detach", action="store_true",
+                        help="return at once (today create always does: tasks are placed, not yet run)")
+    create.add_argument("image")
+    create.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
+    create.set_defaults(run=create_service)
+
+    ls = service.add_parser("ls", help="list services")
+    ls.add_argument("-q", "--quiet", action="store_true")
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.set_defaults(run=list_services)
+
+    ps = service.add_parser("ps", help="list a service's tasks")
+    ps.add_argument("--no-trunc", action="store_true")
+    ps.add_argument("--explain", action="store_true", help="why pending tasks cannot be placed, in full")
+    ps.add_argument("-q", "--quiet", action="store_true")
+    ps.add_argument("--format", choices=["table", "json"], default="table")
+    ps.add_argument("service", metavar="SERVICE")
+    ps.set_defaults(run=list_tasks)
+
+    inspect = service.add_parser("inspect", help="show services in detail")
+    inspect.add_argument("services", nargs="+", metavar="SERVICE")
+    inspect.set_defaults(run=inspect_services)
+
+    scale = service.add_parser("scale", help="set the replicas of services")
+    scale.add_argument("pairs", nargs="+", metavar="SERVICE=REPLICAS")
+    scale.set_defaults(run=scale_services)
+
+    rm = service.add_parser("rm", help="remove services")
+    rm.add_argument("services", nargs="+", metavar="SERVICE")
+    rm.set_defaults(run=remove_services)
+
+
+def build_spec(args) -> spec.ServiceSpec:
+    s = spec.ServiceSpec(name=args.name)
+    s.labels.update(_pairs(args.label, "--label"))
+    c = s.task.container
+    c.image = args.image
+    c.args.extend(args.args)
+    c.env.extend(sorted(_check_env(args.env)))
+    if args.mode == "global":
+        if args.replicas is not None:
+            raise InvalidArgument("--replicas can only be used with replicated mode")
+        getattr(s, "global").SetInParent()  # `global` is a Python keyword
+    else:
+        s.replicated.replicas = 1 if args.replicas is None else args.replicas
+        if s.replicated.replicas < 0:
+            raise InvalidArgument("--replicas must be 0 or more")
+    placement = s.task.placement
+    placement.constraints.extend(args.constraint)
+    for pref in args.placement_pref:
+        kind, _, target = pref.partition("=")
+        if kind != "spread" or not target:
+            raise InvalidArgument(f"invalid placement preference {pref!r}: use spread=node.labels.KEY")
+        placement.preferences.add(spread=target)
+    placement.max_replicas = args.replicas_max_per_node
+    res = s.task.resources
+    res.reservations.nano_cpus, res.limits.nano_cpus = int(args.reserve_cpu * 1e9), int(args.limit_cpu * 1e9)
+    res.reservations.memory_bytes = parse_bytes(args.reserve_memory) if args.reserve_memory else 0
+    res.limits.memory_bytes = parse_bytes(args.limit_memory) if args.limit_memory else 0
+    if args.restart_condition or args.restart_delay or args.restart_max_attempts or args.restart_window:
+        restart = s.task.restart
+        restart.condition = RESTART[args.restart_condition or "any"]
+        if args.restart_delay:
+            restart.delay_ns = parse_duration(args.restart_delay)
+        restart.max_attempts = args.restart_max_attempts or 0
+        restart.window_ns = parse_duration(args.restart_window) if args.restart_window else 0
+    return s
+
+
+def _pairs(items, flag) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {flag} {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _check_env(items):
+    for item in items:
+        if not item or item.startswith("="):
+            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
+    return items
+
+
+def create_service(conn, args) -> int:
+    service = conn.control.CreateService(pb.CreateServiceRequest(spec=build_spec(args))).service
+    print(service.id)
+    return 0
+
+
+def _mode(service: pb.Service) -> str:
+    return "global" if service.spec.WhichOneof("mode") == "global" else "replicated"
+
+
+def list_services(conn, args) -> int:
+    services = conn.control.ListServices(pb.ListServicesRequest()).services
+    if args.quiet:
+        print("\n".join(s.id for s in services))
+        return 0
+    if args.format == "json":
+        print(to_json(services))
+        return 0
+    tasks = conn.control.ListTasks(pb.ListTasksRequest()).tasks
+    rows = []
+    for s in services:
+        mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
+        running = sum(1 for t in mine if t.status.state == pb.RUNNING)
+        wanted = s.spec.replicated.replicas if _mode(s) == "replicated" else len(mine)
+        rows.append([s.id[:12], s.spec.name, _mode(s), f"{running}/{wanted}", s.spec.task.container.image, ""])
+    print(table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows))
+    return 0
+
+
+def _ago(nanos: int) -> str:
+    seconds = max(0, int(time.time() - nanos / 1e9))
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} seconds ago"
+
+
+def _state(state: int) -> str:
+    return pb.TaskState.Name(state).capitalize()
+
+
+def list_tasks(conn, args) -> int:
+    tasks = conn.control.ListTasks(pb.ListTasksRequest(service=args.service)).tasks
+    if args.quiet:
+        print("\n".join(t.id for t in tasks))
+        return 0
+    if args.format == "json":
+        print(to_json(tasks))
+        return 0
+    nodes = {n.id: n.description.hostname for n in conn.control.ListNodes(pb.ListNodesRequest()).nodes}
+    trunc = (lambda text, n: text) if args.no_trunc else (lambda text, n: text[:n])
+    rows = []
+    for t in tasks:
+        name = f"{t.service_name}.{t.slot}" if t.slot else f"{t.service_name}.{t.node_id[:25]}"
+        error = t.status.err or (t.explanation.text if t.status.state == pb.PENDING else "")
+        rows.append([trunc(t.id, 12), name, trunc(t.spec.container.image, 40), nodes.get(t.node_id, ""),
+                     _state(t.desired_state), f"{_state(t.status.state)} {_ago(t.status.timestamp_ns)}",
+                     error if args.no_trunc or args.explain else trunc(error, 60), ""])
+    print(table(["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"], rows))
+    if args.explain:
+        for t in tasks:
+            if t.status.state == pb.PENDING and t.explanation.filters:
+                print(f"\n{t.service_name}.{t.slot or t.node_id} cannot be placed:")
+                for f in t.explanation.filters:
+                    print(f"  {f.name}: {f.nodes_excluded} node(s) excluded: {f.reason}")
+    return 0
+
+
+def inspect_services(conn, args) -> int:
+    services = [conn.control.GetService(pb.GetServiceRequest(service=ref)).service for ref in args.services]
+    print(to_json(services))
+    return 0
+
+
+def scale_services(conn, args) -> int:
+    for pair in args.pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not count.isdigit():
+            raise InvalidArgument(f"invalid scale {pair!r}: use SERVICE=REPLICAS")
+        conn.control.ScaleService(pb.ScaleServiceRequest(service=name, replicas=int(count)))
+        print(f"{name} scaled to {count}")
+    return 0
+
+
+def remove_services(conn, args) -> int:
+    for ref in args.services:
+        conn.control.RemoveService(pb.RemoveServiceRequest(service=ref))
+        print(ref)
+    return 0
