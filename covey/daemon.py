@@ -55,7 +55,7 @@ async def serve(args, settings: Settings) -> None:
     executor = make_executor(args)
     adopted = await executor.adopt()
     log.info("took back %d containers", len(adopted))
-    node = Node(args.data_dir, args.hostname, settings)
+    node = Node(args.data_dir, args.hostname, settings, executor)
     await node.resume()
     server = grpc.aio.server()
     add_local_services(server, node, executor)

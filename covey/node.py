@@ -29,6 +29,7 @@ from manager.manager import Manager, ManagerConfig, bootstrap
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
 from worker.agent import Agent, Credentials, describe_node
+from worker.tasks import Reporter, TaskManager
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ def _local_ip_towards(host: str, port: int) -> str:
 
 
 class Node:
-    def __init__(self, data_dir: Path, hostname: str, settings: Settings):
+    def __init__(self, data_dir: Path, hostname: str, settings: Settings, executor=None):
         self.state = NodeState(data_dir)
         self.hostname = hostname
         self.settings = settings
+        # The node's tasks outlive its sessions (a reconnect keeps them running).
+        self.tasks = TaskManager(executor, Reporter()) if executor is not None else None
         self.membership: Membership | None = None
         self.manager: Manager | None = None
         self._cluster_server: grpc.aio.Server | None = None
@@ -89,6 +92,8 @@ class Node:
 
     async def close(self) -> None:
         await self._stop_agent()
+        if self.tasks is not None:
+            await self.tasks.close()
         await self._stop_manager()
 
     # ------------------------------------------------------------ swarm init
@@ -340,7 +345,8 @@ class Node:
         credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
         agent = Agent(describe_node(self.hostname, __version__), credentials,
                       self.membership.managers, _agent_channel, self.settings.agent,
-                      on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in)
+                      on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
+                      tasks=self.tasks)
         self._agent_task = asyncio.create_task(agent.run(), name="agent")
 
     async def _stop_agent(self) -> None:

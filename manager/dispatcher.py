@@ -17,6 +17,7 @@ from covey.ids import new_id
 from covey.rpc import stream, unary
 from manager import authz
 from manager import store as st
+from manager.assignments import AssignmentsMixin
 from manager.ca import cluster_of
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
@@ -34,7 +35,7 @@ class _Session:
     changed: asyncio.Event
 
 
-class Dispatcher(rpc.DispatcherServicer):
+class Dispatcher(AssignmentsMixin, rpc.DispatcherServicer):
     def __init__(self, store: st.Store, managers, leader_api_addr):
         self._store = store
         self._managers = managers

@@ -203,6 +203,16 @@ class DispatcherStub:
                 request_serializer=covey__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=covey__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.Assignments = channel.unary_stream(
+                '/covey.Dispatcher/Assignments',
+                request_serializer=covey__pb2.AssignmentsRequest.SerializeToString,
+                response_deserializer=covey__pb2.AssignmentsMessage.FromString,
+                _registered_method=True)
+        self.UpdateTaskStatus = channel.unary_unary(
+                '/covey.Dispatcher/UpdateTaskStatus',
+                request_serializer=covey__pb2.UpdateTaskStatusRequest.SerializeToString,
+                response_deserializer=covey__pb2.UpdateTaskStatusResponse.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -220,6 +230,18 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Assignments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTaskStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +254,16 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=covey__pb2.HeartbeatRequest.FromString,
                     response_serializer=covey__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'Assignments': grpc.unary_stream_rpc_method_handler(
+                    servicer.Assignments,
+                    request_deserializer=covey__pb2.AssignmentsRequest.FromString,
+                    response_serializer=covey__pb2.AssignmentsMessage.SerializeToString,
+            ),
+            'UpdateTaskStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTaskStatus,
+                    request_deserializer=covey__pb2.UpdateTaskStatusRequest.FromString,
+                    response_serializer=covey__pb2.UpdateTaskStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -288,6 +320,60 @@ class Dispatcher:
             '/covey.Dispatcher/Heartbeat',
             covey__pb2.HeartbeatRequest.SerializeToString,
             covey__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Assignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.Dispatcher/Assignments',
+            covey__pb2.AssignmentsRequest.SerializeToString,
+            covey__pb2.AssignmentsMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTaskStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Dispatcher/UpdateTaskStatus',
+            covey__pb2.UpdateTaskStatusRequest.SerializeToString,
+            covey__pb2.UpdateTaskStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

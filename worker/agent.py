@@ -27,6 +27,7 @@ class AgentSettings:
     rpc_timeout: float = 5.0
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
+    status_batch: float = 0.1   # status reports that come within this are sent together
 
 
 @dataclass
@@ -56,7 +57,8 @@ class Agent:
     def __init__(self, description: pb.NodeDescription, credentials: Credentials,
                  managers: list[str], channel_factory: Callable, settings: AgentSettings,
                  on_managers: Callable[[list[str]], None] = lambda m: None,
-                 renew: Callable | None = None, renew_in: Callable[[bytes], float] | None = None):
+                 renew: Callable | None = None, renew_in: Callable[[bytes], float] | None = None,
+                 tasks=None):
         self._description = description
         self._credentials = credentials
         self._managers = list(managers)
@@ -65,6 +67,7 @@ class Agent:
         self._on_managers = on_managers
         self._renew = renew  # async (channel, desired_role) -> Credentials
         self._renew_in = renew_in  # certificate PEM -> seconds until it should be renewed
+        self._tasks = tasks  # worker.tasks.TaskManager, or None for a node that runs nothing
         self._next_addr: str | None = None
         self.connected = asyncio.Event()
 
@@ -108,7 +111,8 @@ class Agent:
                 self.connected.set()
                 period = first.heartbeat_period_ns / 1e9
                 await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period),
-                                    self._renew_when_due(channel))
+                                    self._renew_when_due(channel), self._assignments(stub, first.session_id),
+                                    self._send_status(stub, first.session_id))
             finally:
                 call.cancel()
 
@@ -143,6 +147,35 @@ class Agent:
             self._credentials = await self._renew(channel, self._credentials.role)
             log.info("renewed this node's certificate")
             raise RoleChanged()  # reconnect with the new certificate
+
+    async def _assignments(self, stub, session_id: str) -> None:
+        """Follow the tasks assigned here; a gap in the increments means: start over."""
+        if self._tasks is None:
+            return await asyncio.Event().wait()
+        expected = 1
+        async for message in stub.Assignments(pb.AssignmentsRequest(session_id=session_id)):
+            if message.type == pb.AssignmentsMessage.INCREMENTAL:
+                if message.sequence != expected:
+                    raise ConnectionError(f"assignments: got increment {message.sequence}, expected {expected}")
+                expected += 1
+            await self._tasks.apply(message)
+        raise ConnectionError("the dispatcher ended the assignments stream")
+
+    async def _send_status(self, stub, session_id: str) -> None:
+        """Send task status reports in batches; a batch that fails is sent again later."""
+        if self._tasks is None:
+            return await asyncio.Event().wait()
+        reporter = self._tasks.reporter
+        while True:
+            await reporter.ready.wait()
+            await asyncio.sleep(self._settings.status_batch)
+            batch = reporter.take()
+            try:
+                await stub.UpdateTaskStatus(pb.UpdateTaskStatusRequest(session_id=session_id, updates=batch),
+                                            timeout=self._settings.rpc_timeout)
+            except BaseException:
+                reporter.put_back(batch)
+                raise
 
     async def _heartbeat(self, stub, session_id: str, period: float) -> None:
         while True:

@@ -17,14 +17,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from . import rootfs as rootfs_mod
 from .bundle import HostMount, build_spec
 from .config import ContainerConfig
-from .errors import CommandError, ContainerNotFound, ExecutorError
+from .errors import ContainerNotFound, ExecutorError
 from .health import HealthMonitor, HealthState, check_argv
 from .images import ImageStore
 from .logfile import LogEntry
