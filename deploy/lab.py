@@ -70,7 +70,8 @@ class Host:
 
 class Lab:
     def __init__(self, hosts: int, prefix: str | None = None, base: Path = DEFAULT_BASE,
-                 subnet: str = "10.1.0", coveyd_settings: tuple[str, ...] = ()):
+                 subnet: str = "10.1.0", coveyd_settings: tuple[str, ...] = (),
+                 coveyd_args: tuple[str, ...] = ()):
         self.prefix = prefix or "cv" + secrets.token_hex(2)
         if len(self.prefix) > 8:
             raise ValueError("the lab prefix must be at most 8 characters (interface names are short)")
@@ -79,6 +80,7 @@ class Lab:
         self.hosts = [Host(i, f"{self.prefix}-h{i}", f"{subnet}.{i}", self.dir / f"host{i}")
                       for i in range(1, hosts + 1)]
         self.coveyd_settings = coveyd_settings
+        self.coveyd_args = coveyd_args  # more coveyd flags, e.g. --insecure-registry
         self.pids: dict[int, int] = {}
 
     # ------------------------------------------------------------ network
@@ -129,6 +131,7 @@ class Lab:
                 "--log-file", str(host.log_file), "--hostname", host.name]
         for setting in self.coveyd_settings:
             argv += ["--set", setting]
+        argv += list(self.coveyd_args)
         host.socket.unlink(missing_ok=True)
         with open(host.dir / "coveyd.out", "ab") as out:
             # `ip netns exec` execs the daemon: this PID is coveyd's own.

@@ -127,8 +127,9 @@ class Layout:
 
 
 def push(layout: Path, ref_name: str, dest: str, creds: tuple[str, str] | None = None,
-         timeout: float = 60.0) -> None:
-    argv = ["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false"]
+         timeout: float = 60.0, prefix: list[str] = ()) -> None:
+    """`prefix`: e.g. ["ip", "netns", "exec", NS] when the registry lives in a lab host."""
+    argv = [*prefix, "skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false"]
     if creds:
         argv += ["--dest-creds", f"{creds[0]}:{creds[1]}"]
     argv += [f"oci:{layout}:{ref_name}", f"docker://{dest}"]
@@ -136,7 +137,7 @@ def push(layout: Path, ref_name: str, dest: str, creds: tuple[str, str] | None =
 
 
 def build_and_push(workdir: Path, registry: str, images: list[TestImage] | None = None,
-                   creds: tuple[str, str] | None = None) -> dict[str, str]:
+                   creds: tuple[str, str] | None = None, prefix: list[str] = ()) -> dict[str, str]:
     """Build the images and push them; returns {"covey/httpd:v1": manifest digest, ...}."""
     layout = Layout(Path(workdir) / "layout")
     digests = {}
@@ -144,5 +145,5 @@ def build_and_push(workdir: Path, registry: str, images: list[TestImage] | None 
         name = f"{img.repo}:{img.tag}"
         ref_name = name.replace("/", "-").replace(":", "-")
         digests[name] = layout.add(img, ref_name)
-        push(layout.path, ref_name, f"{registry}/{name}", creds)
+        push(layout.path, ref_name, f"{registry}/{name}", creds, prefix=prefix)
     return digests

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,10 +41,12 @@ def bcrypt_hash(password: str) -> str:
 
 class Registry:
     def __init__(self, workdir: Path, users: dict[str, str] | None = None,
-                 host: str = "127.0.0.1", port: int | None = None):
+                 host: str = "127.0.0.1", port: int | None = None, netns: str | None = None):
+        """`netns`: serve inside this lab host's network namespace (on its address)."""
         self.workdir = Path(workdir)
         self.users = users
-        self.host, self.port = host, port or free_port()
+        self.netns = netns
+        self.host, self.port = host, port or (5000 if netns else free_port())
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -68,7 +71,7 @@ class Registry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._config()
         logf = open(self.workdir / "registry.log", "ab")
-        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*self.in_netns(), REGISTRY_BIN, "serve", str(config)], stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
         deadline = time.monotonic() + timeout
@@ -82,7 +85,17 @@ class Registry:
         self.stop()
         raise RuntimeError(f"docker-registry did not answer on {self.address} in {timeout}s")
 
+    def in_netns(self) -> list[str]:
+        """The argv prefix that runs a command where this registry is reachable."""
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
+
     def answers(self) -> bool:
+        if self.netns:  # ask from inside the namespace: the root one cannot reach it
+            probe = (f"import urllib.request as u, urllib.error as e\n"
+                     f"try: u.urlopen('http://{self.address}/v2/', timeout=1)\n"
+                     f"except e.HTTPError as x: raise SystemExit(x.code != 401)")
+            return subprocess.run([*self.in_netns(), sys.executable, "-c", probe],
+                                  capture_output=True).returncode == 0
         try:
             urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1).close()
             return True
