@@ -7,7 +7,6 @@ A role change is two steps, in an order that keeps Raft safe:
 - demote: the node leaves Raft first; only then is its role set to worker, so
   its renewal can never give a worker certificate to a Raft member.
 """
-import asyncio
 import logging
 import time
 
@@ -60,22 +59,18 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, s
 
     `step_down()` is called when this leader itself is being demoted.
     """
-    events = store.subscribe()
+    class SteppedDown(Exception):
+        pass
+
+    async def step():
+        for node in store.list("node"):
+            if node.spec.desired_role != node.role and await _step(store, node, self_raft_addr):
+                step_down()
+                raise SteppedDown()
     try:
-        while True:
-            for node in store.list("node"):
-                if node.spec.desired_role != node.role:
-                    if await _step(store, node, self_raft_addr):
-                        step_down()
-                        return
-            try:
-                await asyncio.wait_for(events.get(), period)
-            except asyncio.TimeoutError:
-                pass
-            while not events.empty():
-                events.get_nowait()
-    finally:
-        store.unsubscribe(events)
+        await st.each_change(store, period, step)
+    except SteppedDown:
+        return
 
 
 async def _step(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:

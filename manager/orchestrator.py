@@ -8,11 +8,9 @@
 Every change is a store write; nothing here touches a node directly. Managers steer only
 through desired_state (DESIGN.md section 3).
 """
-import asyncio
 import logging
 import time
 
-from covey.errors import Conflict
 from covey.ids import new_id
 from manager import store as st
 from proto import covey_pb2 as pb
@@ -108,20 +106,6 @@ def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[pb.StoreAction]:
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
-    events = store.subscribe()
-    try:
-        while True:
-            actions = plan(store.list("service"), store.list("task"), store.list("node"))
-            if actions:
-                try:
-                    await store.write(actions)
-                except Conflict:
-                    continue  # someone wrote in between: plan again from what is there now
-            try:
-                await asyncio.wait_for(events.get(), period)
-            except asyncio.TimeoutError:
-                pass
-            while not events.empty():
-                events.get_nowait()
-    finally:
-        store.unsubscribe(events)
+    async def step():
+        await st.write_plan(store, plan(store.list("service"), store.list("task"), store.list("node")))
+    await st.each_change(store, period, step)

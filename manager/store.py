@@ -296,6 +296,35 @@ def _settle(future: asyncio.Future, result, error) -> None:
         future.set_exception(Unavailable(f"the write failed in Raft (reason {error})"))
 
 
+# ---------------------------------------------------------------- leader loops
+
+async def each_change(store: "Store", period: float, step: Callable) -> None:
+    """Run `await step()` now, after every change to the store, and at least every `period`
+    (for what depends on time, such as restart delays). Runs until cancelled."""
+    events = store.subscribe()
+    try:
+        while True:
+            await step()
+            try:
+                await asyncio.wait_for(events.get(), period)
+            except asyncio.TimeoutError:
+                pass
+            while not events.empty():
+                events.get_nowait()
+    finally:
+        store.unsubscribe(events)
+
+
+async def write_plan(store: "Store", actions: list) -> None:
+    """Write a loop's planned actions; a conflict is fine: the change that caused it wakes
+    the loop, which plans again from what is there now."""
+    if actions:
+        try:
+            await store.write(actions)
+        except Conflict:
+            pass
+
+
 # ---------------------------------------------------------------- write helpers
 
 def create(table: str, obj) -> pb.StoreAction:
