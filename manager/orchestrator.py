@@ -1,6 +1,10 @@
 """Orchestrators (leader only): turn services into tasks, and remove what is no longer wanted.
 
 - replicated: slots 1..N each hold one live task; scaling down tells the highest slots to go;
+  a task on a node that is Down is replaced at once (when the node returns, its agent stops
+  the old one, since its desired state is then SHUTDOWN);
+- restart supervisor: a finished task is replaced per its restart policy (Docker's
+  defaults: condition any, delay 5 s; max attempts counted within the window);
 - global: one live task per eligible node (ready, active), including nodes that join later;
 - reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
   tasks of history per slot (per node for global services).
@@ -33,8 +37,15 @@ def eligible_for_global(node: pb.Node) -> bool:
     return node.status.state == pb.NodeStatus.READY and node.spec.availability == pb.ACTIVE
 
 
-def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node]) -> list[pb.StoreAction]:
-    """Every write that brings the tasks in line with the services: pure, so it can be tested alone."""
+DEFAULT_RESTART_DELAY_NS = 5 * 10**9
+
+
+def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
+         now_ns: int | None = None) -> list[pb.StoreAction]:
+    """Every write that brings the tasks in line with the services: pure (the clock is
+    passed in), so it can be tested alone."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    down = {n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN}
     actions: list[pb.StoreAction] = []
     by_service: dict[str, list[pb.Task]] = {}
     for task in tasks:
@@ -44,20 +55,46 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
         if service.spec.WhichOneof("mode") == "global":
             actions += _global(service, mine, nodes)
         else:
-            actions += _replicated(service, mine)
+            actions += _replicated(service, mine, down, now_ns)
     for orphans in by_service.values():  # their service is gone
         actions += [_set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
     actions += _reap(tasks, {n.id for n in nodes})
     return actions
 
 
-def _replicated(service: pb.Service, tasks: list[pb.Task]) -> list[pb.StoreAction]:
+def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_ns: int) -> list[pb.StoreAction]:
     wanted = service.spec.replicated.replicas
     live = {t.slot: t for t in tasks if t.desired_state <= LIVE}
-    actions = [st.create("task", new_task(service, slot=slot))
+    actions = []
+    for slot, task in list(live.items()):
+        lost = task.node_id in down and task.status.state < pb.COMPLETE
+        if lost or (slot <= wanted and _restart_due(service, task, tasks, now_ns)):
+            actions.append(_set_desired(task, pb.SHUTDOWN))  # history; the slot gets a new task
+            del live[slot]
+    actions += [st.create("task", new_task(service, slot=slot))
                for slot in range(1, wanted + 1) if slot not in live]
     actions += [_set_desired(task, pb.REMOVE) for slot, task in live.items() if slot > wanted]
     return actions
+
+
+def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_ns: int) -> bool:
+    """A finished task whose restart policy says: replace it, now."""
+    if task.status.state < pb.COMPLETE:
+        return False
+    policy = service.spec.task.restart
+    condition = policy.condition if service.spec.task.HasField("restart") else policy.ANY
+    if condition == policy.NONE or (condition == policy.ON_FAILURE and task.status.state == pb.COMPLETE):
+        return False
+    delay = policy.delay_ns if policy.HasField("delay_ns") else DEFAULT_RESTART_DELAY_NS
+    if now_ns < task.status.timestamp_ns + delay:
+        return False  # the loop wakes up again within its period
+    if policy.max_attempts:
+        since = now_ns - policy.window_ns if policy.window_ns else 0
+        restarts = [t for t in tasks if t.slot == task.slot and t.id != task.id
+                    and t.status.state >= pb.COMPLETE and t.meta.created_at_ns >= since]
+        if len(restarts) + 1 > policy.max_attempts:
+            return False
+    return True
 
 
 def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node]) -> list[pb.StoreAction]:

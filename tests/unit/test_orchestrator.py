@@ -87,3 +87,63 @@ def test_history_keeps_five_finished_tasks_per_slot():
 
 def test_nothing_to_do_when_converged():
     assert plan([service(replicas=2)], [task("a", slot=1), task("b", slot=2)], []) == []
+
+
+SECOND = 10**9
+
+
+def finished(tid, slot=1, state=pb.FAILED, at=0, created=0):
+    t = task(tid, slot=slot, state=state, created=created)
+    t.status.timestamp_ns = at
+    return t
+
+
+def restart_service(condition=None, delay=None, max_attempts=0, window=0):
+    s = service(replicas=1)
+    if condition is not None:
+        s.spec.task.restart.condition = condition
+        if delay is not None:
+            s.spec.task.restart.delay_ns = delay
+        s.spec.task.restart.max_attempts = max_attempts
+        s.spec.task.restart.window_ns = window
+    return s
+
+
+def outcome(svc, tasks, now):
+    actions = decoded(plan([svc], tasks, [], now_ns=now))
+    return ([(tid, obj.desired_state) for kind, tid, obj in actions if kind == "UPDATE"],
+            [obj.slot for kind, _, obj in actions if kind == "CREATE"])
+
+
+def test_a_task_on_a_down_node_is_replaced_at_once():
+    nodes = [node("n1", state=pb.NodeStatus.DOWN), node("n2")]
+    tasks = [task("t1", slot=1, node_id="n1"), task("t2", slot=2, node_id="n2")]
+    actions = decoded(plan([service(replicas=2)], tasks, nodes))
+    assert [(k, tid, o.desired_state) for k, tid, o in actions if k == "UPDATE"] == [("UPDATE", "t1", pb.SHUTDOWN)]
+    assert [o.slot for k, _, o in actions if k == "CREATE"] == [1]
+
+
+def test_default_restart_policy_is_any_after_five_seconds():
+    svc, dead = restart_service(), finished("t1", at=100 * SECOND)
+    assert outcome(svc, [dead], now=104 * SECOND) == ([], [])
+    assert outcome(svc, [dead], now=105 * SECOND) == ([("t1", pb.SHUTDOWN)], [1])
+    assert outcome(svc, [finished("t1", state=pb.COMPLETE, at=0)], now=5 * SECOND) == ([("t1", pb.SHUTDOWN)], [1])
+
+
+def test_restart_conditions_none_and_on_failure():
+    RP = spec.RestartPolicy
+    assert outcome(restart_service(RP.NONE, 0), [finished("t1")], now=SECOND) == ([], [])
+    on_failure = restart_service(RP.ON_FAILURE, 0)
+    assert outcome(on_failure, [finished("t1", state=pb.COMPLETE)], now=SECOND) == ([], [])
+    assert outcome(on_failure, [finished("t1", state=pb.FAILED)], now=SECOND) == ([("t1", pb.SHUTDOWN)], [1])
+
+
+def test_max_attempts_within_the_window():
+    RP = spec.RestartPolicy
+    svc = restart_service(RP.ON_FAILURE, 0, max_attempts=2, window=60 * SECOND)
+    history = [finished("h1", created=10 * SECOND), finished("h2", created=20 * SECOND)]
+    for h in history:
+        h.desired_state = pb.SHUTDOWN
+    latest = finished("t3", created=30 * SECOND)
+    assert outcome(svc, history + [latest], now=40 * SECOND) == ([], [])      # 2 restarts used up
+    assert outcome(svc, history + [latest], now=75 * SECOND) == ([("t3", pb.SHUTDOWN)], [1])  # h1 out of window
