@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from covey.units import format_bytes
-from manager.constraints import (Constraint, normalize_arch, parse_constraints, parse_preferences)
+from manager.constraints import (Constraint, Preference, normalize_arch, parse_constraints,
+                                 parse_preferences)
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
@@ -247,16 +248,20 @@ def _static_filters(demand: Demand) -> list[_Static]:
 
 class _Cand:
     """A node that passed the static filters, with what is left on it."""
-    __slots__ = ("node", "id", "free_cpu", "free_mem", "svc", "total", "ports")
+    __slots__ = ("index", "node", "id", "free_cpu", "free_mem", "svc", "total", "ports")
 
-    def __init__(self, node: pb.Node, load: NodeLoad | None, service_id: str):
-        res = node.description.resources
-        self.node, self.id = node, node.id
-        self.free_cpu = res.nano_cpus - (load.nano_cpus if load else 0)
-        self.free_mem = res.memory_bytes - (load.memory_bytes if load else 0)
-        self.svc = load.services.get(service_id, 0) if load else 0
-        self.total = load.tasks if load else 0
-        self.ports = set(load.host_ports) if load else set()
+    def __init__(self, index: int, node: pb.Node, capacity: tuple[int, int], load: NodeLoad | None,
+                 demand: Demand):
+        self.index, self.node, self.id = index, node, node.id
+        self.free_cpu, self.free_mem = capacity
+        self.svc = self.total = 0
+        self.ports: set[Port] = set()
+        if load:
+            self.free_cpu -= load.nano_cpus
+            self.free_mem -= load.memory_bytes
+            self.svc, self.total = load.services.get(demand.service_id, 0), load.tasks
+            # copied only when this group adds ports to it
+            self.ports = set(load.host_ports) if demand.host_ports else load.host_ports
 
 
 def _fits(demand: Demand) -> Callable[[_Cand], bool]:
@@ -313,7 +318,7 @@ def _attribute(items: list, checks: list) -> list[Exclusion]:
 
 class _Group:
     """Nodes sharing the values of the first k preference labels. A leaf's heap holds
-    (service tasks, tasks, node id, candidate); an inner group's heap holds
+    (service tasks, tasks, node id, node index); an inner group's heap holds
     (service tasks in the subtree, label key, child group)."""
     __slots__ = ("heap", "leaf", "children", "count")
 
@@ -324,20 +329,23 @@ class _Group:
         self.count = 0
 
 
-def _tree(cands: list[_Cand], demand: Demand) -> _Group:
+def _tree(node_set: NodeSet, indices: list[int], loads: dict[str, NodeLoad], demand: Demand) -> _Group:
     prefs = parse_preferences(demand.preferences)
+    keys = [node_set.preference_keys(p) for p in prefs]
     root = _Group(leaf=not prefs)
-    for c in cands:
+    ids, service_id = node_set.ids, demand.service_id
+    for i in indices:
+        held = loads.get(ids[i])
+        svc, total = (held.services.get(service_id, 0), held.tasks) if held else (0, 0)
         group = root
-        group.count += c.svc
-        for depth, pref in enumerate(prefs):
-            value = pref.node_value(c.node)
-            key = (0, value) if value is not None else (1, "")  # nodes without the label: own group
+        group.count += svc
+        for depth, by_node in enumerate(keys):
+            key = by_node[i]
             if key not in group.children:
                 group.children[key] = _Group(leaf=depth == len(prefs) - 1)
             group = group.children[key]
-            group.count += c.svc
-        group.heap.append((c.svc, c.total, c.id, c))
+            group.count += svc
+        group.heap.append((svc, total, ids[i], i))
     _heapify(root)
     return root
 
@@ -350,19 +358,19 @@ def _heapify(group: _Group) -> None:
     heapq.heapify(group.heap)
 
 
-def _pick(group: _Group, fits: Callable[[_Cand], bool]) -> _Cand | None:
+def _pick(group: _Group, cand: Callable[[int], _Cand], fits: Callable[[_Cand], bool]) -> _Cand | None:
     """The best candidate that can take one more task, leaving its path at the top of each
     heap; drops what can take no more (load only grows within a group, so it never will)."""
     heap = group.heap
     while heap:
         if group.leaf:
-            cand = heap[0][3]
-            if fits(cand):
-                return cand
+            found = cand(heap[0][3])
+            if fits(found):
+                return found
         else:
-            cand = _pick(heap[0][2], fits)
-            if cand is not None:
-                return cand
+            found = _pick(heap[0][2], cand, fits)
+            if found is not None:
+                return found
         heapq.heappop(heap)
     return None
 
@@ -370,7 +378,7 @@ def _pick(group: _Group, fits: Callable[[_Cand], bool]) -> _Cand | None:
 def _placed(group: _Group, cand: _Cand) -> None:
     """Re-key the path that _pick left at the tops after `cand` took a task."""
     if group.leaf:
-        heapq.heapreplace(group.heap, (cand.svc, cand.total, cand.id, cand))
+        heapq.heapreplace(group.heap, (cand.svc, cand.total, cand.id, cand.index))
     else:
         count, key, child = group.heap[0]
         _placed(child, cand)
@@ -379,32 +387,69 @@ def _placed(group: _Group, cand: _Cand) -> None:
 
 # ---------------------------------------------------------------- schedule
 
-def schedule(demand: Demand, count: int, nodes: Sequence[pb.Node], load: Load) -> Placement:
+class NodeSet:
+    """The nodes of one scheduling pass, prepared once: the static filters' verdicts are kept
+    per distinct (constraints, platforms) and label values per preference, so many services
+    with the same rules cost one evaluation per node. Nodes must not change during the pass."""
+
+    def __init__(self, nodes: Iterable[pb.Node]):
+        self.nodes: list[pb.Node] = list({n.id: n for n in nodes}.values())
+        self.ids = [n.id for n in self.nodes]
+        self.capacity = [(n.description.resources.nano_cpus, n.description.resources.memory_bytes)
+                         for n in self.nodes]
+        self._eligible: dict[tuple, list[int]] = {}
+        self._preference_keys: dict[Preference, list[tuple]] = {}
+
+    def eligible(self, demand: Demand, statics: list[_Static]) -> list[int]:
+        """Indices of the nodes that pass the static filters."""
+        key = (demand.constraints, demand.platforms)
+        if key not in self._eligible:
+            self._eligible[key] = [i for i, n in enumerate(self.nodes) if all(f.passes(n) for f in statics)]
+        return self._eligible[key]
+
+    def preference_keys(self, pref: Preference) -> list[tuple]:
+        """Per node, its group for the preference; nodes without the label are a group of their own."""
+        if pref not in self._preference_keys:
+            values = (pref.node_value(n) for n in self.nodes)
+            self._preference_keys[pref] = [(0, v) if v is not None else (1, "") for v in values]
+        return self._preference_keys[pref]
+
+
+def schedule(demand: Demand, count: int, nodes: Sequence[pb.Node] | NodeSet, load: Load) -> Placement:
     """Place `count` identical tasks of `demand` in one pass; add them to `load`.
 
-    Raises InvalidArgument for a bad constraint or preference (validate() catches it earlier)."""
+    `nodes`: the swarm's nodes, or a NodeSet of them to share the static work between the
+    groups of one pass. Raises InvalidArgument for a bad constraint or preference (validate()
+    catches it earlier)."""
+    node_set = nodes if isinstance(nodes, NodeSet) else NodeSet(nodes)
     statics = _static_filters(demand)
-    passing = [n for n in nodes if all(f.passes(n) for f in statics)]
-    cands = [_Cand(n, load.nodes.get(n.id), demand.service_id) for n in passing]
-    root, fits = _tree(cands, demand), _fits(demand)
+    eligible = node_set.eligible(demand, statics)
+    made: dict[int, _Cand] = {}  # a group of 100 tasks on 1,000 nodes needs few of them
+
+    def cand(i: int) -> _Cand:
+        if i not in made:
+            made[i] = _Cand(i, node_set.nodes[i], node_set.capacity[i], load.nodes.get(node_set.ids[i]), demand)
+        return made[i]
+
+    root, fits = _tree(node_set, eligible, load.nodes, demand), _fits(demand)
     chosen: list[str] = []
     while len(chosen) < count:
-        cand = _pick(root, fits)
-        if cand is None:
+        found = _pick(root, cand, fits)
+        if found is None:
             break
-        cand.free_cpu -= demand.nano_cpus
-        cand.free_mem -= demand.memory_bytes
-        cand.svc += 1
-        cand.total += 1
-        cand.ports.update(demand.host_ports)
-        _placed(root, cand)
-        chosen.append(cand.id)
+        found.free_cpu -= demand.nano_cpus
+        found.free_mem -= demand.memory_bytes
+        found.svc += 1
+        found.total += 1
+        found.ports.update(demand.host_ports)
+        _placed(root, found)
+        chosen.append(found.id)
     _record(load, demand, chosen)
     if len(chosen) == count:
         return Placement(tuple(chosen))
-    exclusions = _attribute(list(nodes), [(f.name, f.passes, f.reason) for f in statics])
-    explanation = Explanation(len(nodes), tuple(exclusions + _dynamic_exclusions(demand, cands)))
-    return Placement(tuple(chosen), count - len(chosen), explanation)
+    exclusions = _attribute(node_set.nodes, [(f.name, f.passes, f.reason) for f in statics])
+    exclusions += _dynamic_exclusions(demand, [cand(i) for i in eligible])
+    return Placement(tuple(chosen), count - len(chosen), Explanation(len(node_set.nodes), tuple(exclusions)))
 
 
 def _record(load: Load, demand: Demand, chosen: list[str]) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covey.errors import InvalidArgument
-from manager.scheduler import Demand, Exclusion, Explanation, Load, schedule, validate
+from manager.scheduler import Demand, Exclusion, Explanation, Load, NodeSet, schedule, validate
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
@@ -85,6 +85,20 @@ def test_zero_tasks_and_duplicate_demand_fields():
     d = Demand("web", host_ports=[(80, "TCP"), (80, "tcp"), (0, "tcp")], constraints=["node.role==worker"])
     assert d.host_ports == ((80, "tcp"),) and d.constraints == ("node.role==worker",)
     assert hash(d) == hash(Demand("web", host_ports=((80, "tcp"),), constraints=("node.role==worker",)))
+
+
+def test_a_node_set_shared_by_the_groups_of_a_pass_places_as_plain_lists_do():
+    cluster = [node(i, mem=i, labels={"dc": "ab"[i % 2]}, role=pb.MANAGER if i < 3 else pb.WORKER)
+               for i in range(1, 9)]
+    groups = [Demand("web", memory_bytes=GIB, preferences=["spread=node.labels.dc"]),
+              Demand("db", memory_bytes=2 * GIB, constraints=["node.role==worker"]),
+              Demand("cache", memory_bytes=GIB, constraints=["node.role==worker"], max_replicas=1),
+              Demand("web", 2, memory_bytes=GIB, preferences=["spread=node.labels.dc"])]
+    shared, plain = NodeSet(cluster + cluster[:2]), [Load(), Load()]  # duplicates count once
+    for demand, count in zip(groups, [7, 7, 7, 30]):
+        a, b = schedule(demand, count, shared, plain[0]), schedule(demand, count, cluster, plain[1])
+        assert a == b
+    assert a.unplaced and a.explanation.nodes_total == 8
 
 
 # ---------------------------------------------------------------- preferences
