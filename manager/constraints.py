@@ -38,7 +38,7 @@ def normalize_arch(arch: str) -> str:
 def label_value(node: pb.Node, prefix: str, label: str) -> str | None:
     """A node's (or its engine's) label, None when it has no such label."""
     labels = node.spec.labels if prefix == "node.labels." else node.description.engine_labels
-    return labels[label] if label in labels else None
+    return labels.get(label)
 
 
 @dataclass(frozen=True)

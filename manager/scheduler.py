@@ -4,6 +4,7 @@ Pure and deterministic: no I/O, no clock, no randomness; the same input gives th
 whatever the order of the nodes. The leader's loop calls, per group of identical tasks
 (same service and spec version):
 
+    nodes = NodeSet(store_nodes)               # once per pass (a plain list works too)
     placement = schedule(Demand.from_service(service), count, nodes, load)
 
 `load` describes what already runs on each node and is updated with the placed tasks, so the
@@ -11,11 +12,11 @@ next group scheduled in the same pass sees them.
 
 Filters, in order, each node counted against the first one that rules it out:
 not ready, drained, paused, platform, each constraint (static: evaluated once per node per
-group), then cpu, memory, each host-mode port, max replicas per node (dynamic: they change as
-tasks land). Spread: among the nodes that pass, placement preferences first (the label value
-with the fewest tasks of the service, nested in order), then the node with the fewest tasks
-of the service, then the fewest tasks, then the smallest node id. Heaps make a group of N
-tasks cost O(nodes + N log nodes).
+pass and rule set), then cpu, memory, each host-mode port, max replicas per node (dynamic:
+they change as tasks land). Spread: among the nodes that pass, placement preferences first
+(the label value with the fewest tasks of the service on eligible nodes, nested in order),
+then the node with the fewest tasks of the service, then the fewest tasks, then the smallest
+node id. Heaps make a group of N tasks cost O(nodes + N log nodes), not O(N x nodes x filters).
 """
 from __future__ import annotations
 
@@ -24,8 +25,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from covey.units import format_bytes
-from manager.constraints import (Constraint, Preference, normalize_arch, parse_constraints,
-                                 parse_preferences)
+from manager.constraints import (
+    Constraint,
+    Preference,
+    normalize_arch,
+    parse_constraints,
+    parse_preferences,
+)
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
@@ -200,6 +206,11 @@ def _platform_text(os: str, arch: str) -> str:
     return "/".join(part or "*" for part in (os, arch)) if arch else (os or "*")
 
 
+def _node_platform(node: pb.Node) -> str:
+    have = node.description.platform
+    return _platform_text(have.os, have.architecture) if have.os or have.architecture else "of unknown platform"
+
+
 def _platform_filter(platforms: tuple[tuple[str, str], ...]) -> _Static:
     wanted = [(os.lower(), normalize_arch(arch)) for os, arch in platforms]
 
@@ -210,8 +221,7 @@ def _platform_filter(platforms: tuple[tuple[str, str], ...]) -> _Static:
 
     def reason(nodes: list[pb.Node]) -> str:
         needs = " or ".join(_platform_text(os, arch) for os, arch in platforms)
-        have = _grouped(nodes, lambda n: _platform_text(n.description.platform.os,
-                                                        n.description.platform.architecture))
+        have = _grouped(nodes, _node_platform)
         return f"needs {needs}; " + ", ".join(_are(group, p) for p, group in have.items())
 
     return _Static("platform", passes, reason)
@@ -248,7 +258,7 @@ def _static_filters(demand: Demand) -> list[_Static]:
 
 class _Cand:
     """A node that passed the static filters, with what is left on it."""
-    __slots__ = ("index", "node", "id", "free_cpu", "free_mem", "svc", "total", "ports")
+    __slots__ = ("free_cpu", "free_mem", "id", "index", "node", "ports", "svc", "total")
 
     def __init__(self, index: int, node: pb.Node, capacity: tuple[int, int], load: NodeLoad | None,
                  demand: Demand):
@@ -320,7 +330,7 @@ class _Group:
     """Nodes sharing the values of the first k preference labels. A leaf's heap holds
     (service tasks, tasks, node id, node index); an inner group's heap holds
     (service tasks in the subtree, label key, child group)."""
-    __slots__ = ("heap", "leaf", "children", "count")
+    __slots__ = ("children", "count", "heap", "leaf")
 
     def __init__(self, leaf: bool):
         self.heap: list = []

@@ -24,13 +24,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from manager.scheduler import Demand, Load, NodeSet, schedule  # noqa: E402
-from proto import covey_pb2 as pb  # noqa: E402
+from manager.scheduler import Demand, Load, NodeSet, schedule
+from proto import covey_pb2 as pb
 
 CPU, MIB, GIB = 10**9, 1 << 20, 1 << 30
-PLAIN = dict(nano_cpus=CPU // 20, memory_bytes=128 * MIB)
-PICKY = dict(PLAIN, constraints=("node.role==worker", "node.labels.tier!=legacy", "node.platform.arch==amd64"),
-             preferences=("spread=node.labels.dc",))
+PLAIN = {"nano_cpus": CPU // 20, "memory_bytes": 128 * MIB}
+PICKY = {**PLAIN, "constraints": ("node.role==worker", "node.labels.tier!=legacy", "node.platform.arch==amd64"),
+         "preferences": ("spread=node.labels.dc",)}
 
 
 def synthetic_nodes(count: int, seed: int = 7) -> list[pb.Node]:
@@ -115,7 +115,7 @@ def naive_place(demand: Demand, count: int, nodes: list[pb.Node], state: dict) -
             break
         for pref in demand.preferences:
             label = pref.split("=", 1)[1][len("node.labels."):]
-            key = lambda n: (0, n.spec.labels[label]) if label in n.spec.labels else (1, "")  # noqa: E731
+            key = lambda n, label=label: (0, n.spec.labels[label]) if label in n.spec.labels else (1, "")
             tasks = {}
             for n in eligible:
                 tasks[key(n)] = tasks.get(key(n), 0) + state[n.id]["svc"].get(demand.service_id, 0)

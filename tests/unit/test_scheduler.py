@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covey.errors import InvalidArgument
-from manager.scheduler import Demand, Exclusion, Explanation, Load, NodeSet, schedule, validate
+from manager.scheduler import (
+    Demand,
+    Exclusion,
+    Explanation,
+    Load,
+    NodeSet,
+    schedule,
+    validate,
+)
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
@@ -165,8 +173,13 @@ def test_platform_filter():
     p = schedule(Demand("web", platforms=[("linux", "amd64"), ("", "arm64")]), 4, cluster, Load())
     assert sorted(set(p.node_ids)) == ["n2", "n3"]
     p = schedule(Demand("web", platforms=[("linux", "amd64")]), 1, cluster[:2] + cluster[3:], Load())
-    assert why(p) == [("platform", 3, "needs linux/amd64; host2 is linux/arm64, host4 is linux/s390x, "
-                                      "host1 is windows/amd64")]
+    assert why(p) == [("platform", 3, ("needs linux/amd64; host2 is linux/arm64, host4 is linux/s390x, "
+                                       "host1 is windows/amd64"))]
+
+
+def test_platform_of_a_node_that_did_not_report_one():
+    p = schedule(Demand("web", platforms=[("linux", "")]), 1, [node(1, os="", arch="")], Load())
+    assert why(p) == [("platform", 1, "needs linux; host1 is of unknown platform")]
 
 
 def test_constraint_missing_label_and_other_values():
@@ -204,15 +217,15 @@ def test_constraints_on_node_and_engine_attributes():
     assert p.node_ids == ("n1", "n1")
     p = schedule(Demand("w", constraints=["engine.labels.storage==nvme"]), 1, cluster, Load())
     assert why(p) == [("constraint engine.labels.storage==nvme", 3,
-                       "1 node has engine label storage=hdd, 1 node has engine label storage=ssd, "
-                       "1 node has no such label")]
+                       ("1 node has engine label storage=hdd, 1 node has engine label storage=ssd, "
+                        "1 node has no such label"))]
 
 
 def test_many_values_are_summarized():
     p = schedule(Demand("w", constraints=["node.hostname==db"]), 1, nodes(7), Load())
     assert why(p) == [("constraint node.hostname==db", 7,
-                       "1 node has hostname=host1, 1 node has hostname=host2, 1 node has hostname=host3, "
-                       "1 node has hostname=host4 and 3 more with other values")]
+                       ("1 node has hostname=host1, 1 node has hostname=host2, 1 node has hostname=host3, "
+                        "1 node has hostname=host4 and 3 more with other values"))]
 
 
 def test_memory_reservations_exhaust_nodes_largest_free():
@@ -271,13 +284,13 @@ def test_each_node_counts_against_its_first_failing_filter():
                       ("constraint node.labels.ssd==true", 7, "7 nodes have no such label"),
                       ("memory", 1, "needs 2GiB, largest free is 1GiB on host3"),
                       ("host port 443/tcp", 2, "in use on host4 and host5")]
-    assert p.explanation.text() == "\n".join([
-        "no suitable node among 12 nodes:",
-        "  1  not ready: host1 is down",
-        "  1  drained: host2",
-        "  7  constraint node.labels.ssd==true: 7 nodes have no such label",
-        "  1  memory: needs 2GiB, largest free is 1GiB on host3",
-        "  2  host port 443/tcp: in use on host4 and host5"])
+    assert p.explanation.text() == (
+        "no suitable node among 12 nodes:\n"
+        "  1  not ready: host1 is down\n"
+        "  1  drained: host2\n"
+        "  7  constraint node.labels.ssd==true: 7 nodes have no such label\n"
+        "  1  memory: needs 2GiB, largest free is 1GiB on host3\n"
+        "  2  host port 443/tcp: in use on host4 and host5")
     proto = p.explanation.to_proto()
     assert [(f.name, f.nodes_excluded) for f in proto.filters][-1] == ("host port 443/tcp", 2)
     assert proto.text == p.explanation.line() == str(p)
@@ -340,7 +353,7 @@ ROLES = st.sampled_from([pb.WORKER, pb.MANAGER])
 SIZES = st.integers(0, 4)
 
 
-def demands(service_ids=st.just("web")):
+def demands(service_ids):
     return st.builds(
         Demand, service_ids,
         nano_cpus=st.sampled_from([0, CPU // 2, CPU]), memory_bytes=st.sampled_from([0, GIB]),
@@ -350,7 +363,7 @@ def demands(service_ids=st.just("web")):
         max_replicas=st.integers(0, 3), host_ports=st.sampled_from([(), ((80, "tcp"),)]))
 
 
-WEB = demands()
+WEB = demands(st.just("web"))
 LOADS = st.lists(demands(st.sampled_from(["web", "db"])), max_size=4)
 
 
