@@ -40,6 +40,21 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
         time.sleep(interval)
 
 
+def holds_for(predicate, seconds: float, interval: float = 0.1, what: str = "condition") -> None:
+    """Check that `predicate` stays true for `seconds` (something that must NOT happen
+    cannot be waited for, only watched); AssertionError as soon as it turns false."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(interval)
+
+
+def in_netns(netns: str) -> list[str]:
+    """The argv prefix that runs a command in a lab host's network namespace, and only that:
+    `ip netns exec` would also remount /sys, hiding the cgroup mounts runc needs."""
+    return ["nsenter", f"--net=/run/netns/{netns}"]
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
@@ -121,12 +136,12 @@ class Lab:
         """Run a command inside a host's network namespace."""
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
-        return subprocess.run(["ip", "netns", "exec", host.netns, *argv], **kwargs)
+        return subprocess.run([*in_netns(host.netns), *argv], **kwargs)
 
     # ------------------------------------------------------------ coveyd
 
     def start_coveyd(self, host: Host, timeout: float = 30.0) -> int:
-        argv = ["ip", "netns", "exec", host.netns, sys.executable, "-m", "covey.daemon",
+        argv = [*in_netns(host.netns), sys.executable, "-m", "covey.daemon",
                 "--data-dir", str(host.data_dir), "--socket", str(host.socket),
                 "--log-file", str(host.log_file), "--hostname", host.name]
         for setting in self.coveyd_settings:
@@ -134,7 +149,7 @@ class Lab:
         argv += list(self.coveyd_args)
         host.socket.unlink(missing_ok=True)
         with open(host.dir / "coveyd.out", "ab") as out:
-            # `ip netns exec` execs the daemon: this PID is coveyd's own.
+            # nsenter execs the daemon: this PID is coveyd's own.
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                     start_new_session=True)
         self.pids[host.index] = proc.pid

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
-from manager import membership, orchestrator
+from manager import membership, orchestrator, scheduling
 from manager import store as st
 from manager.ca import CAServer
 from manager.controlapi import ControlAPI
@@ -74,6 +74,7 @@ class Manager:
         loops = {"dispatcher monitor": self.dispatcher.run_monitor,
                  "session notifier": self.dispatcher.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
+                 "scheduler": lambda: scheduling.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
         self._leader_tasks = [asyncio.create_task(_supervise(name, fn), name=name) for name, fn in loops.items()]

@@ -9,6 +9,7 @@ import time
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from covey.ids import new_id
 from covey.rpc import unary
+from manager import scheduler
 from manager import store as st
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
@@ -53,6 +54,7 @@ class ServiceAPI:
         validate_spec(service_spec)
         if service_spec.WhichOneof("mode") is None:
             service_spec.replicated.replicas = 1  # Docker's default
+        scheduler.validate(scheduler.Demand.from_service(pb.Service(spec=service_spec)))
         if any(s.spec.name == service_spec.name for s in self._store.list("service")):
             raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()

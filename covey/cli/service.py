@@ -1,5 +1,6 @@
 """covey service create / ls / ps / inspect / scale / rm, with Docker's grammar and columns."""
 import argparse
+import sys
 import time
 
 from covey.cli.output import table, to_json
@@ -32,8 +33,8 @@ def add_parser(subparsers) -> None:
     create.add_argument("--restart-delay")
     create.add_argument("--restart-max-attempts", type=int)
     create.add_argument("--restart-window")
-    create.add_argument("-d", "--detach", action="store_true",
-                        help="return at once (today create always does: tasks are placed, not yet run)")
+    create.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
+    create.add_argument("--converge-timeout", default="120s", help="how long to wait for the tasks to run")
     create.add_argument("image")
     create.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
     create.set_defaults(run=create_service)
@@ -119,9 +120,33 @@ def _check_env(items):
 
 
 def create_service(conn, args) -> int:
+    timeout = parse_duration(args.converge_timeout) / 1e9
     service = conn.control.CreateService(pb.CreateServiceRequest(spec=build_spec(args))).service
     print(service.id)
-    return 0
+    return 0 if args.detach else wait_converged(conn, service, timeout)
+
+
+def wait_converged(conn, service: pb.Service, timeout: float, poll: float = 0.3) -> int:
+    """Wait until every wanted task runs the service's current spec; 1 if it does not in time."""
+    deadline, shown = time.monotonic() + timeout, ""
+    while True:
+        tasks = [t for t in conn.control.ListTasks(pb.ListTasksRequest(service=service.id)).tasks
+                 if t.desired_state <= pb.RUNNING and t.spec_version == service.spec_version]
+        running = sum(1 for t in tasks if t.status.state == pb.RUNNING)
+        wanted = service.spec.replicated.replicas if _mode(service) == "replicated" else len(tasks)
+        progress = f"overall progress: {running} out of {wanted} tasks"
+        if sys.stdout.isatty() and progress != shown:
+            print(progress, end="\r", flush=True)
+            shown = progress
+        if running == wanted and (wanted or _mode(service) == "replicated"):
+            print(f"{progress}\nverify: Service {service.spec.name} converged")
+            return 0
+        if time.monotonic() > deadline:
+            errors = sorted({t.status.err for t in tasks if t.status.err})
+            print(f"Error: {service.spec.name} did not converge in time ({progress})"
+                  + "".join(f"\n  {e}" for e in errors), file=sys.stderr)
+            return 1
+        time.sleep(poll)  # a CLI polling its manager, not a test
 
 
 def _mode(service: pb.Service) -> str:

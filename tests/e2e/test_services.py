@@ -1,102 +1,145 @@
-"""`covey service` on a lab swarm: specs become tasks in the store, one per slot or per node.
-
-Tasks are not run on the nodes yet (that needs the dispatcher's assignments and the
-agent's task controller), so these tests stop at what the managers decide.
-"""
+"""Services across lab hosts with real containers: a registry on host1 serves the test
+images built from busybox-static; every host's coveyd pulls from it and runs runc."""
 import json
+import signal
+import time
 
 import pytest
 
-from lab import Lab, wait_until
+from lab import Lab, holds_for, wait_until
 from swarmtools import HEARTBEAT
+from tests.support.images import build_and_push
+from tests.support.registry import Registry
+
+REGISTRY = "10.1.0.1:5000"
 
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(3).up()
+    lab = Lab(3, coveyd_args=("--insecure-registry", REGISTRY)).up()
+    registry = None
     try:
+        first = lab.hosts[0]
+        registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
+        build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
         lab.form_swarm(HEARTBEAT)
-        wait_until(lambda: lab.covey(lab.hosts[0], "node", "ls").stdout.count("Ready") == 3, 30, 0.2, "3 Ready")
+        wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == 3, 30, 0.2, "3 Ready")
         yield lab
     finally:
         lab.down()
+        if registry:
+            registry.stop()
+
+
+def manager(lab):
+    return lab.hosts[0]
 
 
 def tasks(lab, service):
-    return json.loads(lab.covey(lab.hosts[0], "service", "ps", "--format", "json", service).stdout)
+    return json.loads(lab.covey(manager(lab), "service", "ps", "--format", "json", service).stdout)
 
 
 def live(lab, service):
     return [t for t in tasks(lab, service) if t.get("desired_state", "NEW") in ("RUNNING", "READY")]
 
 
-def test_replicated_service_gets_one_task_per_slot_and_scales(lab):
-    m = lab.hosts[0]
-    service_id = lab.covey(m, "service", "create", "--name", "web", "--replicas", "6", "-e", "MODE=test",
-                           "registry.lab/web:v1", "httpd", "-f").stdout.strip()
-    assert len(service_id) == 25
-    six = wait_until(lambda: (t := live(lab, "web")) and len(t) == 6 and t, 20, 0.2, "6 tasks")
-    assert sorted(int(t["slot"]) for t in six) == [1, 2, 3, 4, 5, 6]
-    assert {t["spec"]["container"]["image"] for t in six} == {"registry.lab/web:v1"}
-    assert {tuple(t["spec"]["container"]["args"]) for t in six} == {("httpd", "-f")}
+def running_by_host(lab, service) -> dict:
+    names = {n["id"]: n["description"]["hostname"]
+             for n in json.loads(lab.covey(manager(lab), "node", "ls", "--format", "json").stdout)}
+    counts = {}
+    for t in live(lab, service):
+        if t["status"].get("state") == "RUNNING":
+            counts[names[t["node_id"]]] = counts.get(names[t["node_id"]], 0) + 1
+    return counts
+
+
+def containers(lab, host) -> list:
+    return json.loads(lab.covey(host, "container", "ls", "--format", "json").stdout)
+
+
+def test_six_replicas_run_spread_two_per_host_and_scale(lab):
+    m = manager(lab)
+    created = lab.covey(m, "service", "create", "--name", "web", "--replicas", "6", "-e", "MODE=test",
+                        f"{REGISTRY}/covey/httpd:v1")
+    assert "verify: Service web converged" in created.stdout
+    assert running_by_host(lab, "web") == {"host1": 2, "host2": 2, "host3": 2}
+    for host in lab.hosts:  # real containers, each with the task's spec
+        mine = [c for c in containers(lab, host) if c["status"] == "running"]
+        assert len(mine) == 2, host.name
     ls = lab.covey(m, "service", "ls").stdout.splitlines()
     assert ls[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
-    assert ls[1].split()[1:5] == ["web", "replicated", "0/6", "registry.lab/web:v1"]
+    assert ls[1].split()[1:5] == ["web", "replicated", "6/6", f"{REGISTRY}/covey/httpd:v1"]
     ps = lab.covey(m, "service", "ps", "web").stdout.splitlines()
     assert ps[0].split()[:4] == ["ID", "NAME", "IMAGE", "NODE"] and len(ps) == 7
-    assert "web.1" in ps[1] and "Pending" in ps[1]
+    assert all("Running" in line for line in ps[1:])
 
     assert lab.covey(m, "service", "scale", "web=2").stdout.strip() == "web scaled to 2"
-    wait_until(lambda: len(live(lab, "web")) == 2, 20, 0.2, "2 tasks")
-    assert sorted(int(t["slot"]) for t in live(lab, "web")) == [1, 2]
-    inspected = json.loads(lab.covey(m, "service", "inspect", service_id[:8]).stdout)[0]
-    assert inspected["spec"]["replicated"]["replicas"] == "2"
-    assert inspected["spec"]["task"]["container"]["env"] == ["MODE=test"]
-
+    wait_until(lambda: sum(running_by_host(lab, "web").values()) == 2 and
+               sum(len(containers(lab, h)) for h in lab.hosts) == 2, 30, 0.3, "2 tasks, 2 containers")
     lab.covey(m, "service", "rm", "web")
-    wait_until(lambda: not tasks_or_gone(lab, "web"), 20, 0.2, "the tasks to be gone")
+    wait_until(lambda: all(not containers(lab, h) for h in lab.hosts), 30, 0.3, "every container removed")
     assert lab.covey(m, "service", "ls", "-q").stdout.strip() == ""
 
 
-def tasks_or_gone(lab, service):
-    result = lab.covey(lab.hosts[0], "service", "ps", "--format", "json", service, check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else []
-
-
-def test_global_service_has_a_task_on_every_node(lab):
-    m = lab.hosts[0]
-    lab.covey(m, "service", "create", "--name", "agent", "--mode", "global", "registry.lab/agent:1")
-    nodes = {n["id"] for n in json.loads(lab.covey(m, "node", "ls", "--format", "json").stdout)}
-    placed = wait_until(lambda: (t := live(lab, "agent")) and len(t) == 3 and t, 20, 0.2, "3 tasks")
-    assert {t["node_id"] for t in placed} == nodes
-    hostnames = {line.split()[3] for line in lab.covey(m, "service", "ps", "agent").stdout.splitlines()[1:]}
-    assert hostnames == {"host1", "host2", "host3"}
-    # A drained node's task is told to shut down.
+def test_global_service_runs_on_every_node_and_leaves_a_drained_one(lab):
+    m = manager(lab)
+    lab.covey(m, "service", "create", "--name", "agent", "--mode", "global", f"{REGISTRY}/covey/httpd:v1")
+    assert running_by_host(lab, "agent") == {"host1": 1, "host2": 1, "host3": 1}
     lab.covey(m, "node", "update", "--availability", "drain", "host3")
-    wait_until(lambda: len(live(lab, "agent")) == 2, 20, 0.2, "the drained node's task to go")
+    wait_until(lambda: running_by_host(lab, "agent") == {"host1": 1, "host2": 1} and
+               not containers(lab, lab.hosts[2]), 30, 0.3, "the task on the drained node to stop")
     lab.covey(m, "node", "update", "--availability", "active", "host3")
-    wait_until(lambda: len(live(lab, "agent")) == 3, 20, 0.2, "a task back on host3")
+    wait_until(lambda: running_by_host(lab, "agent") == {"host1": 1, "host2": 1, "host3": 1}, 30, 0.3,
+               "a task back on host3")
     lab.covey(m, "service", "rm", "agent")
 
 
-def test_bad_service_input_is_refused_clearly(lab):
-    m = lab.hosts[0]
-    cases = [
-        (["--name", "x", "--reserve-memory", "lots", "img"], "invalid size 'lots'"),
-        (["--name", "x", "--restart-delay", "soon", "img"], "invalid duration 'soon'"),
-        (["--name=-x", "img"], "invalid service name"),
-        (["--name", "x", "--mode", "global", "--replicas", "2", "img"], "only be used with replicated mode"),
-        (["--name", "x", "--placement-pref", "pack=node.labels.a", "img"], "invalid placement preference"),
-    ]
-    for argv, message in cases:
-        result = lab.covey(m, "service", "create", *argv, check=False)
-        assert result.returncode != 0 and message in result.stderr, (argv, result.stderr)
-    lab.covey(m, "service", "create", "--name", "dup", "img")
-    again = lab.covey(m, "service", "create", "--name", "dup", "img", check=False)
-    assert again.returncode != 0 and "already exists" in again.stderr
-    missing = lab.covey(m, "service", "ps", "nope", check=False)
-    assert missing.returncode != 0 and "service nope not found" in missing.stderr
-    bad_scale = lab.covey(m, "service", "scale", "dup", check=False)
-    assert bad_scale.returncode != 0 and "SERVICE=REPLICAS" in bad_scale.stderr
-    assert lab.covey(m, "service", "ls", "-q").stdout.split() != []
-    lab.covey(m, "service", "rm", "dup")
+def test_impossible_placement_is_explained(lab):
+    m = manager(lab)
+    lab.covey(m, "service", "create", "-d", "--name", "picky", "--constraint", "node.labels.ssd==true",
+              f"{REGISTRY}/covey/httpd:v1")
+    lab.covey(m, "service", "create", "-d", "--name", "hungry", "--reserve-memory", "100000g",
+              f"{REGISTRY}/covey/httpd:v1")
+    wait_until(lambda: all(t["status"].get("err") for t in live(lab, "picky") + live(lab, "hungry")), 20, 0.2,
+               "explanations")
+    picky = lab.covey(m, "service", "ps", "--explain", "picky").stdout
+    assert "constraint node.labels.ssd==true" in picky and "3 nodes" in picky, picky
+    hungry = lab.covey(m, "service", "ps", "--explain", "hungry").stdout
+    assert "memory" in hungry and "largest free" in hungry, hungry
+    # Labels change: the pending task is placed without anyone touching the service.
+    lab.covey(m, "node", "update", "--label-add", "ssd=true", "host2")
+    wait_until(lambda: running_by_host(lab, "picky") == {"host2": 1}, 30, 0.3, "picky placed on host2")
+    lab.covey(m, "service", "rm", "picky", "hungry")
+
+
+def test_on_failure_restarts_stop_at_max_attempts(lab):
+    m = manager(lab)
+    lab.covey(m, "service", "create", "-d", "--name", "flaky", "--restart-condition", "on-failure",
+              "--restart-delay", "200ms", "--restart-max-attempts", "2", f"{REGISTRY}/covey/exit:1")
+    # The first run and two restarts, each exiting 3; then it stays failed.
+    wait_until(lambda: len([t for t in tasks(lab, "flaky") if t["status"].get("state") == "FAILED"]) == 3,
+               60, 0.3, "three failed runs")
+    failed = tasks(lab, "flaky")
+    assert all("non-zero exit (3)" in t["status"].get("err", "") for t in failed)
+    # A restart would come 200 ms after the last failure: none may.
+    holds_for(lambda: len(tasks(lab, "flaky")) == 3, 1.5, 0.3, "no fourth run")
+    lab.covey(m, "service", "rm", "flaky")
+
+
+def test_a_killed_host_has_its_tasks_replaced_and_returns_without_duplicates(lab):
+    m, victim = manager(lab), lab.hosts[2]
+    lab.covey(m, "service", "create", "--name", "web", "--replicas", "3", f"{REGISTRY}/covey/httpd:v1")
+    assert running_by_host(lab, "web") == {"host1": 1, "host2": 1, "host3": 1}
+    lab.stop_coveyd(victim, signal.SIGKILL)  # the node's daemon dies; its containers go on
+    started = time.monotonic()
+    wait_until(lambda: sum(running_by_host(lab, "web").get(h, 0) for h in ("host1", "host2")) == 3,
+               60, 0.3, "3 tasks running on the other hosts")
+    took = time.monotonic() - started
+    lab.start_coveyd(victim)
+    # Back: it stops the stale task (desired Shutdown), so no slot runs twice.
+    wait_until(lambda: not [c for c in containers(lab, victim) if c["status"] == "running"], 30, 0.3,
+               "the stale container on host3 to stop")
+    slots = [t["slot"] for t in live(lab, "web") if t["status"].get("state") == "RUNNING"]
+    assert sorted(slots) == ["1", "2", "3"]
+    assert took < 30, took
+    lab.covey(m, "service", "rm", "web")

@@ -1,5 +1,6 @@
 """Services through the control API of a real in-process manager, over mTLS: the
-orchestrator turns them into tasks, scales them, and cleans up after them."""
+orchestrator turns them into tasks, the scheduler places them, scaling and removal tell
+them to go. (This node runs no executor: nothing acts on the tasks, so they stay put.)"""
 import asyncio
 
 import grpc
@@ -39,9 +40,9 @@ def test_create_scale_remove(tmp_path, run):
                     return [t for t in listed if desired is None or t.desired_state == desired]
 
                 created = (await control.CreateService(pb.CreateServiceRequest(spec=web_spec()))).service
-                three = await until(lambda: _count(tasks(pb.RUNNING), 3))
+                three = await until(lambda: _placed(tasks(pb.RUNNING), 3))
                 slots = sorted(t.slot for t in three)
-                states = {t.status.state for t in three}
+                states = {(t.status.state, t.node_id) for t in three}
 
                 errors = {}
                 for label, bad in (("duplicate", web_spec()), ("name", web_spec(name="-bad")),
@@ -52,16 +53,19 @@ def test_create_scale_remove(tmp_path, run):
                         errors[label] = (exc.code().name, exc.details())
 
                 await control.ScaleService(pb.ScaleServiceRequest(service=created.id[:6], replicas=1))
-                one = await until(lambda: _count(tasks(), 1))  # never placed: reaped at once
+                one = await until(lambda: _count(tasks(pb.RUNNING), 1))
+                going = await until(lambda: _count(tasks(pb.REMOVE), 2))
 
                 await control.RemoveService(pb.RemoveServiceRequest(service="web"))
-                await until(lambda: _empty(control))
-                return slots, states, errors, one[0].slot
+                await until(lambda: _all_told_to_go(control))
+                return slots, states, errors, one[0].slot, sorted(t.slot for t in going), node.membership.node_id
+
         finally:
             await node.close()
 
-    slots, states, errors, remaining_slot = run(scenario())
-    assert slots == [1, 2, 3] and states == {pb.PENDING}
+    slots, states, errors, remaining_slot, going, node_id = run(scenario())
+    assert slots == [1, 2, 3] and states == {(pb.ASSIGNED, node_id)}
+    assert going == [2, 3]
     assert errors["duplicate"][0] == "ALREADY_EXISTS"
     assert errors["name"][0] == "INVALID_ARGUMENT" and "invalid service name" in errors["name"][1]
     assert errors["image"][0] == "INVALID_ARGUMENT" and "image is required" in errors["image"][1]
@@ -73,7 +77,12 @@ async def _count(coro, n):
     return items if len(items) == n else None
 
 
-async def _empty(control):
+async def _placed(coro, n):
+    items = await _count(coro, n)
+    return items if items and all(t.status.state == pb.ASSIGNED for t in items) else None
+
+
+async def _all_told_to_go(control):
     services = (await control.ListServices(pb.ListServicesRequest())).services
     tasks = (await control.ListTasks(pb.ListTasksRequest())).tasks
-    return not services and not tasks
+    return not services and tasks and all(t.desired_state == pb.REMOVE for t in tasks)

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
+
+from lab import wait_until
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -74,20 +75,20 @@ class Registry:
         self.proc = subprocess.Popen([*self.in_netns(), REGISTRY_BIN, "serve", str(config)], stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}: "
-                                   f"{(self.workdir / 'registry.log').read_text()[-2000:]}")
-            if self.answers():
-                return self
-            time.sleep(0.05)        # polling interval while waiting for it to listen
-        self.stop()
-        raise RuntimeError(f"docker-registry did not answer on {self.address} in {timeout}s")
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self.answers(), timeout, 0.05,
+                       f"docker-registry to answer on {self.address}")
+        except TimeoutError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited with {self.proc.returncode}: "
+                               f"{(self.workdir / 'registry.log').read_text()[-2000:]}")
+        return self
 
     def in_netns(self) -> list[str]:
         """The argv prefix that runs a command where this registry is reachable."""
-        return ["ip", "netns", "exec", self.netns] if self.netns else []
+        return ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
 
     def answers(self) -> bool:
         if self.netns:  # ask from inside the namespace: the root one cannot reach it

@@ -3,7 +3,6 @@ import asyncio
 import os
 import time
 
-from helpers_executor import output
 from worker.executor import ContainerConfig
 from worker.executor.logfile import LOG_NAME
 

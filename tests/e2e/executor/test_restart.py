@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import settings_for
 from helpers_executor import eventually
-from worker.executor import ContainerConfig, Executor, Healthcheck
+from worker.executor import ContainerConfig, Executor
 from worker.executor.rootfs import mounts_under
 
 REPO = Path(__file__).resolve().parents[3]
