@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "deploy")]
+
+from lab import wait_until  # noqa: E402
 
 SETTINGS = [  # (name, appendEntriesPeriod, autoTickPeriod, appendEntriesUseBatch)
     ("batch 10ms/5ms", 0.01, 0.005, True),
@@ -185,13 +187,10 @@ def run_one(setting, durable: bool, writes: int, samples: int, window: int) -> d
 
 
 def wait_leader(managers: list[Manager]) -> Manager:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def one_leader():
         leaders = [m for m in managers if m.ask("role", 10)["leader"]]
-        if len(leaders) == 1:
-            return leaders[0]
-        time.sleep(0.1)  # polling the managers' role, not synchronizing on time
-    raise RuntimeError("no single leader")
+        return leaders[0] if len(leaders) == 1 else None
+    return wait_until(one_leader, START_TIMEOUT, 0.1, "a single leader")
 
 
 def main() -> int:
