@@ -15,22 +15,15 @@ through desired_state (DESIGN.md section 3).
 import logging
 import time
 
-from covey.ids import new_id
 from manager import store as st
+from manager import updater
+from manager.taskops import new_task, set_desired
 from proto import covey_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 HISTORY_PER_SLOT = 5
 LIVE = pb.RUNNING  # a task whose desired state is at most this still counts as wanted
-
-
-def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
-    now = time.time_ns()
-    return pb.Task(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
-                   service_id=service.id, service_name=service.spec.name, slot=slot, node_id=node_id,
-                   spec=service.spec.task, spec_version=service.spec_version, desired_state=pb.RUNNING,
-                   status=pb.TaskStatus(state=pb.PENDING, timestamp_ns=now, message="pending task scheduling"))
 
 
 def eligible_for_global(node: pb.Node) -> bool:
@@ -57,24 +50,33 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
         else:
             actions += _replicated(service, mine, down, now_ns)
     for orphans in by_service.values():  # their service is gone
-        actions += [_set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
+        actions += [set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
     actions += _reap(tasks, {n.id for n in nodes})
     return actions
 
 
 def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_ns: int) -> list[pb.StoreAction]:
     wanted = service.spec.replicated.replicas
-    live = {t.slot: t for t in tasks if t.desired_state <= LIVE}
+    slots: dict[int, list[pb.Task]] = {}  # live tasks per slot, newest spec first (start-first: two)
+    for task in sorted(tasks, key=lambda t: (-t.spec_version, -t.meta.created_at_ns)):
+        if task.desired_state <= LIVE:
+            slots.setdefault(task.slot, []).append(task)
     actions = []
-    for slot, task in list(live.items()):
+    for slot, live in list(slots.items()):
+        task = live[0]
         lost = task.node_id in down and task.status.state < pb.COMPLETE
         if lost or (slot <= wanted and _restart_due(service, task, tasks, now_ns)):
-            actions.append(_set_desired(task, pb.SHUTDOWN))  # history; the slot gets a new task
-            del live[slot]
+            actions.append(set_desired(task, pb.SHUTDOWN))  # history; the slot gets a new task
+            live.pop(0)
+            if not live:
+                del slots[slot]
     actions += [st.create("task", new_task(service, slot=slot))
-               for slot in range(1, wanted + 1) if slot not in live]
-    actions += [_set_desired(task, pb.REMOVE) for slot, task in live.items() if slot > wanted]
-    return actions
+                for slot in range(1, wanted + 1) if slot not in slots]
+    for slot, live in slots.items():
+        if slot > wanted:
+            actions += [set_desired(t, pb.REMOVE) for t in live]
+    in_range = {slot: live for slot, live in slots.items() if slot <= wanted}
+    return actions + updater.step(service, in_range, tasks, now_ns)
 
 
 def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_ns: int) -> bool:
@@ -105,22 +107,14 @@ def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node]) -> 
                for node_id in sorted(eligible) if node_id not in live]
     for node_id, task in live.items():
         if node_id not in known:
-            actions.append(_set_desired(task, pb.REMOVE))      # the node left the swarm
+            actions.append(set_desired(task, pb.REMOVE))      # the node left the swarm
         elif node_id not in eligible and _drained(nodes, node_id):
-            actions.append(_set_desired(task, pb.SHUTDOWN))    # drained: stop it there
+            actions.append(set_desired(task, pb.SHUTDOWN))    # drained: stop it there
     return actions
 
 
 def _drained(nodes: list[pb.Node], node_id: str) -> bool:
     return any(n.id == node_id and n.spec.availability == pb.DRAIN for n in nodes)
-
-
-def _set_desired(task: pb.Task, state: int) -> pb.StoreAction:
-    changed = pb.Task()
-    changed.CopyFrom(task)
-    changed.desired_state = state
-    changed.meta.updated_at_ns = time.time_ns()
-    return st.update("task", changed)
 
 
 def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[pb.StoreAction]:

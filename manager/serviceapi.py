@@ -6,7 +6,7 @@ tasks and the scheduler places them (manager/orchestrator.py).
 import re
 import time
 
-from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from covey.ids import new_id
 from covey.rpc import unary
 from manager import scheduler
@@ -86,6 +86,38 @@ class ServiceAPI:
             service.spec.replicated.replicas = request.replicas
         service = await st.modify(self._store, "service", target.id, change, time.time_ns())
         return pb.ScaleServiceResponse(service=service)
+
+    @unary
+    async def UpdateService(self, request, context):
+        """A new spec (or, with rollback, the previous one): the orchestrator rolls it out."""
+        self._authorize(context)
+        target = find_service(self._store, request.service)
+        if request.rollback:
+            if not target.HasField("previous_spec"):
+                raise FailedPrecondition(f"service {target.spec.name} has no previous spec to roll back to")
+            new_spec, state = target.previous_spec, pb.UpdateStatus.ROLLBACK_STARTED
+        else:
+            new_spec, state = request.spec, pb.UpdateStatus.UPDATING
+            validate_spec(new_spec)
+            scheduler.validate(scheduler.Demand.from_service(pb.Service(spec=new_spec)))
+            if new_spec.name != target.spec.name:
+                raise InvalidArgument("a service cannot be renamed")
+            if new_spec.WhichOneof("mode") != target.spec.WhichOneof("mode"):
+                raise InvalidArgument("a service's mode (replicated or global) cannot be changed")
+
+        def change(service):
+            if request.expected_version and service.meta.version != request.expected_version:
+                raise Conflict(f"service {service.spec.name} changed since it was read; try again")
+            previous = spec.ServiceSpec()
+            previous.CopyFrom(service.spec)
+            service.spec.CopyFrom(new_spec)
+            service.previous_spec.CopyFrom(previous)
+            service.spec_version += 1
+            message = "manually requested rollback" if request.rollback else "update in progress"
+            service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=time.time_ns(),
+                                                           message=message))
+        service = await st.modify(self._store, "service", target.id, change, time.time_ns(), attempts=1)
+        return pb.UpdateServiceResponse(service=service)
 
     @unary
     async def RemoveService(self, request, context):

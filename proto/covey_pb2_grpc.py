@@ -414,6 +414,11 @@ class ControlStub:
                 request_serializer=covey__pb2.ScaleServiceRequest.SerializeToString,
                 response_deserializer=covey__pb2.ScaleServiceResponse.FromString,
                 _registered_method=True)
+        self.UpdateService = channel.unary_unary(
+                '/covey.Control/UpdateService',
+                request_serializer=covey__pb2.UpdateServiceRequest.SerializeToString,
+                response_deserializer=covey__pb2.UpdateServiceResponse.FromString,
+                _registered_method=True)
         self.RemoveService = channel.unary_unary(
                 '/covey.Control/RemoveService',
                 request_serializer=covey__pb2.RemoveServiceRequest.SerializeToString,
@@ -478,6 +483,12 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ScaleService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateService(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -553,6 +564,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ScaleService,
                     request_deserializer=covey__pb2.ScaleServiceRequest.FromString,
                     response_serializer=covey__pb2.ScaleServiceResponse.SerializeToString,
+            ),
+            'UpdateService': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateService,
+                    request_deserializer=covey__pb2.UpdateServiceRequest.FromString,
+                    response_serializer=covey__pb2.UpdateServiceResponse.SerializeToString,
             ),
             'RemoveService': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveService,
@@ -703,6 +719,33 @@ class Control:
             '/covey.Control/ScaleService',
             covey__pb2.ScaleServiceRequest.SerializeToString,
             covey__pb2.ScaleServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/UpdateService',
+            covey__pb2.UpdateServiceRequest.SerializeToString,
+            covey__pb2.UpdateServiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,41 @@ from proto import spec_pb2 as spec
 
 RESTART = {"none": spec.RestartPolicy.NONE, "on-failure": spec.RestartPolicy.ON_FAILURE,
            "any": spec.RestartPolicy.ANY}
+FAILURE_ACTION = {"pause": spec.UpdateConfig.PAUSE, "continue": spec.UpdateConfig.CONTINUE,
+                  "rollback": spec.UpdateConfig.ROLLBACK}
+ORDER = {"stop-first": spec.UpdateConfig.STOP_FIRST, "start-first": spec.UpdateConfig.START_FIRST}
+
+
+def add_rollout_flags(parser) -> None:
+    """--update-* and --rollback-*, for create and update (Docker's names)."""
+    for kind in ("update", "rollback"):
+        parser.add_argument(f"--{kind}-parallelism", type=int)
+        parser.add_argument(f"--{kind}-delay")
+        parser.add_argument(f"--{kind}-failure-action", choices=sorted(FAILURE_ACTION) if kind == "update"
+                            else ["pause", "continue"])
+        parser.add_argument(f"--{kind}-monitor")
+        parser.add_argument(f"--{kind}-max-failure-ratio", type=float)
+        parser.add_argument(f"--{kind}-order", choices=sorted(ORDER))
+
+
+def apply_rollout_flags(args, service_spec: spec.ServiceSpec) -> None:
+    for kind in ("update", "rollback"):
+        config = getattr(service_spec, kind)
+        flag = lambda name: getattr(args, f"{kind}_{name}")  # noqa: E731
+        if flag("parallelism") is not None:
+            config.parallelism = flag("parallelism")
+        if flag("delay"):
+            config.delay_ns = parse_duration(flag("delay"))
+        if flag("failure_action"):
+            config.failure_action = FAILURE_ACTION[flag("failure_action")]
+        if flag("monitor"):
+            config.monitor_ns = parse_duration(flag("monitor"))
+        if flag("max_failure_ratio") is not None:
+            if not 0 <= flag("max_failure_ratio") <= 1:
+                raise InvalidArgument(f"--{kind}-max-failure-ratio must be between 0 and 1")
+            config.max_failure_ratio = flag("max_failure_ratio")
+        if flag("order"):
+            config.order = ORDER[flag("order")]
 
 
 def add_parser(subparsers) -> None:
@@ -35,9 +70,27 @@ def add_parser(subparsers) -> None:
     create.add_argument("--restart-window")
     create.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
     create.add_argument("--converge-timeout", default="120s", help="how long to wait for the tasks to run")
+    add_rollout_flags(create)
     create.add_argument("image")
     create.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
     create.set_defaults(run=create_service)
+
+    update = service.add_parser("update", help="change a service: a rolling update")
+    update.add_argument("--image")
+    update.add_argument("--env-add", action="append", default=[])
+    update.add_argument("--env-rm", action="append", default=[])
+    update.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
+    update.add_argument("-d", "--detach", action="store_true")
+    update.add_argument("--converge-timeout", default="300s")
+    add_rollout_flags(update)
+    update.add_argument("service", metavar="SERVICE")
+    update.set_defaults(run=update_service)
+
+    rollback = service.add_parser("rollback", help="return a service to its previous spec")
+    rollback.add_argument("-d", "--detach", action="store_true")
+    rollback.add_argument("--converge-timeout", default="300s")
+    rollback.add_argument("service", metavar="SERVICE")
+    rollback.set_defaults(run=rollback_service)
 
     ls = service.add_parser("ls", help="list services")
     ls.add_argument("-q", "--quiet", action="store_true")
@@ -99,6 +152,7 @@ def build_spec(args) -> spec.ServiceSpec:
             restart.delay_ns = parse_duration(args.restart_delay)
         restart.max_attempts = args.restart_max_attempts or 0
         restart.window_ns = parse_duration(args.restart_window) if args.restart_window else 0
+    apply_rollout_flags(args, s)
     return s
 
 
@@ -145,6 +199,56 @@ def wait_converged(conn, service: pb.Service, timeout: float, poll: float = 0.3)
             errors = sorted({t.status.err for t in tasks if t.status.err})
             print(f"Error: {service.spec.name} did not converge in time ({progress})"
                   + "".join(f"\n  {e}" for e in errors), file=sys.stderr)
+            return 1
+        time.sleep(poll)  # a CLI polling its manager, not a test
+
+
+def update_service(conn, args) -> int:
+    service = conn.control.GetService(pb.GetServiceRequest(service=args.service)).service
+    new = spec.ServiceSpec()
+    new.CopyFrom(service.spec)
+    container = new.task.container
+    if args.image:
+        container.image = args.image
+    env = {e.partition("=")[0]: e for e in container.env}
+    for key in args.env_rm:
+        env.pop(key, None)
+    env.update({e.partition("=")[0]: e for e in _check_env(args.env_add)})
+    del container.env[:]
+    container.env.extend(sorted(env.values()))
+    if args.force:
+        new.task.force_update += 1
+    apply_rollout_flags(args, new)
+    if new == service.spec:
+        print(service.spec.name)
+        return 0  # as Docker: nothing to roll out (--force redeploys anyway)
+    updated = conn.control.UpdateService(pb.UpdateServiceRequest(
+        service=service.id, spec=new, expected_version=service.meta.version)).service
+    print(updated.spec.name)
+    return 0 if args.detach else wait_rollout(conn, updated, parse_duration(args.converge_timeout) / 1e9)
+
+
+def rollback_service(conn, args) -> int:
+    service = conn.control.UpdateService(pb.UpdateServiceRequest(service=args.service, rollback=True)).service
+    print(service.spec.name)
+    return 0 if args.detach else wait_rollout(conn, service, parse_duration(args.converge_timeout) / 1e9)
+
+
+def wait_rollout(conn, service: pb.Service, timeout: float, poll: float = 0.5) -> int:
+    """Wait until the update (or rollback) ends; 1 unless it completed as asked."""
+    US = pb.UpdateStatus
+    wanted = US.ROLLBACK_COMPLETED if service.update_status.state == US.ROLLBACK_STARTED else US.COMPLETED
+    deadline = time.monotonic() + timeout
+    while True:
+        current = conn.control.GetService(pb.GetServiceRequest(service=service.id)).service
+        status = current.update_status
+        if status.state in (US.COMPLETED, US.ROLLBACK_COMPLETED, US.PAUSED, US.ROLLBACK_PAUSED):
+            done = status.state == wanted and current.spec_version == service.spec_version
+            print(status.message, file=sys.stdout if done else sys.stderr)
+            return 0 if done else 1
+        if time.monotonic() > deadline:
+            print(f"Error: {current.spec.name}: the rollout did not finish in time ({status.message})",
+                  file=sys.stderr)
             return 1
         time.sleep(poll)  # a CLI polling its manager, not a test
 

@@ -143,3 +143,48 @@ def test_a_killed_host_has_its_tasks_replaced_and_returns_without_duplicates(lab
     assert sorted(slots) == ["1", "2", "3"]
     assert took < 30, took
     lab.covey(m, "service", "rm", "web")
+
+
+def running_images(lab, service) -> list:
+    return sorted(t["spec"]["container"]["image"].rsplit(":", 1)[1] for t in live(lab, service)
+                  if t["status"].get("state") == "RUNNING")
+
+
+def test_start_first_rolling_update_never_drops_below_the_replica_count(lab):
+    import threading
+    m = manager(lab)
+    lab.covey(m, "service", "create", "--name", "web", "--replicas", "3", "--update-order", "start-first",
+              "--update-parallelism", "1", "--update-monitor", "1s", f"{REGISTRY}/covey/httpd:v1")
+    seen, stop = [], threading.Event()
+
+    def watch():  # the number of running tasks, all through the update
+        while not stop.is_set():
+            seen.append(len([t for t in live(lab, "web") if t["status"].get("state") == "RUNNING"]))
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = lab.covey(m, "service", "update", "--image", f"{REGISTRY}/covey/httpd:v2", "web", timeout=120)
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert "update completed" in result.stdout
+    assert running_images(lab, "web") == ["v2", "v2", "v2"]
+    assert len(seen) > 5 and min(seen) >= 3, seen
+    # service rollback returns to v1, and says it did.
+    back = lab.covey(m, "service", "rollback", "web", timeout=120)
+    assert "rollback completed" in back.stdout
+    assert running_images(lab, "web") == ["v1", "v1", "v1"]
+    lab.covey(m, "service", "rm", "web")
+
+
+def test_a_failing_update_rolls_back_by_itself(lab):
+    m = manager(lab)
+    lab.covey(m, "service", "create", "--name", "web", "--replicas", "2", "--update-failure-action", "rollback",
+              "--update-monitor", "1s", f"{REGISTRY}/covey/httpd:v1")
+    result = lab.covey(m, "service", "update", "--image", f"{REGISTRY}/covey/httpd:missing", "web",
+                       check=False, timeout=120)
+    assert result.returncode == 1 and "rolled back" in result.stderr, result.stderr
+    service = json.loads(lab.covey(m, "service", "inspect", "web").stdout)[0]
+    assert service["spec"]["task"]["container"]["image"] == f"{REGISTRY}/covey/httpd:v1"
+    wait_until(lambda: running_images(lab, "web") == ["v1", "v1"], 60, 0.3, "v1 running again")
+    lab.covey(m, "service", "rm", "web")

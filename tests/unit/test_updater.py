@@ -1,0 +1,99 @@
+"""Rolling updates, one orchestrator pass at a time: order, parallelism, delay, monitor, failures."""
+from manager.orchestrator import plan
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+S = 10**9
+UC = spec.UpdateConfig
+
+
+def service(replicas=3, version=2, order=UC.STOP_FIRST, parallelism=1, delay=0, monitor=S,
+            failure_action=UC.PAUSE, ratio=0.0, state=pb.UpdateStatus.UPDATING):
+    s = pb.Service(id="s", spec_version=version, spec=spec.ServiceSpec(name="web"))
+    s.spec.task.container.image = "img:v2"
+    s.spec.replicated.replicas = replicas
+    s.spec.update.CopyFrom(UC(order=order, parallelism=parallelism, delay_ns=delay, monitor_ns=monitor,
+                              failure_action=failure_action, max_failure_ratio=ratio))
+    s.previous_spec.CopyFrom(s.spec)
+    s.previous_spec.task.container.image = "img:v1"
+    s.update_status.state = state
+    return s
+
+
+def task(tid, slot, version=1, state=pb.RUNNING, since=0, desired=pb.RUNNING):
+    return pb.Task(id=tid, service_id="s", slot=slot, spec_version=version, desired_state=desired,
+                   node_id="n1", status=pb.TaskStatus(state=state, timestamp_ns=since),
+                   meta=pb.Meta(created_at_ns=since, version=1))
+
+
+def step(svc, tasks, now):
+    out = {"shutdown": [], "created": [], "status": None, "service": None}
+    for a in plan([svc], tasks, [pb.Node(id="n1", status=pb.NodeStatus(state=pb.NodeStatus.READY))], now_ns=now):
+        if a.table == "service":
+            out["service"] = pb.Service.FromString(a.object)
+            out["status"] = out["service"].update_status.state
+        elif a.kind == pb.StoreAction.CREATE:
+            out["created"].append(pb.Task.FromString(a.object).slot)
+        elif pb.Task.FromString(a.object).desired_state == pb.SHUTDOWN:
+            out["shutdown"].append(a.id)
+    return out
+
+
+def test_stop_first_replaces_one_slot_at_a_time():
+    old = [task(f"o{i}", i) for i in (1, 2, 3)]
+    first = step(service(), old, now=10 * S)
+    assert first["shutdown"] == ["o1"] and first["created"] == [1]
+    # Slot 1 has a new task, not yet healthy (running for less than the monitor): nothing more.
+    new1 = task("n1", 1, version=2, since=10 * S)
+    waiting = step(service(), [new1] + old[1:], now=10 * S + S // 2)
+    assert waiting["created"] == [] and waiting["shutdown"] == []
+    after = step(service(), [new1] + old[1:], now=11 * S)
+    assert after["shutdown"] == ["o2"] and after["created"] == [2]
+
+
+def test_start_first_keeps_the_old_task_until_the_new_one_runs():
+    old = [task("o1", 1)]
+    svc = service(replicas=1, order=UC.START_FIRST)
+    first = step(svc, old, now=0)
+    assert first["created"] == [1] and first["shutdown"] == []
+    starting = task("n1", 1, version=2, state=pb.STARTING)
+    assert step(svc, old + [starting], now=S)["shutdown"] == []
+    running = task("n1", 1, version=2, state=pb.RUNNING, since=S)
+    assert step(svc, old + [running], now=S)["shutdown"] == ["o1"]
+
+
+def test_parallelism_and_delay_between_batches():
+    old = [task(f"o{i}", i) for i in (1, 2, 3, 4)]
+    svc = service(replicas=4, parallelism=2, delay=10 * S)
+    assert step(svc, old, now=0)["created"] == [1, 2]
+    new = [task("n1", 1, version=2, since=0), task("n2", 2, version=2, since=0)]
+    # Healthy after 1 s of monitor, then 10 s of delay before the next batch.
+    assert step(svc, new + old[2:], now=5 * S)["created"] == []
+    assert step(svc, new + old[2:], now=11 * S)["created"] == [3, 4]
+
+
+def test_completion_is_recorded():
+    new = [task(f"n{i}", i, version=2, since=0) for i in (1, 2, 3)]
+    assert step(service(), new, now=2 * S)["status"] == pb.UpdateStatus.COMPLETED
+
+
+def test_a_failed_new_task_pauses_by_default():
+    tasks = [task("n1", 1, version=2, state=pb.FAILED), task("o2", 2), task("o3", 3)]
+    out = step(service(), tasks, now=10 * S)
+    assert out["status"] == pb.UpdateStatus.PAUSED and "failed" in out["service"].update_status.message
+    assert out["created"] == [1]  # the restart policy (any, 5 s) still retries the failed slot
+
+
+def test_failure_action_rollback_returns_to_the_previous_spec():
+    tasks = [task("n1", 1, version=2, state=pb.REJECTED), task("o2", 2), task("o3", 3)]
+    out = step(service(failure_action=UC.ROLLBACK), tasks, now=10 * S)
+    rolled = out["service"]
+    assert out["status"] == pb.UpdateStatus.ROLLBACK_STARTED
+    assert rolled.spec.task.container.image == "img:v1" and rolled.spec_version == 3
+    assert rolled.previous_spec.task.container.image == "img:v2"
+
+
+def test_max_failure_ratio_tolerates_some_failures():
+    tasks = [task("n1", 1, version=2, state=pb.FAILED), task("o2", 2), task("o3", 3), task("o4", 4)]
+    out = step(service(replicas=4, ratio=0.5), tasks, now=10 * S)
+    assert out["status"] is None  # 1 of 4 failed, at most half may
