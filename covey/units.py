@@ -37,9 +37,13 @@ def parse_bytes(text: str) -> int:
 
 
 def format_bytes(size: int) -> str:
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    """"512MiB", "1.5GiB", "1000GiB", "2TiB": about 3 significant digits, never an exponent."""
+    for unit, factor in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
+                         ("KiB", 1 << 10)):
         if size >= factor:
-            return f"{size / factor:.3g}{unit}"
+            value = size / factor
+            text = f"{value:.{0 if value >= 100 else 1 if value >= 10 else 2}f}"
+            return (text.rstrip("0").rstrip(".") if "." in text else text) + unit
     return f"{size}B"
 
 

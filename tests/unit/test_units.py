@@ -2,7 +2,7 @@ import pytest
 
 from covey.config import Settings
 from covey.errors import InvalidArgument
-from covey.units import format_duration, parse_duration
+from covey.units import format_bytes, format_duration, parse_bytes, parse_duration
 
 
 @pytest.mark.parametrize("text,nanos", [("1s", 10**9), ("250ms", 250 * 10**6), ("1m30s", 90 * 10**9),
@@ -15,6 +15,13 @@ def test_durations(text, nanos):
 def test_bad_durations(bad):
     with pytest.raises(InvalidArgument, match="invalid duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize("text,shown", [("512m", "512MiB"), ("1.5g", "1.5GiB"), ("1000m", "1000MiB"),
+                                        ("1000g", "1000GiB"), ("2t", "2TiB"), ("100000g", "97.7TiB"),
+                                        ("1k", "1KiB"), ("100", "100B")])
+def test_format_bytes_never_uses_an_exponent(text, shown):
+    assert format_bytes(parse_bytes(text)) == shown
 
 
 def test_format_duration_round_trips():
