@@ -24,6 +24,7 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from covey.errors import InvalidArgument
 from covey.units import format_bytes
 from manager.constraints import (
     Constraint,
@@ -151,7 +152,12 @@ class Placement:
 
 
 def validate(demand: Demand) -> None:
-    """Raise InvalidArgument naming the first bad constraint or preference (at service create)."""
+    """Raise InvalidArgument naming the first bad reservation, constraint or preference (at
+    service create): a negative reservation would give its nodes capacity they do not have."""
+    if demand.nano_cpus < 0:
+        raise InvalidArgument(f"invalid cpu reservation {demand.nano_cpus / 1e9:g}: must be 0 or more")
+    if demand.memory_bytes < 0:
+        raise InvalidArgument(f"invalid memory reservation {demand.memory_bytes} bytes: must be 0 or more")
     parse_constraints(demand.constraints)
     parse_preferences(demand.preferences)
 

@@ -326,6 +326,14 @@ def test_bad_constraint_is_invalid_argument_up_front_and_at_schedule():
     validate(Demand("web", constraints=["node.role==worker"], preferences=["spread=node.labels.dc"]))
 
 
+def test_negative_reservations_are_invalid():
+    with pytest.raises(InvalidArgument, match="invalid cpu reservation -1: must be 0 or more"):
+        validate(Demand("web", nano_cpus=-10**9))
+    with pytest.raises(InvalidArgument, match="invalid memory reservation -5 bytes"):
+        validate(Demand("web", memory_bytes=-5))
+    validate(Demand("web", nano_cpus=0, memory_bytes=0))
+
+
 def test_demand_from_service():
     s = pb.Service(id="s1", spec_version=7)
     t = s.spec.task
