@@ -18,6 +18,7 @@ class Settings:
     join_timeout: float = 20.0          # reaching a manager and getting a certificate
     manager_ready_timeout: float = 30.0 # Raft electing a leader at start
     shutdown_timeout: float = 5.0
+    log_gather_timeout: float = 10.0    # service logs: waiting for each node's backlog
     raft: RaftTimings = field(default_factory=RaftTimings)
     agent: AgentSettings = field(default_factory=AgentSettings)
 

@@ -2,9 +2,7 @@
 API of this node's manager (if it is one), and the node's own containers."""
 import json
 
-import grpc
-
-from covey.errors import InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound
+from covey.errors import FailedPrecondition, InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound, PermissionDenied
 from covey.node import Node
 from covey.rpc import stream, unary
 from proto import covey_pb2 as pb
@@ -33,18 +31,26 @@ class LocalNodeAPI(rpc.LocalNodeServicer):
         return self._node.info()
 
 
-def _delegate(name: str):
-    async def call(self, request, context):
-        node = self._node
+def _delegate(name: str, streaming: bool):
+    def manager_of(node: Node):
         if node.membership is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_IN_SWARM)
+            raise FailedPrecondition(NOT_IN_SWARM)
         if node.manager is None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
-                                "cluster state; run this command on a manager node")
-        return await getattr(node.manager.control, name)(request, context)
-    call.__name__ = name
-    return call
+            raise PermissionDenied(f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
+                                   "cluster state; run this command on a manager node")
+        return node.manager
+
+    @unary
+    async def call(self, request, context):
+        return await getattr(manager_of(self._node).control, name)(request, context)
+
+    @stream
+    async def call_streaming(self, request, context):
+        async for message in getattr(manager_of(self._node).control, name)(request, context):
+            yield message
+    chosen = call_streaming if streaming else call
+    chosen.__name__ = name
+    return chosen
 
 
 class LocalControl(rpc.ControlServicer):
@@ -54,8 +60,8 @@ class LocalControl(rpc.ControlServicer):
         self._node = node
 
 
-for _name in pb.DESCRIPTOR.services_by_name["Control"].methods_by_name:
-    setattr(LocalControl, _name, _delegate(_name))
+for _name, _method in pb.DESCRIPTOR.services_by_name["Control"].methods_by_name.items():
+    setattr(LocalControl, _name, _delegate(_name, _method.server_streaming))
 
 
 class LocalContainers(rpc.LocalContainersServicer):

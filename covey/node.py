@@ -288,6 +288,10 @@ class Node:
 
     # ------------------------------------------------------------ parts
 
+    def _dial(self, addr: str) -> grpc.aio.Channel:
+        """A channel to another manager, with this node's certificate."""
+        return tls.secure_channel(addr, self.state.ca_cert(), self.state.key(), self.state.cert())
+
     async def _start_manager(self, membership: Membership | None = None) -> None:
         membership = membership or self.membership
         listen_host, _ = tls.split_addr(membership.listen_addr, DEFAULT_API_PORT)
@@ -297,8 +301,9 @@ class Node:
                                api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
                                at_rest_key=self.state.at_rest_key(),
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,
-                               ready_timeout=self.settings.manager_ready_timeout)
-        self.manager = await Manager.open(config, step_down=self._step_down)
+                               ready_timeout=self.settings.manager_ready_timeout,
+                               log_gather_timeout=self.settings.log_gather_timeout)
+        self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
         self.manager.add_to_server(server)
         creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self.state.ca_cert()))

@@ -46,8 +46,10 @@ def public_cluster(cluster: pb.Cluster) -> pb.Cluster:
 
 
 class ControlAPI(ServiceAPI, rpc.ControlServicer):
-    def __init__(self, store: st.Store, manager_status, api_addr: str, end_session):
+    def __init__(self, store: st.Store, manager_status, api_addr: str, end_session, logs, leader_channel):
         self._store = store
+        self._logs = logs
+        self._leader_channel = leader_channel
         self._manager_status = manager_status  # node -> ManagerStatus or None
         self._api_addr = api_addr
         self._end_session = end_session

@@ -18,6 +18,7 @@ from covey.rpc import stream, unary
 from manager import authz
 from manager import store as st
 from manager.assignments import AssignmentsMixin
+from manager.logbroker import LogBroker, LogsMixin
 from manager.ca import cluster_of
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
@@ -35,9 +36,10 @@ class _Session:
     changed: asyncio.Event
 
 
-class Dispatcher(AssignmentsMixin, rpc.DispatcherServicer):
-    def __init__(self, store: st.Store, managers, leader_api_addr):
+class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
+    def __init__(self, store: st.Store, managers, leader_api_addr, logs: LogBroker):
         self._store = store
+        self._logs = logs
         self._managers = managers
         self._leader_api_addr = leader_api_addr  # () -> host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}

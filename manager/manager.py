@@ -15,6 +15,7 @@ from manager import store as st
 from manager.ca import CAServer
 from manager.controlapi import ControlAPI
 from manager.dispatcher import Dispatcher
+from manager.logbroker import LogBroker
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
 
@@ -34,26 +35,29 @@ class ManagerConfig:
     raft_peers: list[str] = field(default_factory=list)  # the other members, at start
     ready_timeout: float = 30.0
     reconcile_period: float = 1.0
+    log_gather_timeout: float = 10.0  # service logs: how long to wait for each node's backlog
 
 
 class Manager:
-    def __init__(self, config: ManagerConfig, store: st.Store, step_down=lambda: None):
+    def __init__(self, config: ManagerConfig, store: st.Store, step_down=lambda: None, dial=None):
         self.config = config
         self.store = store
         self._step_down = step_down  # called when this leader is demoted
-        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
+        self._dial = dial  # host:port -> a grpc.aio channel with this node's certificate
+        logs = LogBroker(store, config.log_gather_timeout)
+        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr, logs)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = ControlAPI(store, self.manager_status, config.api_addr,
-                                  self.dispatcher.end_session)
+                                  self.dispatcher.end_session, logs, self._leader_channel)
         self._leader_tasks: list[asyncio.Task] = []
 
     @classmethod
-    async def open(cls, config: ManagerConfig, step_down=lambda: None) -> "Manager":
+    async def open(cls, config: ManagerConfig, step_down=lambda: None, dial=None) -> "Manager":
         # No waiting for a leader here: a manager restarted without quorum must keep
         # running (and be able to force a new cluster).
         store = st.Store(config.raft_dir, config.raft_addr, config.raft_peers, config.raft_key,
                          config.raft_bind, config.timings, config.at_rest_key)
-        manager = cls(config, store, step_down)
+        manager = cls(config, store, step_down, dial)
         store.on_leadership(manager._leadership_changed)
         return manager
 
@@ -97,6 +101,10 @@ class Manager:
             if leader and node.manager_status.raft_addr == leader:
                 return node.manager_status.api_addr
         return None
+
+    def _leader_channel(self):
+        addr = self.leader_api_addr()
+        return self._dial(addr) if addr and self._dial else None
 
     def manager_status(self, node: pb.Node) -> pb.ManagerStatus | None:
         if node.role != pb.MANAGER:

@@ -6,12 +6,15 @@ tasks and the scheduler places them (manager/orchestrator.py).
 import re
 import time
 
-from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
+import grpc
+
+from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
 from covey.ids import new_id
-from covey.rpc import unary
+from covey.rpc import stream, unary
 from manager import scheduler
 from manager import store as st
 from proto import covey_pb2 as pb
+from proto import covey_pb2_grpc as rpc
 from proto import spec_pb2 as spec
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -44,7 +47,8 @@ def validate_spec(service_spec: spec.ServiceSpec) -> None:
 
 
 class ServiceAPI:
-    """Mixed into ControlAPI, which provides _store and _authorize."""
+    """Mixed into ControlAPI, which provides _store, _authorize, _logs (the LogBroker) and
+    _leader_channel (() -> a channel to the leader, with this node's certificate)."""
 
     @unary
     async def CreateService(self, request, context):
@@ -141,3 +145,27 @@ class ServiceAPI:
             tasks = [t for t in tasks if t.service_id == service_id]
         tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
         return pb.ListTasksResponse(tasks=tasks)
+
+    @stream
+    async def ServiceLogs(self, request, context):
+        self._authorize(context)
+        if request.tail < -1:
+            raise InvalidArgument(f"invalid tail {request.tail}: a number of lines, or -1 for all")
+        if not self._store.is_leader():  # the nodes' log streams end on the leader
+            async for message in self._logs_from_leader(request, context):
+                yield message
+            return
+        service = find_service(self._store, request.service)
+        async for message in self._logs.read(service, request):
+            yield message
+
+    async def _logs_from_leader(self, request, context):
+        channel = self._leader_channel()
+        if channel is None:
+            raise NotLeader(None)
+        async with channel:
+            try:
+                async for message in rpc.ControlStub(channel).ServiceLogs(request):
+                    yield message
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), exc.details())

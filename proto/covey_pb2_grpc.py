@@ -213,6 +213,16 @@ class DispatcherStub:
                 request_serializer=covey__pb2.UpdateTaskStatusRequest.SerializeToString,
                 response_deserializer=covey__pb2.UpdateTaskStatusResponse.FromString,
                 _registered_method=True)
+        self.LogSubscriptions = channel.unary_stream(
+                '/covey.Dispatcher/LogSubscriptions',
+                request_serializer=covey__pb2.LogSubscriptionsRequest.SerializeToString,
+                response_deserializer=covey__pb2.LogSubscription.FromString,
+                _registered_method=True)
+        self.PublishLogs = channel.stream_unary(
+                '/covey.Dispatcher/PublishLogs',
+                request_serializer=covey__pb2.PublishLogsMessage.SerializeToString,
+                response_deserializer=covey__pb2.PublishLogsResponse.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -242,6 +252,18 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishLogs(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +286,16 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.UpdateTaskStatus,
                     request_deserializer=covey__pb2.UpdateTaskStatusRequest.FromString,
                     response_serializer=covey__pb2.UpdateTaskStatusResponse.SerializeToString,
+            ),
+            'LogSubscriptions': grpc.unary_stream_rpc_method_handler(
+                    servicer.LogSubscriptions,
+                    request_deserializer=covey__pb2.LogSubscriptionsRequest.FromString,
+                    response_serializer=covey__pb2.LogSubscription.SerializeToString,
+            ),
+            'PublishLogs': grpc.stream_unary_rpc_method_handler(
+                    servicer.PublishLogs,
+                    request_deserializer=covey__pb2.PublishLogsMessage.FromString,
+                    response_serializer=covey__pb2.PublishLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -384,6 +416,60 @@ class Dispatcher:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def LogSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.Dispatcher/LogSubscriptions',
+            covey__pb2.LogSubscriptionsRequest.SerializeToString,
+            covey__pb2.LogSubscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishLogs(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/covey.Dispatcher/PublishLogs',
+            covey__pb2.PublishLogsMessage.SerializeToString,
+            covey__pb2.PublishLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ControlStub:
     """Missing associated documentation comment in .proto file."""
@@ -428,6 +514,11 @@ class ControlStub:
                 '/covey.Control/ListTasks',
                 request_serializer=covey__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=covey__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.ServiceLogs = channel.unary_stream(
+                '/covey.Control/ServiceLogs',
+                request_serializer=covey__pb2.ServiceLogsRequest.SerializeToString,
+                response_deserializer=covey__pb2.ServiceLogsMessage.FromString,
                 _registered_method=True)
         self.GetCluster = channel.unary_unary(
                 '/covey.Control/GetCluster',
@@ -506,6 +597,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServiceLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCluster(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -579,6 +676,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=covey__pb2.ListTasksRequest.FromString,
                     response_serializer=covey__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'ServiceLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.ServiceLogs,
+                    request_deserializer=covey__pb2.ServiceLogsRequest.FromString,
+                    response_serializer=covey__pb2.ServiceLogsMessage.SerializeToString,
             ),
             'GetCluster': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCluster,
@@ -800,6 +902,33 @@ class Control:
             '/covey.Control/ListTasks',
             covey__pb2.ListTasksRequest.SerializeToString,
             covey__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServiceLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.Control/ServiceLogs',
+            covey__pb2.ServiceLogsRequest.SerializeToString,
+            covey__pb2.ServiceLogsMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,6 +17,7 @@ import grpc
 
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
+from worker.logs import LogPublisher
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class AgentSettings:
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
     status_batch: float = 0.1   # status reports that come within this are sent together
+    logs_poll: float = 0.5      # following service logs: how often to look for new tasks here
 
 
 @dataclass
@@ -112,7 +114,8 @@ class Agent:
                 period = first.heartbeat_period_ns / 1e9
                 await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period),
                                     self._renew_when_due(channel), self._assignments(stub, first.session_id),
-                                    self._send_status(stub, first.session_id))
+                                    self._send_status(stub, first.session_id),
+                                    self._publish_logs(stub, first.session_id))
             finally:
                 call.cancel()
 
@@ -160,6 +163,11 @@ class Agent:
                 expected += 1
             await self._tasks.apply(message)
         raise ConnectionError("the dispatcher ended the assignments stream")
+
+    async def _publish_logs(self, stub, session_id: str) -> None:
+        if self._tasks is None:
+            return await asyncio.Event().wait()
+        await LogPublisher(self._tasks, self._settings.logs_poll).serve(stub, session_id)
 
     async def _send_status(self, stub, session_id: str) -> None:
         """Send task status reports in batches; a batch that fails is sent again later."""

@@ -170,6 +170,13 @@ class TaskManager:
         self.reporter = reporter
         self._controllers: dict[str, TaskController] = {}
 
+    @property
+    def executor(self):
+        return self._executor
+
+    def task_ids(self, service_id: str) -> list[str]:
+        return [i for i, c in self._controllers.items() if c.task.service_id == service_id]
+
     async def apply(self, message: pb.AssignmentsMessage) -> None:
         if message.type == pb.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}

@@ -1,10 +1,8 @@
 """covey container ls / inspect / logs: the containers on this node (like `docker ps` there)."""
-import datetime
-import sys
 import time
 
+from covey.cli.logs import add_log_flags, container_logs
 from covey.cli.output import table, to_json
-from covey.units import parse_duration
 from proto import covey_pb2 as pb
 
 
@@ -23,10 +21,7 @@ def add_parser(subparsers) -> None:
     inspect.set_defaults(run=inspect_container)
 
     logs = container.add_parser("logs", help="show a container's output")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.add_argument("-n", "--tail", default="all", help="number of lines from the end, or 'all'")
-    logs.add_argument("--since", default="", help="a duration ago (10m) or an RFC 3339 time")
-    logs.add_argument("-t", "--timestamps", action="store_true")
+    add_log_flags(logs)
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(run=container_logs)
 
@@ -63,27 +58,4 @@ def list_containers(conn, args) -> int:
 
 def inspect_container(conn, args) -> int:
     print(conn.containers.Inspect(pb.InspectContainerRequest(container=args.container)).json)
-    return 0
-
-
-def _since(text: str) -> float:
-    if not text:
-        return 0.0
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time() - parse_duration(text) / 1e9
-
-
-def container_logs(conn, args) -> int:
-    tail = -1 if args.tail == "all" else int(args.tail)
-    request = pb.ContainerLogsRequest(container=args.container, follow=args.follow, tail=tail,
-                                      since=_since(args.since))
-    for line in conn.containers.Logs(request):
-        out = sys.stdout if line.stream == "stdout" else sys.stderr
-        if args.timestamps:
-            stamp = datetime.datetime.fromtimestamp(line.time, datetime.timezone.utc)
-            out.write(stamp.isoformat(timespec="microseconds").replace("+00:00", "Z") + " ")
-        out.write(line.line)
-        out.flush()
     return 0

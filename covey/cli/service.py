@@ -3,6 +3,7 @@ import argparse
 import sys
 import time
 
+from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
@@ -112,6 +113,12 @@ def add_parser(subparsers) -> None:
     scale = service.add_parser("scale", help="set the replicas of services")
     scale.add_argument("pairs", nargs="+", metavar="SERVICE=REPLICAS")
     scale.set_defaults(run=scale_services)
+
+    logs = service.add_parser("logs", help="a service's output, gathered from every node that ran it")
+    add_log_flags(logs)
+    logs.add_argument("--no-trunc", action="store_true")
+    logs.add_argument("service", metavar="SERVICE")
+    logs.set_defaults(run=service_logs)
 
     rm = service.add_parser("rm", help="remove services")
     rm.add_argument("services", nargs="+", metavar="SERVICE")

@@ -1,9 +1,32 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import json
+from contextlib import contextmanager
 
 from lab import Lab, wait_until
+from tests.support.images import build_and_push
+from tests.support.registry import Registry
 
 HEARTBEAT = "1s"  # short periods so that Down is seen in ~3 s
+REGISTRY = "10.1.0.1:5000"  # on host1
+
+
+@contextmanager
+def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = ()):
+    """A lab swarm (host1 its manager) whose host1 also runs a registry with the test images."""
+    lab = Lab(hosts, coveyd_args=("--insecure-registry", REGISTRY, *coveyd_args)).up()
+    registry = None
+    try:
+        first = lab.hosts[0]
+        registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
+        build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
+        lab.form_swarm(HEARTBEAT)
+        wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == hosts, 30, 0.2,
+                   f"{hosts} Ready")
+        yield lab
+    finally:
+        lab.down()
+        if registry:
+            registry.stop()
 
 
 def node_table(lab: Lab, host) -> dict:

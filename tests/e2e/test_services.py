@@ -6,29 +6,14 @@ import time
 
 import pytest
 
-from lab import Lab, holds_for, wait_until
-from swarmtools import HEARTBEAT
-from tests.support.images import build_and_push
-from tests.support.registry import Registry
-
-REGISTRY = "10.1.0.1:5000"
+from lab import holds_for, wait_until
+from swarmtools import REGISTRY, swarm_with_registry
 
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(3, coveyd_args=("--insecure-registry", REGISTRY)).up()
-    registry = None
-    try:
-        first = lab.hosts[0]
-        registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
-        build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
-        lab.form_swarm(HEARTBEAT)
-        wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == 3, 30, 0.2, "3 Ready")
+    with swarm_with_registry(3) as lab:
         yield lab
-    finally:
-        lab.down()
-        if registry:
-            registry.stop()
 
 
 def manager(lab):
