@@ -1,6 +1,7 @@
 """Orchestrators (leader only): turn services into tasks, and remove what is no longer wanted.
 
-- replicated: slots 1..N each hold one live task; scaling down tells the highest slots to go;
+- replicated: N slots each hold one live task; scaling down removes tasks that do not run
+  yet, then those on the nodes that run the most of the service;
   a task on a node that is Down is replaced at once (when the node returns, its agent stops
   the old one, since its desired state is then SHUTDOWN);
 - restart supervisor: a finished task is replaced per its restart policy (Docker's
@@ -12,6 +13,7 @@
 Every change is a store write; nothing here touches a node directly. Managers steer only
 through desired_state (DESIGN.md section 3).
 """
+import heapq
 import logging
 import time
 
@@ -46,7 +48,7 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     for service in services:
         mine = by_service.pop(service.id, [])
         if service.spec.WhichOneof("mode") == "global":
-            actions += _global(service, mine, nodes)
+            actions += _global(service, mine, nodes, now_ns)
         else:
             actions += _replicated(service, mine, down, now_ns)
     for orphans in by_service.values():  # their service is gone
@@ -55,28 +57,67 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     return actions
 
 
-def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_ns: int) -> list[pb.StoreAction]:
-    wanted = service.spec.replicated.replicas
-    slots: dict[int, list[pb.Task]] = {}  # live tasks per slot, newest spec first (start-first: two)
+def _live_by(tasks: list[pb.Task], key) -> dict:
+    """The live tasks per slot (or node), newest spec first: two while start-first replaces one."""
+    live: dict = {}
     for task in sorted(tasks, key=lambda t: (-t.spec_version, -t.meta.created_at_ns)):
         if task.desired_state <= LIVE:
-            slots.setdefault(task.slot, []).append(task)
+            live.setdefault(key(task), []).append(task)
+    return live
+
+
+def _replace_finished(service: pb.Service, live: dict, tasks: list[pb.Task], now_ns: int,
+                      lost=lambda task: False) -> list[pb.StoreAction]:
+    """Tell finished tasks that are due for a restart (and lost ones) to shut down, and
+    drop them from `live`, so that their slot or node gets a new task."""
     actions = []
-    for slot, live in list(slots.items()):
-        task = live[0]
-        lost = task.node_id in down and task.status.state < pb.COMPLETE
-        if lost or (slot <= wanted and _restart_due(service, task, tasks, now_ns)):
-            actions.append(set_desired(task, pb.SHUTDOWN))  # history; the slot gets a new task
-            live.pop(0)
-            if not live:
-                del slots[slot]
-    actions += [st.create("task", new_task(service, slot=slot))
-                for slot in range(1, wanted + 1) if slot not in slots]
-    for slot, live in slots.items():
-        if slot > wanted:
-            actions += [set_desired(t, pb.REMOVE) for t in live]
-    in_range = {slot: live for slot, live in slots.items() if slot <= wanted}
-    return actions + updater.step(service, in_range, tasks, now_ns)
+    for key, group in list(live.items()):
+        task = group[0]
+        if lost(task) or _restart_due(service, task, tasks, now_ns):
+            actions.append(set_desired(task, pb.SHUTDOWN))  # history
+            group.pop(0)
+            if not group:
+                del live[key]
+    return actions
+
+
+def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_ns: int) -> list[pb.StoreAction]:
+    wanted = service.spec.replicated.replicas
+    slots = _live_by(tasks, key=lambda t: t.slot)
+    going = _scale_down(slots, wanted)
+    actions = [set_desired(t, pb.REMOVE) for slot in sorted(going) for t in slots[slot]]
+    kept = {slot: live for slot, live in slots.items() if slot not in going}
+    filled = set(kept)
+    actions += _replace_finished(service, kept, tasks, now_ns,
+                                 lambda t: t.node_id in down and t.status.state < pb.COMPLETE)
+    # A replaced task's slot comes back first (its restart history is per slot); then the
+    # lowest free numbers.
+    free = sorted(filled - set(kept)) + [n for n in range(1, wanted + len(slots) + 1) if n not in slots]
+    actions += [st.create("task", new_task(service, slot=slot)) for slot in free[:wanted - len(kept)]]
+    return actions + updater.step(service, kept, tasks, now_ns, lambda slot: new_task(service, slot=slot))
+
+
+def _scale_down(slots: dict[int, list[pb.Task]], wanted: int) -> set[int]:
+    """The slots to remove when there are too many: those whose task is not running first,
+    then from the nodes that run the most tasks of the service (DESIGN.md section 3),
+    the highest slot first on a tie."""
+    extra = len(slots) - wanted
+    if extra <= 0:
+        return set()
+    idle = sorted((s for s, live in slots.items() if live[0].status.state != pb.RUNNING), reverse=True)
+    going = set(idle[:extra])
+    per_node: dict[str, list[int]] = {}
+    for slot in sorted(slots):
+        if slot not in going:
+            per_node.setdefault(slots[slot][0].node_id, []).append(slot)
+    busiest = [(-len(held), node_id) for node_id, held in per_node.items()]
+    heapq.heapify(busiest)
+    while len(going) < extra:
+        _, node_id = heapq.heappop(busiest)
+        going.add(per_node[node_id].pop())
+        if per_node[node_id]:
+            heapq.heappush(busiest, (-len(per_node[node_id]), node_id))
+    return going
 
 
 def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_ns: int) -> bool:
@@ -99,18 +140,23 @@ def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_n
     return True
 
 
-def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node]) -> list[pb.StoreAction]:
-    live = {t.node_id: t for t in tasks if t.desired_state <= LIVE}
+def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now_ns: int) -> list[pb.StoreAction]:
+    by_node = _live_by(tasks, key=lambda t: t.node_id)
     eligible = {n.id for n in nodes if eligible_for_global(n)}
     known = {n.id for n in nodes}
-    actions = [st.create("task", new_task(service, node_id=node_id))
-               for node_id in sorted(eligible) if node_id not in live]
-    for node_id, task in live.items():
+    actions = []
+    for node_id, live in list(by_node.items()):
         if node_id not in known:
-            actions.append(set_desired(task, pb.REMOVE))      # the node left the swarm
+            actions += [set_desired(t, pb.REMOVE) for t in live]    # the node left the swarm
+            del by_node[node_id]
         elif node_id not in eligible and _drained(nodes, node_id):
-            actions.append(set_desired(task, pb.SHUTDOWN))    # drained: stop it there
-    return actions
+            actions += [set_desired(t, pb.SHUTDOWN) for t in live]  # drained: stop it there
+            del by_node[node_id]
+    in_place = {node_id: live for node_id, live in by_node.items() if node_id in eligible}
+    actions += _replace_finished(service, in_place, tasks, now_ns)
+    actions += [st.create("task", new_task(service, node_id=node_id))
+                for node_id in sorted(eligible) if node_id not in in_place]
+    return actions + updater.step(service, in_place, tasks, now_ns, lambda node_id: new_task(service, node_id=node_id))
 
 
 def _drained(nodes: list[pb.Node], node_id: str) -> bool:

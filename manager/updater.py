@@ -1,7 +1,7 @@
-"""Rolling updates and rollbacks of replicated services, one step per orchestrator pass.
+"""Rolling updates and rollbacks, one step per orchestrator pass.
 
-Each slot whose task runs an older spec version is replaced, `parallelism` slots at a time
-(0: all at once), waiting `delay` after the previous ones became healthy. A new task is
+Each slot (replicated) or node (global) whose task runs an older spec version is replaced,
+`parallelism` at a time (0: all at once), waiting `delay` after the previous ones became healthy. A new task is
 healthy once it has run for the `monitor` period (default 5 s). Order:
 - stop-first: the old task is told to shut down and the new one is created together;
 - start-first: the new one is created beside the old, which is shut down once the new one
@@ -11,9 +11,10 @@ When more new tasks fail than `max_failure_ratio` allows, the failure action app
 Everything it decides is derived from the tasks and the service: nothing to remember.
 """
 import time
+from collections.abc import Callable
 
 from manager import store as st
-from manager.taskops import new_task, set_desired
+from manager.taskops import set_desired
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
@@ -24,11 +25,12 @@ ROLLING = {US.UPDATING: ("update", US.COMPLETED, US.PAUSED),
            US.ROLLBACK_STARTED: ("rollback", US.ROLLBACK_COMPLETED, US.ROLLBACK_PAUSED)}
 
 
-def step(service: pb.Service, slots: dict[int, list[pb.Task]], tasks: list[pb.Task],
-         now_ns: int) -> list[pb.StoreAction]:
+def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
+         make_task: Callable[[object], pb.Task]) -> list[pb.StoreAction]:
     """The writes that move the service's update on by one step (none when there is nothing to do).
 
-    `slots` holds each filled slot's live tasks, newest spec first."""
+    `slots` holds the live tasks of each filled slot (a node, for global services), newest
+    spec first; `make_task(slot)` makes the new task of a slot."""
     state = service.update_status.state
     if state not in ROLLING:
         return []
@@ -63,7 +65,7 @@ def step(service: pb.Service, slots: dict[int, list[pb.Task]], tasks: list[pb.Ta
     for slot in outdated[:room]:
         if config.order == spec.UpdateConfig.STOP_FIRST:
             actions += [set_desired(t, pb.SHUTDOWN) for t in slots[slot]]
-        actions.append(st.create("task", new_task(service, slot=slot)))
+        actions.append(st.create("task", make_task(slot)))
     return actions
 
 

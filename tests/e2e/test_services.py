@@ -61,6 +61,7 @@ def test_six_replicas_run_spread_two_per_host_and_scale(lab):
     assert lab.covey(m, "service", "scale", "web=2").stdout.strip() == "web scaled to 2"
     wait_until(lambda: sum(running_by_host(lab, "web").values()) == 2 and
                sum(len(containers(lab, h)) for h in lab.hosts) == 2, 30, 0.3, "2 tasks, 2 containers")
+    assert sorted(running_by_host(lab, "web").values()) == [1, 1], "scaling down keeps the spread"
     lab.covey(m, "service", "rm", "web")
     wait_until(lambda: all(not containers(lab, h) for h in lab.hosts), 30, 0.3, "every container removed")
     assert lab.covey(m, "service", "ls", "-q").stdout.strip() == ""

@@ -97,3 +97,20 @@ def test_max_failure_ratio_tolerates_some_failures():
     tasks = [task("n1", 1, version=2, state=pb.FAILED), task("o2", 2), task("o3", 3), task("o4", 4)]
     out = step(service(replicas=4, ratio=0.5), tasks, now=10 * S)
     assert out["status"] is None  # 1 of 4 failed, at most half may
+
+
+def test_global_service_updates_node_by_node_and_restarts_its_failed_tasks():
+    svc = service(parallelism=1)
+    svc.spec.ClearField("replicated")
+    getattr(svc.spec, "global").SetInParent()  # a Python keyword as a field name
+    nodes = [pb.Node(id=n, status=pb.NodeStatus(state=pb.NodeStatus.READY)) for n in ("n1", "n2")]
+    old = [task("a", 0), task("b", 0)]
+    old[1].node_id = "n2"
+
+    def created(tasks, now):
+        return [(pb.Task.FromString(a.object).node_id, pb.Task.FromString(a.object).spec_version)
+                for a in plan([svc], tasks, nodes, now_ns=now) if a.kind == pb.StoreAction.CREATE]
+    assert created(old, now=0) == [("n1", 2)], "one node at a time, on that node"
+    svc.update_status.state = pb.UpdateStatus.COMPLETED
+    failed = task("c", 0, version=2, state=pb.FAILED, since=0)
+    assert created([failed, old[1]], now=10 * S) == [("n1", 2)], "a failed global task is restarted in place"
