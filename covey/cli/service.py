@@ -1,20 +1,16 @@
 """covey service create / ls / ps / inspect / scale / rm, with Docker's grammar and columns."""
 import argparse
-import sys
 import time
 
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
+from covey.cli.progress import wait_converged, wait_rollout
+from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART, pretty_service
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
 from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
-RESTART = {"none": spec.RestartPolicy.NONE, "on-failure": spec.RestartPolicy.ON_FAILURE,
-           "any": spec.RestartPolicy.ANY}
-FAILURE_ACTION = {"pause": spec.UpdateConfig.PAUSE, "continue": spec.UpdateConfig.CONTINUE,
-                  "rollback": spec.UpdateConfig.ROLLBACK}
-ORDER = {"stop-first": spec.UpdateConfig.STOP_FIRST, "start-first": spec.UpdateConfig.START_FIRST}
 
 
 def add_rollout_flags(parser) -> None:
@@ -65,6 +61,14 @@ def add_parser(subparsers) -> None:
     create.add_argument("--limit-memory", default="")
     create.add_argument("-e", "--env", action="append", default=[])
     create.add_argument("--label", action="append", default=[])
+    create.add_argument("--mount", action="append", default=[],
+                        metavar="type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]")
+    create.add_argument("--health-cmd", help="a shell command that exits 0 when the task is healthy")
+    create.add_argument("--health-interval")
+    create.add_argument("--health-timeout")
+    create.add_argument("--health-retries", type=int)
+    create.add_argument("--health-start-period")
+    create.add_argument("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
     create.add_argument("--restart-condition", choices=sorted(RESTART))
     create.add_argument("--restart-delay")
     create.add_argument("--restart-max-attempts", type=int)
@@ -107,6 +111,7 @@ def add_parser(subparsers) -> None:
     ps.set_defaults(run=list_tasks)
 
     inspect = service.add_parser("inspect", help="show services in detail")
+    inspect.add_argument("--pretty", action="store_true", help="readable text instead of JSON")
     inspect.add_argument("services", nargs="+", metavar="SERVICE")
     inspect.set_defaults(run=inspect_services)
 
@@ -159,8 +164,58 @@ def build_spec(args) -> spec.ServiceSpec:
             restart.delay_ns = parse_duration(args.restart_delay)
         restart.max_attempts = args.restart_max_attempts or 0
         restart.window_ns = parse_duration(args.restart_window) if args.restart_window else 0
+    c.mounts.extend(_mount(text) for text in args.mount)
+    _healthcheck(args, c)
+    for config in (s.update, s.rollback):
+        config.parallelism = 1  # Docker's default: one task at a time
     apply_rollout_flags(args, s)
     return s
+
+
+def _mount(text: str) -> spec.Mount:
+    """Docker's --mount: comma-separated key=value (src/source, dst/destination/target, ...)."""
+    mount, kind = spec.Mount(), "volume"
+    for field in text.split(","):
+        key, sep, value = field.partition("=")
+        key = key.strip().lower()
+        if key == "type":
+            if value not in MOUNT_TYPES:
+                raise InvalidArgument(f"invalid --mount {text!r}: type must be bind, volume or tmpfs")
+            kind = value
+        elif key in ("source", "src"):
+            mount.source = value
+        elif key in ("target", "destination", "dst"):
+            mount.target = value
+        elif key in ("readonly", "ro"):
+            mount.read_only = value.lower() not in ("0", "false") if sep else True
+        elif key == "tmpfs-size":
+            mount.tmpfs_options.size_bytes = parse_bytes(value)
+        else:
+            raise InvalidArgument(f"invalid --mount {text!r}: unknown field {key!r}")
+    mount.type = MOUNT_TYPES[kind]
+    if not mount.target.startswith("/"):
+        raise InvalidArgument(f"invalid --mount {text!r}: target must be an absolute path")
+    if kind == "bind" and not mount.source.startswith("/"):
+        raise InvalidArgument(f"invalid --mount {text!r}: a bind source must be an absolute path on the host")
+    if kind == "tmpfs" and mount.source:
+        raise InvalidArgument(f"invalid --mount {text!r}: a tmpfs has no source")
+    return mount
+
+
+def _healthcheck(args, container: spec.ContainerSpec) -> None:
+    if args.no_healthcheck:
+        if args.health_cmd:
+            raise InvalidArgument("--no-healthcheck conflicts with --health-cmd")
+        container.healthcheck.test.append("NONE")
+        return
+    h = container.healthcheck
+    if args.health_cmd:
+        h.test.extend(["CMD-SHELL", args.health_cmd])
+    for flag in ("interval", "timeout", "start_period"):
+        if getattr(args, f"health_{flag}"):
+            setattr(h, f"{flag}_ns", parse_duration(getattr(args, f"health_{flag}")))
+    if args.health_retries is not None:
+        h.retries = args.health_retries
 
 
 def _pairs(items, flag) -> dict:
@@ -185,29 +240,6 @@ def create_service(conn, args) -> int:
     service = conn.control.CreateService(pb.CreateServiceRequest(spec=build_spec(args))).service
     print(service.id)
     return 0 if args.detach else wait_converged(conn, service, timeout)
-
-
-def wait_converged(conn, service: pb.Service, timeout: float, poll: float = 0.3) -> int:
-    """Wait until every wanted task runs the service's current spec; 1 if it does not in time."""
-    deadline, shown = time.monotonic() + timeout, ""
-    while True:
-        tasks = [t for t in conn.control.ListTasks(pb.ListTasksRequest(service=service.id)).tasks
-                 if t.desired_state <= pb.RUNNING and t.spec_version == service.spec_version]
-        running = sum(1 for t in tasks if t.status.state == pb.RUNNING)
-        wanted = service.spec.replicated.replicas if _mode(service) == "replicated" else len(tasks)
-        progress = f"overall progress: {running} out of {wanted} tasks"
-        if sys.stdout.isatty() and progress != shown:
-            print(progress, end="\r", flush=True)
-            shown = progress
-        if running == wanted and (wanted or _mode(service) == "replicated"):
-            print(f"{progress}\nverify: Service {service.spec.name} converged")
-            return 0
-        if time.monotonic() > deadline:
-            errors = sorted({t.status.err for t in tasks if t.status.err})
-            print(f"Error: {service.spec.name} did not converge in time ({progress})"
-                  + "".join(f"\n  {e}" for e in errors), file=sys.stderr)
-            return 1
-        time.sleep(poll)  # a CLI polling its manager, not a test
 
 
 def update_service(conn, args) -> int:
@@ -239,25 +271,6 @@ def rollback_service(conn, args) -> int:
     service = conn.control.UpdateService(pb.UpdateServiceRequest(service=args.service, rollback=True)).service
     print(service.spec.name)
     return 0 if args.detach else wait_rollout(conn, service, parse_duration(args.converge_timeout) / 1e9)
-
-
-def wait_rollout(conn, service: pb.Service, timeout: float, poll: float = 0.5) -> int:
-    """Wait until the update (or rollback) ends; 1 unless it completed as asked."""
-    US = pb.UpdateStatus
-    wanted = US.ROLLBACK_COMPLETED if service.update_status.state == US.ROLLBACK_STARTED else US.COMPLETED
-    deadline = time.monotonic() + timeout
-    while True:
-        current = conn.control.GetService(pb.GetServiceRequest(service=service.id)).service
-        status = current.update_status
-        if status.state in (US.COMPLETED, US.ROLLBACK_COMPLETED, US.PAUSED, US.ROLLBACK_PAUSED):
-            done = status.state == wanted and current.spec_version == service.spec_version
-            print(status.message, file=sys.stdout if done else sys.stderr)
-            return 0 if done else 1
-        if time.monotonic() > deadline:
-            print(f"Error: {current.spec.name}: the rollout did not finish in time ({status.message})",
-                  file=sys.stderr)
-            return 1
-        time.sleep(poll)  # a CLI polling its manager, not a test
 
 
 def _mode(service: pb.Service) -> str:
@@ -324,6 +337,10 @@ def list_tasks(conn, args) -> int:
 
 def inspect_services(conn, args) -> int:
     services = [conn.control.GetService(pb.GetServiceRequest(service=ref)).service for ref in args.services]
+    if args.pretty:
+        shown = [pretty_service(s, conn.control.ListTasks(pb.ListTasksRequest(service=s.id)).tasks) for s in services]
+        print("\n\n".join(shown))
+        return 0
     print(to_json(services))
     return 0
 

@@ -1,0 +1,102 @@
+"""`covey service inspect --pretty`: a service as Docker prints it, plus why tasks wait."""
+import datetime
+
+from covey.units import format_bytes, format_duration
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+# Docker's words for the spec's enums (the flags of `service create` take them too).
+RESTART = {"none": spec.RestartPolicy.NONE, "on-failure": spec.RestartPolicy.ON_FAILURE,
+           "any": spec.RestartPolicy.ANY}
+FAILURE_ACTION = {"pause": spec.UpdateConfig.PAUSE, "continue": spec.UpdateConfig.CONTINUE,
+                  "rollback": spec.UpdateConfig.ROLLBACK}
+ORDER = {"stop-first": spec.UpdateConfig.STOP_FIRST, "start-first": spec.UpdateConfig.START_FIRST}
+MOUNT_TYPES = {"bind": spec.Mount.BIND, "volume": spec.Mount.VOLUME, "tmpfs": spec.Mount.TMPFS}
+WORD = {table: {value: word for word, value in words.items()}
+        for table, words in (("restart", RESTART), ("failure", FAILURE_ACTION), ("order", ORDER),
+                             ("mount", MOUNT_TYPES))}
+DEFAULT_MONITOR_NS = 5 * 10**9
+DEFAULT_RESTART_DELAY_NS = 5 * 10**9
+
+
+def _time(nanos: int) -> str:
+    return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _rollout(title: str, c: spec.UpdateConfig) -> list[str]:
+    monitor = c.monitor_ns if c.HasField("monitor_ns") else DEFAULT_MONITOR_NS
+    return [f"{title}:", f" Parallelism:\t{c.parallelism or 'all at once'}",
+            *([f" Delay:\t\t{format_duration(c.delay_ns)}"] if c.delay_ns else []),
+            f" On failure:\t{WORD['failure'][c.failure_action]}", f" Monitoring Period: {format_duration(monitor)}",
+            f" Max failure ratio: {c.max_failure_ratio:g}", f" Update order:\t{WORD['order'][c.order]}"]
+
+
+def _resources(title: str, r: spec.TaskResources) -> list[str]:
+    lines = ([f"  CPU:\t\t{r.nano_cpus / 1e9:g}"] if r.nano_cpus else []) + \
+            ([f"  Memory:\t{format_bytes(r.memory_bytes)}"] if r.memory_bytes else [])
+    return [f" {title}:", *lines] if lines else []
+
+
+def pretty_service(service: pb.Service, tasks: list[pb.Task]) -> str:
+    s, task = service.spec, service.spec.task
+    c = task.container
+    lines = [f"ID:\t\t{service.id}", f"Name:\t\t{s.name}"]
+    if s.labels:
+        lines += ["Labels:", *(f" {k}={v}" for k, v in sorted(s.labels.items()))]
+    if s.WhichOneof("mode") == "global":
+        lines.append("Service Mode:\tGlobal")
+    else:
+        lines += ["Service Mode:\tReplicated", f" Replicas:\t{s.replicated.replicas}"]
+    status = service.update_status
+    if status.state:
+        lines += ["UpdateStatus:", f" State:\t\t{pb.UpdateStatus.State.Name(status.state).lower()}",
+                  f" Started:\t{_time(status.started_at_ns)}"]
+        if status.completed_at_ns:
+            lines.append(f" Completed:\t{_time(status.completed_at_ns)}")
+        lines.append(f" Message:\t{status.message}")
+    p = task.placement
+    if p.constraints or p.preferences or p.max_replicas:
+        lines.append("Placement:")
+        if p.constraints:
+            lines.append(f" Constraints:\t[{' '.join(p.constraints)}]")
+        if p.preferences:
+            lines.append(f" Preferences:\t[{' '.join(f'spread={x.spread}' for x in p.preferences)}]")
+        if p.max_replicas:
+            lines.append(f" Max Replicas Per Node: {p.max_replicas}")
+    r = task.restart
+    delay = r.delay_ns if r.HasField("delay_ns") else DEFAULT_RESTART_DELAY_NS
+    lines += ["RestartPolicy:", f" Condition:\t{WORD['restart'][r.condition] if task.HasField('restart') else 'any'}",
+              f" Delay:\t\t{format_duration(delay)}",
+              f" Max attempts:\t{r.max_attempts or 'unlimited'}"]
+    if r.window_ns:
+        lines.append(f" Window:\t{format_duration(r.window_ns)}")
+    lines += _rollout("UpdateConfig", s.update) + _rollout("RollbackConfig", s.rollback)
+    lines += ["ContainerSpec:", f" Image:\t\t{c.image}"]
+    if c.command:
+        lines.append(f" Command:\t{' '.join(c.command)}")
+    if c.args:
+        lines.append(f" Args:\t\t{' '.join(c.args)}")
+    if c.env:
+        lines.append(f" Env:\t\t{' '.join(c.env)}")
+    if c.healthcheck.test:
+        lines.append(f" Healthcheck:\t{' '.join(c.healthcheck.test)}")
+    if c.mounts:
+        lines.append("Mounts:")
+        lines += [f" Target:\t{m.target}\n  Source:\t{m.source}\n  ReadOnly:\t{str(m.read_only).lower()}"
+                  f"\n  Type:\t\t{WORD['mount'].get(m.type, m.type)}" for m in c.mounts]
+    resources = _resources("Reservations", task.resources.reservations) + _resources("Limits", task.resources.limits)
+    if resources:
+        lines += ["Resources:", *resources]
+    lines += _waiting(tasks)
+    return "\n".join(line.expandtabs(8) for line in "\n".join(lines).splitlines())
+
+
+def _waiting(tasks: list[pb.Task]) -> list[str]:
+    """Why tasks that cannot be placed wait (Docker says only 'Pending')."""
+    pending = [t for t in tasks if t.status.state == pb.PENDING and t.explanation.filters]
+    if not pending:
+        return []
+    t = pending[0]
+    lines = [f"Pending Tasks:\t{len(pending)}, e.g. {t.id[:12]}: {t.explanation.text}"]
+    lines += [f" {f.name}: {f.nodes_excluded} node(s) excluded: {f.reason}" for f in t.explanation.filters]
+    return lines

@@ -1,0 +1,66 @@
+"""`covey service` flags into a spec, and how services and their progress are shown."""
+import argparse
+
+import pytest
+
+from covey.cli import service
+from covey.cli.progress import task_lines
+from covey.cli.serviceview import pretty_service
+from covey.errors import InvalidArgument
+from proto import covey_pb2 as pb
+from proto import spec_pb2 as spec
+
+
+def create(*flags):
+    parser = argparse.ArgumentParser()
+    service.add_parser(parser.add_subparsers())
+    return service.build_spec(parser.parse_args(["service", "create", "--name", "web", *flags, "img:v1"]))
+
+
+def test_mounts_healthcheck_and_docker_defaults():
+    s = create("--mount", "type=bind,src=/data,dst=/srv,ro", "--mount", "type=tmpfs,target=/tmp,tmpfs-size=64m",
+               "--mount", "source=cache,target=/cache", "--health-cmd", "test -f /ok", "--health-retries", "2")
+    bind, tmpfs, volume = s.task.container.mounts
+    assert (bind.type, bind.source, bind.target, bind.read_only) == (spec.Mount.BIND, "/data", "/srv", True)
+    assert (tmpfs.type, tmpfs.tmpfs_options.size_bytes) == (spec.Mount.TMPFS, 64 << 20)
+    assert (volume.type, volume.source) == (spec.Mount.VOLUME, "cache")
+    assert list(s.task.container.healthcheck.test) == ["CMD-SHELL", "test -f /ok"]
+    assert s.task.container.healthcheck.retries == 2
+    assert s.update.parallelism == 1 and s.rollback.parallelism == 1  # Docker: one at a time
+    assert create("--update-parallelism", "0").update.parallelism == 0
+
+
+@pytest.mark.parametrize("mount, says", [
+    ("type=nfs,target=/x", "type must be bind, volume or tmpfs"),
+    ("type=bind,source=rel,target=/x", "bind source must be an absolute path"),
+    ("type=volume,source=v,target=x", "target must be an absolute path"),
+    ("type=tmpfs,target=/x,colour=red", "unknown field 'colour'"),
+    ("type=tmpfs,target=/x,tmpfs-size=12QB", "12QB"),
+])
+def test_bad_mounts_are_named(mount, says):
+    with pytest.raises(InvalidArgument, match=says):
+        create("--mount", mount)
+
+
+def test_pretty_names_the_rollout_and_why_tasks_wait():
+    svc = pb.Service(id="s1", spec=create("--replicas", "2", "--update-order", "start-first",
+                                          "--reserve-memory", "1g"))
+    waiting = pb.Task(id="t" * 25, status=pb.TaskStatus(state=pb.PENDING))
+    waiting.explanation.text = "no suitable node (memory on 3 nodes)"
+    waiting.explanation.filters.add(name="memory", nodes_excluded=3, reason="needs 1GiB, largest free is 512MiB")
+    text = pretty_service(svc, [waiting])
+    for expected in ("Replicas:      2", "Update order:  start-first", "Reservations:", "Memory:       1GiB",
+                     "memory: 3 node(s) excluded: needs 1GiB, largest free is 512MiB"):
+        assert expected in text
+
+
+def test_progress_shows_one_bar_per_slot_with_its_state_and_error():
+    svc = pb.Service(id="s1", spec=create("--replicas", "3"))
+    tasks = [pb.Task(slot=1, status=pb.TaskStatus(state=pb.RUNNING)),
+             pb.Task(slot=2, status=pb.TaskStatus(state=pb.PREPARING)),
+             pb.Task(slot=3, status=pb.TaskStatus(state=pb.REJECTED, err="no such image"))]
+    lines = task_lines(svc, tasks)
+    assert lines[0] == "overall progress: 1 out of 3 tasks"
+    assert lines[1].startswith("1/3: running   [" + "=" * 49 + ">]")
+    assert lines[2].startswith("2/3: preparing [") and lines[2].count("=") < 49
+    assert lines[3].startswith("3/3: rejected  [") and lines[3].endswith("no such image")
