@@ -1,93 +1,30 @@
-"""covey service create / ls / ps / inspect / scale / rm, with Docker's grammar and columns."""
-import argparse
+"""covey service create / update / rollback / ls / ps / inspect / scale / logs / rm, with Docker's
+grammar and columns (the flags that make a spec: covey/cli/serviceflags.py)."""
 import time
 
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
-from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART, pretty_service
+from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spec, edit_spec
+from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
-from covey.units import parse_bytes, parse_duration
+from covey.units import parse_duration
 from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
-
-
-
-def add_rollout_flags(parser) -> None:
-    """--update-* and --rollback-*, for create and update (Docker's names)."""
-    for kind in ("update", "rollback"):
-        parser.add_argument(f"--{kind}-parallelism", type=int)
-        parser.add_argument(f"--{kind}-delay")
-        parser.add_argument(f"--{kind}-failure-action", choices=sorted(FAILURE_ACTION) if kind == "update"
-                            else ["pause", "continue"])
-        parser.add_argument(f"--{kind}-monitor")
-        parser.add_argument(f"--{kind}-max-failure-ratio", type=float)
-        parser.add_argument(f"--{kind}-order", choices=sorted(ORDER))
-
-
-def apply_rollout_flags(args, service_spec: spec.ServiceSpec) -> None:
-    for kind in ("update", "rollback"):
-        config = getattr(service_spec, kind)
-        flag = lambda name: getattr(args, f"{kind}_{name}")  # noqa: E731
-        if flag("parallelism") is not None:
-            config.parallelism = flag("parallelism")
-        if flag("delay"):
-            config.delay_ns = parse_duration(flag("delay"))
-        if flag("failure_action"):
-            config.failure_action = FAILURE_ACTION[flag("failure_action")]
-        if flag("monitor"):
-            config.monitor_ns = parse_duration(flag("monitor"))
-        if flag("max_failure_ratio") is not None:
-            if not 0 <= flag("max_failure_ratio") <= 1:
-                raise InvalidArgument(f"--{kind}-max-failure-ratio must be between 0 and 1")
-            config.max_failure_ratio = flag("max_failure_ratio")
-        if flag("order"):
-            config.order = ORDER[flag("order")]
 
 
 def add_parser(subparsers) -> None:
     service = subparsers.add_parser("service", help="manage services").add_subparsers(dest="service_cmd", required=True)
 
     create = service.add_parser("create", help="create a service")
-    create.add_argument("--name", required=True)
-    create.add_argument("--mode", choices=["replicated", "global"], default="replicated")
-    create.add_argument("--replicas", type=int)
-    create.add_argument("--constraint", action="append", default=[])
-    create.add_argument("--placement-pref", action="append", default=[], metavar="spread=node.labels.X")
-    create.add_argument("--replicas-max-per-node", type=int, default=0)
-    create.add_argument("--reserve-cpu", type=float, default=0.0)
-    create.add_argument("--reserve-memory", default="")
-    create.add_argument("--limit-cpu", type=float, default=0.0)
-    create.add_argument("--limit-memory", default="")
-    create.add_argument("-e", "--env", action="append", default=[])
-    create.add_argument("--label", action="append", default=[])
-    create.add_argument("--mount", action="append", default=[],
-                        metavar="type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]")
-    create.add_argument("--health-cmd", help="a shell command that exits 0 when the task is healthy")
-    create.add_argument("--health-interval")
-    create.add_argument("--health-timeout")
-    create.add_argument("--health-retries", type=int)
-    create.add_argument("--health-start-period")
-    create.add_argument("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
-    create.add_argument("--restart-condition", choices=sorted(RESTART))
-    create.add_argument("--restart-delay")
-    create.add_argument("--restart-max-attempts", type=int)
-    create.add_argument("--restart-window")
+    add_create_flags(create)
     create.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
     create.add_argument("--converge-timeout", default="120s", help="how long to wait for the tasks to run")
-    add_rollout_flags(create)
-    create.add_argument("image")
-    create.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
     create.set_defaults(run=create_service)
 
     update = service.add_parser("update", help="change a service: a rolling update")
-    update.add_argument("--image")
-    update.add_argument("--env-add", action="append", default=[])
-    update.add_argument("--env-rm", action="append", default=[])
-    update.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
+    add_update_flags(update)
     update.add_argument("-d", "--detach", action="store_true")
     update.add_argument("--converge-timeout", default="300s")
-    add_rollout_flags(update)
     update.add_argument("service", metavar="SERVICE")
     update.set_defaults(run=update_service)
 
@@ -130,111 +67,6 @@ def add_parser(subparsers) -> None:
     rm.set_defaults(run=remove_services)
 
 
-def build_spec(args) -> spec.ServiceSpec:
-    s = spec.ServiceSpec(name=args.name)
-    s.labels.update(_pairs(args.label, "--label"))
-    c = s.task.container
-    c.image = args.image
-    c.args.extend(args.args)
-    c.env.extend(sorted(_check_env(args.env)))
-    if args.mode == "global":
-        if args.replicas is not None:
-            raise InvalidArgument("--replicas can only be used with replicated mode")
-        getattr(s, "global").SetInParent()  # `global` is a Python keyword
-    else:
-        s.replicated.replicas = 1 if args.replicas is None else args.replicas
-        if s.replicated.replicas < 0:
-            raise InvalidArgument("--replicas must be 0 or more")
-    placement = s.task.placement
-    placement.constraints.extend(args.constraint)
-    for pref in args.placement_pref:
-        kind, _, target = pref.partition("=")
-        if kind != "spread" or not target:
-            raise InvalidArgument(f"invalid placement preference {pref!r}: use spread=node.labels.KEY")
-        placement.preferences.add(spread=target)
-    placement.max_replicas = args.replicas_max_per_node
-    res = s.task.resources
-    res.reservations.nano_cpus, res.limits.nano_cpus = int(args.reserve_cpu * 1e9), int(args.limit_cpu * 1e9)
-    res.reservations.memory_bytes = parse_bytes(args.reserve_memory) if args.reserve_memory else 0
-    res.limits.memory_bytes = parse_bytes(args.limit_memory) if args.limit_memory else 0
-    if args.restart_condition or args.restart_delay or args.restart_max_attempts or args.restart_window:
-        restart = s.task.restart
-        restart.condition = RESTART[args.restart_condition or "any"]
-        if args.restart_delay:
-            restart.delay_ns = parse_duration(args.restart_delay)
-        restart.max_attempts = args.restart_max_attempts or 0
-        restart.window_ns = parse_duration(args.restart_window) if args.restart_window else 0
-    c.mounts.extend(_mount(text) for text in args.mount)
-    _healthcheck(args, c)
-    for config in (s.update, s.rollback):
-        config.parallelism = 1  # Docker's default: one task at a time
-    apply_rollout_flags(args, s)
-    return s
-
-
-def _mount(text: str) -> spec.Mount:
-    """Docker's --mount: comma-separated key=value (src/source, dst/destination/target, ...)."""
-    mount, kind = spec.Mount(), "volume"
-    for field in text.split(","):
-        key, sep, value = field.partition("=")
-        key = key.strip().lower()
-        if key == "type":
-            if value not in MOUNT_TYPES:
-                raise InvalidArgument(f"invalid --mount {text!r}: type must be bind, volume or tmpfs")
-            kind = value
-        elif key in ("source", "src"):
-            mount.source = value
-        elif key in ("target", "destination", "dst"):
-            mount.target = value
-        elif key in ("readonly", "ro"):
-            mount.read_only = value.lower() not in ("0", "false") if sep else True
-        elif key == "tmpfs-size":
-            mount.tmpfs_options.size_bytes = parse_bytes(value)
-        else:
-            raise InvalidArgument(f"invalid --mount {text!r}: unknown field {key!r}")
-    mount.type = MOUNT_TYPES[kind]
-    if not mount.target.startswith("/"):
-        raise InvalidArgument(f"invalid --mount {text!r}: target must be an absolute path")
-    if kind == "bind" and not mount.source.startswith("/"):
-        raise InvalidArgument(f"invalid --mount {text!r}: a bind source must be an absolute path on the host")
-    if kind == "tmpfs" and mount.source:
-        raise InvalidArgument(f"invalid --mount {text!r}: a tmpfs has no source")
-    return mount
-
-
-def _healthcheck(args, container: spec.ContainerSpec) -> None:
-    if args.no_healthcheck:
-        if args.health_cmd:
-            raise InvalidArgument("--no-healthcheck conflicts with --health-cmd")
-        container.healthcheck.test.append("NONE")
-        return
-    h = container.healthcheck
-    if args.health_cmd:
-        h.test.extend(["CMD-SHELL", args.health_cmd])
-    for flag in ("interval", "timeout", "start_period"):
-        if getattr(args, f"health_{flag}"):
-            setattr(h, f"{flag}_ns", parse_duration(getattr(args, f"health_{flag}")))
-    if args.health_retries is not None:
-        h.retries = args.health_retries
-
-
-def _pairs(items, flag) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid {flag} {item!r}: use KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def _check_env(items):
-    for item in items:
-        if not item or item.startswith("="):
-            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
-    return items
-
-
 def create_service(conn, args) -> int:
     timeout = parse_duration(args.converge_timeout) / 1e9
     service = conn.control.CreateService(pb.CreateServiceRequest(spec=build_spec(args))).service
@@ -244,20 +76,7 @@ def create_service(conn, args) -> int:
 
 def update_service(conn, args) -> int:
     service = conn.control.GetService(pb.GetServiceRequest(service=args.service)).service
-    new = spec.ServiceSpec()
-    new.CopyFrom(service.spec)
-    container = new.task.container
-    if args.image:
-        container.image = args.image
-    env = {e.partition("=")[0]: e for e in container.env}
-    for key in args.env_rm:
-        env.pop(key, None)
-    env.update({e.partition("=")[0]: e for e in _check_env(args.env_add)})
-    del container.env[:]
-    container.env.extend(sorted(env.values()))
-    if args.force:
-        new.task.force_update += 1
-    apply_rollout_flags(args, new)
+    new = edit_spec(args, service.spec)
     if new == service.spec:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)

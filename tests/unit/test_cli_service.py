@@ -4,6 +4,7 @@ import argparse
 import pytest
 
 from covey.cli import service
+from covey.cli.serviceflags import build_spec, edit_spec
 from covey.cli.progress import task_lines
 from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
@@ -11,10 +12,18 @@ from proto import covey_pb2 as pb
 from proto import spec_pb2 as spec
 
 
-def create(*flags):
+def parse(*argv):
     parser = argparse.ArgumentParser()
     service.add_parser(parser.add_subparsers())
-    return service.build_spec(parser.parse_args(["service", "create", "--name", "web", *flags, "img:v1"]))
+    return parser.parse_args(argv)
+
+
+def create(*flags):
+    return build_spec(parse("service", "create", "--name", "web", *flags, "img:v1"))
+
+
+def update(current, *flags):
+    return edit_spec(parse("service", "update", *flags, "web"), current)
 
 
 def test_mounts_healthcheck_and_docker_defaults():
@@ -64,3 +73,25 @@ def test_progress_shows_one_bar_per_slot_with_its_state_and_error():
     assert lines[1].startswith("1/3: running   [" + "=" * 49 + ">]")
     assert lines[2].startswith("2/3: preparing [") and lines[2].count("=") < 49
     assert lines[3].startswith("3/3: rejected  [") and lines[3].endswith("no such image")
+
+
+def test_update_changes_only_what_its_flags_name():
+    current = create("--replicas", "3", "--constraint", "node.role==worker", "-e", "A=1", "-e", "B=2",
+                     "--mount", "type=tmpfs,target=/tmp", "--restart-condition", "on-failure",
+                     "--restart-max-attempts", "3", "--label", "team=web")
+    new = update(current, "--image", "img:v2", "--env-rm", "A", "--env-add", "C=3", "--replicas", "5",
+                 "--constraint-rm", "node.role==worker", "--constraint-add", "node.labels.ssd==true",
+                 "--mount-rm", "/tmp", "--mount-add", "type=volume,source=data,target=/data",
+                 "--restart-delay", "2s", "--args", "sh -c 'echo hi'", "--label-rm", "team",
+                 "--update-order", "start-first")
+    c = new.task.container
+    assert (c.image, list(c.env), list(c.args)) == ("img:v2", ["B=2", "C=3"], ["sh", "-c", "echo hi"])
+    assert new.replicated.replicas == 5 and list(new.task.placement.constraints) == ["node.labels.ssd==true"]
+    assert [m.target for m in c.mounts] == ["/data"] and dict(new.labels) == {}
+    r = new.task.restart
+    assert (r.condition, r.max_attempts, r.delay_ns) == (spec.RestartPolicy.ON_FAILURE, 3, 2 * 10**9)
+    assert new.update.order == spec.UpdateConfig.START_FIRST and new.update.parallelism == 1
+    assert update(current) == current, "no flags: nothing changes"
+    assert update(current, "--force").task.force_update == current.task.force_update + 1
+    with pytest.raises(InvalidArgument, match="--replicas can only be used with replicated mode"):
+        update(create("--mode", "global"), "--replicas", "2")

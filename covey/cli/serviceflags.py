@@ -1,0 +1,258 @@
+"""The flags of `covey service create` and `covey service update` (Docker's names), and the
+spec they make or change. Update flags change only what they name; the rest stays."""
+import argparse
+import shlex
+
+from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
+from covey.errors import InvalidArgument
+from covey.units import parse_bytes, parse_duration
+from proto import spec_pb2 as spec
+
+MOUNT_HELP = "type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]"
+
+
+def add_create_flags(parser) -> None:
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--mode", choices=["replicated", "global"], default="replicated")
+    parser.add_argument("--constraint", action="append", default=[])
+    parser.add_argument("--placement-pref", action="append", default=[], metavar="spread=node.labels.X")
+    parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("--label", action="append", default=[])
+    parser.add_argument("--mount", action="append", default=[], metavar=MOUNT_HELP)
+    _add_shared_flags(parser)
+    parser.add_argument("image")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
+
+
+def add_update_flags(parser) -> None:
+    parser.add_argument("--image")
+    parser.add_argument("--args", help="the command's arguments, as one shell-quoted string")
+    for name, metavar in (("env", "K=V"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
+                          ("label", "K=V"), ("mount", MOUNT_HELP)):
+        parser.add_argument(f"--{name}-add", action="append", default=[], metavar=metavar)
+    for name, metavar in (("env", "K"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
+                          ("label", "K"), ("mount", "TARGET")):
+        parser.add_argument(f"--{name}-rm", action="append", default=[], metavar=metavar)
+    parser.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
+    _add_shared_flags(parser)
+
+
+def _add_shared_flags(parser) -> None:
+    parser.add_argument("--replicas", type=int)
+    parser.add_argument("--replicas-max-per-node", type=int)
+    for flag in ("--reserve-cpu", "--limit-cpu"):
+        parser.add_argument(flag, type=float)
+    for flag in ("--reserve-memory", "--limit-memory"):
+        parser.add_argument(flag)
+    parser.add_argument("--restart-condition", choices=sorted(RESTART))
+    for flag in ("--restart-delay", "--restart-window"):
+        parser.add_argument(flag)
+    parser.add_argument("--restart-max-attempts", type=int)
+    parser.add_argument("--health-cmd", help="a shell command that exits 0 when the task is healthy")
+    for flag in ("--health-interval", "--health-timeout", "--health-start-period"):
+        parser.add_argument(flag)
+    parser.add_argument("--health-retries", type=int)
+    parser.add_argument("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
+    for kind in ("update", "rollback"):
+        parser.add_argument(f"--{kind}-parallelism", type=int)
+        parser.add_argument(f"--{kind}-delay")
+        parser.add_argument(f"--{kind}-failure-action",
+                            choices=sorted(FAILURE_ACTION) if kind == "update" else ["continue", "pause"])
+        parser.add_argument(f"--{kind}-monitor")
+        parser.add_argument(f"--{kind}-max-failure-ratio", type=float)
+        parser.add_argument(f"--{kind}-order", choices=sorted(ORDER))
+
+
+# ---------------------------------------------------------------- create
+
+def build_spec(args) -> spec.ServiceSpec:
+    s = spec.ServiceSpec(name=args.name)
+    s.labels.update(_pairs(args.label, "--label"))
+    c = s.task.container
+    c.image = args.image
+    c.args.extend(args.args)
+    c.env.extend(sorted(_check_env(args.env)))
+    if args.mode == "global":
+        if args.replicas is not None:
+            raise InvalidArgument("--replicas can only be used with replicated mode")
+        getattr(s, "global").SetInParent()  # `global` is a Python keyword
+    else:
+        s.replicated.replicas = 1
+    s.task.placement.constraints.extend(args.constraint)
+    s.task.placement.preferences.extend(_preference(p) for p in args.placement_pref)
+    c.mounts.extend(_mount(text) for text in args.mount)
+    for config in (s.update, s.rollback):
+        config.parallelism = 1  # Docker's default: one task at a time
+    _apply_shared_flags(args, s)
+    return s
+
+
+# ---------------------------------------------------------------- update
+
+def edit_spec(args, current: spec.ServiceSpec) -> spec.ServiceSpec:
+    s = spec.ServiceSpec()
+    s.CopyFrom(current)
+    c, placement = s.task.container, s.task.placement
+    if args.image:
+        c.image = args.image
+    if args.args is not None:
+        c.ClearField("args")
+        c.args.extend(shlex.split(args.args))
+    env = {e.partition("=")[0]: e for e in c.env}
+    for key in args.env_rm:
+        env.pop(key, None)
+    env.update({e.partition("=")[0]: e for e in _check_env(args.env_add)})
+    c.ClearField("env")
+    c.env.extend(sorted(env.values()))
+    for key in args.label_rm:
+        s.labels.pop(key, None)
+    s.labels.update(_pairs(args.label_add, "--label-add"))
+    _replace_list(placement.constraints, args.constraint_rm, args.constraint_add)
+    kept = [p for p in placement.preferences if f"spread={p.spread}" not in args.placement_pref_rm]
+    placement.ClearField("preferences")
+    placement.preferences.extend(kept + [_preference(p) for p in args.placement_pref_add])
+    mounts = [m for m in c.mounts if m.target not in args.mount_rm] + [_mount(t) for t in args.mount_add]
+    c.ClearField("mounts")
+    c.mounts.extend(mounts)
+    if args.force:
+        s.task.force_update += 1
+    if args.replicas is not None and s.WhichOneof("mode") != "replicated":
+        raise InvalidArgument("--replicas can only be used with replicated mode")
+    _apply_shared_flags(args, s)
+    return s
+
+
+def _replace_list(field, remove: list[str], add: list[str]) -> None:
+    kept = [item for item in field if item not in remove] + [a for a in add if a not in field]
+    del field[:]
+    field.extend(kept)
+
+
+# ---------------------------------------------------------------- both
+
+def _apply_shared_flags(args, s: spec.ServiceSpec) -> None:
+    if args.replicas is not None:
+        if args.replicas < 0:
+            raise InvalidArgument("--replicas must be 0 or more")
+        s.replicated.replicas = args.replicas
+    if args.replicas_max_per_node is not None:
+        s.task.placement.max_replicas = args.replicas_max_per_node
+    res = s.task.resources
+    for flag, target in (("reserve_cpu", res.reservations), ("limit_cpu", res.limits)):
+        if getattr(args, flag) is not None:
+            target.nano_cpus = int(getattr(args, flag) * 1e9)
+    for flag, target in (("reserve_memory", res.reservations), ("limit_memory", res.limits)):
+        if getattr(args, flag) is not None:
+            target.memory_bytes = parse_bytes(getattr(args, flag))
+    _restart(args, s.task)
+    _healthcheck(args, s.task.container)
+    _rollout(args, s)
+
+
+def _restart(args, task: spec.TaskSpec) -> None:
+    given = (args.restart_condition, args.restart_delay, args.restart_max_attempts, args.restart_window)
+    if all(flag is None for flag in given):
+        return
+    restart = task.restart
+    if not task.HasField("restart"):
+        restart.condition = RESTART["any"]  # Docker's default, now written down
+    if args.restart_condition:
+        restart.condition = RESTART[args.restart_condition]
+    if args.restart_delay:
+        restart.delay_ns = parse_duration(args.restart_delay)
+    if args.restart_max_attempts is not None:
+        restart.max_attempts = args.restart_max_attempts
+    if args.restart_window:
+        restart.window_ns = parse_duration(args.restart_window)
+
+
+def _rollout(args, s: spec.ServiceSpec) -> None:
+    for kind in ("update", "rollback"):
+        config = getattr(s, kind)
+        flag = lambda name: getattr(args, f"{kind}_{name}")  # noqa: E731
+        if flag("parallelism") is not None:
+            config.parallelism = flag("parallelism")
+        if flag("delay"):
+            config.delay_ns = parse_duration(flag("delay"))
+        if flag("failure_action"):
+            config.failure_action = FAILURE_ACTION[flag("failure_action")]
+        if flag("monitor"):
+            config.monitor_ns = parse_duration(flag("monitor"))
+        if flag("max_failure_ratio") is not None:
+            if not 0 <= flag("max_failure_ratio") <= 1:
+                raise InvalidArgument(f"--{kind}-max-failure-ratio must be between 0 and 1")
+            config.max_failure_ratio = flag("max_failure_ratio")
+        if flag("order"):
+            config.order = ORDER[flag("order")]
+
+
+def _healthcheck(args, container: spec.ContainerSpec) -> None:
+    if args.no_healthcheck:
+        if args.health_cmd:
+            raise InvalidArgument("--no-healthcheck conflicts with --health-cmd")
+        container.healthcheck.ClearField("test")
+        container.healthcheck.test.append("NONE")
+        return
+    h = container.healthcheck
+    if args.health_cmd:
+        h.ClearField("test")
+        h.test.extend(["CMD-SHELL", args.health_cmd])
+    for flag in ("interval", "timeout", "start_period"):
+        if getattr(args, f"health_{flag}"):
+            setattr(h, f"{flag}_ns", parse_duration(getattr(args, f"health_{flag}")))
+    if args.health_retries is not None:
+        h.retries = args.health_retries
+
+
+def _preference(text: str) -> spec.PlacementPreference:
+    kind, _, target = text.partition("=")
+    if kind != "spread" or not target:
+        raise InvalidArgument(f"invalid placement preference {text!r}: use spread=node.labels.KEY")
+    return spec.PlacementPreference(spread=target)
+
+
+def _mount(text: str) -> spec.Mount:
+    """Docker's --mount: comma-separated key=value (src/source, dst/destination/target, ...)."""
+    mount, kind = spec.Mount(), "volume"
+    for field in text.split(","):
+        key, sep, value = field.partition("=")
+        key = key.strip().lower()
+        if key == "type":
+            if value not in MOUNT_TYPES:
+                raise InvalidArgument(f"invalid --mount {text!r}: type must be bind, volume or tmpfs")
+            kind = value
+        elif key in ("source", "src"):
+            mount.source = value
+        elif key in ("target", "destination", "dst"):
+            mount.target = value
+        elif key in ("readonly", "ro"):
+            mount.read_only = value.lower() not in ("0", "false") if sep else True
+        elif key == "tmpfs-size":
+            mount.tmpfs_options.size_bytes = parse_bytes(value)
+        else:
+            raise InvalidArgument(f"invalid --mount {text!r}: unknown field {key!r}")
+    mount.type = MOUNT_TYPES[kind]
+    if not mount.target.startswith("/"):
+        raise InvalidArgument(f"invalid --mount {text!r}: target must be an absolute path")
+    if kind == "bind" and not mount.source.startswith("/"):
+        raise InvalidArgument(f"invalid --mount {text!r}: a bind source must be an absolute path on the host")
+    if kind == "tmpfs" and mount.source:
+        raise InvalidArgument(f"invalid --mount {text!r}: a tmpfs has no source")
+    return mount
+
+
+def _pairs(items, flag) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {flag} {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _check_env(items):
+    for item in items:
+        if not item or item.startswith("="):
+            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
+    return items
