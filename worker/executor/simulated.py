@@ -11,6 +11,8 @@ What a container does is read from its image name and environment:
     SIM_OOM=1                    its exit is an out-of-memory kill (code 137)
     SIM_START_FAIL=TEXT          start fails: ExecutorError with TEXT
     SIM_PREPARE_DELAY=S          prepare takes S seconds (a slow pull)
+    SIM_HEALTH=unhealthy         with a healthcheck in the config: it turns unhealthy (else
+                                 healthy), SIM_HEALTH_AFTER seconds after start (default 0)
 
 A `SimulatedRegistry` shared by the executors of a swarm can also fail pulls: of an image
 it lacks (`missing`), or the next N pulls of an image (`flaky`, a transient failure).
@@ -28,6 +30,7 @@ from typing import AsyncIterator
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError, ImageError
 from .executor import ContainerInfo, ExitStatus
+from .health import HealthState
 from .logfile import LogEntry
 
 SIGTERM_EXIT = 128 + 15
@@ -68,6 +71,7 @@ class _Container:
     exit: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
+    health: HealthState | None = None
     log: list[LogEntry] = field(default_factory=list)
     logged: asyncio.Event = field(default_factory=asyncio.Event)  # set (and reset) on each line
 
@@ -76,6 +80,7 @@ class SimulatedExecutor:
     def __init__(self, registry: SimulatedRegistry | None = None, prefix: str = "sim-"):
         self.registry = registry or SimulatedRegistry()
         self.prefix = prefix
+        self.on_health = None     # (name, HealthState) -> None, as the real executor's
         self._containers: dict[str, _Container] = {}
         self.started = 0          # counters, for tests and benchmarks
         self.stopped = 0
@@ -124,7 +129,18 @@ class SimulatedExecutor:
             code = OOM_EXIT if oom else code
             delay = float(sim.get("SIM_RUN", 0))
             c.timer = asyncio.get_running_loop().call_later(delay, self._exit, c, code, oom)
+        hc = c.cfg.healthcheck
+        if hc and hc.test and hc.test[0] != "NONE":
+            status = "unhealthy" if sim.get("SIM_HEALTH") == "unhealthy" else "healthy"
+            c.health = HealthState(status="starting")
+            asyncio.get_running_loop().call_later(float(sim.get("SIM_HEALTH_AFTER", 0)), self._health, c, status)
         return await self.inspect(name)
+
+    def _health(self, c: _Container, status: str) -> None:
+        if c.status == "running":
+            c.health = HealthState(status=status)
+            if self.on_health is not None:
+                self.on_health(c.cfg.name, c.health)
 
     async def run(self, cfg: ContainerConfig) -> ContainerInfo:
         await self.prepare(cfg)
@@ -176,7 +192,8 @@ class SimulatedExecutor:
             name=name, id=self.cid(name), image=c.cfg.image, image_digest="sha256:" + "0" * 64,
             status=c.status, pid=0, exit_code=c.exit.exit_code if c.exit else None,
             oom_killed=bool(c.exit and c.exit.oom_killed), created_at=c.created_at,
-            started_at=c.started_at, finished_at=c.exit.finished_at if c.exit else 0.0, config=c.cfg)
+            started_at=c.started_at, finished_at=c.exit.finished_at if c.exit else 0.0,
+            health=c.health.to_dict() if c.health else None, config=c.cfg)
 
     async def list(self, all: bool = False) -> list[ContainerInfo]:
         infos = [await self.inspect(n) for n in self.names()]
@@ -199,8 +216,8 @@ class SimulatedExecutor:
                     yield entry
             seen = len(c.log)
 
-    def health(self, name: str):
-        return None
+    def health(self, name: str) -> HealthState | None:
+        return self._get(name).health
 
     async def adopt(self) -> list[ContainerInfo]:
         """Nothing survives a restart of the process: there is nothing to adopt."""
