@@ -1,0 +1,102 @@
+"""Leader failover with 3 in-process managers (real Raft) and 3 workers (simulated executor):
+the tasks keep running, no node is marked down, nothing is started twice, and the new leader
+goes on orchestrating."""
+import asyncio
+
+from manager import store as st
+from simkit import HEARTBEAT, Swarm, Watch, holds, service
+from proto import covey_pb2 as pb
+
+GRACE = 2 * 3 * HEARTBEAT     # a new leader waits twice the Down delay before marking any node
+
+
+def test_leader_failover_keeps_tasks_running_without_duplicates(tmp_path, run):
+    async def scenario():
+        async with Swarm(tmp_path) as swarm:
+            await swarm.init("m1")
+            await swarm.join("m2", "m3", manager=True)
+            for m in ("m1", "m2", "m3"):                      # tasks only on the workers
+                await swarm.update_node(m, availability=pb.DRAIN)
+            await swarm.join("w1", "w2", "w3")
+            await swarm.create(service("web", replicas=6))
+            before = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
+            assert swarm.by_host(before) == {"w1": 2, "w2": 2, "w3": 2}
+            workers = [swarm.nodes[h] for h in ("w1", "w2", "w3")]
+            started = [w.executor.started for w in workers]
+
+            old = swarm.leader()
+            survivors = [h for h in ("m1", "m2", "m3") if h != old.hostname]
+
+            def containers_intact():   # every container of before keeps running, and no other
+                running = sorted((w.id, cfg.name) for w in workers for cfg in w.running("web"))
+                return running == sorted((t.node_id, t.id) for t in before)
+            async with Watch(containers_intact, "the 6 containers running, no other") as watch:
+                await swarm.stop(old.hostname)
+                new = await swarm.until(lambda: swarm.leader(), timeout=10, what="a new leader")
+                await swarm.use(survivors[0])
+                await swarm.until(lambda: _answers(swarm), what="the control API through a survivor")
+
+                async def same_tasks():
+                    tasks = await swarm.converged("web", 6)
+                    nodes = {n.description.hostname: n.status.state
+                             for n in (await swarm.control.ListNodes(pb.ListNodesRequest())).nodes}
+                    assert tasks and sorted(t.id for t in tasks) == sorted(t.id for t in before), "tasks changed"
+                    assert all(nodes[w.hostname] == pb.NodeStatus.READY for w in workers), f"a worker is {nodes}"
+                    return True
+                # Past the new leader's grace period: the workers found it; nobody was marked down.
+                await holds(same_tasks, GRACE + 1.0, "the same 6 tasks running, every worker Ready")
+            assert not watch.violations and watch.samples > 50
+            assert [w.executor.started for w in workers] == started
+
+            await swarm.scale("web", 9)                        # the new leader orchestrates
+            nine = await swarm.until(lambda: swarm.converged("web", 9), what="9 running")
+            return old.hostname, new.hostname, before, nine
+    old, new, before, nine = run(scenario())
+    assert new != old
+    assert sorted(t.slot for t in nine) == list(range(1, 10))
+    assert {t.id for t in before} <= {t.id for t in nine}
+
+
+async def _answers(swarm):
+    try:
+        return await swarm.node("w1")
+    except Exception:
+        return None
+
+
+def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(tmp_path, run):
+    """DESIGN.md section 3: the orchestrators and the scheduler run only on the leader, and are
+    cancelled when it loses leadership. A change arriving at that moment must not keep them
+    going (they would go on writing beside the new leader's)."""
+    async def scenario():
+        async with Swarm(tmp_path) as swarm:
+            await swarm.init("m1")
+            await swarm.create(service("web", replicas=2))
+            await swarm.until(lambda: swarm.converged("web", 2), what="2 running")
+            manager = swarm.nodes["m1"].node.manager
+            await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
+            loops = {t.get_name(): t for t in manager._leader_tasks}
+            changed = st.Event(pb.StoreAction.UPDATE, "service", "x", pb.Service())
+            manager.store._publish([changed])          # a change arrives...
+            manager._leadership_changed(False)         # ...as this manager loses leadership
+            _, still = await asyncio.wait(loops.values(), timeout=2.0)
+            still_running = sorted(t.get_name() for t in still)
+            while still:                               # cancel again, so that the test ends
+                for t in still:
+                    t.cancel()
+                _, still = await asyncio.wait(still, timeout=0.1)
+            return sorted(loops), still_running
+    loops, still_running = run(scenario())
+    assert {"orchestrator", "scheduler"} <= set(loops)
+    assert still_running == [], f"leader loops still running after losing leadership: {still_running}"
+
+
+async def _quiet(store, seconds):
+    events = store.subscribe()
+    try:
+        await asyncio.wait_for(events.get(), seconds)
+        return False
+    except asyncio.TimeoutError:
+        return True
+    finally:
+        store.unsubscribe(events)
