@@ -1,6 +1,8 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import json
+import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 
 from lab import Lab, wait_until
 from tests.support.images import build_and_push
@@ -11,20 +13,24 @@ REGISTRY = "10.1.0.1:5000"  # on host1
 
 
 @contextmanager
-def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = ()):
-    """A lab swarm (host1 its manager) whose host1 also runs a registry with the test images."""
+def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = (), members: int | None = None):
+    """A lab swarm (host1 its manager) whose host1 also runs a registry with the test images.
+    With `members`, only the first `members` hosts join; the others run coveyd outside the
+    swarm. At the end, no container of the lab is left running, whatever the tests did."""
     lab = Lab(hosts, coveyd_args=("--insecure-registry", REGISTRY, *coveyd_args)).up()
     registry = None
     try:
         first = lab.hosts[0]
         registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
         build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
-        lab.form_swarm(HEARTBEAT)
-        wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == hosts, 30, 0.2,
-                   f"{hosts} Ready")
+        lab.form_swarm(HEARTBEAT, members=members)
+        wanted = members or hosts
+        wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == wanted, 30, 0.2,
+                   f"{wanted} Ready")
         yield lab
     finally:
         lab.down()
+        remove_lab_containers(lab)
         if registry:
             registry.stop()
 
@@ -51,3 +57,23 @@ def dump_logs(lab: Lab, lines: int = 40) -> None:
         if host.log_file.exists():
             tail = host.log_file.read_text().splitlines()[-lines:]
             print(f"----- {host.name} ({host.log_file})\n" + "\n".join(tail))
+
+
+def remove_lab_containers(lab: Lab, hosts=None) -> list[str]:
+    """Force-remove every runc container of the lab's hosts (or of `hosts`), by the lab's own
+    runc roots, and unmount their root filesystems: what coveyd leaves running when a test
+    fails, or when a node leaves the swarm, must not outlive the lab. Returns "hostN:ID" of
+    what it removed."""
+    removed = []
+    for host in lab.hosts if hosts is None else hosts:
+        runc = ["runc", "--root", str(host.socket.parent / "runc")]  # coveyd's --run-dir default
+        listed = subprocess.run([*runc, "list", "-q"], check=False, capture_output=True, text=True)
+        for cid in listed.stdout.split() if listed.returncode == 0 else []:
+            subprocess.run([*runc, "delete", "-f", cid], check=False, capture_output=True)
+            removed.append(f"{host.name}:{cid}")
+        containers = f"{host.data_dir / 'containers'}/"
+        for mount in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+            target = mount.split()[1]
+            if target.startswith(containers):
+                subprocess.run(["umount", target], check=False, capture_output=True)
+    return removed
