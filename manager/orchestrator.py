@@ -2,11 +2,12 @@
 
 - replicated: N slots each hold one live task; scaling down removes tasks that do not run
   yet, then those on the nodes that run the most of the service;
-  a task on a node that is Down is replaced at once (when the node returns, its agent stops
-  the old one, since its desired state is then SHUTDOWN);
+  a task on a node that is Down or drained is replaced at once (when a Down node returns,
+  its agent stops the old one, since its desired state is then SHUTDOWN);
 - restart supervisor: a finished task is replaced per its restart policy (Docker's
   defaults: condition any, delay 5 s; max attempts counted within the window);
-- global: one live task per eligible node (ready, active), including nodes that join later;
+- global: one live task per eligible node (ready, active, meeting the constraints), including
+  nodes that join later;
 - reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
   tasks of history per slot (per node for global services).
 
@@ -17,7 +18,9 @@ import heapq
 import logging
 import time
 
+from covey.errors import InvalidArgument
 from manager import store as st
+from manager.constraints import parse_constraints
 from manager import updater
 from manager.taskops import new_task, set_desired
 from proto import covey_pb2 as pb
@@ -40,7 +43,8 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     """Every write that brings the tasks in line with the services: pure (the clock is
     passed in), so it can be tested alone."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    down = {n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN}
+    # A replicated task on a node that is down or drained moves (its slot gets a new task).
+    gone = {n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN or n.spec.availability == pb.DRAIN}
     actions: list[pb.StoreAction] = []
     by_service: dict[str, list[pb.Task]] = {}
     for task in tasks:
@@ -50,7 +54,7 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
         if service.spec.WhichOneof("mode") == "global":
             actions += _global(service, mine, nodes, now_ns)
         else:
-            actions += _replicated(service, mine, down, now_ns)
+            actions += _replicated(service, mine, gone, now_ns)
     for orphans in by_service.values():  # their service is gone
         actions += [set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
     actions += _reap(tasks, {n.id for n in nodes})
@@ -81,7 +85,7 @@ def _replace_finished(service: pb.Service, live: dict, tasks: list[pb.Task], now
     return actions
 
 
-def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_ns: int) -> list[pb.StoreAction]:
+def _replicated(service: pb.Service, tasks: list[pb.Task], gone: set[str], now_ns: int) -> list[pb.StoreAction]:
     wanted = service.spec.replicated.replicas
     slots = _live_by(tasks, key=lambda t: t.slot)
     going = _scale_down(slots, wanted)
@@ -89,7 +93,7 @@ def _replicated(service: pb.Service, tasks: list[pb.Task], down: set[str], now_n
     kept = {slot: live for slot, live in slots.items() if slot not in going}
     filled = set(kept)
     actions += _replace_finished(service, kept, tasks, now_ns,
-                                 lambda t: t.node_id in down and t.status.state < pb.COMPLETE)
+                                 lambda t: t.node_id in gone and t.status.state < pb.COMPLETE)
     # A replaced task's slot comes back first (its restart history is per slot); then the
     # lowest free numbers.
     free = sorted(filled - set(kept)) + [n for n in range(1, wanted + len(slots) + 1) if n not in slots]
@@ -141,16 +145,19 @@ def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_n
 
 
 def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now_ns: int) -> list[pb.StoreAction]:
+    """One task per eligible node that meets the service's constraints (as Docker: a node
+    that does not gets none, rather than a task pending forever)."""
     by_node = _live_by(tasks, key=lambda t: t.node_id)
-    eligible = {n.id for n in nodes if eligible_for_global(n)}
-    known = {n.id for n in nodes}
+    meets = _meets_constraints(service)
+    eligible = {n.id for n in nodes if eligible_for_global(n) and meets(n)}
+    known = {n.id: n for n in nodes}
     actions = []
     for node_id, live in list(by_node.items()):
         if node_id not in known:
             actions += [set_desired(t, pb.REMOVE) for t in live]    # the node left the swarm
             del by_node[node_id]
-        elif node_id not in eligible and _drained(nodes, node_id):
-            actions += [set_desired(t, pb.SHUTDOWN) for t in live]  # drained: stop it there
+        elif node_id not in eligible and (known[node_id].spec.availability == pb.DRAIN or not meets(known[node_id])):
+            actions += [set_desired(t, pb.SHUTDOWN) for t in live]  # drained, or no longer matches
             del by_node[node_id]
     in_place = {node_id: live for node_id, live in by_node.items() if node_id in eligible}
     actions += _replace_finished(service, in_place, tasks, now_ns)
@@ -159,8 +166,12 @@ def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now
     return actions + updater.step(service, in_place, tasks, now_ns, lambda node_id: new_task(service, node_id=node_id))
 
 
-def _drained(nodes: list[pb.Node], node_id: str) -> bool:
-    return any(n.id == node_id and n.spec.availability == pb.DRAIN for n in nodes)
+def _meets_constraints(service: pb.Service):
+    try:
+        parsed = parse_constraints(service.spec.task.placement.constraints)
+    except InvalidArgument:  # refused at create; should one get here, the scheduler explains it
+        return lambda node: True
+    return lambda node: all(c.matches(node) for c in parsed)
 
 
 def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[pb.StoreAction]:

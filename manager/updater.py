@@ -8,7 +8,9 @@ healthy once it has run for the `monitor` period (default 5 s). Order:
   runs, so the service never drops below its replica count.
 When more new tasks fail than `max_failure_ratio` allows, the failure action applies: pause
 (Docker's default), continue, or rollback (to the previous spec, with the rollback config).
-Everything it decides is derived from the tasks and the service: nothing to remember.
+A task whose spec already is the service's is kept, not restarted (a rollback leaves the
+tasks it never reached alone). Everything it decides is derived from the tasks and the
+service: nothing to remember.
 """
 import time
 from collections.abc import Callable
@@ -38,7 +40,8 @@ def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
     config = service.spec.rollback if state == US.ROLLBACK_STARTED else service.spec.update
     monitor = config.monitor_ns if config.HasField("monitor_ns") else DEFAULT_MONITOR_NS
     current = service.spec_version
-    actions = _retire_replaced(slots, current)
+    actions, adopted = _adopt_unchanged(service, slots)
+    actions += _retire_replaced(slots, current)
 
     failed = [t for t in tasks if t.service_id == service.id and t.spec_version == current
               and t.status.state in (pb.FAILED, pb.REJECTED)]
@@ -53,7 +56,7 @@ def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
                   if live[0].spec_version == current and live[0].status.state == pb.RUNNING}
     in_flight = [slot for slot, live in slots.items() if live[0].spec_version == current
                  and healthy_at.get(slot, now_ns + 1) > now_ns]
-    outdated = sorted(slot for slot, live in slots.items() if live[0].spec_version < current)
+    outdated = sorted(slot for slot, live in slots.items() if live[0].spec_version < current and slot not in adopted)
     if not outdated and not in_flight:
         why = service.update_status.message if state == US.ROLLBACK_STARTED else ""
         return actions + [_set_status(service, done, f"{what} completed" + (f" ({why})" if why else ""), now_ns)]
@@ -67,6 +70,27 @@ def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
             actions += [set_desired(t, pb.SHUTDOWN) for t in slots[slot]]
         actions.append(st.create("task", make_task(slot)))
     return actions
+
+
+def _adopt_unchanged(service: pb.Service, slots: dict) -> tuple[list[pb.StoreAction], set]:
+    """A task whose spec is already the service's (a rollback to what it runs, or an update
+    that changed no task setting) is kept: it takes the new version instead of a restart,
+    and any other live task of its slot goes."""
+    actions, adopted = [], set()
+    for slot, live in slots.items():
+        if live[0].spec_version == service.spec_version:
+            continue
+        keep = next((t for t in live if t.spec == service.spec.task and t.status.state <= pb.RUNNING), None)
+        if keep is None:
+            continue
+        changed = pb.Task()
+        changed.CopyFrom(keep)
+        changed.spec_version = service.spec_version
+        changed.meta.updated_at_ns = time.time_ns()
+        actions.append(st.update("task", changed))
+        actions += [set_desired(t, pb.SHUTDOWN) for t in live if t is not keep]
+        adopted.add(slot)
+    return actions, adopted
 
 
 def _retire_replaced(slots: dict[int, list[pb.Task]], current: int) -> list[pb.StoreAction]:

@@ -55,6 +55,9 @@ class Reporter:
         self.ready = asyncio.Event()
 
     def report(self, task_id: str, state: int, message: str = "", err: str = "", exit_code: int = 0) -> None:
+        waiting = self._pending.get(task_id)
+        if waiting is not None and waiting.state > state:
+            return  # states only move forward; the later one waiting to be sent stands
         self._pending[task_id] = pb.TaskStatus(state=state, message=message, err=err, exit_code=exit_code,
                                                timestamp_ns=time.time_ns(), container_id=task_id)
         self.ready.set()
@@ -78,11 +81,21 @@ class TaskController:
         self._executor = executor
         self._reporter = reporter
         self._changed = asyncio.Event()
+        self._health = asyncio.Event()    # the executor's healthcheck said something
+        self._health_status = ""
         self.runner = asyncio.create_task(self._run(), name=f"task-{task.id}")
 
     def update(self, task: pb.Task) -> None:
         self.task = task
         self._changed.set()
+
+    def health_changed(self, status: str) -> None:
+        self._health_status = status
+        self._health.set()
+
+    def _checks_health(self) -> bool:
+        test = self.task.spec.container.healthcheck.test
+        return bool(test) and test[0] != "NONE"
 
     def _report(self, state: int, **kwargs) -> None:
         self._reporter.report(self.task.id, state, **kwargs)
@@ -107,7 +120,10 @@ class TaskController:
                 return await self._shut_down()
             self._report(pb.STARTING, message="starting")
             await self._executor.start(self.task.id)
-            self._report(pb.RUNNING, message="started")
+            if self._checks_health():
+                self._report(pb.STARTING, message="started; waiting for the healthcheck to pass")
+            else:
+                self._report(pb.RUNNING, message="started")
             await self._supervise()
         except ExecutorError as exc:
             self._report(pb.REJECTED, err=str(exc), message="rejected by the executor")
@@ -128,17 +144,33 @@ class TaskController:
         return True
 
     async def _supervise(self) -> None:
-        """Until the container exits, or the managers want it stopped."""
+        """Until the container exits, turns unhealthy, or the managers want it stopped."""
         exited = asyncio.create_task(self._executor.wait(self.task.id))
         stop = asyncio.create_task(self._wait_desired(pb.SHUTDOWN))
+        unhealthy = asyncio.create_task(self._follow_health())
         try:
-            done, _ = await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({exited, stop, unhealthy}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (exited, stop):
+            for t in (exited, stop, unhealthy):
                 t.cancel()
         if exited in done and not exited.cancelled():
             return self._report_exit(exited.result())
+        if unhealthy in done:
+            await self._executor.stop(self.task.id)
+            return self._report(pb.FAILED, err="task: unhealthy container")
         await self._shut_down()
+
+    async def _follow_health(self) -> None:
+        """Running once the healthcheck passes (as Docker); returns when it fails."""
+        if not self._checks_health():
+            return await asyncio.Event().wait()
+        while True:
+            await self._health.wait()
+            self._health.clear()
+            if self._health_status == "healthy":
+                self._report(pb.RUNNING, message="started; healthy")
+            elif self._health_status == "unhealthy":
+                return
 
     def _report_exit(self, status) -> None:
         if status.oom_killed:
@@ -160,6 +192,9 @@ class TaskController:
             await self._executor.remove(self.task.id, force=True)
         except ExecutorError:
             pass  # never created, or already gone
+        # Final, so the managers' reaper can delete the task (a state already past it is kept:
+        # the dispatcher drops a report that would move backwards).
+        self._report(pb.SHUTDOWN, message="removed")
 
 
 class TaskManager:
@@ -169,6 +204,13 @@ class TaskManager:
         self._executor = executor
         self.reporter = reporter
         self._controllers: dict[str, TaskController] = {}
+        if hasattr(executor, "on_health"):  # healthchecks drive STARTING -> RUNNING -> FAILED
+            executor.on_health = self._health_changed
+
+    def _health_changed(self, task_id: str, state) -> None:
+        controller = self._controllers.get(task_id)
+        if controller is not None:
+            controller.health_changed(state.status)
 
     @property
     def executor(self):

@@ -114,3 +114,20 @@ def test_global_service_updates_node_by_node_and_restarts_its_failed_tasks():
     svc.update_status.state = pb.UpdateStatus.COMPLETED
     failed = task("c", 0, version=2, state=pb.FAILED, since=0)
     assert created([failed, old[1]], now=10 * S) == [("n1", 2)], "a failed global task is restarted in place"
+
+
+def test_a_rollback_keeps_the_tasks_it_never_reached():
+    svc = service(version=3, state=pb.UpdateStatus.ROLLBACK_STARTED)  # back to v1: img:v1 again
+    svc.spec.task.container.image = "img:v1"
+    untouched = [task(f"o{i}", i) for i in (2, 3)]
+    for t in untouched:
+        t.spec.container.image = "img:v1"
+    failed_new = task("n1", 1, version=2, state=pb.FAILED)
+    failed_new.spec.container.image = "img:v2"
+    actions = plan([svc], [failed_new] + untouched, [pb.Node(id="n1", status=pb.NodeStatus(state=pb.NodeStatus.READY))],
+                   now_ns=10 * S)
+    updates = {a.id: pb.Task.FromString(a.object) for a in actions if a.table == "task" and a.kind == pb.StoreAction.UPDATE}
+    assert {i: t.spec_version for i, t in updates.items() if i.startswith("o")} == {"o2": 3, "o3": 3}
+    assert {i: t.desired_state for i, t in updates.items() if i.startswith("o")} == {"o2": pb.RUNNING, "o3": pb.RUNNING}
+    created = [pb.Task.FromString(a.object) for a in actions if a.kind == pb.StoreAction.CREATE]
+    assert [(t.slot, t.spec.container.image) for t in created] == [(1, "img:v1")], "only the slot it reached"
