@@ -112,6 +112,29 @@ def test_on_failure_restarts_stop_at_max_attempts(lab):
     lab.covey(m, "service", "rm", "flaky")
 
 
+def test_healthchecks_hold_a_task_in_starting_then_fail_it_when_unhealthy(lab):
+    m, busybox = manager(lab), f"{REGISTRY}/covey/busybox:1"
+    # Healthy only once /tmp/ok exists (made after 2 s): Starting until then, then Running.
+    # (Failed checks within the start period do not count, as in Docker.)
+    lab.covey(m, "service", "create", "-d", "--name", "slow", "--health-cmd", "test -f /tmp/ok",
+              "--health-interval", "300ms", "--health-start-period", "20s", busybox, "sh", "-c", "sleep 2; touch /tmp/ok; exec sleep 3600")
+    wait_until(lambda: [t["status"].get("state") for t in tasks(lab, "slow")] == ["STARTING"], 30, 0.1,
+               "the task started, waiting for its healthcheck")
+    wait_until(lambda: [t["status"].get("state") for t in tasks(lab, "slow")] == ["RUNNING"], 30, 0.2,
+               "the task healthy, so running")
+    # Never healthy: after 2 failed checks the task fails, and on-failure (1 attempt) restarts it once.
+    lab.covey(m, "service", "create", "-d", "--name", "sick", "--health-cmd", "false", "--health-interval",
+              "300ms", "--health-retries", "2", "--restart-condition", "on-failure", "--restart-delay", "100ms",
+              "--restart-max-attempts", "1", busybox, "sleep", "3600")
+    wait_until(lambda: [t["status"].get("err") for t in tasks(lab, "sick")] == ["task: unhealthy container"] * 2,
+               60, 0.3, "two runs failed as unhealthy")
+    assert all(t["status"].get("state") == "FAILED" for t in tasks(lab, "sick"))
+    sick = {t["id"] for t in tasks(lab, "sick")}
+    assert not [c for h in lab.hosts for c in containers(lab, h) if c["status"] == "running" and c["name"] in sick], \
+        "unhealthy containers are stopped"
+    lab.covey(m, "service", "rm", "slow", "sick")
+
+
 def test_a_killed_host_has_its_tasks_replaced_and_returns_without_duplicates(lab):
     m, victim = manager(lab), lab.hosts[2]
     lab.covey(m, "service", "create", "--name", "web", "--replicas", "3", f"{REGISTRY}/covey/httpd:v1")
