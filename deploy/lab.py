@@ -96,7 +96,8 @@ class Lab:
                       for i in range(1, hosts + 1)]
         self.coveyd_settings = coveyd_settings
         self.coveyd_args = coveyd_args  # more coveyd flags, e.g. --insecure-registry
-        self.pids: dict[int, int] = {}
+        self.pids: dict[int, int] = {}         # host index -> coveyd PID
+        self.helper_pids: dict[str, int] = {}  # e.g. "registry" -> PID
 
     # ------------------------------------------------------------ network
 
@@ -127,6 +128,9 @@ class Lab:
         """End every process the lab started, then remove its namespaces by name."""
         for index in list(self.pids):
             self.stop_coveyd(self.hosts[index - 1])
+        for name, pid in list(self.helper_pids.items()):
+            _end(pid, 15.0, name)
+            del self.helper_pids[name]
         for netns in [h.netns for h in self.hosts] + [self.switch]:
             if Path(f"/run/netns/{netns}").exists():
                 subprocess.run(["ip", "netns", "del", netns], capture_output=True)
@@ -165,12 +169,7 @@ class Lab:
         pid = self.pids.pop(host.index, None)
         if pid is None:
             return
-        _signal(pid, sig)
-        try:
-            wait_until(lambda: not _alive(pid), timeout, 0.05, f"coveyd {pid} to exit")
-        except TimeoutError:
-            _signal(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), timeout, 0.05, f"coveyd {pid} to die")
+        _end(pid, timeout, "coveyd", sig)
         self._save()
 
     def covey(self, host: Host, *args: str, check: bool = True, timeout: float = 60.0,
@@ -207,6 +206,7 @@ class Lab:
     def _save(self) -> None:
         if self.dir.exists():
             state = {"prefix": self.prefix, "hosts": len(self.hosts), "pids": self.pids,
+                     "helper_pids": self.helper_pids,
                      "subnet": self.hosts[0].addr.rsplit(".", 1)[0] if self.hosts else ""}
             (self.dir / "lab.json").write_text(json.dumps(state))
 
@@ -215,7 +215,18 @@ class Lab:
         state = json.loads((base / prefix / "lab.json").read_text())
         lab = cls(state["hosts"], prefix, base, state["subnet"])
         lab.pids = {int(k): v for k, v in state["pids"].items()}
+        lab.helper_pids = state.get("helper_pids", {})
         return lab
+
+
+def _end(pid: int, timeout: float, what: str, sig: int = signal.SIGTERM) -> None:
+    """Signal a process the lab started, and wait until it is gone (SIGKILL after `timeout`)."""
+    _signal(pid, sig)
+    try:
+        wait_until(lambda: not _alive(pid), timeout, 0.05, f"{what} {pid} to exit")
+    except TimeoutError:
+        _signal(pid, signal.SIGKILL)
+        wait_until(lambda: not _alive(pid), timeout, 0.05, f"{what} {pid} to die")
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -239,6 +250,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+EXAMPLE_REGISTRY = "10.1.0.1:5000"  # on host1 (the default subnet)
+
+
+def start_example_registry(lab: Lab) -> None:
+    """A real registry (Debian's docker-registry) on host1, holding small example images built
+    from busybox-static; its PID is the lab's, so `down` ends it."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.images import build_and_push
+    from tests.support.registry import Registry
+    first = lab.hosts[0]
+    registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
+    lab.helper_pids["registry"] = registry.proc.pid
+    lab._save()
+    build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
+
+
+def deploy_example(lab: Lab) -> None:
+    """A service with a task on every host, real containers pulled from the lab registry."""
+    first, replicas = lab.hosts[0], str(len(lab.hosts))
+    lab.covey(first, "service", "create", "--name", "web", "--replicas", replicas,
+              f"{EXAMPLE_REGISTRY}/covey/httpd:v1", timeout=180)
+    for command in (("service", "ls"), ("service", "ps", "web")):
+        print(f"$ covey {' '.join(command)}\n" + lab.covey(first, *command).stdout)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Covey's multi-host lab on one machine")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -247,6 +283,9 @@ def main(argv=None) -> int:
         p.add_argument("--hosts", type=int, default=3)
         p.add_argument("--prefix")
         p.add_argument("--heartbeat", default="5s")
+        if name == "swarm":
+            p.add_argument("--example", action="store_true",
+                           help="also a registry on host1 with example images, and a service 'web' on every host")
     down = sub.add_parser("down")
     down.add_argument("prefix")
     down.add_argument("--keep-files", action="store_true")
@@ -270,15 +309,20 @@ def main(argv=None) -> int:
         sys.stderr.write(result.stderr)
         return result.returncode
 
-    lab = Lab(args.hosts, args.prefix)
+    example = args.cmd == "swarm" and args.example
+    lab = Lab(args.hosts, args.prefix, coveyd_args=("--insecure-registry", EXAMPLE_REGISTRY) if example else ())
     try:
         lab.up()
+        if example:
+            start_example_registry(lab)
         if args.cmd == "swarm":
             lab.form_swarm(args.heartbeat)
             first = lab.hosts[0]
             wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == len(lab.hosts),
                        60, 0.2, "every node to be Ready")
             print(lab.covey(first, "node", "ls").stdout)
+        if example:
+            deploy_example(lab)
     except BaseException:
         lab.down()
         raise

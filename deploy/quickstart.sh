@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The quick start: a 3-host Covey swarm in the lab on this machine (root, Debian 12).
-# Installs what it needs, starts coveyd on 3 namespace hosts, forms the swarm and
-# prints `covey node ls`. The lab stays up; the last lines say how to use and remove it.
+# Installs what it needs, starts coveyd on 3 namespace hosts, forms the swarm, prints
+# `covey node ls`, then runs a registry on host1 with example images and deploys the
+# service `web` (real runc containers, one per host) and prints `covey service ps web`.
+# The lab stays up; the last lines say how to use and remove it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-exec python3 deploy/lab.py swarm --hosts "${HOSTS:-3}"
+exec python3 deploy/lab.py swarm --hosts "${HOSTS:-3}" --example
