@@ -137,9 +137,10 @@ def list_tasks(conn, args) -> int:
         return 0
     nodes = {n.id: n.description.hostname for n in conn.control.ListNodes(pb.ListNodesRequest()).nodes}
     trunc = (lambda text, n: text) if args.no_trunc else (lambda text, n: text[:n])
-    rows = []
-    for t in tasks:
+    rows, previous = [], None
+    for t in tasks:  # newest first within a slot; older ones shown as Docker does: " \_ web.1"
         name = f"{t.service_name}.{t.slot}" if t.slot else f"{t.service_name}.{t.node_id[:25]}"
+        name, previous = (f" \\_ {name}" if name == previous else name), name
         error = t.status.err or (t.explanation.text if t.status.state == pb.PENDING else "")
         rows.append([trunc(t.id, 12), name, trunc(t.spec.container.image, 40), nodes.get(t.node_id, ""),
                      _state(t.desired_state), f"{_state(t.status.state)} {_ago(t.status.timestamp_ns)}",

@@ -95,3 +95,21 @@ def test_update_changes_only_what_its_flags_name():
     assert update(current, "--force").task.force_update == current.task.force_update + 1
     with pytest.raises(InvalidArgument, match="--replicas can only be used with replicated mode"):
         update(create("--mode", "global"), "--replicas", "2")
+
+
+def test_ps_shows_older_tasks_of_a_slot_under_the_newest(capsys):
+    class Control:
+        def ListTasks(self, request):
+            mk = lambda i, slot, state: pb.Task(id=i, service_name="web", slot=slot,  # noqa: E731
+                                                status=pb.TaskStatus(state=state))
+            return pb.ListTasksResponse(tasks=[mk("new1", 1, pb.RUNNING), mk("old1", 1, pb.FAILED),
+                                               mk("new2", 2, pb.RUNNING)])
+
+        def ListNodes(self, request):
+            return pb.ListNodesResponse()
+
+    conn = type("Conn", (), {"control": Control()})()
+    service.list_tasks(conn, parse("service", "ps", "web"))
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[1] for row in rows] == ["web.1", "\\_", "web.2"]
+    assert rows[1].split()[:3] == ["old1", "\\_", "web.1"]
