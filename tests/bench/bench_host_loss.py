@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Recovery from a lost host: a real in-process swarm (a manager with Raft, dispatcher,
+orchestrator and scheduler; --nodes worker nodes with the simulated executor, each over its
+own mTLS session). A service of --replicas tasks runs spread over the workers; the agent of
+the worker holding the most tasks is stopped abruptly (its session just ends; no goodbye,
+its containers keep running as on a partitioned host). Measured: from that moment to every
+one of its tasks' slots RUNNING on another node (as reported by those nodes).
+
+The baseline, from the same run, is the heartbeat period: a node is Down after 3 missed
+periods (DESIGN.md section 3), so the recovery cannot be faster than about 2 to 3 periods;
+printed with the ratio. Then the host returns, the swarm settles, and the next run begins.
+
+    python3 tests/bench/bench_host_loss.py [--runs 5] [--heartbeat 1] [--nodes 10]
+                                           [--replicas 50] [--out PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+for p in (REPO, REPO / "tests" / "integration"):
+    sys.path.insert(0, str(p))
+
+from proto import covey_pb2 as pb  # noqa: E402
+from simkit import Swarm, fast_settings, service  # noqa: E402
+
+RUN_TIMEOUT = 120.0
+
+
+async def recovered(swarm: Swarm, lost_slots: set[int], lost_node: str):
+    """Every lost slot has a RUNNING task on another node."""
+    running = {t.slot for t in await swarm.live("web")
+               if t.status.state == pb.RUNNING and t.node_id != lost_node}
+    return lost_slots <= running
+
+
+async def one_run(swarm: Swarm, replicas: int, i: int) -> dict:
+    tasks = await swarm.until(lambda: swarm.converged("web", replicas), RUN_TIMEOUT, "the service converged")
+    per_host = swarm.by_host(tasks)
+    victim = max(sorted(per_host), key=lambda h: per_host[h])
+    victim_id = swarm.nodes[victim].id
+    lost = {t.slot for t in tasks if t.node_id == victim_id}
+    start = time.perf_counter()
+    await swarm.partition(victim)                          # the agent stops, abruptly
+    down = await swarm.until(lambda: _down(swarm, victim), RUN_TIMEOUT, f"{victim} Down")
+    down_s = time.perf_counter() - start
+    await swarm.until(lambda: recovered(swarm, lost, victim_id), RUN_TIMEOUT, "its tasks running elsewhere")
+    total_s = time.perf_counter() - start
+    assert down.status.message == "heartbeat failure"
+    swarm.heal(victim)                                      # back for the next run
+    await swarm.until_ready(victim)
+    await swarm.until(lambda: swarm.converged("web", replicas), RUN_TIMEOUT, "settled after the return")
+    print(f"  run {i + 1}: {victim} held {len(lost)} tasks; Down after {down_s:.2f}s, all running "
+          f"elsewhere after {total_s:.2f}s", flush=True)
+    return {"host": victim, "tasks_lost": len(lost), "down_s": down_s, "recovered_s": total_s}
+
+
+async def _down(swarm: Swarm, hostname: str):
+    node = await swarm.node(hostname)
+    return node if node.status.state == pb.NodeStatus.DOWN else None
+
+
+async def main_async(args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="host-loss-", dir=args.work_dir) as tmp:
+        settings = fast_settings()
+        async with Swarm(Path(tmp), heartbeat=args.heartbeat, settings=settings) as swarm:
+            await swarm.init("m1")
+            await swarm.update_node("m1", availability=pb.DRAIN)
+            await swarm.join(*[f"w{i}" for i in range(1, args.nodes + 1)])
+            await swarm.create(service("web", replicas=args.replicas, restart={"condition": "ANY", "delay": 0}))
+            print(f"1 manager, {args.nodes} workers (simulated executor, mTLS sessions), {args.replicas} "
+                  f"replicas, heartbeat period {args.heartbeat:g}s (Down after 3 missed)", flush=True)
+            runs = [await one_run(swarm, args.replicas, i) for i in range(args.runs)]
+    median = statistics.median(r["recovered_s"] for r in runs)
+    return {"heartbeat_s": args.heartbeat, "nodes": args.nodes, "replicas": args.replicas, "runs": runs,
+            "recovered_median_s": median, "down_median_s": statistics.median(r["down_s"] for r in runs),
+            "ratio_to_heartbeat": median / args.heartbeat}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="seconds")
+    parser.add_argument("--nodes", type=int, default=10, help="workers")
+    parser.add_argument("--replicas", type=int, default=50)
+    parser.add_argument("--work-dir", default="/tmp/covey-bench")
+    parser.add_argument("--out", default="/tmp/covey-bench/host_loss.json")
+    args = parser.parse_args()
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    result = asyncio.run(asyncio.wait_for(main_async(args), args.runs * 3 * RUN_TIMEOUT))
+    print(f"host lost -> all its tasks running elsewhere, median of {args.runs}: {result['recovered_median_s']:.2f}s "
+          f"(node marked Down after {result['down_median_s']:.2f}s)")
+    print(f"heartbeat period {args.heartbeat:g}s: ratio {result['ratio_to_heartbeat']:.2f}x "
+          f"(detection alone needs 2-3 periods)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"result: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
