@@ -227,6 +227,8 @@ class Node:
             if self.manager is not None:
                 await self._leave_raft(request.force)
             await self.close()
+            if self.tasks is not None:
+                await self.tasks.remove_all()  # as Docker: a node that leaves runs no task of the swarm
             self.state.erase()
             self.membership = None
             log.info("left the swarm")

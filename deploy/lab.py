@@ -131,10 +131,29 @@ class Lab:
         for name, pid in list(self.helper_pids.items()):
             _end(pid, 15.0, name)
             del self.helper_pids[name]
+        self.remove_containers()
         for netns in [h.netns for h in self.hosts] + [self.switch]:
             if Path(f"/run/netns/{netns}").exists():
                 subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         self._save()
+
+    def remove_containers(self, hosts: list[Host] | None = None) -> list[str]:
+        """Force-remove every runc container of the lab's hosts (or of `hosts`), by the lab's own
+        runc roots, and unmount their root filesystems: what a coveyd leaves running (coveyd
+        keeps containers across its restarts; a node that left, or a failed test) must not
+        outlive the lab. Returns "hostN:ID" of what it removed."""
+        removed = []
+        for host in self.hosts if hosts is None else hosts:
+            runc = ["runc", "--root", str(host.socket.parent / "runc")]  # coveyd's --run-dir default
+            listed = subprocess.run([*runc, "list", "-q"], check=False, capture_output=True, text=True)
+            for cid in listed.stdout.split() if listed.returncode == 0 else []:
+                subprocess.run([*runc, "delete", "-f", cid], check=False, capture_output=True)
+                removed.append(f"{host.name}:{cid}")
+            containers = f"{host.data_dir / 'containers'}/"
+            for mount in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+                if mount.split()[1].startswith(containers):
+                    subprocess.run(["umount", mount.split()[1]], check=False, capture_output=True)
+        return removed
 
     def run_in(self, host: Host, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command inside a host's network namespace."""

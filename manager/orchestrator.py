@@ -7,7 +7,8 @@
 - restart supervisor: a finished task is replaced per its restart policy (Docker's
   defaults: condition any, delay 5 s; max attempts counted within the window);
 - global: one live task per eligible node (ready, active, meeting the constraints), including
-  nodes that join later;
+  nodes that join later; the task of a node that goes down, is drained or no longer meets
+  the constraints is shut down (a node that returns gets a new one);
 - reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
   tasks of history per slot (per node for global services).
 
@@ -156,14 +157,19 @@ def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now
         if node_id not in known:
             actions += [set_desired(t, pb.REMOVE) for t in live]    # the node left the swarm
             del by_node[node_id]
-        elif node_id not in eligible and (known[node_id].spec.availability == pb.DRAIN or not meets(known[node_id])):
-            actions += [set_desired(t, pb.SHUTDOWN) for t in live]  # drained, or no longer matches
+        elif node_id not in eligible and not _paused(known[node_id]):
+            actions += [set_desired(t, pb.SHUTDOWN) for t in live]  # down, drained, or no longer matches
             del by_node[node_id]
     in_place = {node_id: live for node_id, live in by_node.items() if node_id in eligible}
     actions += _replace_finished(service, in_place, tasks, now_ns)
     actions += [st.create("task", new_task(service, node_id=node_id))
                 for node_id in sorted(eligible) if node_id not in in_place]
     return actions + updater.step(service, in_place, tasks, now_ns, lambda node_id: new_task(service, node_id=node_id))
+
+
+def _paused(node: pb.Node) -> bool:
+    """Paused: no new tasks, but the ones it runs stay."""
+    return node.spec.availability == pb.PAUSE and node.status.state == pb.NodeStatus.READY
 
 
 def _meets_constraints(service: pb.Service):

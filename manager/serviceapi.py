@@ -127,13 +127,9 @@ class ServiceAPI:
     async def RemoveService(self, request, context):
         self._authorize(context)
         service = find_service(self._store, request.service)
-        # The service goes at once; its tasks are told to go (the orchestrator and reaper finish).
-        actions = [st.delete("service", service)]
-        for task in self._store.list("task"):
-            if task.service_id == service.id and task.desired_state < pb.REMOVE:
-                task.desired_state = pb.REMOVE
-                actions.append(st.update("task", task))
-        await self._store.write(actions)
+        # The service goes at once; the orchestrator tells its tasks to go (one writer for
+        # tasks: rewriting them here would race the scheduler and the nodes' reports).
+        await self._store.write([st.delete("service", service)])
         return pb.RemoveServiceResponse()
 
     @unary

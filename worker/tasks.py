@@ -241,6 +241,14 @@ class TaskManager:
         if controller is not None:
             await controller.forget()
 
+    async def remove_all(self) -> None:
+        """The node left the swarm: every container of its tasks goes."""
+        for name in self._executor.names():
+            try:
+                await self._executor.remove(name, force=True)
+            except ExecutorError as exc:
+                log.warning("leaving the swarm: container %s: %s", name, exc)
+
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""
         for controller in self._controllers.values():

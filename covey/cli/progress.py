@@ -75,7 +75,10 @@ def wait_converged(conn, service: pb.Service, timeout: float, poll: float = 0.3)
             return 0
         if time.monotonic() > deadline:
             display.final(lines)
-            errors = sorted({t.status.err for t in tasks if t.status.err})
+            # Every run of this spec that failed, also ones already replaced (their reason
+            # is the one the user needs).
+            every = conn.control.ListTasks(pb.ListTasksRequest(service=service.id)).tasks
+            errors = sorted({t.status.err for t in every if t.status.err and t.spec_version == service.spec_version})
             print(f"Error: {service.spec.name} did not converge in time ({lines[0]})"
                   + "".join(f"\n  {e}" for e in errors), file=sys.stderr)
             return 1

@@ -131,9 +131,11 @@ def _replace_list(field, remove: list[str], add: list[str]) -> None:
 # ---------------------------------------------------------------- both
 
 def _apply_shared_flags(args, s: spec.ServiceSpec) -> None:
+    for flag in ("replicas", "replicas_max_per_node", "restart_max_attempts", "health_retries",
+                 "update_parallelism", "rollback_parallelism"):
+        if (getattr(args, flag) or 0) < 0:
+            raise InvalidArgument(f"--{flag.replace('_', '-')} must be 0 or more")
     if args.replicas is not None:
-        if args.replicas < 0:
-            raise InvalidArgument("--replicas must be 0 or more")
         s.replicated.replicas = args.replicas
     if args.replicas_max_per_node is not None:
         s.task.placement.max_replicas = args.replicas_max_per_node

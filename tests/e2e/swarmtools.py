@@ -1,8 +1,6 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import json
-import subprocess
 from contextlib import contextmanager
-from pathlib import Path
 
 from lab import Lab, wait_until
 from tests.support.images import build_and_push
@@ -30,7 +28,6 @@ def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = (), members: int | 
         yield lab
     finally:
         lab.down()
-        remove_lab_containers(lab)
         if registry:
             registry.stop()
 
@@ -59,21 +56,3 @@ def dump_logs(lab: Lab, lines: int = 40) -> None:
             print(f"----- {host.name} ({host.log_file})\n" + "\n".join(tail))
 
 
-def remove_lab_containers(lab: Lab, hosts=None) -> list[str]:
-    """Force-remove every runc container of the lab's hosts (or of `hosts`), by the lab's own
-    runc roots, and unmount their root filesystems: what coveyd leaves running when a test
-    fails, or when a node leaves the swarm, must not outlive the lab. Returns "hostN:ID" of
-    what it removed."""
-    removed = []
-    for host in lab.hosts if hosts is None else hosts:
-        runc = ["runc", "--root", str(host.socket.parent / "runc")]  # coveyd's --run-dir default
-        listed = subprocess.run([*runc, "list", "-q"], check=False, capture_output=True, text=True)
-        for cid in listed.stdout.split() if listed.returncode == 0 else []:
-            subprocess.run([*runc, "delete", "-f", cid], check=False, capture_output=True)
-            removed.append(f"{host.name}:{cid}")
-        containers = f"{host.data_dir / 'containers'}/"
-        for mount in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-            target = mount.split()[1]
-            if target.startswith(containers):
-                subprocess.run(["umount", target], check=False, capture_output=True)
-    return removed

@@ -16,7 +16,6 @@ from lab import holds_for, wait_until
 from swarmtools import (
     REGISTRY,
     node_table,
-    remove_lab_containers,
     swarm_with_registry,
     wait_state,
 )
@@ -49,7 +48,7 @@ def clean(lab):
     if host4.name in table:
         leave_swarm(lab, host4)
     # Out of the swarm, nothing removes what a test left running on host4.
-    remove_lab_containers(lab, [host4])
+    lab.remove_containers([host4])
     wait_until(lambda: not any(runc_running(h) for h in lab.hosts), 60, 0.3, "every container removed")
 
 

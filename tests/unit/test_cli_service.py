@@ -113,3 +113,10 @@ def test_ps_shows_older_tasks_of_a_slot_under_the_newest(capsys):
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[1] for row in rows] == ["web.1", "\\_", "web.2"]
     assert rows[1].split()[:3] == ["old1", "\\_", "web.1"]
+
+
+@pytest.mark.parametrize("flag", ["--replicas", "--replicas-max-per-node", "--restart-max-attempts",
+                                  "--health-retries", "--update-parallelism"])
+def test_negative_counts_are_refused_by_name(flag):
+    with pytest.raises(InvalidArgument, match=f"{flag} must be 0 or more"):
+        create(flag, "-1")
