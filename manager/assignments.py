@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 
+from covey.aio import NOTHING, get_within
 from covey.errors import Conflict, NotFound, PermissionDenied
 from covey.rpc import stream, unary
 from manager import authz
@@ -75,9 +76,8 @@ class AssignmentsMixin:
 
 async def _next_batch(events: asyncio.Queue, timeout: float) -> list:
     """The events that arrived together (after waiting up to `timeout` for the first)."""
-    try:
-        first = await asyncio.wait_for(events.get(), timeout)
-    except asyncio.TimeoutError:
+    first = await get_within(events, timeout)
+    if first is NOTHING:
         return []
     batch = [first]
     while not events.empty():

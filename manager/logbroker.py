@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from covey.aio import NOTHING, get_within
 from covey.ids import new_id
 from covey.rpc import stream, unary
 from manager import store as st
@@ -100,12 +101,12 @@ class LogBroker:
         waiting, streaming = set(subscription.asked), set(subscription.asked)
         deadline = time.monotonic() + self._gather_timeout
         while waiting:
-            try:
-                node_id, message = await asyncio.wait_for(subscription.inbox.get(), deadline - time.monotonic())
-            except TimeoutError:
+            answer = await get_within(subscription.inbox, deadline - time.monotonic())
+            if answer is NOTHING:
                 warnings += [f"node {self._name(n)} did not answer within {self._gather_timeout:g}s: "
                              "its logs may be incomplete" for n in sorted(waiting)]
                 break
+            node_id, message = answer
             if message is None:
                 streaming.discard(node_id)
                 if node_id in waiting:

@@ -15,6 +15,7 @@ from typing import Callable
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
+from covey.aio import get_within
 from covey.errors import Conflict, DeadlineExceeded, NotFound, NO_LEADER, Unavailable
 from manager import raftlog
 from proto import covey_pb2 as pb
@@ -305,10 +306,7 @@ async def each_change(store: "Store", period: float, step: Callable) -> None:
     try:
         while True:
             await step()
-            try:
-                await asyncio.wait_for(events.get(), period)
-            except asyncio.TimeoutError:
-                pass
+            await get_within(events, period)
             while not events.empty():
                 events.get_nowait()
     finally:

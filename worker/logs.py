@@ -8,6 +8,7 @@ here later, until the leader says close or the session ends.
 import asyncio
 import logging
 
+from covey.aio import NOTHING, get_within
 from proto import covey_pb2 as pb
 from worker.executor import ContainerNotFound
 
@@ -82,10 +83,10 @@ class LogPublisher:
                     if task_id not in readers:
                         since = last_seen.get(task_id, subscription.since)
                         readers[task_id] = asyncio.create_task(self._read_new(task_id, since, queue))
-                try:
-                    batch = [await asyncio.wait_for(queue.get(), self._poll_interval)]
-                except TimeoutError:
+                first = await get_within(queue, self._poll_interval)
+                if first is NOTHING:
                     continue
+                batch = [first]
                 while not queue.empty() and len(batch) < LINES_PER_MESSAGE:
                     batch.append(queue.get_nowait())
                 yield batch
