@@ -190,10 +190,18 @@ def _rebased(message: dict, prev: int, prev_term: int, entries: list) -> dict:
 
 def _assemble_transmission(self, message: dict):
     """A large entry comes in pieces; take the last piece's whole entry here, as
-    pysyncobj would, so that it goes through the same rule."""
+    pysyncobj would, so that it goes through the same rule.
+
+    pysyncobj's leader marks a piece "finish" once the entry's data (not its pickled form,
+    which is longer) would end within it, so the real end may come in a later piece, also
+    marked "finish". A "finish" whose bytes do not unpickle yet is passed on as "process"
+    (pysyncobj keeps gathering); the real last piece then completes the entry."""
     if message.get("transmission") != "finish" or not isinstance(self._SyncObj__recvTransmission, bytes):
         return message
-    entry = pysyncobj_pickle.loads(self._SyncObj__recvTransmission + message["data"])
+    try:
+        entry = pysyncobj_pickle.loads(self._SyncObj__recvTransmission + message["data"])
+    except Exception:  # truncated: not the last piece yet
+        return dict(message, transmission="process")
     self._SyncObj__recvTransmission = ""
     message = {k: v for k, v in message.items() if k not in ("transmission", "data")}
     message["entries"] = [entry]
