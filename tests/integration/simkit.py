@@ -157,26 +157,6 @@ class Watch:
 
 # ---------------------------------------------------------------- the swarm
 
-async def _close(node: Node) -> None:
-    """node.close(), after making sure the manager's leader loops have stopped.
-
-    A workaround, not a fix: on Python 3.11 a leader loop cancelled while a store event (or
-    a write's result) arrives swallows the cancellation inside asyncio.wait_for
-    (manager/store.py each_change and Store.write) and keeps running, so Manager.close()
-    would wait for it forever. test_leader_failover.py shows the bug; here each loop is
-    cancelled again until it has ended, so that one such race does not hang a test."""
-    manager = node.manager
-    if manager is not None:
-        loops = list(manager._leader_tasks)
-        for _ in range(100):
-            if all(t.done() for t in loops):
-                break
-            for t in loops:
-                t.cancel()
-            await asyncio.wait(loops, timeout=0.05)
-    await node.close()
-
-
 @dataclass
 class SimNode:
     hostname: str
@@ -284,7 +264,7 @@ class Swarm:
 
     async def stop(self, hostname: str) -> None:
         """The whole node goes (a manager's Raft member too)."""
-        await _close(self.nodes[hostname].node)
+        await self.nodes[hostname].node.close()
 
     def leader(self) -> SimNode | None:
         for sim in self.nodes.values():
@@ -296,7 +276,7 @@ class Swarm:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
-        await asyncio.gather(*(_close(sim.node) for sim in self.nodes.values()), return_exceptions=True)
+        await asyncio.gather(*(sim.node.close() for sim in self.nodes.values()), return_exceptions=True)
 
     # ---- control API -------------------------------------------------------------------
     async def node(self, hostname: str) -> pb.Node | None:

@@ -100,3 +100,21 @@ async def _quiet(store, seconds):
         return True
     finally:
         store.unsubscribe(events)
+
+
+def test_three_managers_commit_a_service_of_a_thousand_tasks(tmp_path, run):
+    """A large write (1,000 task creates in one batch, ~200 KB) must commit with 3 managers as
+    it does with one: the followers receive it in pieces."""
+    async def scenario():
+        async with Swarm(tmp_path) as swarm:
+            await swarm.init("m1")
+            await swarm.join("m2", "m3", manager=True)
+            await swarm.create(service("big", replicas=1000))
+
+            async def placed():
+                tasks = await swarm.tasks("big")
+                return tasks if len(tasks) == 1000 and all(t.status.state >= pb.ASSIGNED for t in tasks) else None
+            tasks = await swarm.until(placed, timeout=20, what="1,000 tasks created and assigned")
+            return swarm.by_host(tasks)
+    per_host = run(scenario())
+    assert sorted(per_host.values()) == [333, 333, 334]

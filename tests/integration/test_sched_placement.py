@@ -160,3 +160,23 @@ def test_global_service_runs_only_on_nodes_meeting_its_constraints(tmp_path, run
             live = await swarm.live("gpu-agent")
             return {swarm.hostname_of(t.node_id): pb.TaskState.Name(t.status.state) for t in live}
     assert run(scenario()) == {"w2": "RUNNING", "w3": "RUNNING"}
+
+
+def test_scaling_down_frees_the_reservations_of_the_removed_tasks(tmp_path, run):
+    """A task told to go (scale down) stops holding its node's CPU once it has stopped: scaling
+    back up places the new task on that node again."""
+    cpus = CPUS * 0.6                     # one such task per node
+
+    async def scenario():
+        async with Swarm(tmp_path) as swarm:
+            await swarm.init("m1")
+            await swarm.join("w1")
+            await swarm.create(service("cpu", replicas=2, cpus=cpus))
+            two = await swarm.until(lambda: swarm.converged("cpu", 2), what="2 running")
+            assert swarm.by_host(two) == {"m1": 1, "w1": 1}
+            await swarm.scale("cpu", 1)
+            await swarm.until(lambda: swarm.converged("cpu", 1), what="1 running, the other stopped")
+            await swarm.scale("cpu", 2)
+            again = await swarm.until(lambda: swarm.converged("cpu", 2), timeout=10, what="2 running again")
+            return swarm.by_host(again)
+    assert run(scenario()) == {"m1": 1, "w1": 1}
