@@ -33,8 +33,8 @@ from .executor import ContainerInfo, ExitStatus
 from .health import HealthState
 from .logfile import LogEntry
 
-SIGTERM_EXIT = 128 + 15
-OOM_EXIT = 128 + 9
+SIGTERM_EXIT = 128 + 15     # what `stop` leaves, as a process ended by SIGTERM
+SIGKILL_EXIT = 128 + 9      # an OOM kill, or a forced remove
 
 
 def behaviour(cfg: ContainerConfig) -> dict[str, str]:
@@ -126,7 +126,7 @@ class SimulatedExecutor:
         if "SIM_EXIT" in sim or "SIM_RUN" in sim:
             code = int(sim.get("SIM_EXIT", 0))
             oom = sim.get("SIM_OOM", "") not in ("", "0")
-            code = OOM_EXIT if oom else code
+            code = SIGKILL_EXIT if oom else code
             delay = float(sim.get("SIM_RUN", 0))
             c.timer = asyncio.get_running_loop().call_later(delay, self._exit, c, code, oom)
         hc = c.cfg.healthcheck
@@ -182,7 +182,7 @@ class SimulatedExecutor:
             raise ExecutorError(f"container {name} is running: stop it first or force")
         if c.status == "running":
             self.stopped += 1
-        self._exit(c, 128 + 9, signal=9)   # anyone still waiting sees it end
+        self._exit(c, SIGKILL_EXIT, signal=9)   # anyone still waiting sees it end
         del self._containers[name]
 
     # ---- queries ----------------------------------------------------------------------
