@@ -98,6 +98,7 @@ async def agent_host(args) -> None:
     watcher = asyncio.create_task(watch(LoopLag()))
     await asyncio.gather(*(one(i) for i in range(args.first, args.first + args.count)))
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)   # until the parent goes
+    watcher.cancel()
     os._exit(0)   # the parent removes the files; no goodbye to the managers
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from covey import tls
 from covey.config import Settings
 from covey.node import Node
-from covey.units import parse_duration
 from inproc import free_port_pair
 from manager.store import RaftTimings
 from proto import covey_pb2 as pb

@@ -4,7 +4,7 @@ explanation kept on a task that cannot be placed, and its placement once a label
 makes room."""
 import os
 
-from simkit import SECOND, Swarm, service
+from simkit import Swarm, service
 from proto import covey_pb2 as pb
 
 CPUS = os.cpu_count() or 1                                    # what describe_node reports
