@@ -52,6 +52,7 @@ from worker.agent import AgentSettings  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
 
 SETUP_TIMEOUT = 600.0
+TEARDOWN_TIMEOUT = 60.0
 
 
 def settings(heartbeat: float) -> Settings:
@@ -320,15 +321,29 @@ async def main_async(args) -> dict:
             r["loop_lag_max_s"] = round(lag.take(), 2)
             report(r)
             result["cases"].append(r)
+        write_result(result, args.out)
     finally:
         if lag is not None:
             lag.close()
         for host in hosts:
             host.kill()
             host.wait()
-        await swarm.close()
+        try:   # a leader with a backlog of Raft entries to apply can take minutes to stop
+            await asyncio.wait_for(asyncio.shield(swarm.close()), TEARDOWN_TIMEOUT)
+        except asyncio.TimeoutError:
+            print(f"the managers did not stop within {TEARDOWN_TIMEOUT:g}s (still applying their "
+                  "backlog): exiting without them", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+            os._exit(0)
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def write_result(result: dict, path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"result: {out}", flush=True)
 
 
 def main() -> int:
@@ -357,11 +372,7 @@ def main() -> int:
         return 0
     args.tasks = [n for n in args.tasks or [10_000] if n > 0]   # --tasks 0: only join the nodes
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    result = asyncio.run(main_async(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"result: {out}")
+    asyncio.run(main_async(args))
     return 0
 
 
