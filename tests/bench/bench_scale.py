@@ -228,7 +228,6 @@ async def run_case(control, managers, count: int, timeout: float) -> dict:
         result["ratio_running_to_scheduler"] = round(baseline_s / tracker.running_at, 4)
     result["nodes_marked_down"] = tracker.marked_down
     result["nodes_down_at_end"] = sum(1 for n in store.list("node") if n.status.state == pb.NodeStatus.DOWN)
-    await remove(control, name)
     return result
 
 
@@ -320,13 +319,15 @@ async def main_async(args) -> dict:
               f"{args.managers} manager(s), heartbeat {args.heartbeat:g}s, {os.cpu_count()} CPUs, "
               f"Python {result['python']}", flush=True)
         result["cases"] = []
-        for count in args.tasks:
+        for i, count in enumerate(args.tasks):
             lag.take()
             r = await run_case(swarm.control, managers, count, args.case_timeout)
             r["loop_lag_max_s"] = round(lag.take(), 2)
             report(r)
             result["cases"].append(r)
-        write_result(result, args.out)
+            write_result(result, args.out)          # now: the managers may take long to wind down
+            if i + 1 < len(args.tasks):
+                await remove(swarm.control, f"bench-{count}")
     finally:
         if lag is not None:
             lag.close()
