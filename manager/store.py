@@ -228,8 +228,9 @@ class Store:
 
         self._raft.removeNodeFromCluster(raft_addr, callback=done)
         try:
-            await asyncio.wait_for(future, self._timings.write_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._timings.write_timeout):
+                await future
+        except TimeoutError:
             raise Unavailable(f"removing {raft_addr} from Raft did not commit in time") from None
 
     def tables(self) -> dict[str, dict[str, bytes]]:
@@ -257,8 +258,9 @@ class Store:
         batch = pb.StoreBatch(actions=actions).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
-            outcome, detail = await asyncio.wait_for(future, self._timings.write_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._timings.write_timeout):
+                outcome, detail = await future
+        except TimeoutError:
             if not self.has_quorum():
                 raise Unavailable(NO_LEADER) from None
             raise DeadlineExceeded("the write was not committed in time; it may still apply") from None

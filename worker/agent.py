@@ -104,7 +104,8 @@ class Agent:
             stub = rpc.DispatcherStub(channel)
             call = stub.Session(pb.SessionRequest(description=self._description))
             try:
-                first = await asyncio.wait_for(call.read(), self._settings.rpc_timeout)
+                async with asyncio.timeout(self._settings.rpc_timeout):
+                    first = await call.read()
                 if first is grpc.aio.EOF:
                     raise ConnectionError("the dispatcher closed the session at once")
                 self._learn(first)
@@ -203,7 +204,8 @@ async def _connect(channel, timeout: float) -> None:
                 raise ConnectionError("cannot connect")
             await channel.wait_for_state_change(state)
             state = channel.get_state(try_to_connect=True)
-    await asyncio.wait_for(ready(), timeout)
+    async with asyncio.timeout(timeout):
+        await ready()
 
 
 def _leader_hint(exc: grpc.RpcError) -> str | None:

@@ -206,8 +206,9 @@ class Executor:
                 *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog,
                 cwd=_PKG_ROOT, start_new_session=True)
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), s.shim_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(s.shim_timeout):
+                line = await proc.stdout.readline()
+        except TimeoutError:
             proc.kill()
             raise ExecutorError(f"container {cfg.name}: runc create did not finish in "
                                 f"{s.shim_timeout:g}s") from None

@@ -22,8 +22,9 @@ async def run(argv: list[str], timeout: float, *, check: bool = True,
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise CommandError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} timed out after "

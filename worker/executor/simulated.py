@@ -164,7 +164,8 @@ class SimulatedExecutor:
 
     async def wait(self, name: str, timeout: float | None = None) -> ExitStatus:
         c = self._get(name)
-        await asyncio.wait_for(c.exited.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await c.exited.wait()
         return c.exit
 
     async def stop(self, name: str, grace: float | None = None) -> ExitStatus | None:
