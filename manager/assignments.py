@@ -32,11 +32,11 @@ class AssignmentsMixin:
     @stream
     async def Assignments(self, request, context):
         node_id = self._session_of(context, request.session_id)
-        events = self._store.subscribe()  # before the first read: no change falls between
+        events = self._store.subscribe_tasks_of(node_id)  # before the first read: no change falls between
         try:
-            sent = {t.id: t.meta.version for t in self._store.list("task") if assigned_to(t, node_id)}
-            yield pb.AssignmentsMessage(type=pb.AssignmentsMessage.COMPLETE,
-                                        updated=[self._store.get("task", i) for i in sent])
+            mine = [t for t in self._store.view("task") if assigned_to(t, node_id)]
+            sent = {t.id: t.meta.version for t in mine}
+            yield pb.AssignmentsMessage(type=pb.AssignmentsMessage.COMPLETE, updated=mine)
             sequence = 0
             while self._session_alive(node_id, request.session_id):
                 changed = await _next_batch(events, timeout=1.0)

@@ -67,6 +67,8 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
         if previous:
             previous.changed.set()  # the old stream ends: one session per node
         await self._set_ready(node_id, request.description, _peer_host(context.peer()))
+        if self._sessions.get(node_id) is session:  # the periods count from now: the write may have queued
+            self._deadlines[node_id] = time.monotonic() + self._down_after()
         log.info("node %s: session %s opened", node_id, session.session_id)
         try:
             while self._sessions.get(node_id) is session:
@@ -157,7 +159,7 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
         while not self._store.list("cluster"):  # a new swarm: bootstrap has not written it yet
             await asyncio.sleep(0.05)
         grace = time.monotonic() + NEW_LEADER_GRACE * self._down_after()
-        for node in self._store.list("node"):
+        for node in self._store.view("node"):
             if node.status.state != pb.NodeStatus.DOWN:
                 self._deadlines.setdefault(node.id, grace)
         while True:
@@ -165,8 +167,9 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
             await self._expire(time.monotonic())
 
     async def _expire(self, now: float) -> None:
-        for node_id, deadline in list(self._deadlines.items()):
-            if deadline > now:
+        for node_id in list(self._deadlines):
+            # Read again: a heartbeat may have come while an earlier node was being marked down.
+            if self._deadlines.get(node_id, now + 1) > now:
                 continue
             del self._deadlines[node_id]
             node = self._store.get("node", node_id)

@@ -86,7 +86,7 @@ class Manager:
     # ------------------------------------------------------------ views
 
     def manager_addrs(self) -> list[str]:
-        addrs = [n.manager_status.api_addr for n in self.store.list("node")
+        addrs = [n.manager_status.api_addr for n in self.store.view("node")
                  if n.role == pb.MANAGER and n.manager_status.api_addr]
         return sorted(addrs) or [self.config.api_addr]
 

@@ -24,7 +24,7 @@ def quorum(members: int) -> int:
 
 
 def managers(store: st.Store) -> list[pb.Node]:
-    return [n for n in store.list("node") if n.role == pb.MANAGER]
+    return [n for n in store.view("node") if n.role == pb.MANAGER]
 
 
 def reachable(store: st.Store, node: pb.Node) -> bool:
@@ -63,7 +63,7 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, s
         pass
 
     async def step():
-        for node in store.list("node"):
+        for node in store.view("node"):
             if node.spec.desired_role != node.role and await _step(store, node, self_raft_addr):
                 step_down()
                 raise SteppedDown()

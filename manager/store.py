@@ -8,6 +8,7 @@ handed from pysyncobj's thread to the asyncio loop.
 """
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -48,14 +49,23 @@ class Event:
 class _State(SyncObjConsumer):
     """What Raft replicates: table -> id -> serialized object.
 
+    Beside it, `objects` holds the same objects parsed (not replicated: rebuilt from the
+    tables), so that the leader's loops read thousands of tasks without parsing them.
     Attributes set before SyncObjConsumer.__init__ are not part of the
     replicated state (pysyncobj serializes only the ones set after).
     """
 
     def __init__(self, on_applied: Callable[[list[Event]], None]):
         self._on_applied = on_applied
+        self.objects: dict[str, dict[str, object]] = {name: {} for name in TABLES}
         super().__init__()
         self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
+
+    def load(self, tables: dict) -> None:
+        """A snapshot was loaded (at start, or sent by the leader)."""
+        self.tables = {name: tables.get(name, {}) for name in TABLES}
+        self.objects = {name: {i: TABLES[name].FromString(data) for i, data in self.tables[name].items()}
+                        for name in TABLES}
 
     @replicated
     def apply_batch(self, batch_bytes: bytes):
@@ -71,27 +81,28 @@ class _State(SyncObjConsumer):
         for action in batch.actions:
             if action.table not in TABLES:
                 return f"unknown table {action.table!r}"
-            current = self.tables[action.table].get(action.id)
+            current = self.objects[action.table].get(action.id)
             if action.kind == pb.StoreAction.CREATE:
                 if current is not None:
                     return f"{action.table} {action.id} already exists"
                 continue
             if current is None:
                 return f"{action.table} {action.id} not found"
-            version = TABLES[action.table].FromString(current).meta.version
+            version = current.meta.version
             if version != action.expected_version:
                 return (f"{action.table} {action.id} was changed by another writer "
                         f"(version {version}, expected {action.expected_version})")
         return None
 
     def _apply(self, action) -> Event:
-        table = self.tables[action.table]
-        cls = TABLES[action.table]
+        table, objects = self.tables[action.table], self.objects[action.table]
         if action.kind == pb.StoreAction.DELETE:
-            return Event(action.kind, action.table, action.id, cls.FromString(table.pop(action.id)))
-        obj = cls.FromString(action.object)
+            del table[action.id]
+            return Event(action.kind, action.table, action.id, objects.pop(action.id))
+        obj = TABLES[action.table].FromString(action.object)
         obj.meta.version = action.expected_version + 1 if action.kind == pb.StoreAction.UPDATE else 1
         table[action.id] = obj.SerializeToString(deterministic=True)
+        objects[action.id] = obj
         return Event(action.kind, action.table, action.id, obj)
 
 
@@ -110,6 +121,7 @@ class Store:
         self._loop = asyncio.get_running_loop()
         self._timings = timings
         self._subscribers: list[asyncio.Queue] = []
+        self._task_subscribers: dict[str, list[asyncio.Queue]] = {}  # node ID -> queues
         self._leadership_callbacks: list[Callable[[bool], None]] = []
         self._state = _State(self._from_raft_thread)
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
@@ -133,8 +145,7 @@ class Store:
         self._raft = SyncObj(self_addr, peers, conf, consumers=[self._state], transportClass=transport)
 
     def _set_tables(self, tables: dict) -> None:
-        """A snapshot was loaded (at start, or sent by the leader)."""
-        self._state.tables = {name: tables.get(name, {}) for name in TABLES}
+        self._state.load(tables)
 
     # ------------------------------------------------------------ raft thread -> loop
 
@@ -146,6 +157,11 @@ class Store:
         for queue in self._subscribers:
             for event in events:
                 queue.put_nowait(event)
+        if self._task_subscribers:
+            for event in events:
+                if event.table == "task":
+                    for queue in self._task_subscribers.get(event.obj.node_id, ()):
+                        queue.put_nowait(event)
 
     def _on_raft_state(self, old: int, new: int) -> None:
         was, now = old == _RAFT_STATE.LEADER, new == _RAFT_STATE.LEADER
@@ -169,9 +185,22 @@ class Store:
         self._subscribers.append(queue)
         return queue
 
+    def subscribe_tasks_of(self, node_id: str) -> asyncio.Queue:
+        """Only the events of tasks on one node. Each node's assignments stream needs just
+        its own: with every event sent to every stream, a swarm of N nodes would do N times
+        the work per change."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self._task_subscribers.setdefault(node_id, []).append(queue)
+        return queue
+
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         if queue in self._subscribers:
             self._subscribers.remove(queue)
+        for node_id, queues in list(self._task_subscribers.items()):
+            if queue in queues:
+                queues.remove(queue)
+                if not queues:
+                    del self._task_subscribers[node_id]
 
     def is_leader(self) -> bool:
         return self._raft._isLeader()
@@ -242,8 +271,14 @@ class Store:
         return TABLES[table].FromString(data) if data is not None else None
 
     def list(self, table: str) -> list:
+        """Copies the caller may change."""
         cls = TABLES[table]
         return [cls.FromString(data) for data in list(self._state.tables[table].values())]
+
+    def view(self, table: str) -> list:
+        """The objects themselves, not copies: for loops that read many and write none of
+        them in place (changing one would change the store's view of it on this manager)."""
+        return list(self._state.objects[table].values())
 
     async def write(self, actions: list) -> None:
         """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""
@@ -301,14 +336,25 @@ def _settle(future: asyncio.Future, result, error) -> None:
 
 # ---------------------------------------------------------------- leader loops
 
+# The share of the event loop's time one leader loop may take. A pass over a large swarm
+# blocks the loop (planning is CPU work); without a pause after it, passes would run back to
+# back while changes stream in, and RPCs, heartbeats among them, would wait behind them.
+LOOP_SHARE = 0.25
+
+
 async def each_change(store: "Store", period: float, step: Callable) -> None:
     """Run `await step()` now, after every change to the store, and at least every `period`
-    (for what depends on time, such as restart delays). Runs until cancelled."""
+    (for what depends on time, such as restart delays). After a step that took t seconds,
+    the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE, and covers every change meanwhile.
+    Runs until cancelled."""
     events = store.subscribe()
     try:
         while True:
+            started = time.monotonic()
             await step()
+            took = time.monotonic() - started
             await get_within(events, period)
+            await asyncio.sleep(max(0.0, started + took / LOOP_SHARE - time.monotonic()))
             while not events.empty():
                 events.get_nowait()
     finally:
