@@ -34,7 +34,7 @@ class AssignmentsMixin:
         node_id = self._session_of(context, request.session_id)
         events = self._store.subscribe_tasks_of(node_id)  # before the first read: no change falls between
         try:
-            mine = [t for t in self._store.view("task") if assigned_to(t, node_id)]
+            mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
             yield pb.AssignmentsMessage(type=pb.AssignmentsMessage.COMPLETE, updated=mine)
             sequence = 0

@@ -58,6 +58,7 @@ class _State(SyncObjConsumer):
     def __init__(self, on_applied: Callable[[list[Event]], None]):
         self._on_applied = on_applied
         self.objects: dict[str, dict[str, object]] = {name: {} for name in TABLES}
+        self.tasks_by_node: dict[str, dict[str, pb.Task]] = {}  # node ID -> task ID -> task
         super().__init__()
         self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
 
@@ -66,6 +67,18 @@ class _State(SyncObjConsumer):
         self.tables = {name: tables.get(name, {}) for name in TABLES}
         self.objects = {name: {i: TABLES[name].FromString(data) for i, data in self.tables[name].items()}
                         for name in TABLES}
+        self.tasks_by_node = {}
+        for task in self.objects["task"].values():
+            self._index(task)
+
+    def _index(self, task: pb.Task) -> None:
+        self.tasks_by_node.setdefault(task.node_id, {})[task.id] = task
+
+    def _unindex(self, task: pb.Task) -> None:
+        tasks = self.tasks_by_node.get(task.node_id, {})
+        tasks.pop(task.id, None)
+        if not tasks:
+            self.tasks_by_node.pop(task.node_id, None)
 
     @replicated
     def apply_batch(self, batch_bytes: bytes):
@@ -96,6 +109,9 @@ class _State(SyncObjConsumer):
 
     def _apply(self, action) -> Event:
         table, objects = self.tables[action.table], self.objects[action.table]
+        is_task = action.table == "task"
+        if is_task and action.id in objects:
+            self._unindex(objects[action.id])
         if action.kind == pb.StoreAction.DELETE:
             del table[action.id]
             return Event(action.kind, action.table, action.id, objects.pop(action.id))
@@ -103,6 +119,8 @@ class _State(SyncObjConsumer):
         obj.meta.version = action.expected_version + 1 if action.kind == pb.StoreAction.UPDATE else 1
         table[action.id] = obj.SerializeToString(deterministic=True)
         objects[action.id] = obj
+        if is_task:
+            self._index(obj)
         return Event(action.kind, action.table, action.id, obj)
 
 
@@ -279,6 +297,10 @@ class Store:
         """The objects themselves, not copies: for loops that read many and write none of
         them in place (changing one would change the store's view of it on this manager)."""
         return list(self._state.objects[table].values())
+
+    def tasks_on(self, node_id: str) -> "list[pb.Task]":
+        """The tasks placed on one node, as view() gives them (not copies)."""
+        return list(self._state.tasks_by_node.get(node_id, {}).values())
 
     async def write(self, actions: list) -> None:
         """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""

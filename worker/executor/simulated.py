@@ -164,8 +164,11 @@ class SimulatedExecutor:
 
     async def wait(self, name: str, timeout: float | None = None) -> ExitStatus:
         c = self._get(name)
-        async with asyncio.timeout(timeout):
+        if timeout is None:  # the common case, and the cheaper one with 100,000 simulated tasks
             await c.exited.wait()
+        else:
+            async with asyncio.timeout(timeout):
+                await c.exited.wait()
         return c.exit
 
     async def stop(self, name: str, grace: float | None = None) -> ExitStatus | None:
