@@ -3,13 +3,14 @@
 Assignments stream: the full set of the node's tasks first, then numbered increments
 as tasks change. Status updates come in batches; every one that would move a task's
 state backwards is dropped (DESIGN.md section 3), which makes replays and reconnects safe.
+The batches of all nodes are written together (StatusWriter): one Raft write per round.
 """
 import asyncio
 import logging
 import time
 
 from covey.aio import NOTHING, get_within
-from covey.errors import Conflict, NotFound, PermissionDenied
+from covey.errors import NO_LEADER, Conflict, NotFound, PermissionDenied, Unavailable
 from covey.rpc import stream, unary
 from manager import authz
 from manager import store as st
@@ -51,16 +52,13 @@ class AssignmentsMixin:
     @unary
     async def UpdateTaskStatus(self, request, context):
         node_id = self._session_of(context, request.session_id)
-        updates = {u.task_id: u.status for u in request.updates}
-        for _ in range(STATUS_WRITE_ATTEMPTS):
-            actions = _status_actions(self._store, node_id, updates)
-            if not actions:
-                break
-            try:
-                await self._store.write(actions)
-                break
-            except Conflict:
-                continue  # the task changed meanwhile (e.g. its desired state): read again
+        updates = {}
+        for u in request.updates:
+            task = self._store.peek("task", u.task_id)
+            if task is not None and task.node_id != node_id:
+                raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
+            updates[u.task_id] = u.status
+        await self._status_writer.submit(updates)
         return pb.UpdateTaskStatusResponse()
 
     def _session_of(self, context, session_id: str) -> str:
@@ -106,16 +104,69 @@ def _increment(changed: list, sent: dict, node_id: str) -> pb.AssignmentsMessage
                                  removed=sorted(removed - set(updated)))
 
 
-def _status_actions(store: st.Store, node_id: str, updates: dict) -> list:
+class StatusWriter:
+    """The status reports of every node, written together: one Raft write per round for all
+    that came in while the previous round was being committed. With a write per report,
+    1,000 nodes starting their tasks would queue thousands of small writes."""
+
+    def __init__(self, store: st.Store):
+        self._store = store
+        self._pending: dict[str, pb.TaskStatus] = {}   # task ID -> its newest report
+        self._round: asyncio.Future | None = None      # settles when the pending reports are written
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, updates: dict[str, pb.TaskStatus]) -> None:
+        """Returns once the reports are committed (or found stale); raises what the write raised."""
+        for task_id, status in updates.items():
+            held = self._pending.get(task_id)
+            if held is None or status.state > held.state:
+                self._pending[task_id] = status
+        if self._round is None:
+            self._round = asyncio.get_running_loop().create_future()
+        this_round = self._round
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_rounds())
+        await asyncio.shield(this_round)  # a caller that goes away does not cancel the others' round
+
+    async def _write_rounds(self) -> None:
+        while self._pending:
+            pending, self._pending = self._pending, {}
+            this_round, self._round = self._round, None
+            try:
+                await self._write(pending)
+                this_round.set_result(None)
+            except asyncio.CancelledError:
+                _fail(this_round, Unavailable(NO_LEADER))
+                raise
+            except Exception as exc:
+                _fail(this_round, exc)
+
+    async def _write(self, pending: dict[str, pb.TaskStatus]) -> None:
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            actions = _status_actions(self._store, pending)
+            if not actions:
+                return
+            try:
+                return await self._store.write(actions)
+            except Conflict:
+                continue  # a task changed meanwhile (e.g. its desired state): read again
+
+
+def _fail(future: asyncio.Future, exc: Exception) -> None:
+    future.set_exception(exc)
+    future.exception()  # marked as seen: no warning when every caller has gone meanwhile
+
+
+def _status_actions(store: st.Store, updates: dict) -> list:
     actions = []
     for task_id, status in updates.items():
-        task = store.get("task", task_id)
-        if task is None:
+        current = store.peek("task", task_id)
+        if current is None:
             continue  # removed meanwhile: nothing to record
-        if task.node_id != node_id:
-            raise PermissionDenied(f"task {task_id} is not assigned to node {node_id}")
-        if status.state <= task.status.state:
+        if status.state <= current.status.state:
             continue  # never backwards (a replay, or a report that raced a newer one)
+        task = pb.Task()
+        task.CopyFrom(current)
         task.status.CopyFrom(status)
         task.status.timestamp_ns = task.status.timestamp_ns or time.time_ns()
         task.meta.updated_at_ns = time.time_ns()

@@ -17,7 +17,7 @@ from covey.ids import new_id
 from covey.rpc import stream, unary
 from manager import authz
 from manager import store as st
-from manager.assignments import AssignmentsMixin
+from manager.assignments import AssignmentsMixin, StatusWriter
 from manager.logbroker import LogBroker, LogsMixin
 from manager.ca import cluster_of
 from proto import covey_pb2 as pb
@@ -44,6 +44,7 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
         self._leader_api_addr = leader_api_addr  # () -> host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}
         self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
+        self._status_writer = StatusWriter(store)
 
     def heartbeat_period(self) -> float:
         return cluster_of(self._store).spec.heartbeat_period_ns / 1e9

@@ -288,6 +288,10 @@ class Store:
         data = self._state.tables[table].get(obj_id)
         return TABLES[table].FromString(data) if data is not None else None
 
+    def peek(self, table: str, obj_id: str):
+        """One object as view() gives it (not a copy), or None."""
+        return self._state.objects[table].get(obj_id)
+
     def list(self, table: str) -> list:
         """Copies the caller may change."""
         cls = TABLES[table]
@@ -383,14 +387,22 @@ async def each_change(store: "Store", period: float, step: Callable) -> None:
         store.unsubscribe(events)
 
 
+# Actions per write of a leader loop's plan. Placing 100,000 tasks is one plan; as one Raft
+# entry it would hold the event loop for seconds (serializing, applying, publishing events)
+# and make every follower take tens of megabytes at once.
+PLAN_CHUNK = 1000
+
+
 async def write_plan(store: "Store", actions: list) -> None:
-    """Write a loop's planned actions; a conflict is fine: the change that caused it wakes
-    the loop, which plans again from what is there now."""
-    if actions:
+    """Write a loop's planned actions, PLAN_CHUNK at a time (each action stands alone: the
+    loops derive every pass from what is stored, so a plan written in part is taken up again).
+    A conflict is fine: the change that caused it wakes the loop, which plans again from what
+    is there now."""
+    for start in range(0, len(actions), PLAN_CHUNK):
         try:
-            await store.write(actions)
+            await store.write(actions[start:start + PLAN_CHUNK])
         except Conflict:
-            pass
+            return
 
 
 # ---------------------------------------------------------------- write helpers

@@ -105,3 +105,40 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
     restarted, version = run(second_life())
     assert restarted == after
     assert version == 2
+
+
+def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
+    """The dispatcher's StatusWriter: reports that come in together are committed in a few
+    writes, not one each; a report that would move a state backwards, or names a task that is
+    gone, is dropped; every caller returns once its reports are in the store."""
+    from manager.assignments import StatusWriter
+
+    async def scenario():
+        store = await _open(tmp_path, free_port_pair())
+        try:
+            tasks = [pb.Task(id=f"t{i}", node_id=f"n{i}", status=pb.TaskStatus(state=pb.ASSIGNED))
+                     for i in range(200)]
+            await store.write([st.create("task", t) for t in tasks])
+            writes = 0
+            write = store.write
+
+            async def counted(actions):
+                nonlocal writes
+                writes += 1
+                return await write(actions)
+            store.write = counted
+            writer = StatusWriter(store)
+            running = pb.TaskStatus(state=pb.RUNNING, message="started")
+            await asyncio.gather(*(writer.submit({t.id: running}) for t in tasks),
+                                 writer.submit({"gone": running}))
+            concurrent_writes = writes
+            await writer.submit({"t0": pb.TaskStatus(state=pb.PREPARING)})  # backwards: dropped
+            return concurrent_writes, writes, store.list("task")
+        finally:
+            await asyncio.to_thread(store.close)
+
+    concurrent_writes, writes, stored = run(scenario())
+    assert {t.status.state for t in stored} == {pb.RUNNING}
+    assert len(stored) == 200
+    assert 1 <= concurrent_writes <= 3, f"{concurrent_writes} writes for 200 reports"
+    assert writes == concurrent_writes  # the backwards report wrote nothing
