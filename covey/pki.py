@@ -166,16 +166,26 @@ def cert_identity(cert_pem: bytes) -> Identity:
                     cert.not_valid_after_utc)
 
 
-def verify_signed_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
-    """True when `cert_pem` was issued by this CA and is within its validity."""
+def validity_if_issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> tuple[datetime.datetime, datetime.datetime] | None:
+    """(not before, not after) when `cert_pem` was issued by this CA; None when it was not."""
     cert = x509.load_pem_x509_certificate(cert_pem)
     ca = x509.load_pem_x509_certificate(ca_cert_pem)
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, Exception):  # InvalidSignature has no common base
-        return False
-    now = _now()
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+        return None
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+def within(validity: tuple[datetime.datetime, datetime.datetime]) -> bool:
+    not_before, not_after = validity
+    return not_before <= _now() <= not_after
+
+
+def verify_signed_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
+    """True when `cert_pem` was issued by this CA and is within its validity."""
+    validity = validity_if_issued_by(cert_pem, ca_cert_pem)
+    return validity is not None and within(validity)
 
 
 def renewal_due(cert_pem: bytes, fraction: float) -> datetime.datetime:

@@ -68,7 +68,7 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, s
                 step_down()
                 raise SteppedDown()
     try:
-        await st.each_change(store, period, step)
+        await st.each_change(store, period, step, tables=frozenset({"node"}))
     except SteppedDown:
         return
 

@@ -200,6 +200,4 @@ def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[pb.StoreAction]:
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
-    async def step():
-        await st.write_plan(store, plan(store.view("service"), store.view("task"), store.view("node")))
-    await st.each_change(store, period, step)
+    await st.run_planner(store, period, plan)

@@ -73,6 +73,4 @@ def _pending(task: pb.Task, explanation: pb.PlacementExplanation) -> pb.StoreAct
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: another pass on every change (and every `period`)."""
-    async def step():
-        await st.write_plan(store, plan(store.view("service"), store.view("task"), store.view("node")))
-    await st.each_change(store, period, step)
+    await st.run_planner(store, period, plan)

@@ -16,7 +16,7 @@ from typing import Callable
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
-from covey.aio import get_within
+from covey.aio import NOTHING, get_within
 from covey.errors import Conflict, DeadlineExceeded, NotFound, NO_LEADER, Unavailable
 from manager import raftlog
 from proto import covey_pb2 as pb
@@ -140,6 +140,7 @@ class Store:
         self._timings = timings
         self._subscribers: list[asyncio.Queue] = []
         self._task_subscribers: dict[str, list[asyncio.Queue]] = {}  # node ID -> queues
+        self._node_of_queue: dict[asyncio.Queue, str] = {}
         self._leadership_callbacks: list[Callable[[bool], None]] = []
         self._state = _State(self._from_raft_thread)
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
@@ -208,17 +209,19 @@ class Store:
         its own: with every event sent to every stream, a swarm of N nodes would do N times
         the work per change."""
         queue: asyncio.Queue = asyncio.Queue()
+        self._node_of_queue[queue] = node_id
         self._task_subscribers.setdefault(node_id, []).append(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         if queue in self._subscribers:
             self._subscribers.remove(queue)
-        for node_id, queues in list(self._task_subscribers.items()):
-            if queue in queues:
-                queues.remove(queue)
-                if not queues:
-                    del self._task_subscribers[node_id]
+        node_id = self._node_of_queue.pop(queue, None)
+        queues = self._task_subscribers.get(node_id, [])
+        if queue in queues:
+            queues.remove(queue)
+            if not queues:
+                del self._task_subscribers[node_id]
 
     def is_leader(self) -> bool:
         return self._raft._isLeader()
@@ -368,23 +371,37 @@ def _settle(future: asyncio.Future, result, error) -> None:
 LOOP_SHARE = 0.25
 
 
-async def each_change(store: "Store", period: float, step: Callable) -> None:
-    """Run `await step()` now, after every change to the store, and at least every `period`
-    (for what depends on time, such as restart delays). After a step that took t seconds,
-    the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE, and covers every change meanwhile.
-    Runs until cancelled."""
+async def each_change(store: "Store", period: float, step: Callable, tables: frozenset | None = None) -> None:
+    """Run `await step()` now, after every change to the store (to one of `tables`, when
+    given), and at least every `period` (for what depends on time, such as restart delays).
+    After a step that took t seconds, the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE,
+    and covers every change meanwhile. Runs until cancelled."""
     events = store.subscribe()
     try:
         while True:
             started = time.monotonic()
             await step()
             took = time.monotonic() - started
-            await get_within(events, period)
+            deadline = time.monotonic() + period
+            while (event := await get_within(events, deadline - time.monotonic())) is not NOTHING:
+                if tables is None or event.table in tables:
+                    break
             await asyncio.sleep(max(0.0, started + took / LOOP_SHARE - time.monotonic()))
             while not events.empty():
                 events.get_nowait()
     finally:
         store.unsubscribe(events)
+
+
+async def run_planner(store: "Store", period: float, plan: Callable) -> None:
+    """The leader loop around a pure `plan(services, tasks, nodes) -> actions`: it plans in a
+    worker thread, then writes. A pass over 100,000 tasks is about a second of CPU; inline, it
+    would hold the event loop, and heartbeats would wait behind it (the interpreter switches
+    threads every few milliseconds). The plan reads view() objects, which nothing changes."""
+    async def step():
+        actions = await asyncio.to_thread(plan, store.view("service"), store.view("task"), store.view("node"))
+        await write_plan(store, actions)
+    await each_change(store, period, step)
 
 
 # Actions per write of a leader loop's plan. Placing 100,000 tasks is one plan; as one Raft
