@@ -11,7 +11,7 @@ import time
 
 from covey.aio import NOTHING, get_within
 from covey.errors import NO_LEADER, Conflict, NotFound, PermissionDenied, Unavailable
-from covey.rpc import stream, unary
+from covey.rpc import stream
 from manager import authz
 from manager import store as st
 from manager.ca import cluster_of
@@ -49,17 +49,21 @@ class AssignmentsMixin:
         finally:
             self._store.unsubscribe(events)
 
-    @unary
-    async def UpdateTaskStatus(self, request, context):
-        node_id = self._session_of(context, request.session_id)
-        updates = {}
-        for u in request.updates:
-            task = self._store.peek("task", u.task_id)
-            if task is not None and task.node_id != node_id:
-                raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
-            updates[u.task_id] = u.status
-        await self._status_writer.submit(updates)
-        return pb.UpdateTaskStatusResponse()
+    @stream
+    async def TaskStatusReports(self, requests, context):
+        """A node's batches of status reports, each answered once it is committed."""
+        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
+        async for request in requests:
+            if not self._session_alive(node_id, request.session_id):
+                raise NotFound("session invalid: open a new session")
+            updates = {}
+            for u in request.updates:
+                task = self._store.peek("task", u.task_id)
+                if task is not None and task.node_id != node_id:
+                    raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
+                updates[u.task_id] = u.status
+            await self._status_writer.submit(updates)
+            yield pb.UpdateTaskStatusResponse()
 
     def _session_of(self, context, session_id: str) -> str:
         caller = authz.require_node(authz.identify(context, cluster_of(self._store)))

@@ -1,6 +1,6 @@
 """The dispatcher: node sessions and heartbeats (DESIGN.md section 3).
 
-A node opens a Session (a server stream) and then heartbeats. Heartbeats are
+A node opens a Session (a server stream) and then heartbeats (on a stream of its own). Heartbeats are
 kept in memory on the leader; only transitions (Ready, Down) are written to the
 store. A node that misses 3 periods goes Down. A manager that has just become
 leader gives every node twice that before marking any Down, since nodes need
@@ -81,17 +81,15 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
                 del self._sessions[node_id]
             log.info("node %s: session %s closed", node_id, session.session_id)
 
-    @unary
-    async def Heartbeat(self, request, context):
-        cluster = cluster_of(self._store)
-        caller = authz.require_node(authz.identify(context, cluster))
-        session = self._sessions.get(caller.node_id)
-        if session is None or session.session_id != request.session_id:
-            raise NotFound("session invalid: open a new session")
-        self._deadlines[caller.node_id] = time.monotonic() + self._down_after()
-        period = self.heartbeat_period()
-        jittered = period * random.uniform(0.9, 1.0)  # spread heartbeats out in time
-        return pb.HeartbeatResponse(period_ns=int(jittered * 1e9))
+    @stream
+    async def Heartbeats(self, requests, context):
+        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
+        async for request in requests:
+            if not self._session_alive(node_id, request.session_id):
+                raise NotFound("session invalid: open a new session")
+            self._deadlines[node_id] = time.monotonic() + self._down_after()
+            jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
+            yield pb.HeartbeatResponse(period_ns=int(jittered * 1e9))
 
     def _session_message(self, session: _Session, node_id: str) -> pb.SessionMessage:
         cluster = cluster_of(self._store)

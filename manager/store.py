@@ -374,14 +374,15 @@ LOOP_SHARE = 0.25
 async def each_change(store: "Store", period: float, step: Callable, tables: frozenset | None = None) -> None:
     """Run `await step()` now, after every change to the store (to one of `tables`, when
     given), and at least every `period` (for what depends on time, such as restart delays).
-    After a step that took t seconds, the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE,
-    and covers every change meanwhile. Runs until cancelled."""
+    After a step that kept the CPU busy for t seconds (what it returns; else the time it took),
+    the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE, and covers every change meanwhile.
+    Runs until cancelled."""
     events = store.subscribe()
     try:
         while True:
             started = time.monotonic()
-            await step()
-            took = time.monotonic() - started
+            busy = await step()
+            took = time.monotonic() - started if busy is None else busy
             deadline = time.monotonic() + period
             while (event := await get_within(events, deadline - time.monotonic())) is not NOTHING:
                 if tables is None or event.table in tables:
@@ -398,9 +399,12 @@ async def run_planner(store: "Store", period: float, plan: Callable) -> None:
     worker thread, then writes. A pass over 100,000 tasks is about a second of CPU; inline, it
     would hold the event loop, and heartbeats would wait behind it (the interpreter switches
     threads every few milliseconds). The plan reads view() objects, which nothing changes."""
-    async def step():
+    async def step() -> float:
+        started = time.monotonic()
         actions = await asyncio.to_thread(plan, store.view("service"), store.view("task"), store.view("node"))
-        await write_plan(store, actions)
+        busy = time.monotonic() - started
+        await write_plan(store, actions)  # waits for Raft, which leaves the CPU to the others
+        return busy
     await each_change(store, period, step)
 
 

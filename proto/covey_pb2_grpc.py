@@ -198,8 +198,8 @@ class DispatcherStub:
                 request_serializer=covey__pb2.SessionRequest.SerializeToString,
                 response_deserializer=covey__pb2.SessionMessage.FromString,
                 _registered_method=True)
-        self.Heartbeat = channel.unary_unary(
-                '/covey.Dispatcher/Heartbeat',
+        self.Heartbeats = channel.stream_stream(
+                '/covey.Dispatcher/Heartbeats',
                 request_serializer=covey__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=covey__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
@@ -208,8 +208,8 @@ class DispatcherStub:
                 request_serializer=covey__pb2.AssignmentsRequest.SerializeToString,
                 response_deserializer=covey__pb2.AssignmentsMessage.FromString,
                 _registered_method=True)
-        self.UpdateTaskStatus = channel.unary_unary(
-                '/covey.Dispatcher/UpdateTaskStatus',
+        self.TaskStatusReports = channel.stream_stream(
+                '/covey.Dispatcher/TaskStatusReports',
                 request_serializer=covey__pb2.UpdateTaskStatusRequest.SerializeToString,
                 response_deserializer=covey__pb2.UpdateTaskStatusResponse.FromString,
                 _registered_method=True)
@@ -234,8 +234,11 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def Heartbeats(self, request_iterator, context):
+        """Heartbeats and status reports are messages on one stream per session, not a call each:
+        a grpc.aio server accepts new calls one at a time, one event-loop turn apiece, and at
+        1,000 nodes a call per heartbeat queued behind that until nodes were marked Down.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -246,7 +249,7 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UpdateTaskStatus(self, request, context):
+    def TaskStatusReports(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -272,8 +275,8 @@ def add_DispatcherServicer_to_server(servicer, server):
                     request_deserializer=covey__pb2.SessionRequest.FromString,
                     response_serializer=covey__pb2.SessionMessage.SerializeToString,
             ),
-            'Heartbeat': grpc.unary_unary_rpc_method_handler(
-                    servicer.Heartbeat,
+            'Heartbeats': grpc.stream_stream_rpc_method_handler(
+                    servicer.Heartbeats,
                     request_deserializer=covey__pb2.HeartbeatRequest.FromString,
                     response_serializer=covey__pb2.HeartbeatResponse.SerializeToString,
             ),
@@ -282,8 +285,8 @@ def add_DispatcherServicer_to_server(servicer, server):
                     request_deserializer=covey__pb2.AssignmentsRequest.FromString,
                     response_serializer=covey__pb2.AssignmentsMessage.SerializeToString,
             ),
-            'UpdateTaskStatus': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdateTaskStatus,
+            'TaskStatusReports': grpc.stream_stream_rpc_method_handler(
+                    servicer.TaskStatusReports,
                     request_deserializer=covey__pb2.UpdateTaskStatusRequest.FromString,
                     response_serializer=covey__pb2.UpdateTaskStatusResponse.SerializeToString,
             ),
@@ -336,7 +339,7 @@ class Dispatcher:
             _registered_method=True)
 
     @staticmethod
-    def Heartbeat(request,
+    def Heartbeats(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -346,10 +349,10 @@ class Dispatcher:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
-            '/covey.Dispatcher/Heartbeat',
+            '/covey.Dispatcher/Heartbeats',
             covey__pb2.HeartbeatRequest.SerializeToString,
             covey__pb2.HeartbeatResponse.FromString,
             options,
@@ -390,7 +393,7 @@ class Dispatcher:
             _registered_method=True)
 
     @staticmethod
-    def UpdateTaskStatus(request,
+    def TaskStatusReports(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -400,10 +403,10 @@ class Dispatcher:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
-            '/covey.Dispatcher/UpdateTaskStatus',
+            '/covey.Dispatcher/TaskStatusReports',
             covey__pb2.UpdateTaskStatusRequest.SerializeToString,
             covey__pb2.UpdateTaskStatusResponse.FromString,
             options,

@@ -175,23 +175,38 @@ class Agent:
         if self._tasks is None:
             return await asyncio.Event().wait()
         reporter = self._tasks.reporter
-        while True:
-            await reporter.ready.wait()
-            await asyncio.sleep(self._settings.status_batch)
-            batch = reporter.take()
-            try:
-                await stub.UpdateTaskStatus(pb.UpdateTaskStatusRequest(session_id=session_id, updates=batch),
-                                            timeout=self._settings.rpc_timeout)
-            except BaseException:
-                reporter.put_back(batch)
-                raise
+        call = stub.TaskStatusReports()
+        try:
+            while True:
+                await reporter.ready.wait()
+                await asyncio.sleep(self._settings.status_batch)
+                batch = reporter.take()
+                try:
+                    await self._ask(call, pb.UpdateTaskStatusRequest(session_id=session_id, updates=batch))
+                except BaseException:
+                    reporter.put_back(batch)
+                    raise
+        finally:
+            call.cancel()
 
     async def _heartbeat(self, stub, session_id: str, period: float) -> None:
-        while True:
-            response = await stub.Heartbeat(pb.HeartbeatRequest(session_id=session_id),
-                                            timeout=self._settings.rpc_timeout)
-            period = response.period_ns / 1e9 or period
-            await asyncio.sleep(period)
+        call = stub.Heartbeats()
+        try:
+            while True:
+                response = await self._ask(call, pb.HeartbeatRequest(session_id=session_id))
+                period = response.period_ns / 1e9 or period
+                await asyncio.sleep(period)
+        finally:
+            call.cancel()
+
+    async def _ask(self, call, request):
+        """One request on a stream the dispatcher answers message by message."""
+        async with asyncio.timeout(self._settings.rpc_timeout):
+            await call.write(request)
+            response = await call.read()
+        if response is grpc.aio.EOF:
+            raise ConnectionError("the dispatcher ended the stream")
+        return response
 
 
 async def _connect(channel, timeout: float) -> None:

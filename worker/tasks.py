@@ -147,11 +147,12 @@ class TaskController:
         """Until the container exits, turns unhealthy, or the managers want it stopped."""
         exited = asyncio.create_task(self._executor.wait(self.task.id))
         stop = asyncio.create_task(self._wait_desired(pb.SHUTDOWN))
-        unhealthy = asyncio.create_task(self._follow_health())
+        unhealthy = asyncio.create_task(self._follow_health()) if self._checks_health() else None
+        watched = {t for t in (exited, stop, unhealthy) if t is not None}
         try:
-            done, _ = await asyncio.wait({exited, stop, unhealthy}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (exited, stop, unhealthy):
+            for t in watched:
                 t.cancel()
         if exited in done and not exited.cancelled():
             return self._report_exit(exited.result())
@@ -162,8 +163,6 @@ class TaskController:
 
     async def _follow_health(self) -> None:
         """Running once the healthcheck passes (as Docker); returns when it fails."""
-        if not self._checks_health():
-            return await asyncio.Event().wait()
         while True:
             await self._health.wait()
             self._health.clear()

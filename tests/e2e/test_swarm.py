@@ -131,7 +131,8 @@ def test_anonymous_client_can_only_fetch_the_ca(lab):
                 print("ca", root.ca_cert_pem == ca)
                 for name, call in [("list", rpc.ControlStub(ch).ListNodes(pb.ListNodesRequest(), timeout=5)),
                                    ("token", rpc.ControlStub(ch).JoinToken(pb.JoinTokenRequest(), timeout=5)),
-                                   ("heartbeat", rpc.DispatcherStub(ch).Heartbeat(pb.HeartbeatRequest(), timeout=5))]:
+                                   ("heartbeat", rpc.DispatcherStub(ch).Heartbeats(iter([pb.HeartbeatRequest()]),
+                                                                                   timeout=5).read())]:
                     try:
                         await call
                         print(name, "ALLOWED")

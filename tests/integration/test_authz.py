@@ -7,13 +7,19 @@ from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
 
 
+async def _first(call):
+    """The first answer on a stream (its error, if the dispatcher refuses)."""
+    return await call.read()
+
+
 def _calls(channel):
     control, dispatcher, ca = rpc.ControlStub(channel), rpc.DispatcherStub(channel), rpc.CAStub(channel)
     return {
         "control.ListNodes": lambda: control.ListNodes(pb.ListNodesRequest(), timeout=5),
         "control.JoinToken": lambda: control.JoinToken(pb.JoinTokenRequest(), timeout=5),
         "control.UpdateNode": lambda: control.UpdateNode(pb.UpdateNodeRequest(node="x"), timeout=5),
-        "dispatcher.Heartbeat": lambda: dispatcher.Heartbeat(pb.HeartbeatRequest(session_id="x"), timeout=5),
+        "dispatcher.Heartbeats": lambda: _first(dispatcher.Heartbeats(iter([pb.HeartbeatRequest(session_id="x")]),
+                                                                     timeout=5)),
         "ca.GetRootCA": lambda: ca.GetRootCA(pb.GetRootCARequest(), timeout=5),
         "ca.Renew": lambda: ca.RenewNodeCertificate(pb.RenewNodeCertificateRequest(
             csr_pem=pki.make_csr(pki.new_key_pem())), timeout=5),
@@ -66,11 +72,11 @@ def test_authorization_matrix(tmp_path, run):
     assert all(table["worker"][c] == "PERMISSION_DENIED" for c in control)
     for who in ("anonymous", "other-cluster"):
         assert all(table[who][c] == "UNAUTHENTICATED" for c in control), who
-        assert table[who]["dispatcher.Heartbeat"] == "UNAUTHENTICATED"
+        assert table[who]["dispatcher.Heartbeats"] == "UNAUTHENTICATED"
         assert table[who]["ca.Renew"] == "UNAUTHENTICATED"
         assert table[who]["ca.GetRootCA"] == "OK"
     # A node with a valid certificate reaches the dispatcher (and is told its session is unknown).
-    assert table["worker"]["dispatcher.Heartbeat"] == "NOT_FOUND"
+    assert table["worker"]["dispatcher.Heartbeats"] == "NOT_FOUND"
     # A certificate of another CA does not even get through the TLS handshake.
     assert set(foreign.values()) == {"UNAVAILABLE"}
 
