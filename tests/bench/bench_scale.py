@@ -5,9 +5,11 @@ covey.node.Node that joins with a token, holds its own mTLS session with the lea
 heartbeats, follows its assignments and reports status, with the simulated executor
 (worker/executor/simulated.py) instead of runc.
 
-The nodes run in --agent-procs separate processes (default 1, all on this machine): with
+The nodes run in --agent-procs separate processes (default 2, all on this machine): with
 1,000 agents in the managers' own process the managers would share one core with them and
-the figure would measure the agents. Managers are drained: every task goes to a simulated node.
+the figure would measure the agents; in one process of their own, 100,000 tasks starting
+at once kept that process's event loop seconds late (its heartbeats with it). Managers are
+drained: every task goes to a simulated node.
 
 For each --tasks count N, one service of N replicas is created through the control API;
 printed: tasks/s from the create call to every task ASSIGNED and to every task RUNNING
@@ -16,7 +18,7 @@ same run (manager/scheduler.py schedule(), as tests/bench/bench_scheduler.py tim
 the ratio. A count that does not finish within --case-timeout is reported as how far it got.
 
     python3 tests/bench/bench_scale.py [--nodes 1000] [--managers 1] [--tasks 10000]
-                                       [--tasks 100000] [--agent-procs 1] [--heartbeat 5]
+                                       [--tasks 100000] [--agent-procs 2] [--heartbeat 5]
                                        [--case-timeout 300] [--out PATH]
 
 Default: 1,000 nodes, 10,000 tasks. 100,000 tasks is a flag (--tasks 10000 --tasks 100000):
@@ -357,7 +359,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--managers", type=int, default=1, choices=(1, 3))
     parser.add_argument("--tasks", type=int, action="append", help="tasks of one service (repeatable); default 10000")
-    parser.add_argument("--agent-procs", type=int, default=1, help="processes the simulated nodes run in")
+    parser.add_argument("--agent-procs", type=int, default=2, help="processes the simulated nodes run in")
     parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds (Docker's default: 5)")
     parser.add_argument("--case-timeout", type=float, default=300.0, help="seconds per task count")
     parser.add_argument("--settle", type=float, default=120.0,
