@@ -52,10 +52,7 @@ class AssignmentsMixin:
     @stream
     async def TaskStatusReports(self, requests, context):
         """A node's batches of status reports, each answered once it is committed."""
-        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
-        async for request in requests:
-            if not self._session_alive(node_id, request.session_id):
-                raise NotFound("session invalid: open a new session")
+        async for node_id, request in self._in_session(requests, context):
             updates = {}
             for u in request.updates:
                 task = self._store.peek("task", u.task_id)
@@ -70,6 +67,14 @@ class AssignmentsMixin:
         if not self._session_alive(caller.node_id, session_id):
             raise NotFound("session invalid: open a new session")
         return caller.node_id
+
+    async def _in_session(self, requests, context):
+        """(node ID, request) for each request of a node's stream, checked against its session."""
+        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
+        async for request in requests:
+            if not self._session_alive(node_id, request.session_id):
+                raise NotFound("session invalid: open a new session")
+            yield node_id, request
 
     def _session_alive(self, node_id: str, session_id: str) -> bool:
         session = self._sessions.get(node_id)

@@ -12,9 +12,9 @@ import random
 import time
 from dataclasses import dataclass
 
-from covey.errors import NotFound, NotLeader
+from covey.errors import NotLeader
 from covey.ids import new_id
-from covey.rpc import stream, unary
+from covey.rpc import stream
 from manager import authz
 from manager import store as st
 from manager.assignments import AssignmentsMixin, StatusWriter
@@ -83,10 +83,7 @@ class Dispatcher(AssignmentsMixin, LogsMixin, rpc.DispatcherServicer):
 
     @stream
     async def Heartbeats(self, requests, context):
-        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
-        async for request in requests:
-            if not self._session_alive(node_id, request.session_id):
-                raise NotFound("session invalid: open a new session")
+        async for node_id, _ in self._in_session(requests, context):
             self._deadlines[node_id] = time.monotonic() + self._down_after()
             jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
             yield pb.HeartbeatResponse(period_ns=int(jittered * 1e9))
