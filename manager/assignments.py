@@ -33,7 +33,7 @@ class AssignmentsMixin:
     @stream
     async def Assignments(self, request, context):
         node_id = self._session_of(context, request.session_id)
-        events = self._store.subscribe_tasks_of(node_id)  # before the first read: no change falls between
+        events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
         try:
             mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}

@@ -138,9 +138,9 @@ class Store:
         `at_rest_key` is this manager's own key for its journal and snapshots."""
         self._loop = asyncio.get_running_loop()
         self._timings = timings
-        self._subscribers: list[asyncio.Queue] = []
-        self._task_subscribers: dict[str, list[asyncio.Queue]] = {}  # node ID -> queues
-        self._node_of_queue: dict[asyncio.Queue, str] = {}
+        # None -> queues of every event; a node ID -> queues of its tasks' events only
+        self._subscribers: dict[str | None, list[asyncio.Queue]] = {}
+        self._subscribed_to: dict[asyncio.Queue, str | None] = {}
         self._leadership_callbacks: list[Callable[[bool], None]] = []
         self._state = _State(self._from_raft_thread)
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
@@ -173,14 +173,13 @@ class Store:
             self._loop.call_soon_threadsafe(self._publish, events)
 
     def _publish(self, events: list[Event]) -> None:
-        for queue in self._subscribers:
-            for event in events:
+        everything = self._subscribers.get(None, ())
+        for event in events:
+            for queue in everything:
                 queue.put_nowait(event)
-        if self._task_subscribers:
-            for event in events:
-                if event.table == "task":
-                    for queue in self._task_subscribers.get(event.obj.node_id, ()):
-                        queue.put_nowait(event)
+            if event.table == "task":
+                for queue in self._subscribers.get(event.obj.node_id, ()):
+                    queue.put_nowait(event)
 
     def _on_raft_state(self, old: int, new: int) -> None:
         was, now = old == _RAFT_STATE.LEADER, new == _RAFT_STATE.LEADER
@@ -199,29 +198,22 @@ class Store:
         if self.is_leader():
             callback(True)
 
-    def subscribe(self) -> asyncio.Queue:
+    def subscribe(self, tasks_of: str | None = None) -> asyncio.Queue:
+        """A queue of every change event; with `tasks_of` (a node ID), only the events of the
+        tasks on that node. Each node's assignments stream needs just its own: sent every
+        event, a swarm of N nodes would do N times the work per change."""
         queue: asyncio.Queue = asyncio.Queue()
-        self._subscribers.append(queue)
-        return queue
-
-    def subscribe_tasks_of(self, node_id: str) -> asyncio.Queue:
-        """Only the events of tasks on one node. Each node's assignments stream needs just
-        its own: with every event sent to every stream, a swarm of N nodes would do N times
-        the work per change."""
-        queue: asyncio.Queue = asyncio.Queue()
-        self._node_of_queue[queue] = node_id
-        self._task_subscribers.setdefault(node_id, []).append(queue)
+        self._subscribed_to[queue] = tasks_of
+        self._subscribers.setdefault(tasks_of, []).append(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
-        if queue in self._subscribers:
-            self._subscribers.remove(queue)
-        node_id = self._node_of_queue.pop(queue, None)
-        queues = self._task_subscribers.get(node_id, [])
-        if queue in queues:
-            queues.remove(queue)
-            if not queues:
-                del self._task_subscribers[node_id]
+        if queue not in self._subscribed_to:
+            return
+        key = self._subscribed_to.pop(queue)
+        self._subscribers[key].remove(queue)
+        if not self._subscribers[key]:
+            del self._subscribers[key]
 
     def is_leader(self) -> bool:
         return self._raft._isLeader()
