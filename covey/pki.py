@@ -17,8 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from covey.errors import InvalidArgument
 from covey.ids import base36
-from proto import covey_pb2 as pb
-
+from proto import objects_pb2 as pb
 ROLE_OU = {pb.MANAGER: "covey-manager", pb.WORKER: "covey-worker"}
 OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
 # Every manager certificate carries this name: clients pin the CA, not an address.

@@ -5,7 +5,7 @@ at all; it cannot "verify one if given". A node that is joining has no
 certificate yet, so it presents an *anonymous* one, signed by a CA whose key is
 derived from a public constant: anyone can make such a certificate, and it
 grants exactly what having no certificate grants (fetch the CA, present a
-token). Authorization (manager/authz.py) therefore trusts only identities whose
+token). Authorization (manager/ca/authz.py) therefore trusts only identities whose
 certificate verifies against the cluster's own CA, never the anonymous CA.
 """
 import datetime

@@ -164,7 +164,7 @@ class Lab:
     # ------------------------------------------------------------ coveyd
 
     def start_coveyd(self, host: Host, timeout: float = 30.0) -> int:
-        argv = [*in_netns(host.netns), sys.executable, "-m", "covey.daemon",
+        argv = [*in_netns(host.netns), sys.executable, "-m", "coveyd.daemon",
                 "--data-dir", str(host.data_dir), "--socket", str(host.socket),
                 "--log-file", str(host.log_file), "--hostname", host.name]
         for setting in self.coveyd_settings:

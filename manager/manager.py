@@ -10,14 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
-from manager import membership, orchestrator, scheduling
-from manager import store as st
-from manager.ca import CAServer
-from manager.controlapi import ControlAPI
-from manager.dispatcher import Dispatcher
-from manager.logbroker import LogBroker
-from proto import covey_pb2 as pb
-from proto import covey_pb2_grpc as rpc
+from manager.state import membership
+from manager.orchestrator import services as orchestrator
+from manager.scheduler import loop as scheduler
+from manager.state import store as st
+from manager.ca.server import CAServer
+from manager.controlapi.api import ControlAPI
+from manager.dispatcher.sessions import Dispatcher
+from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
+from proto import ca_pb2_grpc
+from proto import control_pb2_grpc
+from proto import dispatcher_pb2_grpc
+from proto import logbroker_pb2_grpc
+from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,8 @@ class Manager:
         self._step_down = step_down  # called when this leader is demoted
         self._dial = dial  # host:port -> a grpc.aio channel with this node's certificate
         logs = LogBroker(store, config.log_gather_timeout)
-        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr, logs)
+        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
+        self.logs = LogBrokerAPI(logs, self.dispatcher.session_of)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = ControlAPI(store, self.manager_status, config.api_addr,
                                   self.dispatcher.end_session, logs, self._leader_channel)
@@ -62,9 +68,10 @@ class Manager:
         return manager
 
     def add_to_server(self, server) -> None:
-        rpc.add_CAServicer_to_server(self.ca, server)
-        rpc.add_DispatcherServicer_to_server(self.dispatcher, server)
-        rpc.add_ControlServicer_to_server(self.control, server)
+        ca_pb2_grpc.add_CAServicer_to_server(self.ca, server)
+        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher, server)
+        logbroker_pb2_grpc.add_LogBrokerServicer_to_server(self.logs, server)
+        control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
 
     # ------------------------------------------------------------ leadership
 
@@ -78,7 +85,7 @@ class Manager:
         loops = {"dispatcher monitor": self.dispatcher.run_monitor,
                  "session notifier": self.dispatcher.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
-                 "scheduler": lambda: scheduling.run(self.store, self.config.reconcile_period),
+                 "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
         self._leader_tasks = [asyncio.create_task(_supervise(name, fn), name=name) for name, fn in loops.items()]

@@ -1,10 +1,10 @@
 """Regenerate the Python modules from every proto/*.proto.
 
-    python3 proto/generate.py           # write proto/*_pb2*.py
+    python3 proto/generate.py           # write proto/*_pb2*.py and the .pyi stubs
     python3 proto/generate.py --check   # exit 1 if the committed output is stale
 
-grpc_tools emits `import covey_pb2`; we rewrite it to `from proto import covey_pb2`
-so the generated code lives in the `proto` package.
+grpc_tools emits `import objects_pb2`; we rewrite it to `from proto import objects_pb2`
+so the generated code (and its type stubs) lives in the `proto` package.
 """
 import re
 import sys
@@ -21,11 +21,11 @@ INCLUDE = Path(grpc_tools.__file__).parent / "_proto"
 def generate(out_dir: Path) -> None:
     sources = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
     args = ["protoc", f"-I{PROTO_DIR}", f"-I{INCLUDE}", f"--python_out={out_dir}",
-            f"--grpc_python_out={out_dir}", *sources]
+            f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}", *sources]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     local = {Path(s).stem + "_pb2" for s in sources}
-    for path in out_dir.glob("*_pb2*.py"):
+    for path in [*out_dir.glob("*_pb2*.py"), *out_dir.glob("*_pb2.pyi")]:
         text = path.read_text()
         for mod in local:
             text = re.sub(rf"^import {mod} as", f"from proto import {mod} as", text, flags=re.M)
@@ -42,8 +42,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        fresh = {p.name: p.read_text() for p in Path(tmp).glob("*.py")}
-    current = {p.name: p.read_text() for p in PROTO_DIR.glob("*_pb2*.py")}
+        fresh = {p.name: p.read_text() for p in Path(tmp).glob("*_pb2*.py*")}
+    current = {p.name: p.read_text() for p in PROTO_DIR.glob("*_pb2*.py*")}
     if fresh != current:
         stale = sorted(set(fresh) ^ set(current) | {n for n in fresh if fresh[n] != current.get(n)})
         print("stale generated code, run python3 proto/generate.py:", ", ".join(stale))

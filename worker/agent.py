@@ -15,8 +15,13 @@ from typing import Callable
 
 import grpc
 
-from proto import covey_pb2 as pb
-from proto import covey_pb2_grpc as rpc
+from proto import dispatcher_pb2
+
+from proto import dispatcher_pb2_grpc
+from proto import logbroker_pb2_grpc
+
+from proto import objects_pb2 as pb
+
 from worker.logs import LogPublisher
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,8 @@ class Agent:
     async def _session(self, addr: str) -> None:
         async with self._channel_factory(addr, self._credentials) as channel:
             await _connect(channel, self._settings.connect_timeout)
-            stub = rpc.DispatcherStub(channel)
-            call = stub.Session(pb.SessionRequest(description=self._description))
+            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+            call = stub.Session(dispatcher_pb2.SessionRequest(description=self._description))
             try:
                 async with asyncio.timeout(self._settings.rpc_timeout):
                     first = await call.read()
@@ -116,7 +121,7 @@ class Agent:
                 await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period),
                                     self._renew_when_due(channel), self._assignments(stub, first.session_id),
                                     self._send_status(stub, first.session_id),
-                                    self._publish_logs(stub, first.session_id))
+                                    self._publish_logs(logbroker_pb2_grpc.LogBrokerStub(channel), first.session_id))
             finally:
                 call.cancel()
 
@@ -136,7 +141,7 @@ class Agent:
             self._credentials = credentials
             raise RoleChanged()
 
-    def _learn(self, message: pb.SessionMessage) -> None:
+    def _learn(self, message: dispatcher_pb2.SessionMessage) -> None:
         managers = list(message.managers)
         if managers and managers != self._managers:
             self._managers = managers
@@ -157,8 +162,8 @@ class Agent:
         if self._tasks is None:
             return await asyncio.Event().wait()
         expected = 1
-        async for message in stub.Assignments(pb.AssignmentsRequest(session_id=session_id)):
-            if message.type == pb.AssignmentsMessage.INCREMENTAL:
+        async for message in stub.Assignments(dispatcher_pb2.AssignmentsRequest(session_id=session_id)):
+            if message.type == dispatcher_pb2.AssignmentsMessage.INCREMENTAL:
                 if message.sequence != expected:
                     raise ConnectionError(f"assignments: got increment {message.sequence}, expected {expected}")
                 expected += 1
@@ -182,7 +187,7 @@ class Agent:
                 await asyncio.sleep(self._settings.status_batch)
                 batch = reporter.take()
                 try:
-                    await self._ask(call, pb.UpdateTaskStatusRequest(session_id=session_id, updates=batch))
+                    await self._ask(call, dispatcher_pb2.UpdateTaskStatusRequest(session_id=session_id, updates=batch))
                 except BaseException:
                     reporter.put_back(batch)
                     raise
@@ -193,7 +198,7 @@ class Agent:
         call = stub.Heartbeats()
         try:
             while True:
-                response = await self._ask(call, pb.HeartbeatRequest(session_id=session_id))
+                response = await self._ask(call, dispatcher_pb2.HeartbeatRequest(session_id=session_id))
                 period = response.period_ns / 1e9 or period
                 await asyncio.sleep(period)
         finally:

@@ -1,5 +1,5 @@
 """Service logs from this node: the agent's answer to the leader's log subscriptions
-(manager/logbroker.py has the other half).
+(manager/dispatcher/logbroker.py has the other half).
 
 Per subscription: the backlog of every task of the service this node holds, one message
 marked caught_up, then, when following, new lines of those tasks and of tasks that start
@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from covey.aio import NOTHING, get_within
-from proto import covey_pb2 as pb
+from proto import logbroker_pb2
 from worker.executor import ContainerNotFound
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class LogPublisher:
     async def serve(self, stub, session_id: str) -> None:
         publishing: dict[str, asyncio.Task] = {}
         try:
-            async for subscription in stub.LogSubscriptions(pb.LogSubscriptionsRequest(session_id=session_id)):
+            async for subscription in stub.LogSubscriptions(logbroker_pb2.LogSubscriptionsRequest(session_id=session_id)):
                 for done in [i for i, t in publishing.items() if t.done()]:
                     del publishing[done]
                 if subscription.close:
@@ -48,9 +48,9 @@ class LogPublisher:
         except Exception as exc:  # the leader went away: the reader gets a warning from it
             log.info("log subscription %s ended: %r", subscription_id, exc)
 
-    async def _messages(self, session_id: str, subscription: pb.LogSubscription):
+    async def _messages(self, session_id: str, subscription: logbroker_pb2.LogSubscription):
         def message(lines, **kwargs):
-            return pb.PublishLogsMessage(session_id=session_id, subscription_id=subscription.id,
+            return logbroker_pb2.PublishLogsMessage(session_id=session_id, subscription_id=subscription.id,
                                          lines=lines, **kwargs)
         tail = subscription.tail if subscription.tail >= 0 else None
         last_seen: dict[str, float] = {}   # task ID -> time of the last line sent
@@ -73,7 +73,7 @@ class LogPublisher:
             async for batch in self._follow(subscription, last_seen):
                 yield message(batch)
 
-    async def _follow(self, subscription: pb.LogSubscription, last_seen: dict[str, float]):
+    async def _follow(self, subscription: logbroker_pb2.LogSubscription, last_seen: dict[str, float]):
         """New lines as they come, from the tasks already read and from new ones."""
         queue: asyncio.Queue = asyncio.Queue()
         readers: dict[str, asyncio.Task] = {}
@@ -107,5 +107,5 @@ class LogPublisher:
         return [task_id for task_id in self._tasks.task_ids(service_id) if task_id in known]
 
 
-def _line(task_id: str, entry) -> pb.TaskLogLine:
-    return pb.TaskLogLine(task_id=task_id, time=entry.time, stream=entry.stream, line=entry.line)
+def _line(task_id: str, entry) -> logbroker_pb2.TaskLogLine:
+    return logbroker_pb2.TaskLogLine(task_id=task_id, time=entry.time, stream=entry.stream, line=entry.line)

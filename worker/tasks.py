@@ -9,14 +9,18 @@ import asyncio
 import logging
 import time
 
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
+from proto import dispatcher_pb2
+
+from proto import objects_pb2 as pb
+
+from proto import specs_pb2 as specs
+
 from worker.executor import ContainerConfig, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
 
 log = logging.getLogger(__name__)
 
-MOUNT_TYPES = {spec.Mount.BIND: "bind", spec.Mount.VOLUME: "volume", spec.Mount.TMPFS: "tmpfs"}
+MOUNT_TYPES = {specs.Mount.BIND: "bind", specs.Mount.VOLUME: "volume", specs.Mount.TMPFS: "tmpfs"}
 
 
 def container_config(task: pb.Task) -> ContainerConfig:
@@ -35,7 +39,7 @@ def container_config(task: pb.Task) -> ContainerConfig:
     if c.HasField("stop_grace_period_ns"):
         config.stop_grace_period = c.stop_grace_period_ns / 1e9
     config.mounts = [Mount(MOUNT_TYPES[m.type], m.target, m.source, m.read_only,
-                           m.tmpfs_options.size_bytes if m.type == spec.Mount.TMPFS else 0)
+                           m.tmpfs_options.size_bytes if m.type == specs.Mount.TMPFS else 0)
                      for m in c.mounts if m.type in MOUNT_TYPES]
     if c.HasField("healthcheck") and c.healthcheck.test:
         h = c.healthcheck
@@ -62,13 +66,13 @@ class Reporter:
                                                timestamp_ns=time.time_ns(), container_id=task_id)
         self.ready.set()
 
-    def take(self) -> list[pb.TaskStatusUpdate]:
-        batch = [pb.TaskStatusUpdate(task_id=i, status=s) for i, s in self._pending.items()]
+    def take(self) -> list[dispatcher_pb2.TaskStatusUpdate]:
+        batch = [dispatcher_pb2.TaskStatusUpdate(task_id=i, status=s) for i, s in self._pending.items()]
         self._pending.clear()
         self.ready.clear()
         return batch
 
-    def put_back(self, batch: list[pb.TaskStatusUpdate]) -> None:
+    def put_back(self, batch: list[dispatcher_pb2.TaskStatusUpdate]) -> None:
         for update in batch:  # a newer report for the same task wins
             self._pending.setdefault(update.task_id, update.status)
         if self._pending:
@@ -218,8 +222,8 @@ class TaskManager:
     def task_ids(self, service_id: str) -> list[str]:
         return [i for i, c in self._controllers.items() if c.task.service_id == service_id]
 
-    async def apply(self, message: pb.AssignmentsMessage) -> None:
-        if message.type == pb.AssignmentsMessage.COMPLETE:
+    async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
+        if message.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}
             for task_id in list(self._controllers):
                 if task_id not in current:

@@ -7,8 +7,8 @@ import grpc
 
 from covey import tls
 from covey.errors import InvalidArgument, Unavailable
-from proto import covey_pb2_grpc as rpc
-
+from proto import control_pb2_grpc
+from proto import local_pb2_grpc
 DEFAULT_HOST = "unix:///run/covey/covey.sock"
 DEFAULT_CERT_DIR = "/var/lib/covey/certificates"
 
@@ -20,18 +20,18 @@ class Connection:
     local: bool
 
     @property
-    def control(self) -> rpc.ControlStub:
-        return rpc.ControlStub(self.channel)
+    def control(self) -> control_pb2_grpc.ControlStub:
+        return control_pb2_grpc.ControlStub(self.channel)
 
     @property
-    def containers(self) -> rpc.LocalContainersStub:
+    def containers(self) -> local_pb2_grpc.LocalContainersStub:
         self._require_local("this command shows the node's own containers")
-        return rpc.LocalContainersStub(self.channel)
+        return local_pb2_grpc.LocalContainersStub(self.channel)
 
     @property
-    def node(self) -> rpc.LocalNodeStub:
+    def node(self) -> local_pb2_grpc.LocalNodeStub:
         self._require_local("this command acts on the node itself")
-        return rpc.LocalNodeStub(self.channel)
+        return local_pb2_grpc.LocalNodeStub(self.channel)
 
     def _require_local(self, why: str) -> None:
         if not self.local:

@@ -3,9 +3,7 @@ import time
 
 from covey.cli.logs import add_log_flags, container_logs
 from covey.cli.output import table, to_json
-from proto import covey_pb2 as pb
-
-
+from proto import local_pb2
 def add_parser(subparsers) -> None:
     container = subparsers.add_parser("container", help="the containers on this node").add_subparsers(
         dest="container_cmd", required=True)
@@ -34,7 +32,7 @@ def _ago(seconds: float) -> str:
     return f"{int(delta)} seconds ago"
 
 
-def _status(c: pb.ContainerSummary) -> str:
+def _status(c: local_pb2.ContainerSummary) -> str:
     if c.status == "running":
         text = f"Up {_ago(c.started_at)[:-4]}"
         return f"{text} ({c.health})" if c.health else text
@@ -44,7 +42,7 @@ def _status(c: pb.ContainerSummary) -> str:
 
 
 def list_containers(conn, args) -> int:
-    containers = conn.containers.List(pb.ListContainersRequest(all=args.all)).containers
+    containers = conn.containers.List(local_pb2.ListContainersRequest(all=args.all)).containers
     if args.quiet:
         print("\n".join(c.id for c in containers))
     elif args.format == "json":
@@ -57,5 +55,5 @@ def list_containers(conn, args) -> int:
 
 
 def inspect_container(conn, args) -> int:
-    print(conn.containers.Inspect(pb.InspectContainerRequest(container=args.container)).json)
+    print(conn.containers.Inspect(local_pb2.InspectContainerRequest(container=args.container)).json)
     return 0

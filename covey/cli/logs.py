@@ -5,9 +5,8 @@ import time
 
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
-from proto import covey_pb2 as pb
-
-
+from proto import control_pb2
+from proto import local_pb2
 def add_log_flags(parser) -> None:
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("-n", "--tail", default="all", help="number of lines from the end, or 'all'")
@@ -45,7 +44,7 @@ def write(stream: str, when: float, line: str, prefix: str = "", timestamps: boo
 
 
 def container_logs(conn, args) -> int:
-    request = pb.ContainerLogsRequest(container=args.container, follow=args.follow, tail=tail_of(args.tail),
+    request = local_pb2.ContainerLogsRequest(container=args.container, follow=args.follow, tail=tail_of(args.tail),
                                       since=since_of(args.since))
     for line in conn.containers.Logs(request):
         write(line.stream, line.time, line.line, timestamps=args.timestamps)
@@ -55,9 +54,9 @@ def container_logs(conn, args) -> int:
 def service_logs(conn, args) -> int:
     """Lines from every node that ran the service, merged by time, each named as Docker
     does (service.slot.task@node); a node that could not answer is named on stderr."""
-    request = pb.ServiceLogsRequest(service=args.service, follow=args.follow, tail=tail_of(args.tail),
+    request = control_pb2.ServiceLogsRequest(service=args.service, follow=args.follow, tail=tail_of(args.tail),
                                     since=since_of(args.since))
-    name = conn.control.GetService(pb.GetServiceRequest(service=args.service)).service.spec.name
+    name = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service.spec.name
     for message in conn.control.ServiceLogs(request):
         for warning in message.warnings:
             print(f"warning: {warning}", file=sys.stderr, flush=True)

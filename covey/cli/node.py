@@ -3,8 +3,9 @@ import datetime
 
 from covey.cli.output import table, to_json
 from covey.errors import InvalidArgument
-from proto import covey_pb2 as pb
-
+from proto import control_pb2
+from proto import local_pb2
+from proto import objects_pb2 as pb
 STATUS = {pb.NodeStatus.UNKNOWN: "Unknown", pb.NodeStatus.DOWN: "Down",
           pb.NodeStatus.READY: "Ready", pb.NodeStatus.DISCONNECTED: "Disconnected"}
 AVAILABILITY = {pb.ACTIVE: "Active", pb.PAUSE: "Pause", pb.DRAIN: "Drain"}
@@ -56,11 +57,11 @@ def add_parser(subparsers) -> None:
 
 
 def _self_id(conn) -> str:
-    return conn.node.Info(pb.InfoRequest()).node_id if conn.local else ""
+    return conn.node.Info(local_pb2.InfoRequest()).node_id if conn.local else ""
 
 
 def list_nodes(conn, args) -> int:
-    nodes = conn.control.ListNodes(pb.ListNodesRequest()).nodes
+    nodes = conn.control.ListNodes(control_pb2.ListNodesRequest()).nodes
     if args.quiet:
         print("\n".join(n.id for n in nodes))
     elif args.format == "json":
@@ -102,7 +103,7 @@ def _pretty(node: pb.Node) -> str:
 
 
 def inspect_nodes(conn, args) -> int:
-    nodes = [conn.control.GetNode(pb.GetNodeRequest(node=ref)).node for ref in args.nodes]
+    nodes = [conn.control.GetNode(control_pb2.GetNodeRequest(node=ref)).node for ref in args.nodes]
     print("\n\n".join(_pretty(n) for n in nodes) if args.pretty else to_json(nodes))
     return 0
 
@@ -114,7 +115,7 @@ def update_node(conn, args) -> int:
         if not key:
             raise InvalidArgument(f"invalid label {item!r}: use KEY=VALUE")
         labels[key] = value
-    request = pb.UpdateNodeRequest(node=args.node, labels_add=labels, labels_remove=args.label_rm)
+    request = control_pb2.UpdateNodeRequest(node=args.node, labels_add=labels, labels_remove=args.label_rm)
     if args.availability:
         request.set_availability = True
         request.availability = AVAILABILITY_NAMES[args.availability]
@@ -126,7 +127,7 @@ def update_node(conn, args) -> int:
 
 def change_role(conn, args) -> int:
     for ref in args.nodes:
-        request = pb.UpdateNodeRequest(node=ref, set_role=True, role=ROLE_NAMES[args.role])
+        request = control_pb2.UpdateNodeRequest(node=ref, set_role=True, role=ROLE_NAMES[args.role])
         conn.control.UpdateNode(request)
         print(f"Node {ref} {args.verb}d to a {args.role} in the swarm.")
     return 0
@@ -134,6 +135,6 @@ def change_role(conn, args) -> int:
 
 def remove_nodes(conn, args) -> int:
     for ref in args.nodes:
-        conn.control.RemoveNode(pb.RemoveNodeRequest(node=ref, force=args.force))
+        conn.control.RemoveNode(control_pb2.RemoveNodeRequest(node=ref, force=args.force))
         print(ref)
     return 0

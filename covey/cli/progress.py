@@ -3,8 +3,9 @@ progress bar per task, redrawn in place; elsewhere, only the outcome."""
 import sys
 import time
 
-from proto import covey_pb2 as pb
+from proto import control_pb2
 
+from proto import objects_pb2 as pb
 STEPS = [pb.NEW, pb.PENDING, pb.ASSIGNED, pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING]
 BAR = 50
 US = pb.UpdateStatus
@@ -17,7 +18,7 @@ def is_global(service: pb.Service) -> bool:
 
 def current_tasks(conn, service: pb.Service) -> list[pb.Task]:
     """The wanted tasks of the service's current spec, newest first per slot or node."""
-    tasks = conn.control.ListTasks(pb.ListTasksRequest(service=service.id)).tasks
+    tasks = conn.control.ListTasks(control_pb2.ListTasksRequest(service=service.id)).tasks
     return [t for t in tasks if t.desired_state <= pb.RUNNING and t.spec_version == service.spec_version]
 
 
@@ -77,7 +78,7 @@ def wait_converged(conn, service: pb.Service, timeout: float, poll: float = 0.3)
             display.final(lines)
             # Every run of this spec that failed, also ones already replaced (their reason
             # is the one the user needs).
-            every = conn.control.ListTasks(pb.ListTasksRequest(service=service.id)).tasks
+            every = conn.control.ListTasks(control_pb2.ListTasksRequest(service=service.id)).tasks
             errors = sorted({t.status.err for t in every if t.status.err and t.spec_version == service.spec_version})
             print(f"Error: {service.spec.name} did not converge in time ({lines[0]})"
                   + "".join(f"\n  {e}" for e in errors), file=sys.stderr)
@@ -91,7 +92,7 @@ def wait_rollout(conn, service: pb.Service, timeout: float, poll: float = 0.5) -
     wanted = US.ROLLBACK_COMPLETED if service.update_status.state == US.ROLLBACK_STARTED else US.COMPLETED
     display, deadline = Display(), time.monotonic() + timeout
     while True:
-        current = conn.control.GetService(pb.GetServiceRequest(service=service.id)).service
+        current = conn.control.GetService(control_pb2.GetServiceRequest(service=service.id)).service
         status = current.update_status
         lines = task_lines(current, current_tasks(conn, current))
         if status.state in ENDED:

@@ -9,9 +9,8 @@ from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spe
 from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
-from proto import covey_pb2 as pb
-
-
+from proto import control_pb2
+from proto import objects_pb2 as pb
 def add_parser(subparsers) -> None:
     service = subparsers.add_parser("service", help="manage services").add_subparsers(dest="service_cmd", required=True)
 
@@ -69,25 +68,25 @@ def add_parser(subparsers) -> None:
 
 def create_service(conn, args) -> int:
     timeout = parse_duration(args.converge_timeout) / 1e9
-    service = conn.control.CreateService(pb.CreateServiceRequest(spec=build_spec(args))).service
+    service = conn.control.CreateService(control_pb2.CreateServiceRequest(spec=build_spec(args))).service
     print(service.id)
     return 0 if args.detach else wait_converged(conn, service, timeout)
 
 
 def update_service(conn, args) -> int:
-    service = conn.control.GetService(pb.GetServiceRequest(service=args.service)).service
+    service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
     new = edit_spec(args, service.spec)
     if new == service.spec:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)
-    updated = conn.control.UpdateService(pb.UpdateServiceRequest(
+    updated = conn.control.UpdateService(control_pb2.UpdateServiceRequest(
         service=service.id, spec=new, expected_version=service.meta.version)).service
     print(updated.spec.name)
     return 0 if args.detach else wait_rollout(conn, updated, parse_duration(args.converge_timeout) / 1e9)
 
 
 def rollback_service(conn, args) -> int:
-    service = conn.control.UpdateService(pb.UpdateServiceRequest(service=args.service, rollback=True)).service
+    service = conn.control.UpdateService(control_pb2.UpdateServiceRequest(service=args.service, rollback=True)).service
     print(service.spec.name)
     return 0 if args.detach else wait_rollout(conn, service, parse_duration(args.converge_timeout) / 1e9)
 
@@ -97,14 +96,14 @@ def _mode(service: pb.Service) -> str:
 
 
 def list_services(conn, args) -> int:
-    services = conn.control.ListServices(pb.ListServicesRequest()).services
+    services = conn.control.ListServices(control_pb2.ListServicesRequest()).services
     if args.quiet:
         print("\n".join(s.id for s in services))
         return 0
     if args.format == "json":
         print(to_json(services))
         return 0
-    tasks = conn.control.ListTasks(pb.ListTasksRequest()).tasks
+    tasks = conn.control.ListTasks(control_pb2.ListTasksRequest()).tasks
     rows = []
     for s in services:
         mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
@@ -128,14 +127,14 @@ def _state(state: int) -> str:
 
 
 def list_tasks(conn, args) -> int:
-    tasks = conn.control.ListTasks(pb.ListTasksRequest(service=args.service)).tasks
+    tasks = conn.control.ListTasks(control_pb2.ListTasksRequest(service=args.service)).tasks
     if args.quiet:
         print("\n".join(t.id for t in tasks))
         return 0
     if args.format == "json":
         print(to_json(tasks))
         return 0
-    nodes = {n.id: n.description.hostname for n in conn.control.ListNodes(pb.ListNodesRequest()).nodes}
+    nodes = {n.id: n.description.hostname for n in conn.control.ListNodes(control_pb2.ListNodesRequest()).nodes}
     trunc = (lambda text, n: text) if args.no_trunc else (lambda text, n: text[:n])
     rows, previous = [], None
     for t in tasks:  # newest first within a slot; older ones shown as Docker does: " \_ web.1"
@@ -156,9 +155,9 @@ def list_tasks(conn, args) -> int:
 
 
 def inspect_services(conn, args) -> int:
-    services = [conn.control.GetService(pb.GetServiceRequest(service=ref)).service for ref in args.services]
+    services = [conn.control.GetService(control_pb2.GetServiceRequest(service=ref)).service for ref in args.services]
     if args.pretty:
-        shown = [pretty_service(s, conn.control.ListTasks(pb.ListTasksRequest(service=s.id)).tasks) for s in services]
+        shown = [pretty_service(s, conn.control.ListTasks(control_pb2.ListTasksRequest(service=s.id)).tasks) for s in services]
         print("\n\n".join(shown))
         return 0
     print(to_json(services))
@@ -170,13 +169,13 @@ def scale_services(conn, args) -> int:
         name, sep, count = pair.partition("=")
         if not sep or not count.isdigit():
             raise InvalidArgument(f"invalid scale {pair!r}: use SERVICE=REPLICAS")
-        conn.control.ScaleService(pb.ScaleServiceRequest(service=name, replicas=int(count)))
+        conn.control.ScaleService(control_pb2.ScaleServiceRequest(service=name, replicas=int(count)))
         print(f"{name} scaled to {count}")
     return 0
 
 
 def remove_services(conn, args) -> int:
     for ref in args.services:
-        conn.control.RemoveService(pb.RemoveServiceRequest(service=ref))
+        conn.control.RemoveService(control_pb2.RemoveServiceRequest(service=ref))
         print(ref)
     return 0

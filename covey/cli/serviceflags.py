@@ -6,8 +6,7 @@ import shlex
 from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
-from proto import spec_pb2 as spec
-
+from proto import specs_pb2 as specs
 MOUNT_HELP = "type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]"
 
 
@@ -65,8 +64,8 @@ def _add_shared_flags(parser) -> None:
 
 # ---------------------------------------------------------------- create
 
-def build_spec(args) -> spec.ServiceSpec:
-    s = spec.ServiceSpec(name=args.name)
+def build_spec(args) -> specs.ServiceSpec:
+    s = specs.ServiceSpec(name=args.name)
     s.labels.update(_pairs(args.label, "--label"))
     c = s.task.container
     c.image = args.image
@@ -89,8 +88,8 @@ def build_spec(args) -> spec.ServiceSpec:
 
 # ---------------------------------------------------------------- update
 
-def edit_spec(args, current: spec.ServiceSpec) -> spec.ServiceSpec:
-    s = spec.ServiceSpec()
+def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
+    s = specs.ServiceSpec()
     s.CopyFrom(current)
     c, placement = s.task.container, s.task.placement
     if args.image:
@@ -130,7 +129,7 @@ def _replace_list(field, remove: list[str], add: list[str]) -> None:
 
 # ---------------------------------------------------------------- both
 
-def _apply_shared_flags(args, s: spec.ServiceSpec) -> None:
+def _apply_shared_flags(args, s: specs.ServiceSpec) -> None:
     for flag in ("replicas", "replicas_max_per_node", "restart_max_attempts", "health_retries",
                  "update_parallelism", "rollback_parallelism"):
         if (getattr(args, flag) or 0) < 0:
@@ -151,7 +150,7 @@ def _apply_shared_flags(args, s: spec.ServiceSpec) -> None:
     _rollout(args, s)
 
 
-def _restart(args, task: spec.TaskSpec) -> None:
+def _restart(args, task: specs.TaskSpec) -> None:
     given = (args.restart_condition, args.restart_delay, args.restart_max_attempts, args.restart_window)
     if all(flag is None for flag in given):
         return
@@ -168,7 +167,7 @@ def _restart(args, task: spec.TaskSpec) -> None:
         restart.window_ns = parse_duration(args.restart_window)
 
 
-def _rollout(args, s: spec.ServiceSpec) -> None:
+def _rollout(args, s: specs.ServiceSpec) -> None:
     for kind in ("update", "rollback"):
         config = getattr(s, kind)
         flag = lambda name: getattr(args, f"{kind}_{name}")  # noqa: E731
@@ -188,7 +187,7 @@ def _rollout(args, s: spec.ServiceSpec) -> None:
             config.order = ORDER[flag("order")]
 
 
-def _healthcheck(args, container: spec.ContainerSpec) -> None:
+def _healthcheck(args, container: specs.ContainerSpec) -> None:
     if args.no_healthcheck:
         if args.health_cmd:
             raise InvalidArgument("--no-healthcheck conflicts with --health-cmd")
@@ -206,16 +205,16 @@ def _healthcheck(args, container: spec.ContainerSpec) -> None:
         h.retries = args.health_retries
 
 
-def _preference(text: str) -> spec.PlacementPreference:
+def _preference(text: str) -> specs.PlacementPreference:
     kind, _, target = text.partition("=")
     if kind != "spread" or not target:
         raise InvalidArgument(f"invalid placement preference {text!r}: use spread=node.labels.KEY")
-    return spec.PlacementPreference(spread=target)
+    return specs.PlacementPreference(spread=target)
 
 
-def _mount(text: str) -> spec.Mount:
+def _mount(text: str) -> specs.Mount:
     """Docker's --mount: comma-separated key=value (src/source, dst/destination/target, ...)."""
-    mount, kind = spec.Mount(), "volume"
+    mount, kind = specs.Mount(), "volume"
     for field in text.split(","):
         key, sep, value = field.partition("=")
         key = key.strip().lower()

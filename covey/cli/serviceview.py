@@ -2,16 +2,16 @@
 import datetime
 
 from covey.units import format_bytes, format_duration
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 
 # Docker's words for the spec's enums (the flags of `service create` take them too).
-RESTART = {"none": spec.RestartPolicy.NONE, "on-failure": spec.RestartPolicy.ON_FAILURE,
-           "any": spec.RestartPolicy.ANY}
-FAILURE_ACTION = {"pause": spec.UpdateConfig.PAUSE, "continue": spec.UpdateConfig.CONTINUE,
-                  "rollback": spec.UpdateConfig.ROLLBACK}
-ORDER = {"stop-first": spec.UpdateConfig.STOP_FIRST, "start-first": spec.UpdateConfig.START_FIRST}
-MOUNT_TYPES = {"bind": spec.Mount.BIND, "volume": spec.Mount.VOLUME, "tmpfs": spec.Mount.TMPFS}
+RESTART = {"none": specs.RestartPolicy.NONE, "on-failure": specs.RestartPolicy.ON_FAILURE,
+           "any": specs.RestartPolicy.ANY}
+FAILURE_ACTION = {"pause": specs.UpdateConfig.PAUSE, "continue": specs.UpdateConfig.CONTINUE,
+                  "rollback": specs.UpdateConfig.ROLLBACK}
+ORDER = {"stop-first": specs.UpdateConfig.STOP_FIRST, "start-first": specs.UpdateConfig.START_FIRST}
+MOUNT_TYPES = {"bind": specs.Mount.BIND, "volume": specs.Mount.VOLUME, "tmpfs": specs.Mount.TMPFS}
 WORD = {table: {value: word for word, value in words.items()}
         for table, words in (("restart", RESTART), ("failure", FAILURE_ACTION), ("order", ORDER),
                              ("mount", MOUNT_TYPES))}
@@ -23,7 +23,7 @@ def _time(nanos: int) -> str:
     return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _rollout(title: str, c: spec.UpdateConfig) -> list[str]:
+def _rollout(title: str, c: specs.UpdateConfig) -> list[str]:
     monitor = c.monitor_ns if c.HasField("monitor_ns") else DEFAULT_MONITOR_NS
     return [f"{title}:", f" Parallelism:\t{c.parallelism or 'all at once'}",
             *([f" Delay:\t\t{format_duration(c.delay_ns)}"] if c.delay_ns else []),
@@ -31,7 +31,7 @@ def _rollout(title: str, c: spec.UpdateConfig) -> list[str]:
             f" Max failure ratio: {c.max_failure_ratio:g}", f" Update order:\t{WORD['order'][c.order]}"]
 
 
-def _resources(title: str, r: spec.TaskResources) -> list[str]:
+def _resources(title: str, r: specs.TaskResources) -> list[str]:
     lines = ([f"  CPU:\t\t{r.nano_cpus / 1e9:g}"] if r.nano_cpus else []) + \
             ([f"  Memory:\t{format_bytes(r.memory_bytes)}"] if r.memory_bytes else [])
     return [f" {title}:", *lines] if lines else []

@@ -1,7 +1,8 @@
 """covey swarm init / join / join-token / leave."""
 from covey.units import parse_duration
-from proto import covey_pb2 as pb
-
+from proto import control_pb2
+from proto import local_pb2
+from proto import objects_pb2 as pb
 ROLE_NAMES = {"worker": pb.WORKER, "manager": pb.MANAGER}
 
 
@@ -41,7 +42,7 @@ def _join_command(role: str, token: str, addr: str) -> str:
 
 
 def init_swarm(conn, args) -> int:
-    response = conn.node.SwarmInit(pb.SwarmInitRequest(
+    response = conn.node.SwarmInit(local_pb2.SwarmInitRequest(
         advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
         heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat), force_new_cluster=args.force_new_cluster,
         cert_expiry_ns=parse_duration(args.cert_expiry)))
@@ -55,7 +56,7 @@ def init_swarm(conn, args) -> int:
 
 
 def join_swarm(conn, args) -> int:
-    response = conn.node.SwarmJoin(pb.SwarmJoinRequest(token=args.token, remote_addr=args.remote,
+    response = conn.node.SwarmJoin(local_pb2.SwarmJoinRequest(token=args.token, remote_addr=args.remote,
                                                        advertise_addr=args.advertise_addr,
                                                        listen_addr=args.listen_addr))
     print(f"This node joined a swarm as a {pb.NodeRole.Name(response.role).lower()}.")
@@ -63,7 +64,7 @@ def join_swarm(conn, args) -> int:
 
 
 def join_token(conn, args) -> int:
-    response = conn.control.JoinToken(pb.JoinTokenRequest(role=ROLE_NAMES[args.role], rotate=args.rotate))
+    response = conn.control.JoinToken(control_pb2.JoinTokenRequest(role=ROLE_NAMES[args.role], rotate=args.rotate))
     if args.quiet:
         print(response.token)
         return 0
@@ -74,6 +75,6 @@ def join_token(conn, args) -> int:
 
 
 def leave_swarm(conn, args) -> int:
-    conn.node.SwarmLeave(pb.SwarmLeaveRequest(force=args.force))
+    conn.node.SwarmLeave(local_pb2.SwarmLeaveRequest(force=args.force))
     print("Node left the swarm.")
     return 0

@@ -1,19 +1,18 @@
 """A normalized compose model as a StackSpec: services in creation order, and the
 networks, volumes, secrets and configs the stack owns or expects to exist."""
-from proto import spec_pb2 as pb
-
+from proto import specs_pb2 as specs
 from covey.compose.errors import ComposeError
 from covey.compose.service import NAMESPACE_LABEL, Names, convert_service
 
-_CONDITION = {"service_started": pb.ServiceDependency.STARTED,
-              "service_healthy": pb.ServiceDependency.HEALTHY,
-              "service_completed_successfully": pb.ServiceDependency.COMPLETED_SUCCESSFULLY}
+_CONDITION = {"service_started": specs.ServiceDependency.STARTED,
+              "service_healthy": specs.ServiceDependency.HEALTHY,
+              "service_completed_successfully": specs.ServiceDependency.COMPLETED_SUCCESSFULLY}
 
 
-def convert(model: dict, stack: str, ctx, read_files: bool = True) -> pb.StackSpec:
+def convert(model: dict, stack: str, ctx, read_files: bool = True) -> specs.StackSpec:
     """`ctx` (normalize.Context) gives errors their file and line, and the variables."""
     names = Names(stack, model)
-    out = pb.StackSpec(name=stack)
+    out = specs.StackSpec(name=stack)
     out.labels[NAMESPACE_LABEL] = stack
     try:
         for service in creation_order(model["services"]):

@@ -1,23 +1,22 @@
 """One compose service as a ServiceSpec (the keys compat.SERVICE_KEYS lists)."""
-from proto import spec_pb2 as pb
-
+from proto import specs_pb2 as specs
 from covey.compose import values as v
 from covey.compose.errors import ComposeError
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 IMAGE_LABEL = "com.docker.stack.image"
 
-_RESTART = {"none": pb.RestartPolicy.NONE, "on-failure": pb.RestartPolicy.ON_FAILURE,
-            "any": pb.RestartPolicy.ANY, "": pb.RestartPolicy.ANY}
-_FAILURE = {"pause": pb.UpdateConfig.PAUSE, "continue": pb.UpdateConfig.CONTINUE,
-            "rollback": pb.UpdateConfig.ROLLBACK, "": pb.UpdateConfig.PAUSE}
-_ORDER = {"stop-first": pb.UpdateConfig.STOP_FIRST, "start-first": pb.UpdateConfig.START_FIRST,
-          "": pb.UpdateConfig.STOP_FIRST}
-_PROTOCOL = {"tcp": pb.PortConfig.TCP, "udp": pb.PortConfig.UDP, "sctp": pb.PortConfig.SCTP}
-_PUBLISH = {"ingress": pb.PortConfig.INGRESS, "host": pb.PortConfig.HOST, "": pb.PortConfig.INGRESS}
-_ENDPOINT = {"vip": pb.EndpointSpec.VIP, "dnsrr": pb.EndpointSpec.DNSRR, "": pb.EndpointSpec.VIP}
-_MOUNT = {"bind": pb.Mount.BIND, "volume": pb.Mount.VOLUME, "tmpfs": pb.Mount.TMPFS,
-          "npipe": pb.Mount.NPIPE, "cluster": pb.Mount.CLUSTER}
+_RESTART = {"none": specs.RestartPolicy.NONE, "on-failure": specs.RestartPolicy.ON_FAILURE,
+            "any": specs.RestartPolicy.ANY, "": specs.RestartPolicy.ANY}
+_FAILURE = {"pause": specs.UpdateConfig.PAUSE, "continue": specs.UpdateConfig.CONTINUE,
+            "rollback": specs.UpdateConfig.ROLLBACK, "": specs.UpdateConfig.PAUSE}
+_ORDER = {"stop-first": specs.UpdateConfig.STOP_FIRST, "start-first": specs.UpdateConfig.START_FIRST,
+          "": specs.UpdateConfig.STOP_FIRST}
+_PROTOCOL = {"tcp": specs.PortConfig.TCP, "udp": specs.PortConfig.UDP, "sctp": specs.PortConfig.SCTP}
+_PUBLISH = {"ingress": specs.PortConfig.INGRESS, "host": specs.PortConfig.HOST, "": specs.PortConfig.INGRESS}
+_ENDPOINT = {"vip": specs.EndpointSpec.VIP, "dnsrr": specs.EndpointSpec.DNSRR, "": specs.EndpointSpec.VIP}
+_MOUNT = {"bind": specs.Mount.BIND, "volume": specs.Mount.VOLUME, "tmpfs": specs.Mount.TMPFS,
+          "npipe": specs.Mount.NPIPE, "cluster": specs.Mount.CLUSTER}
 
 
 class Names:
@@ -36,11 +35,11 @@ class Names:
         return name if spec.get("external") else self.scoped(name)
 
 
-def convert_service(name: str, spec: dict, names: Names) -> pb.ServiceSpec:
+def convert_service(name: str, spec: dict, names: Names) -> specs.ServiceSpec:
     path = ("services", name)
     deploy = spec.get("deploy") or {}
     labels = {**(deploy.get("labels") or {}), NAMESPACE_LABEL: names.stack}
-    out = pb.ServiceSpec(name=names.scoped(name), labels=_labels(labels))
+    out = specs.ServiceSpec(name=names.scoped(name), labels=_labels(labels))
     if spec.get("image"):
         out.labels[IMAGE_LABEL] = str(spec["image"])
     _container(out.task.container, name, spec, names, path)
@@ -61,7 +60,7 @@ def _labels(mapping: dict) -> dict:
 def _container(c, name, spec, names, path):
     c.image = str(spec.get("image") or "")
     c.labels.update(_labels({**(spec.get("labels") or {}), NAMESPACE_LABEL: names.stack}))
-    c.command.extend(v.string_list(spec.get("entrypoint")))   # Docker's swap, see spec.proto
+    c.command.extend(v.string_list(spec.get("entrypoint")))   # Docker's swap, see specs.proto
     c.args.extend(v.string_list(spec.get("command")))
     for key, field in (("hostname", "hostname"), ("working_dir", "dir"), ("user", "user"),
                        ("stop_signal", "stop_signal"), ("isolation", "isolation"),
@@ -110,7 +109,7 @@ def _mounts(c, spec, names, path):
     for i, vol in enumerate(spec.get("volumes") or []):
         _mount(c.mounts.add(), vol, names, path + ("volumes", i))
     for target in v.string_list(spec.get("tmpfs")):
-        c.mounts.add(type=pb.Mount.TMPFS, target=target)
+        c.mounts.add(type=specs.Mount.TMPFS, target=target)
 
 
 def _mount(m, vol: dict, names: Names, path):
@@ -119,13 +118,13 @@ def _mount(m, vol: dict, names: Names, path):
     m.read_only = v.boolean(vol.get("read_only", False), path + ("read_only",))
     m.consistency = str(vol.get("consistency") or "")
     bind, volume, tmpfs = vol.get("bind") or {}, vol.get("volume") or {}, vol.get("tmpfs") or {}
-    if m.type == pb.Mount.BIND:
+    if m.type == specs.Mount.BIND:
         m.source = str(vol["source"])
         m.bind_options.propagation = str(bind.get("propagation") or "")
         m.bind_options.create_mountpoint = bool(bind.get("create_host_path", False))
-    elif m.type == pb.Mount.VOLUME:
+    elif m.type == specs.Mount.VOLUME:
         _volume_mount(m, vol, volume, names, path)
-    elif m.type == pb.Mount.TMPFS:
+    elif m.type == specs.Mount.TMPFS:
         if tmpfs.get("size") is not None:
             m.tmpfs_options.size_bytes = v.size(tmpfs["size"], path + ("tmpfs", "size"))
         if tmpfs.get("mode") is not None:
@@ -248,11 +247,11 @@ def _restart(r, text: str, path):
     """Compose's `restart` as a swarm restart policy (used when deploy has none)."""
     policy, _, count = text.partition(":")
     if policy == "no":
-        r.condition = pb.RestartPolicy.NONE
+        r.condition = specs.RestartPolicy.NONE
     elif policy in ("always", "unless-stopped"):
-        r.condition = pb.RestartPolicy.ANY
+        r.condition = specs.RestartPolicy.ANY
     elif policy == "on-failure":
-        r.condition = pb.RestartPolicy.ON_FAILURE
+        r.condition = specs.RestartPolicy.ON_FAILURE
         if count:
             r.max_attempts = v.integer(count, path)
     else:
@@ -295,7 +294,7 @@ def _endpoint(e, spec, deploy, path):
                     protocol=v.choice(port["protocol"], _PROTOCOL, sub + ("protocol",)),
                     target_port=port["target"], published_port=port.get("published") or 0,
                     publish_mode=v.choice(port.get("mode") or "", _PUBLISH, sub + ("mode",)))
-    if e.mode == pb.EndpointSpec.DNSRR and any(p.publish_mode == pb.PortConfig.INGRESS
+    if e.mode == specs.EndpointSpec.DNSRR and any(p.publish_mode == specs.PortConfig.INGRESS
                                                for p in e.ports):
         raise ComposeError("endpoint_mode dnsrr cannot publish ports through the ingress: "
                            "use mode: host", path=path + ("deploy", "endpoint_mode"))

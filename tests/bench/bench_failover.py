@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "deploy"))
 sys.path.insert(0, str(REPO))
 
 from lab import Lab, wait_until  # noqa: E402
-from manager.store import RaftTimings  # noqa: E402
+from manager.state.store import RaftTimings  # noqa: E402
 
 
 def leader_of(lab, via):

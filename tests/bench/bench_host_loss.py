@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 for p in (REPO, REPO / "tests" / "integration"):
     sys.path.insert(0, str(p))
 
-from proto import covey_pb2 as pb  # noqa: E402
+from proto import objects_pb2 as pb
 from simkit import Swarm, fast_settings, service  # noqa: E402
 
 RUN_TIMEOUT = 120.0

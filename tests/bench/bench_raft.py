@@ -1,5 +1,5 @@
 """Raft store throughput and commit latency: 3 managers as separate processes, each a
-manager.store.Store on 127.0.0.1, with and without the safety layer of manager/raftlog.py
+manager.state.store.Store on 127.0.0.1, with and without the safety layer of manager/state/raft/safety.py
 (sealed journal, one fsync per batch before any send, truncation fix), for a few pysyncobj
 settings. Writes go to the leader: acknowledged small-write throughput (writes/s, with a
 window of writes in flight) and single-write commit latency (p50/p99, one at a time).
@@ -56,8 +56,8 @@ def wire_layer(st, raft_dir: Path, use_batch: bool, durable: bool) -> None:
 
 
 async def child(args) -> None:
-    from manager import store as st
-    from proto import covey_pb2 as pb
+    from manager.state import store as st
+    from proto import objects_pb2 as pb
     raft_dir = Path(args.raft_dir)
     wire_layer(st, raft_dir, args.batch, args.durable)
     timings = st.RaftTimings(append_period=args.append_period, tick_period=args.tick_period)

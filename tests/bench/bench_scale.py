@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scheduling throughput of a real swarm: real managers (1 or 3, Raft, dispatcher,
 orchestrator, scheduler) in this process, and --nodes simulated nodes: each a real
-covey.node.Node that joins with a token, holds its own mTLS session with the leader,
+coveyd.node.Node that joins with a token, holds its own mTLS session with the leader,
 heartbeats, follows its assignments and reports status, with the simulated executor
 (worker/executor/simulated.py) instead of runc.
 
@@ -14,7 +14,7 @@ drained: every task goes to a simulated node.
 For each --tasks count N, one service of N replicas is created through the control API;
 printed: tasks/s from the create call to every task ASSIGNED and to every task RUNNING
 (as reported by the nodes), beside the pure scheduler call on the same nodes measured in the
-same run (manager/scheduler.py schedule(), as tests/bench/bench_scheduler.py times it), and
+same run (manager/scheduler/placement.py schedule(), as tests/bench/bench_scheduler.py times it), and
 the ratio. A count that does not finish within --case-timeout is reported as how far it got.
 
     python3 tests/bench/bench_scale.py [--nodes 1000] [--managers 1] [--tasks 10000]
@@ -45,11 +45,13 @@ REPO = Path(__file__).resolve().parents[2]
 for p in (REPO, REPO / "tests" / "integration"):
     sys.path.insert(0, str(p))
 
-from covey.config import Settings  # noqa: E402
-from covey.node import Node  # noqa: E402
-from manager import scheduler  # noqa: E402
-from manager.store import RaftTimings  # noqa: E402
-from proto import covey_pb2 as pb  # noqa: E402
+from coveyd.settings import Settings  # noqa: E402
+from coveyd.node import Node  # noqa: E402
+from manager.scheduler import placement  # noqa: E402
+from manager.state.store import RaftTimings  # noqa: E402
+from proto import control_pb2
+from proto import local_pb2
+from proto import objects_pb2 as pb
 from worker.agent import AgentSettings  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
 
@@ -82,7 +84,7 @@ async def agent_host(args) -> None:
         async with limit:
             for attempt in range(5):
                 try:
-                    await node.join(pb.SwarmJoinRequest(token=args.token, remote_addr=args.manager,
+                    await node.join(local_pb2.SwarmJoinRequest(token=args.token, remote_addr=args.manager,
                                                         advertise_addr="127.0.0.1"))
                     break
                 except Exception as exc:
@@ -183,22 +185,22 @@ async def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
 
 
 def bench_spec(name: str, replicas: int):
-    from proto import spec_pb2 as spec
-    s = spec.ServiceSpec(name=name)
+    from proto import specs_pb2 as specs
+    s = specs.ServiceSpec(name=name)
     s.task.container.image = "registry.local/bench:v1"
     s.replicated.replicas = replicas
     return s
 
 
 def pure_scheduler(store, spec, count: int) -> float:
-    """Seconds for manager/scheduler.py alone to place `count` tasks of the spec on the swarm's
+    """Seconds for manager/scheduler/placement.py alone to place `count` tasks of the spec on the swarm's
     nodes as they are (one group, one pass: what the leader's scheduler does for them)."""
-    demand = scheduler.Demand.from_service(pb.Service(id="baseline", spec=spec))
+    demand = placement.Demand.from_service(pb.Service(id="baseline", spec=spec))
     nodes = store.list("node")
     start = time.perf_counter()
-    placement = scheduler.schedule(demand, count, scheduler.NodeSet(nodes), scheduler.Load())
+    placed = placement.schedule(demand, count, placement.NodeSet(nodes), placement.Load())
     took = time.perf_counter() - start
-    assert len(placement.node_ids) == count, placement
+    assert len(placed.node_ids) == count, placed
     return took
 
 
@@ -209,7 +211,7 @@ async def run_case(control, managers, count: int, timeout: float) -> dict:
     baseline_s = pure_scheduler(store, spec, count)
     start = time.perf_counter()
     tracker = Tracker(store, name, count, start)
-    await control.CreateService(pb.CreateServiceRequest(spec=spec))
+    await control.CreateService(control_pb2.CreateServiceRequest(spec=spec))
     try:
         await asyncio.wait_for(tracker.done.wait(), timeout)
     except asyncio.TimeoutError:
@@ -238,7 +240,7 @@ async def remove(control, name: str) -> None:
     import grpc
     for _ in range(50):
         try:
-            return await control.RemoveService(pb.RemoveServiceRequest(service=name))
+            return await control.RemoveService(control_pb2.RemoveServiceRequest(service=name))
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.ABORTED:
                 raise
@@ -281,7 +283,7 @@ async def main_async(args) -> dict:
             await swarm.join(*[f"m{i}" for i in range(2, args.managers + 1)], manager=True)
         for name in list(swarm.nodes):
             await swarm.update_node(name, availability=pb.DRAIN)
-        token = (await swarm.control.JoinToken(pb.JoinTokenRequest(role=pb.WORKER))).token
+        token = (await swarm.control.JoinToken(control_pb2.JoinTokenRequest(role=pb.WORKER))).token
         managers = [sim.node for sim in swarm.nodes.values()]
         per = -(-args.nodes // args.agent_procs)
         for i in range(args.agent_procs):

@@ -1,4 +1,4 @@
-"""Scheduler placement throughput: manager/scheduler.py beside a naive one-task-at-a-time
+"""Scheduler placement throughput: manager/scheduler/placement.py beside a naive one-task-at-a-time
 reference, on 1,000 synthetic nodes (some down, drained or paused, labels, two platforms,
 other services already running).
 
@@ -24,9 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from manager.scheduler import Demand, Load, NodeSet, schedule
-from proto import covey_pb2 as pb
-
+from manager.scheduler.placement import Demand, Load, NodeSet, schedule
+from proto import objects_pb2 as pb
 CPU, MIB, GIB = 10**9, 1 << 20, 1 << 30
 PLAIN = {"nano_cpus": CPU // 20, "memory_bytes": 128 * MIB}
 PICKY = {**PLAIN, "constraints": ("node.role==worker", "node.labels.tier!=legacy", "node.platform.arch==amd64"),

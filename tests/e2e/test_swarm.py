@@ -58,7 +58,13 @@ def test_three_nodes_ready_with_docker_columns(lab):
 
 def test_node_certificates_name_id_role_and_cluster(lab):
     from covey import pki
-    from proto import covey_pb2 as pb
+    from proto import ca_pb2
+    from proto import ca_pb2_grpc
+    from proto import control_pb2
+    from proto import control_pb2_grpc
+    from proto import dispatcher_pb2
+    from proto import dispatcher_pb2_grpc
+    from proto import objects_pb2 as pb
     cluster = {n["description"]["hostname"]: n["id"] for n in node_table(lab, manager(lab)).values()}
     m = pki.cert_identity((manager(lab).data_dir / "certificates" / "node.crt").read_bytes())
     w = pki.cert_identity((lab.hosts[1].data_dir / "certificates" / "node.crt").read_bytes())
@@ -122,16 +128,16 @@ def test_anonymous_client_can_only_fetch_the_ca(lab):
     code = textwrap.dedent(f"""
         import asyncio, grpc
         from covey import tls
-        from proto import covey_pb2 as pb, covey_pb2_grpc as rpc
+
         ca = tls.fetch_unverified_ca("{manager(lab).addr}:4242", 5)
         key, cert = tls.anonymous_identity()
         async def main():
             async with tls.secure_channel("{manager(lab).addr}:4242", ca, key, cert) as ch:
-                root = await rpc.CAStub(ch).GetRootCA(pb.GetRootCARequest(), timeout=5)
+                root = await ca_pb2_grpc.CAStub(ch).GetRootCA(ca_pb2.GetRootCARequest(), timeout=5)
                 print("ca", root.ca_cert_pem == ca)
-                for name, call in [("list", rpc.ControlStub(ch).ListNodes(pb.ListNodesRequest(), timeout=5)),
-                                   ("token", rpc.ControlStub(ch).JoinToken(pb.JoinTokenRequest(), timeout=5)),
-                                   ("heartbeat", rpc.DispatcherStub(ch).Heartbeats(iter([pb.HeartbeatRequest()]),
+                for name, call in [("list", control_pb2_grpc.ControlStub(ch).ListNodes(control_pb2.ListNodesRequest(), timeout=5)),
+                                   ("token", control_pb2_grpc.ControlStub(ch).JoinToken(control_pb2.JoinTokenRequest(), timeout=5)),
+                                   ("heartbeat", dispatcher_pb2_grpc.DispatcherStub(ch).Heartbeats(iter([dispatcher_pb2.HeartbeatRequest()]),
                                                                                    timeout=5).read())]:
                     try:
                         await call

@@ -1,11 +1,9 @@
 """In-process swarms on loopback: real managers, real TLS, real Raft."""
 import socket
 
-from covey.config import Settings
-from covey.node import Node
-from proto import covey_pb2 as pb
-
-
+from coveyd.settings import Settings
+from coveyd.node import Node
+from proto import local_pb2
 def free_port_pair() -> int:
     """A port P with P+1 also free (the API port and the Raft port next to it)."""
     for _ in range(50):
@@ -25,7 +23,7 @@ async def start_manager(tmp_path, name="m1", heartbeat="1s") -> Node:
     from covey.units import parse_duration
     node = Node(tmp_path / name, name, Settings())
     port = free_port_pair()
-    await node.init(pb.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
+    await node.init(local_pb2.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
                                         listen_addr=f"127.0.0.1:{port}",
                                         heartbeat_period_ns=parse_duration(heartbeat)))
     return node

@@ -1,5 +1,5 @@
 """Helpers for the Raft safety-layer tests: in-process pysyncobj replicas on
-loopback with manager.raftlog wired in the way manager/store.py wires it."""
+loopback with manager.state.raft.safety wired in the way manager/state/store.py wires it."""
 import socket
 from pathlib import Path
 
@@ -7,7 +7,7 @@ from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
 from lab import wait_until
-from manager import raftlog
+from manager.state.raft import safety
 
 CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
 AT_REST_KEY = b"r" * 32
@@ -59,7 +59,7 @@ class Replica:
         self.state = Tables()
         extra, transport = {}, None
         if durable:
-            extra, transport = raftlog.syncobj_options(raft_dir, at_rest_key, self.state.get_tables,
+            extra, transport = safety.syncobj_options(raft_dir, at_rest_key, self.state.get_tables,
                                                        self.state.set_tables)
         settings = {**FAST, "password": CLUSTER_KEY, "dynamicMembershipChange": True, **extra, **conf}
         kwargs = {"transportClass": transport} if transport else {}

@@ -1,4 +1,4 @@
-"""In-process swarms of real nodes (covey.node.Node: real managers, Raft, dispatcher, agents,
+"""In-process swarms of real nodes (coveyd.node.Node: real managers, Raft, dispatcher, agents,
 mutual TLS on loopback) whose agents run the simulated executor: the orchestrator and
 scheduler rules can be watched end to end in seconds.
 
@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import tls
-from covey.config import Settings
-from covey.node import Node
+from coveyd.settings import Settings
+from coveyd.node import Node
 from inproc import free_port_pair
-from manager.store import RaftTimings
-from proto import covey_pb2 as pb
-from proto import covey_pb2_grpc as rpc
-from proto import spec_pb2 as spec
+from manager.state.store import RaftTimings
+from proto import control_pb2
+from proto import control_pb2_grpc
+from proto import local_pb2
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
+
+
 from worker.agent import AgentSettings
 from worker.executor.simulated import SimulatedExecutor, SimulatedRegistry
 
@@ -46,11 +50,11 @@ def fast_settings() -> Settings:
 def service(name: str, image: str = "registry.local/app:v1", *, replicas: int | None = 1,
             env: dict | None = None, constraints=(), spread=(), max_per_node: int = 0,
             cpus: float = 0, memory: int = 0, restart: dict | None = None,
-            update: dict | None = None, rollback: dict | None = None) -> spec.ServiceSpec:
+            update: dict | None = None, rollback: dict | None = None) -> specs.ServiceSpec:
     """A service spec; replicas=None makes it global. `restart`: condition (NONE, ON_FAILURE,
     ANY), delay, max_attempts, window (seconds); `update`/`rollback`: UpdateConfig fields,
     durations in seconds, enums by name."""
-    s = spec.ServiceSpec(name=name)
+    s = specs.ServiceSpec(name=name)
     s.task.container.image = image
     s.task.container.env.extend(f"{k}={v}" for k, v in sorted((env or {}).items()))
     if replicas is None:
@@ -59,13 +63,13 @@ def service(name: str, image: str = "registry.local/app:v1", *, replicas: int | 
         s.replicated.replicas = replicas
     p = s.task.placement
     p.constraints.extend(constraints)
-    p.preferences.extend(spec.PlacementPreference(spread=f"node.labels.{label}") for label in spread)
+    p.preferences.extend(specs.PlacementPreference(spread=f"node.labels.{label}") for label in spread)
     p.max_replicas = max_per_node
     s.task.resources.reservations.nano_cpus = int(cpus * SECOND)
     s.task.resources.reservations.memory_bytes = memory
     if restart is not None:
         r = s.task.restart
-        r.condition = spec.RestartPolicy.Condition.Value(restart.get("condition", "ANY"))
+        r.condition = specs.RestartPolicy.Condition.Value(restart.get("condition", "ANY"))
         if "delay" in restart:
             r.delay_ns = int(restart["delay"] * SECOND)
         r.max_attempts = restart.get("max_attempts", 0)
@@ -76,18 +80,18 @@ def service(name: str, image: str = "registry.local/app:v1", *, replicas: int | 
     return s
 
 
-def _update_config(u: spec.UpdateConfig, config: dict) -> None:
+def _update_config(u: specs.UpdateConfig, config: dict) -> None:
     u.parallelism = config.get("parallelism", 1)
     u.delay_ns = int(config.get("delay", 0) * SECOND)
-    u.failure_action = spec.UpdateConfig.FailureAction.Value(config.get("failure_action", "PAUSE"))
+    u.failure_action = specs.UpdateConfig.FailureAction.Value(config.get("failure_action", "PAUSE"))
     if "monitor" in config:
         u.monitor_ns = int(config["monitor"] * SECOND)
     u.max_failure_ratio = config.get("max_failure_ratio", 0.0)
-    u.order = spec.UpdateConfig.Order.Value(config.get("order", "STOP_FIRST"))
+    u.order = specs.UpdateConfig.Order.Value(config.get("order", "STOP_FIRST"))
 
 
-def with_image(s: spec.ServiceSpec, image: str, **env) -> spec.ServiceSpec:
-    changed = spec.ServiceSpec()
+def with_image(s: specs.ServiceSpec, image: str, **env) -> specs.ServiceSpec:
+    changed = specs.ServiceSpec()
     changed.CopyFrom(s)
     changed.task.container.image = image
     if env:
@@ -187,7 +191,7 @@ class Swarm:
 
     def __post_init__(self):
         self._channel = None
-        self.control: rpc.ControlStub | None = None
+        self.control: control_pb2_grpc.ControlStub | None = None
         self.via: SimNode | None = None
 
     async def __aenter__(self) -> "Swarm":
@@ -207,7 +211,7 @@ class Swarm:
     async def init(self, hostname: str = "m1") -> SimNode:
         sim = self._new_node(hostname, True)
         port = free_port_pair()
-        await sim.node.init(pb.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
+        await sim.node.init(local_pb2.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
                                                 listen_addr=f"127.0.0.1:{port}",
                                                 heartbeat_period_ns=int(self.heartbeat * SECOND)))
         await self.use(hostname)
@@ -216,14 +220,14 @@ class Swarm:
 
     async def join(self, *hostnames: str, manager: bool = False) -> list[SimNode]:
         """Join nodes (together); returns once each is Ready as the managers see it."""
-        token = (await self.control.JoinToken(pb.JoinTokenRequest(
+        token = (await self.control.JoinToken(control_pb2.JoinTokenRequest(
             role=pb.MANAGER if manager else pb.WORKER))).token
         remote = self.via.node.membership.advertise_addr
         sims = [self._new_node(h, manager) for h in hostnames]
 
         async def one(sim):
             listen = f"127.0.0.1:{free_port_pair()}" if manager else ""
-            await sim.node.join(pb.SwarmJoinRequest(token=token, remote_addr=remote,
+            await sim.node.join(local_pb2.SwarmJoinRequest(token=token, remote_addr=remote,
                                                     advertise_addr=listen or "127.0.0.1",
                                                     listen_addr=listen))
         if manager:
@@ -249,7 +253,7 @@ class Swarm:
         sim = self.nodes[hostname]
         s = sim.node.state
         self._channel = tls.secure_channel(sim.node.membership.advertise_addr, s.ca_cert(), s.key(), s.cert())
-        self.control = rpc.ControlStub(self._channel)
+        self.control = control_pb2_grpc.ControlStub(self._channel)
         self.via = sim
 
     async def partition(self, hostname: str) -> None:
@@ -279,36 +283,36 @@ class Swarm:
 
     # ---- control API -------------------------------------------------------------------
     async def node(self, hostname: str) -> pb.Node | None:
-        for n in (await self.control.ListNodes(pb.ListNodesRequest())).nodes:
+        for n in (await self.control.ListNodes(control_pb2.ListNodesRequest())).nodes:
             if n.description.hostname == hostname:
                 return n
         return None
 
     async def update_node(self, hostname: str, availability: int | None = None,
                           labels: dict | None = None, remove_labels=()) -> pb.Node:
-        request = pb.UpdateNodeRequest(node=self.nodes[hostname].id, labels_add=labels or {},
+        request = control_pb2.UpdateNodeRequest(node=self.nodes[hostname].id, labels_add=labels or {},
                                        labels_remove=list(remove_labels))
         if availability is not None:
             request.set_availability, request.availability = True, availability
         return (await self.control.UpdateNode(request)).node
 
-    async def create(self, s: spec.ServiceSpec) -> pb.Service:
-        return (await self.control.CreateService(pb.CreateServiceRequest(spec=s))).service
+    async def create(self, s: specs.ServiceSpec) -> pb.Service:
+        return (await self.control.CreateService(control_pb2.CreateServiceRequest(spec=s))).service
 
     async def get(self, name: str) -> pb.Service:
-        return (await self.control.GetService(pb.GetServiceRequest(service=name))).service
+        return (await self.control.GetService(control_pb2.GetServiceRequest(service=name))).service
 
-    async def update(self, name: str, s: spec.ServiceSpec | None = None, rollback: bool = False) -> pb.Service:
-        request = pb.UpdateServiceRequest(service=name, rollback=rollback)
+    async def update(self, name: str, s: specs.ServiceSpec | None = None, rollback: bool = False) -> pb.Service:
+        request = control_pb2.UpdateServiceRequest(service=name, rollback=rollback)
         if s is not None:
             request.spec.CopyFrom(s)
         return (await self.control.UpdateService(request)).service
 
     async def scale(self, name: str, replicas: int) -> None:
-        await self.control.ScaleService(pb.ScaleServiceRequest(service=name, replicas=replicas))
+        await self.control.ScaleService(control_pb2.ScaleServiceRequest(service=name, replicas=replicas))
 
     async def tasks(self, name: str | None = None) -> list[pb.Task]:
-        return list((await self.control.ListTasks(pb.ListTasksRequest(service=name or ""))).tasks)
+        return list((await self.control.ListTasks(control_pb2.ListTasksRequest(service=name or ""))).tasks)
 
     async def live(self, name: str) -> list[pb.Task]:
         """Tasks the managers want running."""

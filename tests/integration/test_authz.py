@@ -3,9 +3,13 @@ import grpc
 
 from inproc import start_manager
 from covey import pki, tls
-from proto import covey_pb2 as pb
-from proto import covey_pb2_grpc as rpc
-
+from proto import ca_pb2
+from proto import ca_pb2_grpc
+from proto import control_pb2
+from proto import control_pb2_grpc
+from proto import dispatcher_pb2
+from proto import dispatcher_pb2_grpc
+from proto import objects_pb2 as pb
 
 async def _first(call):
     """The first answer on a stream (its error, if the dispatcher refuses)."""
@@ -13,15 +17,15 @@ async def _first(call):
 
 
 def _calls(channel):
-    control, dispatcher, ca = rpc.ControlStub(channel), rpc.DispatcherStub(channel), rpc.CAStub(channel)
+    control, dispatcher, ca = control_pb2_grpc.ControlStub(channel), dispatcher_pb2_grpc.DispatcherStub(channel), ca_pb2_grpc.CAStub(channel)
     return {
-        "control.ListNodes": lambda: control.ListNodes(pb.ListNodesRequest(), timeout=5),
-        "control.JoinToken": lambda: control.JoinToken(pb.JoinTokenRequest(), timeout=5),
-        "control.UpdateNode": lambda: control.UpdateNode(pb.UpdateNodeRequest(node="x"), timeout=5),
-        "dispatcher.Heartbeats": lambda: _first(dispatcher.Heartbeats(iter([pb.HeartbeatRequest(session_id="x")]),
+        "control.ListNodes": lambda: control.ListNodes(control_pb2.ListNodesRequest(), timeout=5),
+        "control.JoinToken": lambda: control.JoinToken(control_pb2.JoinTokenRequest(), timeout=5),
+        "control.UpdateNode": lambda: control.UpdateNode(control_pb2.UpdateNodeRequest(node="x"), timeout=5),
+        "dispatcher.Heartbeats": lambda: _first(dispatcher.Heartbeats(iter([dispatcher_pb2.HeartbeatRequest(session_id="x")]),
                                                                      timeout=5)),
-        "ca.GetRootCA": lambda: ca.GetRootCA(pb.GetRootCARequest(), timeout=5),
-        "ca.Renew": lambda: ca.RenewNodeCertificate(pb.RenewNodeCertificateRequest(
+        "ca.GetRootCA": lambda: ca.GetRootCA(ca_pb2.GetRootCARequest(), timeout=5),
+        "ca.Renew": lambda: ca.RenewNodeCertificate(ca_pb2.RenewNodeCertificateRequest(
             csr_pem=pki.make_csr(pki.new_key_pem())), timeout=5),
     }
 
@@ -92,17 +96,17 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
 
             async def issue(token):
                 async with tls.secure_channel(addr, ca_cert, *anon) as channel:
-                    request = pb.IssueNodeCertificateRequest(token=token, hostname="w1",
+                    request = ca_pb2.IssueNodeCertificateRequest(token=token, hostname="w1",
                                                              csr_pem=pki.make_csr(pki.new_key_pem()))
                     try:
-                        return await rpc.CAStub(channel).IssueNodeCertificate(request, timeout=5)
+                        return await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(request, timeout=5)
                     except grpc.RpcError as exc:
                         return exc.details()
 
             first = await issue(cluster.join_tokens.worker)
             nodes_after_join = len(node.manager.store.list("node"))
             await node.manager.control.JoinToken.__wrapped__(
-                node.manager.control, pb.JoinTokenRequest(role=pb.WORKER, rotate=True), _LocalContext())
+                node.manager.control, control_pb2.JoinTokenRequest(role=pb.WORKER, rotate=True), _LocalContext())
             stale = await issue(cluster.join_tokens.worker)
             garbage = await issue("garbage")
             return first, nodes_after_join, stale, garbage, len(node.manager.store.list("node"))

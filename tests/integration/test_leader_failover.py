@@ -3,10 +3,11 @@ the tasks keep running, no node is marked down, nothing is started twice, and th
 goes on orchestrating."""
 import asyncio
 
-from manager import store as st
+from manager.state import store as st
 from simkit import HEARTBEAT, Swarm, Watch, holds, service
-from proto import covey_pb2 as pb
-
+from proto import control_pb2
+from proto import objects_pb2 as pb
+from proto import store_pb2
 GRACE = 2 * 3 * HEARTBEAT     # a new leader waits twice the Down delay before marking any node
 
 
@@ -39,7 +40,7 @@ def test_leader_failover_keeps_tasks_running_without_duplicates(tmp_path, run):
                 async def same_tasks():
                     tasks = await swarm.converged("web", 6)
                     nodes = {n.description.hostname: n.status.state
-                             for n in (await swarm.control.ListNodes(pb.ListNodesRequest())).nodes}
+                             for n in (await swarm.control.ListNodes(control_pb2.ListNodesRequest())).nodes}
                     assert tasks and sorted(t.id for t in tasks) == sorted(t.id for t in before), "tasks changed"
                     assert all(nodes[w.hostname] == pb.NodeStatus.READY for w in workers), f"a worker is {nodes}"
                     return True
@@ -76,7 +77,7 @@ def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(tmp_
             manager = swarm.nodes["m1"].node.manager
             await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
             loops = {t.get_name(): t for t in manager._leader_tasks}
-            changed = st.Event(pb.StoreAction.UPDATE, "service", "x", pb.Service())
+            changed = st.Event(store_pb2.StoreAction.UPDATE, "service", "x", pb.Service())
             manager.store._publish([changed])          # a change arrives...
             manager._leadership_changed(False)         # ...as this manager loses leadership
             _, still = await asyncio.wait(loops.values(), timeout=2.0)

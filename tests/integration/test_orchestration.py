@@ -4,8 +4,7 @@ services, restart policies, node loss and return, drain and pause, task history.
 import time
 
 from simkit import HEARTBEAT, SECOND, Swarm, holds, service
-from proto import covey_pb2 as pb
-
+from proto import objects_pb2 as pb
 FINISHED = pb.COMPLETE  # a task at or past this has ended
 
 

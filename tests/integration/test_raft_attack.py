@@ -12,7 +12,7 @@ import pytest
 from pysyncobj.encryptor import getEncryptor
 from pysyncobj.utility import TcpUtility, UtilityException
 
-from manager.raftlog import DurableTransport, TransportLimits
+from manager.state.raft.safety import DurableTransport, TransportLimits
 from raftkit import CLUSTER_KEY, leader_of, start_cluster, stop_all, wait_for
 
 TIMEOUT = 10.0

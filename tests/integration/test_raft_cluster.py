@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from manager import raftlog
+from manager.state.raft import safety
 from raftkit import Replica, leader_of, manager_key, start_cluster, stop_all, wait_for
 
 TIMEOUT = 10.0
@@ -42,7 +42,7 @@ def test_far_behind_follower_gets_a_snapshot_sealed_with_its_own_key(cluster, tm
     peers = [r.addr for r in replicas if r is not lagging]
     replicas[i] = Replica(tmp_path / f"m{i}", lagging.addr, peers, at_rest_key=manager_key(i))
     wait_for(lambda: replicas[i].state.tables == leader.state.tables, TIMEOUT, "the snapshot installed")
-    codec_file = tmp_path / f"m{i}" / raftlog.SNAPSHOT_NAME
+    codec_file = tmp_path / f"m{i}" / safety.SNAPSHOT_NAME
     assert codec_file.exists()                               # it came as a snapshot, not as entries
     replicas[i].raft._SyncObj__serializer._codec.read()      # sealed with its own key
 
@@ -62,7 +62,7 @@ def test_replicas_agree_under_load_without_truncation(cluster, caplog):
 
 
 def test_leader_cut_off_from_majority_steps_down(cluster):
-    replicas = cluster(**raftlog.recommended_conf(ELECTION_MIN, ELECTION_MAX), connectionTimeout=1.0,
+    replicas = cluster(**safety.recommended_conf(ELECTION_MIN, ELECTION_MAX), connectionTimeout=1.0,
                        connectionRetryTime=0.2)
     leader = leader_of(replicas, TIMEOUT)
     leader.write("node", "n1", b"x")

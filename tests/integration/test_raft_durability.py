@@ -1,4 +1,4 @@
-"""Durability of acknowledged writes and protobuf snapshots (manager/raftlog.py),
+"""Durability of acknowledged writes and protobuf snapshots (manager/state/raft/safety.py),
 on real single-node SyncObjs with the layer wired in."""
 import os
 import signal
@@ -9,9 +9,9 @@ from pathlib import Path
 import pysyncobj.pickle
 import pytest
 
-from manager import raftlog
-from manager.raftjournal import read_journal
-from manager.raftsnap import SnapshotCodec
+from manager.state.raft import safety
+from manager.state.raft.journal import read_journal
+from manager.state.raft.snapshots import SnapshotCodec
 from proto import raft_pb2
 from raftkit import AT_REST_KEY, Replica, free_ports, wait_for
 
@@ -36,7 +36,7 @@ def single(tmp_path):
 
 
 def journal_path(tmp_path) -> str:
-    return str(tmp_path / "raft" / raftlog.JOURNAL_NAME)
+    return str(tmp_path / "raft" / safety.JOURNAL_NAME)
 
 
 def test_acked_write_is_in_the_fsynced_part_of_the_journal(single, tmp_path, monkeypatch):
@@ -120,7 +120,7 @@ def test_compaction_writes_protobuf_snapshot_and_restart_restores(single, tmp_pa
         replica.write("node", f"n{i}", b"before-%d" % i)
     replica.raft.forceLogCompaction()
     wait_for(lambda: len(replica.journal()) <= 3, TIMEOUT, "the log to be compacted")
-    snapshot_file = tmp_path / "raft" / raftlog.SNAPSHOT_NAME
+    snapshot_file = tmp_path / "raft" / safety.SNAPSHOT_NAME
     codec = SnapshotCodec(str(snapshot_file), AT_REST_KEY, dict, dict)
     snap = raft_pb2.RaftSnapshot.FromString(codec.open(str(snapshot_file)))
     assert snap.format_version == 1 and snap.members == [replica.addr]
@@ -138,5 +138,5 @@ def test_wrong_at_rest_key_fails_at_start_naming_the_file(single, tmp_path):
     replica = single()
     replica.write("node", "n1", b"x")
     replica.stop()
-    with pytest.raises(FailedPrecondition, match=raftlog.JOURNAL_NAME):
+    with pytest.raises(FailedPrecondition, match=safety.JOURNAL_NAME):
         Replica(tmp_path / "raft", replica.addr, [], at_rest_key=b"z" * 32)

@@ -5,8 +5,7 @@ import grpc
 import pytest
 
 from simkit import SECOND, Swarm, Watch, holds, service, with_image
-from proto import covey_pb2 as pb
-
+from proto import objects_pb2 as pb
 US = pb.UpdateStatus
 V1, V2 = "registry.local/app:v1", "registry.local/app:v2"
 MONITOR = 0.3

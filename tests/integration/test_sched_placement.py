@@ -5,8 +5,7 @@ makes room."""
 import os
 
 from simkit import Swarm, service
-from proto import covey_pb2 as pb
-
+from proto import objects_pb2 as pb
 CPUS = os.cpu_count() or 1                                    # what describe_node reports
 MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 

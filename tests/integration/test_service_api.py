@@ -7,13 +7,14 @@ import grpc
 
 from inproc import start_manager
 from covey import tls
-from proto import covey_pb2 as pb
-from proto import covey_pb2_grpc as rpc
-from proto import spec_pb2 as spec
+from proto import control_pb2
+from proto import control_pb2_grpc
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 
 
-def web_spec(name="web", replicas=3) -> spec.ServiceSpec:
-    s = spec.ServiceSpec(name=name)
+def web_spec(name="web", replicas=3) -> specs.ServiceSpec:
+    s = specs.ServiceSpec(name=name)
     s.task.container.image = "registry.local/web:v1"
     s.replicated.replicas = replicas
     return s
@@ -33,30 +34,30 @@ def test_create_scale_remove(tmp_path, run):
         try:
             s = node.state
             async with tls.secure_channel(node.membership.advertise_addr, s.ca_cert(), s.key(), s.cert()) as ch:
-                control = rpc.ControlStub(ch)
+                control = control_pb2_grpc.ControlStub(ch)
 
                 async def tasks(desired=None):
-                    listed = (await control.ListTasks(pb.ListTasksRequest(service="web"))).tasks
+                    listed = (await control.ListTasks(control_pb2.ListTasksRequest(service="web"))).tasks
                     return [t for t in listed if desired is None or t.desired_state == desired]
 
-                created = (await control.CreateService(pb.CreateServiceRequest(spec=web_spec()))).service
+                created = (await control.CreateService(control_pb2.CreateServiceRequest(spec=web_spec()))).service
                 three = await until(lambda: _placed(tasks(pb.RUNNING), 3))
                 slots = sorted(t.slot for t in three)
                 states = {(t.status.state, t.node_id) for t in three}
 
                 errors = {}
                 for label, bad in (("duplicate", web_spec()), ("name", web_spec(name="-bad")),
-                                   ("image", spec.ServiceSpec(name="noimage"))):
+                                   ("image", specs.ServiceSpec(name="noimage"))):
                     try:
-                        await control.CreateService(pb.CreateServiceRequest(spec=bad))
+                        await control.CreateService(control_pb2.CreateServiceRequest(spec=bad))
                     except grpc.RpcError as exc:
                         errors[label] = (exc.code().name, exc.details())
 
-                await control.ScaleService(pb.ScaleServiceRequest(service=created.id[:6], replicas=1))
+                await control.ScaleService(control_pb2.ScaleServiceRequest(service=created.id[:6], replicas=1))
                 one = await until(lambda: _count(tasks(pb.RUNNING), 1))
                 going = await until(lambda: _count(tasks(pb.REMOVE), 2))
 
-                await control.RemoveService(pb.RemoveServiceRequest(service="web"))
+                await control.RemoveService(control_pb2.RemoveServiceRequest(service="web"))
                 await until(lambda: _all_told_to_go(control))
                 return slots, states, errors, one[0].slot, sorted(t.slot for t in going), node.membership.node_id
 
@@ -83,6 +84,6 @@ async def _placed(coro, n):
 
 
 async def _all_told_to_go(control):
-    services = (await control.ListServices(pb.ListServicesRequest())).services
-    tasks = (await control.ListTasks(pb.ListTasksRequest())).tasks
+    services = (await control.ListServices(control_pb2.ListServicesRequest())).services
+    tasks = (await control.ListTasks(control_pb2.ListTasksRequest())).tasks
     return not services and tasks and all(t.desired_state == pb.REMOVE for t in tasks)

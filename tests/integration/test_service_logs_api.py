@@ -4,12 +4,11 @@ import grpc
 import pytest
 
 from simkit import Swarm, service
-from proto import covey_pb2 as pb
-
-
-async def collect(swarm, name: str, **kwargs) -> tuple[list[pb.ServiceLogLine], list[str]]:
+from proto import control_pb2
+from proto import objects_pb2 as pb
+async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceLogLine], list[str]]:
     lines, warnings = [], []
-    async for message in swarm.control.ServiceLogs(pb.ServiceLogsRequest(service=name, tail=-1, **kwargs)):
+    async for message in swarm.control.ServiceLogs(control_pb2.ServiceLogsRequest(service=name, tail=-1, **kwargs)):
         lines += message.lines
         warnings += message.warnings
     return lines, warnings

@@ -5,10 +5,8 @@ import pytest
 
 from inproc import free_port_pair
 from covey.errors import Conflict
-from manager import store as st
-from proto import covey_pb2 as pb
-
-
+from manager.state import store as st
+from proto import objects_pb2 as pb
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
     store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings(), at_rest_key=b"r" * 32)
@@ -111,7 +109,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
     """The dispatcher's StatusWriter: reports that come in together are committed in a few
     writes, not one each; a report that would move a state backwards, or names a task that is
     gone, is dropped; every caller returns once its reports are in the store."""
-    from manager.assignments import StatusWriter
+    from manager.dispatcher.assignments import StatusWriter
 
     async def scenario():
         store = await _open(tmp_path, free_port_pair())

@@ -8,9 +8,9 @@ from covey.cli.serviceflags import build_spec, edit_spec
 from covey.cli.progress import task_lines
 from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
-
+from proto import control_pb2
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
@@ -30,9 +30,9 @@ def test_mounts_healthcheck_and_docker_defaults():
     s = create("--mount", "type=bind,src=/data,dst=/srv,ro", "--mount", "type=tmpfs,target=/tmp,tmpfs-size=64m",
                "--mount", "source=cache,target=/cache", "--health-cmd", "test -f /ok", "--health-retries", "2")
     bind, tmpfs, volume = s.task.container.mounts
-    assert (bind.type, bind.source, bind.target, bind.read_only) == (spec.Mount.BIND, "/data", "/srv", True)
-    assert (tmpfs.type, tmpfs.tmpfs_options.size_bytes) == (spec.Mount.TMPFS, 64 << 20)
-    assert (volume.type, volume.source) == (spec.Mount.VOLUME, "cache")
+    assert (bind.type, bind.source, bind.target, bind.read_only) == (specs.Mount.BIND, "/data", "/srv", True)
+    assert (tmpfs.type, tmpfs.tmpfs_options.size_bytes) == (specs.Mount.TMPFS, 64 << 20)
+    assert (volume.type, volume.source) == (specs.Mount.VOLUME, "cache")
     assert list(s.task.container.healthcheck.test) == ["CMD-SHELL", "test -f /ok"]
     assert s.task.container.healthcheck.retries == 2
     assert s.update.parallelism == 1 and s.rollback.parallelism == 1  # Docker: one at a time
@@ -89,8 +89,8 @@ def test_update_changes_only_what_its_flags_name():
     assert new.replicated.replicas == 5 and list(new.task.placement.constraints) == ["node.labels.ssd==true"]
     assert [m.target for m in c.mounts] == ["/data"] and dict(new.labels) == {}
     r = new.task.restart
-    assert (r.condition, r.max_attempts, r.delay_ns) == (spec.RestartPolicy.ON_FAILURE, 3, 2 * 10**9)
-    assert new.update.order == spec.UpdateConfig.START_FIRST and new.update.parallelism == 1
+    assert (r.condition, r.max_attempts, r.delay_ns) == (specs.RestartPolicy.ON_FAILURE, 3, 2 * 10**9)
+    assert new.update.order == specs.UpdateConfig.START_FIRST and new.update.parallelism == 1
     assert update(current) == current, "no flags: nothing changes"
     assert update(current, "--force").task.force_update == current.task.force_update + 1
     with pytest.raises(InvalidArgument, match="--replicas can only be used with replicated mode"):
@@ -102,11 +102,11 @@ def test_ps_shows_older_tasks_of_a_slot_under_the_newest(capsys):
         def ListTasks(self, request):
             mk = lambda i, slot, state: pb.Task(id=i, service_name="web", slot=slot,  # noqa: E731
                                                 status=pb.TaskStatus(state=state))
-            return pb.ListTasksResponse(tasks=[mk("new1", 1, pb.RUNNING), mk("old1", 1, pb.FAILED),
+            return control_pb2.ListTasksResponse(tasks=[mk("new1", 1, pb.RUNNING), mk("old1", 1, pb.FAILED),
                                                mk("new2", 2, pb.RUNNING)])
 
         def ListNodes(self, request):
-            return pb.ListNodesResponse()
+            return control_pb2.ListNodesResponse()
 
     conn = type("Conn", (), {"control": Control()})()
     service.list_tasks(conn, parse("service", "ps", "web"))

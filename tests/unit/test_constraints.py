@@ -2,10 +2,8 @@
 import pytest
 
 from covey.errors import InvalidArgument
-from manager.constraints import parse_constraint, parse_constraints, parse_preference
-from proto import covey_pb2 as pb
-
-
+from manager.scheduler.constraints import parse_constraint, parse_constraints, parse_preference
+from proto import objects_pb2 as pb
 def node(labels=None, engine=None, role=pb.WORKER, hostname="web1", os="linux", arch="x86_64"):
     n = pb.Node(id="abc123", role=role, spec=pb.NodeSpec(labels=labels or {}))
     n.description.hostname = hostname

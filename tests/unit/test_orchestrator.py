@@ -1,11 +1,11 @@
 """The orchestrators' plan: which tasks to create, which to tell to go, which to delete."""
-from manager.orchestrator import HISTORY_PER_SLOT, plan
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
-
+from manager.orchestrator.services import HISTORY_PER_SLOT, plan
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
+from proto import store_pb2
 
 def service(sid="s1", replicas=None, mode="replicated"):
-    s = pb.Service(id=sid, spec_version=1, spec=spec.ServiceSpec(name=f"svc-{sid}"))
+    s = pb.Service(id=sid, spec_version=1, spec=specs.ServiceSpec(name=f"svc-{sid}"))
     s.spec.task.container.image = "img"
     if mode == "global":
         getattr(s.spec, "global").SetInParent()  # `global` is a Python keyword
@@ -27,7 +27,7 @@ def decoded(actions):
     out = []
     for a in actions:
         obj = pb.Task.FromString(a.object) if a.object else None
-        out.append((pb.StoreAction.Kind.Name(a.kind), a.id if a.kind != pb.StoreAction.CREATE else None, obj))
+        out.append((store_pb2.StoreAction.Kind.Name(a.kind), a.id if a.kind != store_pb2.StoreAction.CREATE else None, obj))
     return out
 
 
@@ -143,7 +143,7 @@ def test_default_restart_policy_is_any_after_five_seconds():
 
 
 def test_restart_conditions_none_and_on_failure():
-    RP = spec.RestartPolicy
+    RP = specs.RestartPolicy
     assert outcome(restart_service(RP.NONE, 0), [finished("t1")], now=SECOND) == ([], [])
     on_failure = restart_service(RP.ON_FAILURE, 0)
     assert outcome(on_failure, [finished("t1", state=pb.COMPLETE)], now=SECOND) == ([], [])
@@ -151,7 +151,7 @@ def test_restart_conditions_none_and_on_failure():
 
 
 def test_max_attempts_within_the_window():
-    RP = spec.RestartPolicy
+    RP = specs.RestartPolicy
     svc = restart_service(RP.ON_FAILURE, 0, max_attempts=2, window=60 * SECOND)
     history = [finished("h1", created=10 * SECOND), finished("h2", created=20 * SECOND)]
     for h in history:

@@ -5,9 +5,7 @@ import pytest
 from covey import pki, tls
 from covey.errors import InvalidArgument
 from covey.ids import ID_LENGTH, base36, new_id
-from proto import covey_pb2 as pb
-
-
+from proto import objects_pb2 as pb
 @pytest.fixture(scope="module")
 def ca():
     return pki.create_root_ca("cluster1")

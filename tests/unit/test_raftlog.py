@@ -1,4 +1,4 @@
-"""The Raft safety layer (manager/raftlog.py) without a network: a real SyncObj
+"""The Raft safety layer (manager/state/raft/safety.py) without a network: a real SyncObj
 follower driven with crafted messages, and the sealed journal/meta/snapshot files."""
 import os
 import pickle
@@ -9,10 +9,10 @@ from pysyncobj.node import TCPNode
 from pysyncobj.transport import Transport
 
 from covey.errors import FailedPrecondition
-from manager import raftlog
-from manager import raftjournal
-from manager.raftjournal import DurableJournal, read_journal
-from manager.raftsnap import SnapshotCodec
+from manager.state.raft import safety
+from manager.state.raft import journal
+from manager.state.raft.journal import DurableJournal, read_journal
+from manager.state.raft.snapshots import SnapshotCodec
 from proto import raft_pb2
 
 KEY = b"k" * 32
@@ -47,7 +47,7 @@ class Follower:
         self.tables = {"node": {}}
         opts = {}
         if durable:
-            opts, _ = raftlog.syncobj_options(raft_dir, KEY, lambda: self.tables, self._set)
+            opts, _ = safety.syncobj_options(raft_dir, KEY, lambda: self.tables, self._set)
         conf = SyncObjConf(autoTick=False, password="x", dynamicMembershipChange=True, **opts)
         self.transport = RecordingTransport()
         self.raft = SyncObj("127.0.0.1:1", [LEADER.id], conf, transport=self.transport)
@@ -101,7 +101,7 @@ def test_stale_heartbeat_keeps_entries_and_commit(follower):
 
 def test_stock_pysyncobj_drops_them(follower):
     """The bug this layer closes, shown on pysyncobj's own handler."""
-    stock = raftlog._STOCK_ON_MESSAGE.__get__(follower.raft)
+    stock = safety._STOCK_ON_MESSAGE.__get__(follower.raft)
     follower.append(1, 2, 1, [], 2, handler=stock)
     assert follower.log() == [(1, 0), (2, 1)]
 
@@ -228,7 +228,7 @@ def _three_records(tmp_path):
 
 def _records(data: bytes) -> list[bytes]:
     """The file's records (after the header), each with its length prefix."""
-    out, offset = [], raftjournal._HEADER
+    out, offset = [], journal._HEADER
     while offset < len(data):
         end = offset + 4 + int.from_bytes(data[offset:offset + 4], "little")
         out.append(data[offset:end])
@@ -243,7 +243,7 @@ def test_tampered_journal_record_fails_at_start(tmp_path):
     assert len(records) == 4        # the new file's record, then one per sync
     flipped = bytearray(records[2])
     flipped[-1] ^= 1
-    open(path, "wb").write(data[:raftjournal._HEADER] + b"".join([*records[:2], bytes(flipped), records[3]]))
+    open(path, "wb").write(data[:journal._HEADER] + b"".join([*records[:2], bytes(flipped), records[3]]))
     with pytest.raises(FailedPrecondition, match=f"{path}.*record 2"):
         DurableJournal(path, KEY)
 
@@ -252,7 +252,7 @@ def test_reordered_journal_records_fail_at_start(tmp_path):
     path = _three_records(tmp_path)
     data = open(path, "rb").read()
     r = _records(data)
-    open(path, "wb").write(data[:raftjournal._HEADER] + b"".join([r[0], r[2], r[1], r[3]]))
+    open(path, "wb").write(data[:journal._HEADER] + b"".join([r[0], r[2], r[1], r[3]]))
     with pytest.raises(FailedPrecondition, match="record 1"):
         DurableJournal(path, KEY)
 
@@ -263,7 +263,7 @@ def test_record_from_another_journal_fails_at_start(tmp_path):
     other = _three_records(tmp_path / "other")
     data, foreign = open(path, "rb").read(), _records(open(other, "rb").read())
     r = _records(data)
-    open(path, "wb").write(data[:raftjournal._HEADER] + b"".join([r[0], foreign[1], r[2], r[3]]))
+    open(path, "wb").write(data[:journal._HEADER] + b"".join([r[0], foreign[1], r[2], r[3]]))
     with pytest.raises(FailedPrecondition, match="record 1"):
         DurableJournal(path, KEY)
 
@@ -313,10 +313,10 @@ def test_snapshot_codec_round_trip_and_tamper(tmp_path):
 
 def test_syncobj_options_refuses_a_snapshot_it_cannot_open(tmp_path):
     raft_dir = tmp_path / "raft"
-    opts, _ = raftlog.syncobj_options(raft_dir, KEY, dict, lambda t: None)
+    opts, _ = safety.syncobj_options(raft_dir, KEY, dict, lambda t: None)
     opts["serializer"](opts["fullDumpFile"], ((cmd(1), 2, 1), (cmd(0), 1, 1), {LEADER}))
     with pytest.raises(FailedPrecondition, match="snapshot.cvy"):
-        raftlog.syncobj_options(raft_dir, b"w" * 32, dict, lambda t: None)
+        safety.syncobj_options(raft_dir, b"w" * 32, dict, lambda t: None)
 
 
 def test_syncobj_options_refuses_to_start_beside_a_stock_journal(tmp_path):
@@ -324,19 +324,19 @@ def test_syncobj_options_refuses_to_start_beside_a_stock_journal(tmp_path):
     raft_dir.mkdir()
     (raft_dir / "journal.bin").write_bytes(b"PYSYNCOBJ")
     with pytest.raises(FailedPrecondition, match="journal.bin"):
-        raftlog.syncobj_options(raft_dir, KEY, dict, lambda t: None)
+        safety.syncobj_options(raft_dir, KEY, dict, lambda t: None)
 
 
 # ---------------------------------------------------------------- 5. transport
 
 def test_transport_refuses_to_run_without_the_cluster_key(tmp_path):
-    opts, transport = raftlog.syncobj_options(tmp_path / "raft", KEY, dict, lambda t: None)
+    opts, transport = safety.syncobj_options(tmp_path / "raft", KEY, dict, lambda t: None)
     with pytest.raises(FailedPrecondition, match="cluster key"):
         SyncObj("127.0.0.1:1", [], SyncObjConf(autoTick=False, **opts), transportClass=transport)
 
 
 def test_install_is_idempotent():
-    raftlog.install()
+    safety.install()
     handler = SyncObj._SyncObj__onMessageReceived
-    raftlog.install()
+    safety.install()
     assert SyncObj._SyncObj__onMessageReceived is handler and handler._covey_fixed

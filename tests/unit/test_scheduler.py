@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covey.errors import InvalidArgument
-from manager.scheduler import (
+from manager.scheduler.placement import (
     Demand,
     Exclusion,
     Explanation,
@@ -16,8 +16,8 @@ from manager.scheduler import (
     schedule,
     validate,
 )
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 
 GIB = 1 << 30
 CPU = 10**9
@@ -343,9 +343,9 @@ def test_demand_from_service():
     t.placement.max_replicas = 2
     t.placement.platforms.add(os="linux", architecture="arm64")
     ports = s.spec.endpoint.ports
-    ports.add(published_port=80, target_port=8080, publish_mode=spec.PortConfig.HOST)
-    ports.add(published_port=53, protocol=spec.PortConfig.UDP, publish_mode=spec.PortConfig.HOST)
-    ports.add(published_port=443, publish_mode=spec.PortConfig.INGRESS)
+    ports.add(published_port=80, target_port=8080, publish_mode=specs.PortConfig.HOST)
+    ports.add(published_port=53, protocol=specs.PortConfig.UDP, publish_mode=specs.PortConfig.HOST)
+    ports.add(published_port=443, publish_mode=specs.PortConfig.INGRESS)
     assert Demand.from_service(s) == Demand(
         "s1", 7, CPU, GIB, ("node.role==worker",), ("node.labels.dc",), 2, ((53, "udp"), (80, "tcp")),
         (("linux", "arm64"),))

@@ -1,6 +1,6 @@
 import pytest
 
-from covey.config import Settings
+from coveyd.settings import Settings
 from covey.errors import InvalidArgument
 from covey.units import format_bytes, format_duration, parse_bytes, parse_duration
 

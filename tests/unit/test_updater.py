@@ -1,15 +1,16 @@
 """Rolling updates, one orchestrator pass at a time: order, parallelism, delay, monitor, failures."""
-from manager.orchestrator import plan
-from proto import covey_pb2 as pb
-from proto import spec_pb2 as spec
+from manager.orchestrator.services import plan
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
+from proto import store_pb2
 
 S = 10**9
-UC = spec.UpdateConfig
+UC = specs.UpdateConfig
 
 
 def service(replicas=3, version=2, order=UC.STOP_FIRST, parallelism=1, delay=0, monitor=S,
             failure_action=UC.PAUSE, ratio=0.0, state=pb.UpdateStatus.UPDATING):
-    s = pb.Service(id="s", spec_version=version, spec=spec.ServiceSpec(name="web"))
+    s = pb.Service(id="s", spec_version=version, spec=specs.ServiceSpec(name="web"))
     s.spec.task.container.image = "img:v2"
     s.spec.replicated.replicas = replicas
     s.spec.update.CopyFrom(UC(order=order, parallelism=parallelism, delay_ns=delay, monitor_ns=monitor,
@@ -32,7 +33,7 @@ def step(svc, tasks, now):
         if a.table == "service":
             out["service"] = pb.Service.FromString(a.object)
             out["status"] = out["service"].update_status.state
-        elif a.kind == pb.StoreAction.CREATE:
+        elif a.kind == store_pb2.StoreAction.CREATE:
             out["created"].append(pb.Task.FromString(a.object).slot)
         elif pb.Task.FromString(a.object).desired_state == pb.SHUTDOWN:
             out["shutdown"].append(a.id)
@@ -109,7 +110,7 @@ def test_global_service_updates_node_by_node_and_restarts_its_failed_tasks():
 
     def created(tasks, now):
         return [(pb.Task.FromString(a.object).node_id, pb.Task.FromString(a.object).spec_version)
-                for a in plan([svc], tasks, nodes, now_ns=now) if a.kind == pb.StoreAction.CREATE]
+                for a in plan([svc], tasks, nodes, now_ns=now) if a.kind == store_pb2.StoreAction.CREATE]
     assert created(old, now=0) == [("n1", 2)], "one node at a time, on that node"
     svc.update_status.state = pb.UpdateStatus.COMPLETED
     failed = task("c", 0, version=2, state=pb.FAILED, since=0)
@@ -126,8 +127,8 @@ def test_a_rollback_keeps_the_tasks_it_never_reached():
     failed_new.spec.container.image = "img:v2"
     actions = plan([svc], [failed_new] + untouched, [pb.Node(id="n1", status=pb.NodeStatus(state=pb.NodeStatus.READY))],
                    now_ns=10 * S)
-    updates = {a.id: pb.Task.FromString(a.object) for a in actions if a.table == "task" and a.kind == pb.StoreAction.UPDATE}
+    updates = {a.id: pb.Task.FromString(a.object) for a in actions if a.table == "task" and a.kind == store_pb2.StoreAction.UPDATE}
     assert {i: t.spec_version for i, t in updates.items() if i.startswith("o")} == {"o2": 3, "o3": 3}
     assert {i: t.desired_state for i, t in updates.items() if i.startswith("o")} == {"o2": pb.RUNNING, "o3": pb.RUNNING}
-    created = [pb.Task.FromString(a.object) for a in actions if a.kind == pb.StoreAction.CREATE]
+    created = [pb.Task.FromString(a.object) for a in actions if a.kind == store_pb2.StoreAction.CREATE]
     assert [(t.slot, t.spec.container.image) for t in created] == [(1, "img:v1")], "only the slot it reached"

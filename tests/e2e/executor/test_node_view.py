@@ -6,7 +6,7 @@ import signal
 
 from lab import Lab, wait_until
 
-from covey.daemon import make_executor
+from coveyd.daemon import make_executor
 from worker.executor import ContainerConfig
 
 

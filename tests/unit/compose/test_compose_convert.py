@@ -3,8 +3,7 @@ import pytest
 
 from compose_testlib import as_dict, stack, write
 from covey.compose import ComposeError, load_stack
-from proto import spec_pb2 as pb
-
+from proto import specs_pb2 as specs
 FULL = """
 services:
   web:
@@ -114,15 +113,15 @@ def test_mounts(full):
     spec, tmp = full
     mounts = {m.target: m for m in spec.services[0].task.container.mounts}
     data = mounts["/data"]
-    assert data.type == pb.Mount.VOLUME and data.source == "shop_data"
+    assert data.type == specs.Mount.VOLUME and data.source == "shop_data"
     assert data.volume_options.no_copy and data.volume_options.driver_config.name == "local"
     assert data.volume_options.driver_config.options == {"type": "nfs"}
     assert data.volume_options.labels == {"v": "1", "com.docker.stack.namespace": "shop"}
     conf = mounts["/etc/nginx/conf.d"]
-    assert conf.type == pb.Mount.BIND and conf.source == str(tmp / "conf") and conf.read_only
+    assert conf.type == specs.Mount.BIND and conf.source == str(tmp / "conf") and conf.read_only
     assert mounts["/cache"].tmpfs_options.size_bytes == 64 << 20
-    assert mounts["/run"].type == pb.Mount.TMPFS
-    assert mounts["/anon"].type == pb.Mount.VOLUME and mounts["/anon"].source == ""
+    assert mounts["/run"].type == specs.Mount.TMPFS
+    assert mounts["/anon"].type == specs.Mount.VOLUME and mounts["/anon"].source == ""
 
 
 def test_secrets_and_configs(full):
@@ -151,12 +150,12 @@ def test_deploy(full):
     assert as_dict(r.reservations.generic[0]) == {"kind": "gpu", "discrete": "2"}
     rp = s.task.restart
     assert (rp.condition, rp.delay_ns, rp.max_attempts, rp.window_ns) == (
-        pb.RestartPolicy.ON_FAILURE, 5 * 10**9, 3, 120 * 10**9)
+        specs.RestartPolicy.ON_FAILURE, 5 * 10**9, 3, 120 * 10**9)
     u = s.update
     assert (u.parallelism, u.delay_ns, u.failure_action, u.monitor_ns, u.order) == (
-        2, 10 * 10**9, pb.UpdateConfig.ROLLBACK, 30 * 10**9, pb.UpdateConfig.START_FIRST)
+        2, 10 * 10**9, specs.UpdateConfig.ROLLBACK, 30 * 10**9, specs.UpdateConfig.START_FIRST)
     assert u.max_failure_ratio == pytest.approx(0.25)
-    assert (s.rollback.parallelism, s.rollback.failure_action) == (0, pb.UpdateConfig.CONTINUE)
+    assert (s.rollback.parallelism, s.rollback.failure_action) == (0, specs.UpdateConfig.CONTINUE)
     assert (s.task.log_driver.name, s.task.log_driver.options["max-size"]) == ("json-file", "10m")
 
 
@@ -164,7 +163,7 @@ def test_ports(full):
     spec, _ = full
     ports = [(p.protocol, p.target_port, p.published_port, p.publish_mode)
              for p in spec.services[0].endpoint.ports]
-    tcp, udp, ingress, host = pb.PortConfig.TCP, pb.PortConfig.UDP, pb.PortConfig.INGRESS, pb.PortConfig.HOST
+    tcp, udp, ingress, host = specs.PortConfig.TCP, specs.PortConfig.UDP, specs.PortConfig.INGRESS, specs.PortConfig.HOST
     assert ports == [(tcp, 8080, 80, ingress), (udp, 53, 53, ingress), (tcp, 443, 8443, host),
                      (tcp, 7000, 9000, ingress), (tcp, 7001, 9001, ingress)]
 

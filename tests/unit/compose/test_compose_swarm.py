@@ -5,8 +5,7 @@ from compose_testlib import stack, write
 from covey.compose import ComposeError, load_model
 from covey.compose.compat import SERVICE_KEYS, swarm_warnings
 from covey.compose.validate import _validator
-from proto import spec_pb2 as pb
-
+from proto import specs_pb2 as specs
 SWARMLESS = """
 services:
   web:
@@ -41,7 +40,7 @@ def test_strict_turns_warnings_into_errors(tmp_path):
 def test_restart_without_restart_policy_is_used(tmp_path):
     spec = stack(tmp_path, "services: {a: {image: x, restart: 'on-failure:3'}}\n")
     restart = spec.services[0].task.restart
-    assert restart.condition == pb.RestartPolicy.ON_FAILURE and restart.max_attempts == 3
+    assert restart.condition == specs.RestartPolicy.ON_FAILURE and restart.max_attempts == 3
     assert load_model([write(tmp_path, "services: {a: {image: x, restart: always}}\n")],
                       environ={}).warnings == []
 
@@ -81,8 +80,8 @@ def test_depends_on_orders_creation_and_waits_for_health(tmp_path):
     """)
     assert [s.name for s in spec.services] == ["s_z", "s_m", "s_a"]
     deps = {(d.service, d.depends_on): d.condition for d in spec.dependencies}
-    assert deps == {("s_a", "s_m"): pb.ServiceDependency.HEALTHY,
-                    ("s_m", "s_z"): pb.ServiceDependency.STARTED}
+    assert deps == {("s_a", "s_m"): specs.ServiceDependency.HEALTHY,
+                    ("s_m", "s_z"): specs.ServiceDependency.STARTED}
 
 
 def test_dependency_cycle_is_an_error(tmp_path):

@@ -1,0 +1,114 @@
+"""coveyd: the node process (one per host, as root).
+
+    coveyd [--data-dir DIR] [--socket PATH] [--log-file FILE] [--hostname NAME] [--set NAME=DURATION]...
+"""
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import grpc
+
+from covey import __version__
+from coveyd.settings import Settings
+from covey.errors import CoveyError
+from coveyd.localapi import add_local_services
+from coveyd.node import Node
+
+log = logging.getLogger("coveyd")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="coveyd", description="The Covey node daemon.")
+    parser.add_argument("--data-dir", default="/var/lib/covey", type=Path)
+    parser.add_argument("--socket", default="/run/covey/covey.sock", type=Path,
+                        help="root-only unix socket for the covey CLI")
+    parser.add_argument("--log-file", type=Path, help="default: standard error")
+    parser.add_argument("--hostname", default=socket.gethostname())
+    parser.add_argument("--run-dir", type=Path, help="transient files (default: the socket's directory)")
+    parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
+                        help="a registry to reach over plain HTTP (repeatable)")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=DURATION",
+                        help="override a period or timeout, e.g. raft.election_min=200ms")
+    parser.add_argument("--version", action="version", version=f"coveyd {__version__}")
+    return parser.parse_args(argv)
+
+
+def setup_logging(log_file: Path | None, debug: bool) -> None:
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+async def serve(args, settings: Settings) -> None:
+    args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    args.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    args.socket.unlink(missing_ok=True)
+    executor = make_executor(args)
+    adopted = await executor.adopt()
+    log.info("took back %d containers", len(adopted))
+    node = Node(args.data_dir, args.hostname, settings, executor)
+    await node.resume()
+    server = grpc.aio.server()
+    add_local_services(server, node, executor)
+    old_umask = os.umask(0o177)  # the socket is created 0600: root only
+    try:
+        server.add_insecure_port(f"unix://{args.socket}")
+        await server.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(args.socket, 0o600)
+    log.info("coveyd %s listening on %s (hostname %s, data %s)", __version__, args.socket,
+             args.hostname, args.data_dir)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(settings.shutdown_timeout)
+    await node.close()
+    await executor.close()  # containers keep running: a restarted coveyd adopts them
+    args.socket.unlink(missing_ok=True)
+
+
+def make_executor(args):
+    from worker.executor import Executor, ExecutorSettings
+    run_dir = args.run_dir or args.socket.parent
+    # One cgroup parent per data dir: several coveyd on one machine (the lab) never collide.
+    tag = hashlib.sha256(str(args.data_dir.resolve()).encode()).hexdigest()[:10]
+    return Executor(ExecutorSettings(data_dir=args.data_dir, run_dir=run_dir / "executor",
+                                     runc_root=run_dir / "runc", cgroup_parent=f"covey-{tag}",
+                                     insecure_registries=tuple(args.insecure_registry)))
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = Settings()
+    try:
+        for assignment in args.settings:
+            settings.apply(assignment)
+    except CoveyError as exc:
+        print(f"coveyd: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_file, args.debug)
+    try:
+        asyncio.run(serve(args, settings))
+    except CoveyError as exc:
+        log.error("%s", exc)
+        print(f"coveyd: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

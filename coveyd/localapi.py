@@ -1,0 +1,120 @@
+"""The services on the root-only unix socket: the node's own lifecycle, the control
+API of this node's manager (if it is one), and the node's own containers."""
+import json
+
+from covey.errors import FailedPrecondition, InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound, PermissionDenied
+from coveyd.node import Node
+from covey.rpc import stream, unary
+from proto import control_pb2
+from proto import control_pb2_grpc
+from proto import local_pb2
+from proto import local_pb2_grpc
+
+class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
+    def __init__(self, node: Node):
+        self._node = node
+
+    @unary
+    async def SwarmInit(self, request, context):
+        return await self._node.init(request)
+
+    @unary
+    async def SwarmJoin(self, request, context):
+        return await self._node.join(request)
+
+    @unary
+    async def SwarmLeave(self, request, context):
+        await self._node.leave(request)
+        return local_pb2.SwarmLeaveResponse()
+
+    @unary
+    async def Info(self, request, context):
+        return self._node.info()
+
+
+def _delegate(name: str, streaming: bool):
+    def manager_of(node: Node):
+        if node.membership is None:
+            raise FailedPrecondition(NOT_IN_SWARM)
+        if node.manager is None:
+            raise PermissionDenied(f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
+                                   "cluster state; run this command on a manager node")
+        return node.manager
+
+    @unary
+    async def call(self, request, context):
+        return await getattr(manager_of(self._node).control, name)(request, context)
+
+    @stream
+    async def call_streaming(self, request, context):
+        async for message in getattr(manager_of(self._node).control, name)(request, context):
+            yield message
+    chosen = call_streaming if streaming else call
+    chosen.__name__ = name
+    return chosen
+
+
+class LocalControl(control_pb2_grpc.ControlServicer):
+    """The control API on the unix socket: this node's manager, if it is one."""
+
+    def __init__(self, node: Node):
+        self._node = node
+
+
+for _name, _method in control_pb2.DESCRIPTOR.services_by_name["Control"].methods_by_name.items():
+    setattr(LocalControl, _name, _delegate(_name, _method.server_streaming))
+
+
+class LocalContainers(local_pb2_grpc.LocalContainersServicer):
+    """`covey container ls / inspect / logs`: what the executor on this node holds."""
+
+    def __init__(self, executor):
+        self._executor = executor
+
+    def _resolve(self, ref: str) -> str:
+        if not ref:
+            raise InvalidArgument("a container name or ID is required")
+        names = self._executor.names()
+        ids = {self._executor.cid(n): n for n in names}
+        if ref in names or ref in ids:
+            return ids.get(ref, ref)
+        matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
+        if not matches:
+            raise NotFound(f"no such container: {ref}")
+        if len(matches) > 1:
+            raise InvalidArgument(f"container {ref} is ambiguous ({len(matches)} matches)")
+        return matches.pop()
+
+    @unary
+    async def List(self, request, context):
+        infos = await self._executor.list(all=request.all)
+        return local_pb2.ListContainersResponse(containers=[_summary(i) for i in infos])
+
+    @unary
+    async def Inspect(self, request, context):
+        info = await self._executor.inspect(self._resolve(request.container))
+        return local_pb2.InspectContainerResponse(json=json.dumps(info.to_dict(), indent=2, default=str))
+
+    @stream
+    async def Logs(self, request, context):
+        name = self._resolve(request.container)
+        tail = request.tail if request.tail >= 0 else None
+        async for entry in self._executor.logs(name, follow=request.follow, tail=tail, since=request.since):
+            yield local_pb2.LogLine(time=entry.time, stream=entry.stream, line=entry.line)
+
+
+def _summary(info) -> local_pb2.ContainerSummary:
+    cfg = info.config
+    return local_pb2.ContainerSummary(
+        name=info.name, id=info.id, image=info.image, status=info.status,
+        created_at=info.created_at, started_at=info.started_at, finished_at=info.finished_at,
+        exited=info.exit_code is not None, exit_code=info.exit_code or 0, oom_killed=info.oom_killed,
+        health=(info.health or {}).get("status", ""),
+        command=(cfg.entrypoint or []) + (cfg.command or []) if cfg else [])
+
+
+def add_local_services(server, node: Node, executor) -> None:
+    local_pb2_grpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
+    control_pb2_grpc.add_ControlServicer_to_server(LocalControl(node), server)
+    local_pb2_grpc.add_LocalContainersServicer_to_server(LocalContainers(executor), server)
+

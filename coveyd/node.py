@@ -1,0 +1,416 @@
+"""One host's membership in a swarm: init, join, leave, role changes, restarts.
+
+This is the glue DESIGN.md puts in covey/: it composes the manager (when the
+node's certificate says manager) and the agent (always).
+"""
+import asyncio
+import datetime
+import ipaddress
+import logging
+import random
+import secrets
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import grpc
+
+from covey import __version__, pki, tls
+from coveyd.settings import DEFAULT_API_PORT, Settings
+from covey.errors import (FailedPrecondition, InvalidArgument, NOT_IN_SWARM, Unavailable,
+                          from_rpc_error)
+from covey.ids import new_id
+from coveyd.nodestate import Membership, NodeState
+from covey.units import parse_duration
+from manager.state import membership as mship
+from manager.state import store as st
+from manager.manager import Manager, ManagerConfig, bootstrap
+from proto import ca_pb2
+from proto import ca_pb2_grpc
+from proto import local_pb2
+from proto import objects_pb2 as pb
+
+from worker.agent import Agent, Credentials, describe_node
+from worker.tasks import Reporter, TaskManager
+
+log = logging.getLogger(__name__)
+
+ALREADY_IN_SWARM = ("this node is already part of a swarm: use \"covey swarm leave\" to leave "
+                    "it and join another one")
+LAST_MANAGER = ("you are attempting to leave the swarm on a node that is participating as a "
+                "manager; removing the last manager erases all current state of the swarm: "
+                "use --force to ignore this message")
+
+
+def _parse_addr(text: str, default_port: int, what: str) -> tuple[str, int]:
+    host, port = tls.split_addr(text.strip(), default_port)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text!r}: give an IP address, optionally with :PORT") from None
+    if not 0 < port < 65535:
+        raise InvalidArgument(f"invalid {what} {text!r}: port out of range")
+    return host, port
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _local_ip_towards(host: str, port: int) -> str:
+    """The local address this host uses to reach `host` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, port))
+        return probe.getsockname()[0]
+
+
+class Node:
+    def __init__(self, data_dir: Path, hostname: str, settings: Settings, executor=None):
+        self.state = NodeState(data_dir)
+        self.hostname = hostname
+        self.settings = settings
+        # The node's tasks outlive its sessions (a reconnect keeps them running).
+        self.tasks = TaskManager(executor, Reporter()) if executor is not None else None
+        self.membership: Membership | None = None
+        self.manager: Manager | None = None
+        self._cluster_server: grpc.aio.Server | None = None
+        self._agent_task: asyncio.Task | None = None
+        self._peers_task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # one membership change at a time
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def resume(self) -> None:
+        """After a restart: take back the role the certificate on disk gives."""
+        membership = self.state.load()
+        if membership is None:
+            return
+        self.membership = membership
+        if self.state.identity().role == pb.MANAGER:
+            await self._start_manager()
+        self._start_agent()
+        log.info("resumed as node %s of cluster %s", membership.node_id, membership.cluster_id)
+
+    async def close(self) -> None:
+        await self._stop_agent()
+        if self.tasks is not None:
+            await self.tasks.close()
+        await self._stop_manager()
+
+    # ------------------------------------------------------------ swarm init
+
+    async def init(self, request: local_pb2.SwarmInitRequest) -> local_pb2.SwarmInitResponse:
+        async with self._lock:
+            if request.force_new_cluster:
+                return await self._force_new_cluster()
+            if self.membership:
+                raise FailedPrecondition(ALREADY_IN_SWARM)
+            if not request.advertise_addr:
+                raise InvalidArgument("--advertise-addr is required: the address other nodes reach this one on")
+            listen_host, listen_port = _parse_addr(request.listen_addr or f"0.0.0.0:{DEFAULT_API_PORT}",
+                                                   DEFAULT_API_PORT, "listen address")
+            adv_host, adv_port = _parse_addr(request.advertise_addr, listen_port, "advertise address")
+            heartbeat = request.heartbeat_period_ns or parse_duration("5s")
+            cert_expiry = request.cert_expiry_ns or int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)
+            if cert_expiry < parse_duration("10s"):
+                raise InvalidArgument("--cert-expiry must be at least 10s")
+            cluster_id, node_id = new_id(), new_id()
+            ca_cert, ca_key = pki.create_root_ca(cluster_id)
+            key = pki.new_key_pem()
+            cert = pki.sign_node_cert(ca_cert, ca_key, pki.make_csr(key), node_id, pb.MANAGER, cluster_id,
+                                      datetime.timedelta(microseconds=cert_expiry // 1000))
+            self.state.save_certs(ca_cert, key, cert)
+            self.state.save_raft_key(secrets.token_bytes(32))
+            api_addr = _join(adv_host, adv_port)
+            membership = Membership(cluster_id=cluster_id, node_id=node_id, role=pb.MANAGER,
+                                    listen_addr=_join(listen_host, listen_port), advertise_addr=api_addr,
+                                    raft_addr=_join(adv_host, adv_port + 1), managers=[api_addr])
+            try:
+                await self._start_manager(membership)
+                cluster = await bootstrap(self.manager, cluster_id, self.hostname, ca_cert, ca_key,
+                                          heartbeat, cert_expiry)
+            except BaseException:
+                await self._stop_manager()
+                self.state.erase()
+                raise
+            self.state.save(membership)
+            self.membership = membership
+            self._start_agent()
+            log.info("initialized swarm %s; this node %s is its manager", cluster_id, node_id)
+            return local_pb2.SwarmInitResponse(node_id=node_id, cluster_id=cluster_id,
+                                        worker_token=cluster.join_tokens.worker, manager_addr=api_addr)
+
+    async def _force_new_cluster(self) -> local_pb2.SwarmInitResponse:
+        """A surviving manager becomes a one-manager swarm with all the state it has.
+
+        The lost managers leave Raft and their certificates are denied; the workers
+        keep their certificates and find this manager in their list.
+        """
+        if self.manager is None:
+            raise FailedPrecondition("--force-new-cluster needs a manager of an existing swarm: "
+                                     "this node is not one")
+        store = self.manager.store
+        await _wait(lambda: store.caught_up() and store.list("cluster"), self.settings.manager_ready_timeout,
+                    "the Raft log to be applied")
+        tables, me = store.tables(), self.membership
+        await self._stop_manager()
+        old = self.state.raft_dir.with_name(f"raft.before-force-new-cluster.{int(time.time())}")
+        self.state.raft_dir.rename(old)
+        me.raft_peers = []
+        await self._start_manager(me)
+        try:
+            await self.manager.store.wait_ready(self.settings.manager_ready_timeout)
+            cluster = await _restore_alone(self.manager.store, tables, me)
+        except BaseException:
+            await self._stop_manager()
+            shutil.rmtree(self.state.raft_dir, ignore_errors=True)
+            old.rename(self.state.raft_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        me.managers = [me.advertise_addr]
+        self.state.save(me)
+        log.warning("forced a new cluster: this manager is now the only one")
+        return local_pb2.SwarmInitResponse(node_id=me.node_id, cluster_id=me.cluster_id,
+                                    worker_token=cluster.join_tokens.worker, manager_addr=me.advertise_addr)
+
+    # ------------------------------------------------------------ swarm join
+
+    async def join(self, request: local_pb2.SwarmJoinRequest) -> local_pb2.SwarmJoinResponse:
+        async with self._lock:
+            if self.membership:
+                raise FailedPrecondition(ALREADY_IN_SWARM)
+            digest, _ = pki.parse_token(request.token)
+            host, port = _parse_addr(request.remote_addr, DEFAULT_API_PORT, "manager address")
+            remote = _join(host, port)
+            listen_host, listen_port = _parse_addr(request.listen_addr or f"0.0.0.0:{DEFAULT_API_PORT}",
+                                                   DEFAULT_API_PORT, "listen address")
+            adv_host, adv_port = _parse_addr(request.advertise_addr or _local_ip_towards(host, port),
+                                             listen_port, "advertise address")
+            timeout = self.settings.join_timeout
+            ca_cert = await asyncio.to_thread(tls.fetch_unverified_ca, remote, timeout)
+            if pki.ca_digest(ca_cert) != digest:
+                # Pinning: nothing secret (the token) is sent to a CA the token does not name.
+                raise InvalidArgument(f"{pki.INVALID_TOKEN}: the manager at {remote} has a different "
+                                      "root CA than the token names")
+            key = pki.new_key_pem()
+            issue = ca_pb2.IssueNodeCertificateRequest(token=request.token.strip(), csr_pem=pki.make_csr(key),
+                                                   hostname=self.hostname,
+                                                   advertise_addr=_join(adv_host, adv_port))
+            async with tls.secure_channel(remote, ca_cert, *tls.anonymous_identity()) as channel:
+                try:
+                    response = await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(issue, timeout=timeout)
+                except grpc.RpcError as exc:
+                    raise from_rpc_error(exc) from None
+            identity = pki.cert_identity(response.cert_pem)
+            if identity.node_id != response.node_id or not pki.verify_signed_by(response.cert_pem, ca_cert):
+                raise Unavailable(f"the manager at {remote} returned a certificate that does not check out")
+            self.state.save_certs(ca_cert, key, response.cert_pem)
+            membership = Membership(cluster_id=identity.cluster_id, node_id=identity.node_id,
+                                    role=identity.role, managers=list(response.managers) or [remote])
+            if identity.role == pb.MANAGER:
+                membership.listen_addr = _join(listen_host, listen_port)
+                membership.advertise_addr = _join(adv_host, adv_port)
+                await self._become_manager(membership, response.raft_key, response.raft_addr,
+                                           list(response.raft_peers))
+            self.state.save(membership)
+            self.membership = membership
+            self._start_agent()
+            log.info("joined swarm %s as node %s (%s)", identity.cluster_id, identity.node_id,
+                     pb.NodeRole.Name(identity.role).lower())
+            return local_pb2.SwarmJoinResponse(node_id=identity.node_id, role=identity.role)
+
+    # ------------------------------------------------------------ swarm leave
+
+    async def leave(self, request: local_pb2.SwarmLeaveRequest) -> None:
+        async with self._lock:
+            if not self.membership:
+                raise FailedPrecondition(NOT_IN_SWARM)
+            if self.manager is not None:
+                await self._leave_raft(request.force)
+            await self.close()
+            if self.tasks is not None:
+                await self.tasks.remove_all()  # as Docker: a node that leaves runs no task of the swarm
+            self.state.erase()
+            self.membership = None
+            log.info("left the swarm")
+
+    async def _leave_raft(self, force: bool) -> None:
+        store = self.manager.store
+        me = store.get("node", self.membership.node_id)
+        if not force:
+            if len(mship.managers(store)) <= 1:
+                raise FailedPrecondition(LAST_MANAGER)
+            mship.check_can_lose(store, me, "remove")
+            raise FailedPrecondition("this node is a manager: demote it first (covey node demote), "
+                                     "or use --force to leave at once")
+        if len(mship.managers(store)) > 1:
+            try:  # best effort: the others stop counting on this member
+                await store.remove_member(self.membership.raft_addr, wait=not store.is_leader())
+            except Exception as exc:
+                log.warning("could not leave Raft cleanly: %s", exc)
+
+    # ------------------------------------------------------------ role changes
+
+    async def _renew(self, channel, desired_role: int) -> Credentials:
+        """Renew the certificate (the agent calls this when the managers ask for another role)."""
+        key = pki.new_key_pem()
+        request = ca_pb2.RenewNodeCertificateRequest(csr_pem=pki.make_csr(key))
+        response = await ca_pb2_grpc.CAStub(channel).RenewNodeCertificate(request, timeout=self.settings.join_timeout)
+        ca_cert = self.state.ca_cert()
+        if not pki.verify_signed_by(response.cert_pem, ca_cert):
+            raise Unavailable("the renewed certificate does not check out")
+        async with self._lock:
+            me = self.membership
+            if response.role == pb.MANAGER and self.manager is None:
+                api_host, api_port = tls.split_addr(response.api_addr, DEFAULT_API_PORT)
+                me.listen_addr, me.advertise_addr = _join("0.0.0.0", api_port), response.api_addr
+                self.state.save_certs(ca_cert, key, response.cert_pem)
+                await self._become_manager(me, response.raft_key, response.raft_addr, list(response.raft_peers))
+            elif response.role == pb.WORKER and me.role == pb.MANAGER:
+                await self._stop_manager()  # it already left Raft: that came first
+                shutil.rmtree(self.state.raft_dir, ignore_errors=True)
+                me.listen_addr = me.advertise_addr = me.raft_addr = ""
+                me.raft_peers = []
+            self.state.save_certs(ca_cert, key, response.cert_pem)
+            me.role = response.role
+            me.managers = list(response.managers) or me.managers
+            self.state.save(me)
+        return Credentials(ca_cert, key, response.cert_pem, response.role)
+
+    def _step_down(self) -> None:
+        """This leader is being demoted: stop its Raft replica so another is elected.
+        The certificate renewal that follows makes it a worker."""
+        asyncio.get_running_loop().create_task(self._stop_manager(), name="step-down")
+
+    async def _become_manager(self, membership: Membership, raft_key: bytes, raft_addr: str,
+                              peers: list[str]) -> None:
+        self.state.save_raft_key(raft_key)
+        membership.raft_addr, membership.raft_peers = raft_addr, peers
+        shutil.rmtree(self.state.raft_dir, ignore_errors=True)  # a new member starts empty
+        await self._start_manager(membership)
+
+    # ------------------------------------------------------------ parts
+
+    def _dial(self, addr: str) -> grpc.aio.Channel:
+        """A channel to another manager, with this node's certificate."""
+        return tls.secure_channel(addr, self.state.ca_cert(), self.state.key(), self.state.cert())
+
+    async def _start_manager(self, membership: Membership | None = None) -> None:
+        membership = membership or self.membership
+        listen_host, _ = tls.split_addr(membership.listen_addr, DEFAULT_API_PORT)
+        _, raft_port = tls.split_addr(membership.raft_addr, DEFAULT_API_PORT + 1)
+        config = ManagerConfig(node_id=membership.node_id, raft_dir=self.state.raft_dir,
+                               raft_addr=membership.raft_addr, raft_bind=_join(listen_host, raft_port),
+                               api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
+                               at_rest_key=self.state.at_rest_key(),
+                               raft_peers=list(membership.raft_peers), timings=self.settings.raft,
+                               ready_timeout=self.settings.manager_ready_timeout,
+                               log_gather_timeout=self.settings.log_gather_timeout)
+        self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
+        server = grpc.aio.server(options=tls.SERVER_OPTIONS)
+        self.manager.add_to_server(server)
+        creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self.state.ca_cert()))
+        try:
+            server.add_secure_port(membership.listen_addr, creds)
+        except RuntimeError:
+            await self._stop_manager()
+            raise Unavailable(f"cannot listen on {membership.listen_addr}: the address is in use or not local") from None
+        await server.start()
+        self._cluster_server = server
+        self._peers_task = asyncio.create_task(self._remember_peers(membership), name="raft-peers")
+
+    async def _stop_manager(self) -> None:
+        if self._peers_task is not None:
+            self._peers_task.cancel()
+            await asyncio.gather(self._peers_task, return_exceptions=True)
+            self._peers_task = None
+        if self._cluster_server is not None:
+            await self._cluster_server.stop(self.settings.shutdown_timeout)
+            self._cluster_server = None
+        if self.manager is not None:
+            await self.manager.close()
+            self.manager = None
+
+    async def _remember_peers(self, membership: Membership) -> None:
+        """Keep swarm.json's Raft peers current, so a restart finds the other managers."""
+        events = self.manager.store.subscribe()
+        try:
+            while True:
+                peers = self.manager.raft_peers()
+                if peers and peers != membership.raft_peers:
+                    membership.raft_peers = peers
+                    if self.membership is membership:
+                        self.state.save(membership)
+                event = await events.get()
+                while event.table != "node":
+                    event = await events.get()
+        finally:
+            if self.manager is not None:
+                self.manager.store.unsubscribe(events)
+
+    def _start_agent(self) -> None:
+        identity = self.state.identity()
+        credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
+        agent = Agent(describe_node(self.hostname, __version__), credentials,
+                      self.membership.managers, _agent_channel, self.settings.agent,
+                      on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
+                      tasks=self.tasks)
+        self._agent_task = asyncio.create_task(agent.run(), name="agent")
+
+    async def _stop_agent(self) -> None:
+        if self._agent_task is not None:
+            self._agent_task.cancel()
+            await asyncio.gather(self._agent_task, return_exceptions=True)
+            self._agent_task = None
+
+    def _remember_managers(self, managers: list[str]) -> None:
+        if self.membership:
+            self.membership.managers = managers
+            self.state.save(self.membership)
+
+    def info(self) -> local_pb2.InfoResponse:
+        m = self.membership
+        return local_pb2.InfoResponse(node_id=m.node_id if m else "", cluster_id=m.cluster_id if m else "",
+                               role=self.state.identity().role if m else pb.WORKER,
+                               hostname=self.hostname, managers=m.managers if m else [],
+                               engine_version=__version__)
+
+
+def _renew_in(cert_pem: bytes) -> float:
+    """Seconds until this certificate should be renewed: a random point between 50% and
+    80% of its life, so that the nodes of a swarm do not all renew at once."""
+    due = pki.renewal_due(cert_pem, random.uniform(0.5, 0.8))
+    return max(0.0, (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def _agent_channel(addr: str, credentials: Credentials) -> grpc.aio.Channel:
+    return tls.secure_channel(addr, credentials.ca_cert, credentials.key, credentials.cert)
+
+
+async def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise Unavailable(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _restore_alone(store: st.Store, tables: dict, me: Membership) -> pb.Cluster:
+    """Write the old state into a fresh one-member Raft, without the other managers."""
+    cluster = pb.Cluster.FromString(next(iter(tables["cluster"].values())))
+    actions, lost = [], []
+    for node_id, data in tables["node"].items():
+        node = pb.Node.FromString(data)
+        if node.role == pb.MANAGER and node_id != me.node_id:
+            lost.append(node_id)  # a lost manager: its certificate is denied from now on
+            continue
+        if node_id == me.node_id:
+            node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
+        actions.append(st.create("node", node))
+    cluster.removed_nodes.extend(lost)
+    actions.append(st.create("cluster", cluster))
+    await store.write(actions)
+    log.warning("force-new-cluster: removed the lost managers %s", ", ".join(lost) or "(none)")
+    return cluster

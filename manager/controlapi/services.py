@@ -1,0 +1,169 @@
+"""The services half of the control API: create, list, inspect, scale, remove; tasks.
+
+Writes only record intent (the service spec, a scale); the orchestrators turn it into
+tasks and the scheduler places them (manager/orchestrator/services.py).
+"""
+import re
+import time
+
+import grpc
+
+from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
+from covey.ids import new_id
+from covey.rpc import stream, unary
+from manager.scheduler import placement
+from manager.state import store as st
+from proto import control_pb2
+from proto import control_pb2_grpc
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def find_service(store: st.Store, ref: str) -> pb.Service:
+    """A service by full ID, name, or unique ID prefix."""
+    if not ref:
+        raise InvalidArgument("a service ID or name is required")
+    services = store.list("service")
+    for service in services:
+        if service.id == ref or service.spec.name == ref:
+            return service
+    matches = [s for s in services if s.id.startswith(ref)]
+    if not matches:
+        raise NotFound(f"service {ref} not found")
+    if len(matches) > 1:
+        raise InvalidArgument(f"service {ref} is ambiguous ({len(matches)} matches): use a longer ID prefix")
+    return matches[0]
+
+
+def validate_spec(service_spec: specs.ServiceSpec) -> None:
+    if not NAME.match(service_spec.name):
+        raise InvalidArgument(f"invalid service name {service_spec.name!r}: 1 to 63 letters, digits, '_.-', "
+                              "starting with a letter or digit")
+    if not service_spec.task.container.image:
+        raise InvalidArgument(f"service {service_spec.name}: an image is required")
+    if service_spec.WhichOneof("mode") not in (None, "replicated", "global"):
+        raise InvalidArgument(f"service {service_spec.name}: jobs are not supported yet")
+
+
+class ServiceAPI:
+    """Mixed into ControlAPI, which provides _store, _authorize, _logs (the LogBroker) and
+    _leader_channel (() -> a channel to the leader, with this node's certificate)."""
+
+    @unary
+    async def CreateService(self, request, context):
+        self._authorize(context)
+        service_spec = specs.ServiceSpec()
+        service_spec.CopyFrom(request.spec)
+        validate_spec(service_spec)
+        if service_spec.WhichOneof("mode") is None:
+            service_spec.replicated.replicas = 1  # Docker's default
+        placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
+        if any(s.spec.name == service_spec.name for s in self._store.list("service")):
+            raise AlreadyExists(f"a service named {service_spec.name} already exists")
+        now = time.time_ns()
+        service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
+                             spec=service_spec, spec_version=1)
+        await self._store.write([st.create("service", service)])
+        service.meta.version = 1
+        return control_pb2.CreateServiceResponse(service=service)
+
+    @unary
+    async def ListServices(self, request, context):
+        self._authorize(context)
+        services = sorted(self._store.list("service"), key=lambda s: s.spec.name)
+        return control_pb2.ListServicesResponse(services=services)
+
+    @unary
+    async def GetService(self, request, context):
+        self._authorize(context)
+        return control_pb2.GetServiceResponse(service=find_service(self._store, request.service))
+
+    @unary
+    async def ScaleService(self, request, context):
+        self._authorize(context)
+        target = find_service(self._store, request.service)
+        if target.spec.WhichOneof("mode") != "replicated":
+            raise FailedPrecondition(f"{target.spec.name}: scale can only be used with replicated mode")
+
+        def change(service):
+            service.spec.replicated.replicas = request.replicas
+        service = await st.modify(self._store, "service", target.id, change, time.time_ns())
+        return control_pb2.ScaleServiceResponse(service=service)
+
+    @unary
+    async def UpdateService(self, request, context):
+        """A new spec (or, with rollback, the previous one): the orchestrator rolls it out."""
+        self._authorize(context)
+        target = find_service(self._store, request.service)
+        if request.rollback:
+            if not target.HasField("previous_spec"):
+                raise FailedPrecondition(f"service {target.spec.name} has no previous spec to roll back to")
+            new_spec, state = target.previous_spec, pb.UpdateStatus.ROLLBACK_STARTED
+        else:
+            new_spec, state = request.spec, pb.UpdateStatus.UPDATING
+            validate_spec(new_spec)
+            placement.validate(placement.Demand.from_service(pb.Service(spec=new_spec)))
+            if new_spec.name != target.spec.name:
+                raise InvalidArgument("a service cannot be renamed")
+            if new_spec.WhichOneof("mode") != target.spec.WhichOneof("mode"):
+                raise InvalidArgument("a service's mode (replicated or global) cannot be changed")
+
+        def change(service):
+            if request.expected_version and service.meta.version != request.expected_version:
+                raise Conflict(f"service {service.spec.name} changed since it was read; try again")
+            previous = specs.ServiceSpec()
+            previous.CopyFrom(service.spec)
+            service.spec.CopyFrom(new_spec)
+            service.previous_spec.CopyFrom(previous)
+            service.spec_version += 1
+            message = "manually requested rollback" if request.rollback else "update in progress"
+            service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=time.time_ns(),
+                                                           message=message))
+        service = await st.modify(self._store, "service", target.id, change, time.time_ns(), attempts=1)
+        return control_pb2.UpdateServiceResponse(service=service)
+
+    @unary
+    async def RemoveService(self, request, context):
+        self._authorize(context)
+        service = find_service(self._store, request.service)
+        # The service goes at once; the orchestrator tells its tasks to go (one writer for
+        # tasks: rewriting them here would race the scheduler and the nodes' reports).
+        await self._store.write([st.delete("service", service)])
+        return control_pb2.RemoveServiceResponse()
+
+    @unary
+    async def ListTasks(self, request, context):
+        self._authorize(context)
+        tasks = self._store.list("task")
+        if request.service:
+            service_id = find_service(self._store, request.service).id
+            tasks = [t for t in tasks if t.service_id == service_id]
+        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
+        return control_pb2.ListTasksResponse(tasks=tasks)
+
+    @stream
+    async def ServiceLogs(self, request, context):
+        self._authorize(context)
+        if request.tail < -1:
+            raise InvalidArgument(f"invalid tail {request.tail}: a number of lines, or -1 for all")
+        if not self._store.is_leader():  # the nodes' log streams end on the leader
+            async for message in self._logs_from_leader(request, context):
+                yield message
+            return
+        service = find_service(self._store, request.service)
+        async for message in self._logs.read(service, request):
+            yield message
+
+    async def _logs_from_leader(self, request, context):
+        channel = self._leader_channel()
+        if channel is None:
+            raise NotLeader(None)
+        async with channel:
+            try:
+                async for message in control_pb2_grpc.ControlStub(channel).ServiceLogs(request):
+                    yield message
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), exc.details())

@@ -1,0 +1,184 @@
+"""The dispatcher's task half: what each node must run, and what it reports back.
+
+Assignments stream: the full set of the node's tasks first, then numbered increments
+as tasks change. Status updates come in batches; every one that would move a task's
+state backwards is dropped (DESIGN.md section 3), which makes replays and reconnects safe.
+The batches of all nodes are written together (StatusWriter): one Raft write per round.
+"""
+import asyncio
+import logging
+import time
+
+from covey.aio import NOTHING, get_within
+from covey.errors import NO_LEADER, Conflict, NotFound, PermissionDenied, Unavailable
+from covey.rpc import stream
+from manager.ca import authz
+from manager.state import store as st
+from manager.ca.server import cluster_of
+from proto import dispatcher_pb2
+from proto import objects_pb2 as pb
+from proto import store_pb2
+log = logging.getLogger(__name__)
+
+STATUS_WRITE_ATTEMPTS = 10
+
+
+def assigned_to(task: pb.Task, node_id: str) -> bool:
+    """A task the node must know about: placed on it, and past scheduling."""
+    return task.node_id == node_id and task.status.state >= pb.ASSIGNED
+
+
+class AssignmentsMixin:
+    """Mixed into Dispatcher, which provides _store, _sessions and session_of()."""
+
+    @stream
+    async def Assignments(self, request, context):
+        node_id = self.session_of(context, request.session_id)
+        events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
+        try:
+            mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
+            sent = {t.id: t.meta.version for t in mine}
+            yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine)
+            sequence = 0
+            while self._session_alive(node_id, request.session_id):
+                changed = await _next_batch(events, timeout=1.0)
+                message = _increment(changed, sent, node_id)
+                if message is not None:
+                    sequence += 1
+                    message.sequence = sequence
+                    yield message
+        finally:
+            self._store.unsubscribe(events)
+
+    @stream
+    async def TaskStatusReports(self, requests, context):
+        """A node's batches of status reports, each answered once it is committed."""
+        async for node_id, request in self._in_session(requests, context):
+            updates = {}
+            for u in request.updates:
+                task = self._store.peek("task", u.task_id)
+                if task is not None and task.node_id != node_id:
+                    raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
+                updates[u.task_id] = u.status
+            await self._status_writer.submit(updates)
+            yield dispatcher_pb2.UpdateTaskStatusResponse()
+
+    def session_of(self, context, session_id: str) -> str:
+        caller = authz.require_node(authz.identify(context, cluster_of(self._store)))
+        if not self._session_alive(caller.node_id, session_id):
+            raise NotFound("session invalid: open a new session")
+        return caller.node_id
+
+    async def _in_session(self, requests, context):
+        """(node ID, request) for each request of a node's stream, checked against its session."""
+        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
+        async for request in requests:
+            if not self._session_alive(node_id, request.session_id):
+                raise NotFound("session invalid: open a new session")
+            yield node_id, request
+
+    def _session_alive(self, node_id: str, session_id: str) -> bool:
+        session = self._sessions.get(node_id)
+        return session is not None and session.session_id == session_id
+
+
+async def _next_batch(events: asyncio.Queue, timeout: float) -> list:
+    """The events that arrived together (after waiting up to `timeout` for the first)."""
+    first = await get_within(events, timeout)
+    if first is NOTHING:
+        return []
+    batch = [first]
+    while not events.empty():
+        batch.append(events.get_nowait())
+    return batch
+
+
+def _increment(changed: list, sent: dict, node_id: str) -> dispatcher_pb2.AssignmentsMessage | None:
+    updated, removed = {}, set()
+    for event in changed:
+        if event.table != "task":
+            continue
+        task = event.obj
+        if event.kind != store_pb2.StoreAction.DELETE and assigned_to(task, node_id):
+            if sent.get(task.id) != task.meta.version:
+                updated[task.id] = task
+        elif task.id in sent:
+            removed.add(task.id)
+    for task_id, task in updated.items():
+        sent[task_id] = task.meta.version
+    for task_id in removed - set(updated):
+        sent.pop(task_id, None)
+    if not updated and not removed:
+        return None
+    return dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL, updated=list(updated.values()),
+                                 removed=sorted(removed - set(updated)))
+
+
+class StatusWriter:
+    """The status reports of every node, written together: one Raft write per round for all
+    that came in while the previous round was being committed. With a write per report,
+    1,000 nodes starting their tasks would queue thousands of small writes."""
+
+    def __init__(self, store: st.Store):
+        self._store = store
+        self._pending: dict[str, pb.TaskStatus] = {}   # task ID -> its newest report
+        self._round: asyncio.Future | None = None      # settles when the pending reports are written
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, updates: dict[str, pb.TaskStatus]) -> None:
+        """Returns once the reports are committed (or found stale); raises what the write raised."""
+        for task_id, status in updates.items():
+            held = self._pending.get(task_id)
+            if held is None or status.state > held.state:
+                self._pending[task_id] = status
+        if self._round is None:
+            self._round = asyncio.get_running_loop().create_future()
+        this_round = self._round
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_rounds())
+        await asyncio.shield(this_round)  # a caller that goes away does not cancel the others' round
+
+    async def _write_rounds(self) -> None:
+        while self._pending:
+            pending, self._pending = self._pending, {}
+            this_round, self._round = self._round, None
+            try:
+                await self._write(pending)
+                this_round.set_result(None)
+            except asyncio.CancelledError:
+                _fail(this_round, Unavailable(NO_LEADER))
+                raise
+            except Exception as exc:
+                _fail(this_round, exc)
+
+    async def _write(self, pending: dict[str, pb.TaskStatus]) -> None:
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            actions = _status_actions(self._store, pending)
+            if not actions:
+                return
+            try:
+                return await self._store.write(actions)
+            except Conflict:
+                continue  # a task changed meanwhile (e.g. its desired state): read again
+
+
+def _fail(future: asyncio.Future, exc: Exception) -> None:
+    future.set_exception(exc)
+    future.exception()  # marked as seen: no warning when every caller has gone meanwhile
+
+
+def _status_actions(store: st.Store, updates: dict) -> list:
+    actions = []
+    for task_id, status in updates.items():
+        current = store.peek("task", task_id)
+        if current is None:
+            continue  # removed meanwhile: nothing to record
+        if status.state <= current.status.state:
+            continue  # never backwards (a replay, or a report that raced a newer one)
+        task = pb.Task()
+        task.CopyFrom(current)
+        task.status.CopyFrom(status)
+        task.status.timestamp_ns = task.status.timestamp_ns or time.time_ns()
+        task.meta.updated_at_ns = time.time_ns()
+        actions.append(st.update("task", task))
+    return actions

@@ -1,0 +1,186 @@
+"""The dispatcher: node sessions and heartbeats (DESIGN.md section 3).
+
+A node opens a Session (a server stream) and then heartbeats (on a stream of its own). Heartbeats are
+kept in memory on the leader; only transitions (Ready, Down) are written to the
+store. A node that misses 3 periods goes Down. A manager that has just become
+leader gives every node twice that before marking any Down, since nodes need
+time to find it.
+"""
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from covey.errors import NotLeader
+from covey.ids import new_id
+from covey.rpc import stream
+from manager.ca import authz
+from manager.state import store as st
+from manager.dispatcher.assignments import AssignmentsMixin, StatusWriter
+from manager.ca.server import cluster_of
+from proto import dispatcher_pb2
+from proto import dispatcher_pb2_grpc
+from proto import objects_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MISSED_HEARTBEATS = 3
+NEW_LEADER_GRACE = 2
+
+
+@dataclass
+class _Session:
+    session_id: str
+    deadline: float
+    changed: asyncio.Event
+
+
+class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
+    def __init__(self, store: st.Store, managers, leader_api_addr):
+        self._store = store
+        self._managers = managers
+        self._leader_api_addr = leader_api_addr  # () -> host:port of the leader's API, or None
+        self._sessions: dict[str, _Session] = {}
+        self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
+        self._status_writer = StatusWriter(store)
+
+    def heartbeat_period(self) -> float:
+        return cluster_of(self._store).spec.heartbeat_period_ns / 1e9
+
+    def _down_after(self) -> float:
+        return MISSED_HEARTBEATS * self.heartbeat_period()
+
+    # ------------------------------------------------------------ RPCs
+
+    @stream
+    async def Session(self, request, context):
+        if not self._store.is_leader():
+            raise NotLeader(self._leader_api_addr())
+        cluster = cluster_of(self._store)
+        caller = authz.require_node(authz.identify(context, cluster))
+        node_id = caller.node_id
+        session = _Session(new_id(), time.monotonic() + self._down_after(), asyncio.Event())
+        previous = self._sessions.get(node_id)
+        self._sessions[node_id] = session
+        self._deadlines[node_id] = session.deadline
+        if previous:
+            previous.changed.set()  # the old stream ends: one session per node
+        await self._set_ready(node_id, request.description, _peer_host(context.peer()))
+        if self._sessions.get(node_id) is session:  # the periods count from now: the write may have queued
+            self._deadlines[node_id] = time.monotonic() + self._down_after()
+        log.info("node %s: session %s opened", node_id, session.session_id)
+        try:
+            while self._sessions.get(node_id) is session:
+                yield self._session_message(session, node_id)
+                session.changed.clear()
+                await session.changed.wait()
+        finally:
+            if self._sessions.get(node_id) is session:
+                del self._sessions[node_id]
+            log.info("node %s: session %s closed", node_id, session.session_id)
+
+    @stream
+    async def Heartbeats(self, requests, context):
+        async for node_id, _ in self._in_session(requests, context):
+            self._deadlines[node_id] = time.monotonic() + self._down_after()
+            jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
+            yield dispatcher_pb2.HeartbeatResponse(period_ns=int(jittered * 1e9))
+
+    def _session_message(self, session: _Session, node_id: str) -> dispatcher_pb2.SessionMessage:
+        cluster = cluster_of(self._store)
+        node = self._store.get("node", node_id)
+        role = node.role if node else pb.WORKER  # the role a renewal would give it now
+        return dispatcher_pb2.SessionMessage(session_id=session.session_id, managers=self._managers(),
+                                 heartbeat_period_ns=cluster.spec.heartbeat_period_ns,
+                                 ca_cert_pem=cluster.root_ca.ca_cert_pem, role=role)
+
+    async def run_notifier(self) -> None:
+        """Leader only: a node whose object changed gets a fresh session message; when a
+        manager changed, every node does (the managers list is in it)."""
+        events = self._store.subscribe()
+        managers = self._managers()
+        try:
+            while True:
+                event = await events.get()
+                if event.table != "node":
+                    continue
+                if self._managers() != managers:
+                    managers = self._managers()
+                    self.notify_all()
+                elif event.id in self._sessions:
+                    self._sessions[event.id].changed.set()
+        finally:
+            self._store.unsubscribe(events)
+
+    def notify_all(self) -> None:
+        """Send every session a fresh session message (e.g. the managers changed)."""
+        for session in self._sessions.values():
+            session.changed.set()
+
+    def end_all_sessions(self) -> None:
+        """This manager lost leadership: every node must find the new leader."""
+        for node_id in list(self._sessions):
+            self.end_session(node_id)
+        self._deadlines.clear()
+
+    def end_session(self, node_id: str) -> None:
+        session = self._sessions.pop(node_id, None)
+        self._deadlines.pop(node_id, None)
+        if session:
+            session.changed.set()
+
+    # ------------------------------------------------------------ store writes
+
+    async def _set_ready(self, node_id: str, description: pb.NodeDescription, addr: str) -> None:
+        def change(node):
+            node.description.CopyFrom(description)
+            node.status.state = pb.NodeStatus.READY
+            node.status.message = ""
+            node.status.addr = addr
+        await st.modify(self._store, "node", node_id, change, time.time_ns())
+
+    async def _set_down(self, node_id: str) -> None:
+        def change(node):
+            node.status.state = pb.NodeStatus.DOWN
+            node.status.message = "heartbeat failure"
+        await st.modify(self._store, "node", node_id, change, time.time_ns())
+        log.warning("node %s is down: heartbeat failure", node_id)
+
+    # ------------------------------------------------------------ leader loop
+
+    async def run_monitor(self) -> None:
+        """Leader only: mark nodes Down when their heartbeats stop."""
+        while not self._store.list("cluster"):  # a new swarm: bootstrap has not written it yet
+            await asyncio.sleep(0.05)
+        grace = time.monotonic() + NEW_LEADER_GRACE * self._down_after()
+        for node in self._store.view("node"):
+            if node.status.state != pb.NodeStatus.DOWN:
+                self._deadlines.setdefault(node.id, grace)
+        while True:
+            await asyncio.sleep(min(self.heartbeat_period() / 4, 1.0))
+            await self._expire(time.monotonic())
+
+    async def _expire(self, now: float) -> None:
+        for node_id in list(self._deadlines):
+            # Read again: a heartbeat may have come while an earlier node was being marked down.
+            if self._deadlines.get(node_id, now + 1) > now:
+                continue
+            del self._deadlines[node_id]
+            node = self._store.get("node", node_id)
+            if node is None or node.status.state == pb.NodeStatus.DOWN:
+                continue
+            self.end_session(node_id)
+            try:
+                await self._set_down(node_id)
+            except Exception:
+                log.exception("node %s: could not mark it down", node_id)
+                self._deadlines[node_id] = now  # try again on the next pass
+
+
+def _peer_host(peer: str) -> str:
+    """'ipv4:10.1.0.2:51234' -> '10.1.0.2'."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]").replace("%5B", "").replace("%5D", "")
+    return rest.rsplit(":", 1)[0]

@@ -1,0 +1,158 @@
+from proto import objects_pb2 as _objects_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SwarmInitRequest(_message.Message):
+    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns")
+    ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_NEW_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    CERT_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
+    advertise_addr: str
+    listen_addr: str
+    heartbeat_period_ns: int
+    force_new_cluster: bool
+    cert_expiry_ns: int
+    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ...) -> None: ...
+
+class SwarmInitResponse(_message.Message):
+    __slots__ = ("node_id", "cluster_id", "worker_token", "manager_addr")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    cluster_id: str
+    worker_token: str
+    manager_addr: str
+    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., manager_addr: _Optional[str] = ...) -> None: ...
+
+class SwarmJoinRequest(_message.Message):
+    __slots__ = ("token", "remote_addr", "advertise_addr", "listen_addr")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    remote_addr: str
+    advertise_addr: str
+    listen_addr: str
+    def __init__(self, token: _Optional[str] = ..., remote_addr: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ...) -> None: ...
+
+class SwarmJoinResponse(_message.Message):
+    __slots__ = ("node_id", "role")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    role: _objects_pb2.NodeRole
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ...) -> None: ...
+
+class SwarmLeaveRequest(_message.Message):
+    __slots__ = ("force",)
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    force: bool
+    def __init__(self, force: _Optional[bool] = ...) -> None: ...
+
+class SwarmLeaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("node_id", "cluster_id", "role", "hostname", "managers", "engine_version")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    cluster_id: str
+    role: _objects_pb2.NodeRole
+    hostname: str
+    managers: _containers.RepeatedScalarFieldContainer[str]
+    engine_version: str
+    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ..., hostname: _Optional[str] = ..., managers: _Optional[_Iterable[str]] = ..., engine_version: _Optional[str] = ...) -> None: ...
+
+class ContainerSummary(_message.Message):
+    __slots__ = ("name", "id", "image", "status", "created_at", "started_at", "finished_at", "exited", "exit_code", "oom_killed", "health", "command")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: str
+    image: str
+    status: str
+    created_at: float
+    started_at: float
+    finished_at: float
+    exited: bool
+    exit_code: int
+    oom_killed: bool
+    health: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ..., oom_killed: _Optional[bool] = ..., health: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListContainersRequest(_message.Message):
+    __slots__ = ("all",)
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    def __init__(self, all: _Optional[bool] = ...) -> None: ...
+
+class ListContainersResponse(_message.Message):
+    __slots__ = ("containers",)
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    containers: _containers.RepeatedCompositeFieldContainer[ContainerSummary]
+    def __init__(self, containers: _Optional[_Iterable[_Union[ContainerSummary, _Mapping]]] = ...) -> None: ...
+
+class InspectContainerRequest(_message.Message):
+    __slots__ = ("container",)
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    def __init__(self, container: _Optional[str] = ...) -> None: ...
+
+class InspectContainerResponse(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...
+
+class ContainerLogsRequest(_message.Message):
+    __slots__ = ("container", "follow", "tail", "since")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    follow: bool
+    tail: int
+    since: float
+    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[float] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("time", "stream", "line")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    stream: str
+    line: str
+    def __init__(self, time: _Optional[float] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,51 @@
+from proto import objects_pb2 as _objects_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StoreAction(_message.Message):
+    __slots__ = ("kind", "table", "id", "expected_version", "object")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CREATE: _ClassVar[StoreAction.Kind]
+        UPDATE: _ClassVar[StoreAction.Kind]
+        DELETE: _ClassVar[StoreAction.Kind]
+    CREATE: StoreAction.Kind
+    UPDATE: StoreAction.Kind
+    DELETE: StoreAction.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    kind: StoreAction.Kind
+    table: str
+    id: str
+    expected_version: int
+    object: bytes
+    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., table: _Optional[str] = ..., id: _Optional[str] = ..., expected_version: _Optional[int] = ..., object: _Optional[bytes] = ...) -> None: ...
+
+class StoreBatch(_message.Message):
+    __slots__ = ("actions",)
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    actions: _containers.RepeatedCompositeFieldContainer[StoreAction]
+    def __init__(self, actions: _Optional[_Iterable[_Union[StoreAction, _Mapping]]] = ...) -> None: ...
+
+class StoreSnapshot(_message.Message):
+    __slots__ = ("format_version", "clusters", "nodes", "services", "tasks")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    clusters: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Cluster]
+    nodes: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Node]
+    services: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Service]
+    tasks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
+    def __init__(self, format_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[_objects_pb2.Node, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ...) -> None: ...
