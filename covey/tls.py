@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from covey import pki
+from covey.addr import split
 from covey.errors import Unavailable
 
 _ANON_SEED = b"covey anonymous bootstrap identity v1 -- this key is public by design"
@@ -103,20 +104,13 @@ def secure_channel(addr: str, ca_cert_pem: bytes, key_pem: bytes, cert_pem: byte
                                    options=CHANNEL_OPTIONS)
 
 
-def split_addr(addr: str, default_port: int) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        return addr, default_port
-    return host.strip("[]"), int(port)
-
-
 def fetch_unverified_ca(addr: str, timeout: float) -> bytes:
     """The root CA that the server at `addr` sends at the end of its TLS chain.
 
     Unverified on purpose: the caller must compare its digest with the join
     token's before trusting it (no trust on first use).
     """
-    host, port = split_addr(addr, 4242)
+    host, port = split(addr)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -5,7 +5,6 @@ node's certificate says manager) and the agent (always).
 """
 import asyncio
 import datetime
-import ipaddress
 import logging
 import random
 import secrets
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import grpc
 
-from covey import __version__, pki, tls
-from coveyd.settings import DEFAULT_API_PORT, Settings
+from covey import __version__, addr, pki, tls
+from coveyd.settings import Settings
 from covey.errors import (FailedPrecondition, InvalidArgument, NOT_IN_SWARM, Unavailable,
                           from_rpc_error)
 from covey.ids import new_id
@@ -41,21 +40,6 @@ ALREADY_IN_SWARM = ("this node is already part of a swarm: use \"covey swarm lea
 LAST_MANAGER = ("you are attempting to leave the swarm on a node that is participating as a "
                 "manager; removing the last manager erases all current state of the swarm: "
                 "use --force to ignore this message")
-
-
-def _parse_addr(text: str, default_port: int, what: str) -> tuple[str, int]:
-    host, port = tls.split_addr(text.strip(), default_port)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what} {text!r}: give an IP address, optionally with :PORT") from None
-    if not 0 < port < 65535:
-        raise InvalidArgument(f"invalid {what} {text!r}: port out of range")
-    return host, port
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _local_ip_towards(host: str, port: int) -> str:
@@ -109,9 +93,9 @@ class Node:
                 raise FailedPrecondition(ALREADY_IN_SWARM)
             if not request.advertise_addr:
                 raise InvalidArgument("--advertise-addr is required: the address other nodes reach this one on")
-            listen_host, listen_port = _parse_addr(request.listen_addr or f"0.0.0.0:{DEFAULT_API_PORT}",
-                                                   DEFAULT_API_PORT, "listen address")
-            adv_host, adv_port = _parse_addr(request.advertise_addr, listen_port, "advertise address")
+            listen_host, listen_port = addr.parse_ip_port(request.listen_addr or f"0.0.0.0:{addr.API_PORT}",
+                                                   addr.API_PORT, "listen address")
+            adv_host, adv_port = addr.parse_ip_port(request.advertise_addr, listen_port, "advertise address")
             heartbeat = request.heartbeat_period_ns or parse_duration("5s")
             cert_expiry = request.cert_expiry_ns or int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)
             if cert_expiry < parse_duration("10s"):
@@ -123,10 +107,10 @@ class Node:
                                       datetime.timedelta(microseconds=cert_expiry // 1000))
             self.state.save_certs(ca_cert, key, cert)
             self.state.save_raft_key(secrets.token_bytes(32))
-            api_addr = _join(adv_host, adv_port)
+            api_addr = addr.join(adv_host, adv_port)
             membership = Membership(cluster_id=cluster_id, node_id=node_id, role=pb.MANAGER,
-                                    listen_addr=_join(listen_host, listen_port), advertise_addr=api_addr,
-                                    raft_addr=_join(adv_host, adv_port + 1), managers=[api_addr])
+                                    listen_addr=addr.join(listen_host, listen_port), advertise_addr=api_addr,
+                                    raft_addr=addr.raft_addr(api_addr), managers=[api_addr])
             try:
                 await self._start_manager(membership)
                 cluster = await bootstrap(self.manager, cluster_id, self.hostname, ca_cert, ca_key,
@@ -182,11 +166,11 @@ class Node:
             if self.membership:
                 raise FailedPrecondition(ALREADY_IN_SWARM)
             digest, _ = pki.parse_token(request.token)
-            host, port = _parse_addr(request.remote_addr, DEFAULT_API_PORT, "manager address")
-            remote = _join(host, port)
-            listen_host, listen_port = _parse_addr(request.listen_addr or f"0.0.0.0:{DEFAULT_API_PORT}",
-                                                   DEFAULT_API_PORT, "listen address")
-            adv_host, adv_port = _parse_addr(request.advertise_addr or _local_ip_towards(host, port),
+            host, port = addr.parse_ip_port(request.remote_addr, addr.API_PORT, "manager address")
+            remote = addr.join(host, port)
+            listen_host, listen_port = addr.parse_ip_port(request.listen_addr or f"0.0.0.0:{addr.API_PORT}",
+                                                   addr.API_PORT, "listen address")
+            adv_host, adv_port = addr.parse_ip_port(request.advertise_addr or _local_ip_towards(host, port),
                                              listen_port, "advertise address")
             timeout = self.settings.join_timeout
             ca_cert = await asyncio.to_thread(tls.fetch_unverified_ca, remote, timeout)
@@ -197,7 +181,7 @@ class Node:
             key = pki.new_key_pem()
             issue = ca_pb2.IssueNodeCertificateRequest(token=request.token.strip(), csr_pem=pki.make_csr(key),
                                                    hostname=self.hostname,
-                                                   advertise_addr=_join(adv_host, adv_port))
+                                                   advertise_addr=addr.join(adv_host, adv_port))
             async with tls.secure_channel(remote, ca_cert, *tls.anonymous_identity()) as channel:
                 try:
                     response = await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(issue, timeout=timeout)
@@ -210,8 +194,8 @@ class Node:
             membership = Membership(cluster_id=identity.cluster_id, node_id=identity.node_id,
                                     role=identity.role, managers=list(response.managers) or [remote])
             if identity.role == pb.MANAGER:
-                membership.listen_addr = _join(listen_host, listen_port)
-                membership.advertise_addr = _join(adv_host, adv_port)
+                membership.listen_addr = addr.join(listen_host, listen_port)
+                membership.advertise_addr = addr.join(adv_host, adv_port)
                 await self._become_manager(membership, response.raft_key, response.raft_addr,
                                            list(response.raft_peers))
             self.state.save(membership)
@@ -264,8 +248,8 @@ class Node:
         async with self._lock:
             me = self.membership
             if response.role == pb.MANAGER and self.manager is None:
-                api_host, api_port = tls.split_addr(response.api_addr, DEFAULT_API_PORT)
-                me.listen_addr, me.advertise_addr = _join("0.0.0.0", api_port), response.api_addr
+                api_host, api_port = addr.split(response.api_addr, addr.API_PORT)
+                me.listen_addr, me.advertise_addr = addr.join("0.0.0.0", api_port), response.api_addr
                 self.state.save_certs(ca_cert, key, response.cert_pem)
                 await self._become_manager(me, response.raft_key, response.raft_addr, list(response.raft_peers))
             elif response.role == pb.WORKER and me.role == pb.MANAGER:
@@ -299,10 +283,10 @@ class Node:
 
     async def _start_manager(self, membership: Membership | None = None) -> None:
         membership = membership or self.membership
-        listen_host, _ = tls.split_addr(membership.listen_addr, DEFAULT_API_PORT)
-        _, raft_port = tls.split_addr(membership.raft_addr, DEFAULT_API_PORT + 1)
+        listen_host, _ = addr.split(membership.listen_addr, addr.API_PORT)
+        _, raft_port = addr.split(membership.raft_addr, addr.API_PORT + addr.RAFT_PORT_OFFSET)
         config = ManagerConfig(node_id=membership.node_id, raft_dir=self.state.raft_dir,
-                               raft_addr=membership.raft_addr, raft_bind=_join(listen_host, raft_port),
+                               raft_addr=membership.raft_addr, raft_bind=addr.join(listen_host, raft_port),
                                api_addr=membership.advertise_addr, raft_key=self.state.raft_key(),
                                at_rest_key=self.state.at_rest_key(),
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,

@@ -9,7 +9,6 @@ from covey.units import parse_duration
 from manager.state.store import RaftTimings
 from worker.agent import AgentSettings
 
-DEFAULT_API_PORT = 4242
 DEFAULT_HEARTBEAT = "5s"
 
 

@@ -15,6 +15,8 @@ from typing import Callable
 
 import grpc
 
+from covey.errors import NotLeader
+
 from proto import dispatcher_pb2
 
 from proto import dispatcher_pb2_grpc
@@ -49,7 +51,6 @@ class RoleChanged(Exception):
     """The node has a new certificate (a new role, or a renewal): reconnect with it."""
 
 
-LEADER_METADATA_KEY = "covey-leader"
 
 
 def describe_node(hostname: str, engine_version: str) -> pb.NodeDescription:
@@ -234,7 +235,7 @@ def _leader_hint(exc: grpc.RpcError) -> str | None:
     except Exception:
         return None
     for key, value in metadata:
-        if key == LEADER_METADATA_KEY:
+        if key == NotLeader.METADATA_KEY:
             return value
     return None
 

@@ -1,4 +1,5 @@
 """covey swarm init / join / join-token / leave."""
+from covey import addr
 from covey.units import parse_duration
 from proto import control_pb2
 from proto import local_pb2
@@ -11,7 +12,7 @@ def add_parser(subparsers) -> None:
 
     init = swarm.add_parser("init", help="create a swarm with this node as its manager")
     init.add_argument("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this one on")
-    init.add_argument("--listen-addr", default="0.0.0.0:4242", help="ADDR:PORT to listen on")
+    init.add_argument("--listen-addr", default=f"0.0.0.0:{addr.API_PORT}", help="ADDR:PORT to listen on")
     init.add_argument("--dispatcher-heartbeat", default="5s", help="heartbeat period of the nodes")
     init.add_argument("--cert-expiry", default="2160h", help="lifetime of node certificates")
     init.add_argument("--force-new-cluster", action="store_true",

@@ -3,7 +3,7 @@ import datetime
 import logging
 import time
 
-from covey import pki
+from covey import addr, pki
 from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from covey.ids import new_id
 from covey.rpc import unary
@@ -71,10 +71,9 @@ class CAServer(ca_pb2_grpc.CAServicer):
         return response
 
     def _new_manager_addrs(self, api_addr: str) -> pb.ManagerStatus:
-        host, sep, port = api_addr.rpartition(":")
-        if not sep or not port.isdigit() or not host:
+        if not api_addr or not addr.host_of(api_addr) or ":" not in api_addr:
             raise InvalidArgument("a joining manager must give the HOST:PORT other nodes reach it on")
-        raft_addr = f"{host}:{int(port) + 1}"
+        raft_addr = addr.raft_addr(api_addr)
         for other in self._store.list("node"):
             if other.manager_status.raft_addr == raft_addr:
                 raise FailedPrecondition(f"the manager {other.id} already uses {api_addr}")

@@ -12,6 +12,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from covey import addr
 from covey.errors import NotLeader
 from covey.ids import new_id
 from covey.rpc import stream
@@ -66,7 +67,7 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
         self._deadlines[node_id] = session.deadline
         if previous:
             previous.changed.set()  # the old stream ends: one session per node
-        await self._set_ready(node_id, request.description, _peer_host(context.peer()))
+        await self._set_ready(node_id, request.description, addr.peer_host(context.peer()))
         if self._sessions.get(node_id) is session:  # the periods count from now: the write may have queued
             self._deadlines[node_id] = time.monotonic() + self._down_after()
         log.info("node %s: session %s opened", node_id, session.session_id)
@@ -176,11 +177,3 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
             except Exception:
                 log.exception("node %s: could not mark it down", node_id)
                 self._deadlines[node_id] = now  # try again on the next pass
-
-
-def _peer_host(peer: str) -> str:
-    """'ipv4:10.1.0.2:51234' -> '10.1.0.2'."""
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv6":
-        return rest.rsplit(":", 1)[0].strip("[]").replace("%5B", "").replace("%5D", "")
-    return rest.rsplit(":", 1)[0]

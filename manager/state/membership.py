@@ -10,12 +10,12 @@ A role change is two steps, in an order that keeps Raft safe:
 import logging
 import time
 
+from covey import addr
 from covey.errors import FailedPrecondition
 from manager.state import store as st
 from proto import objects_pb2 as pb
 log = logging.getLogger(__name__)
 
-API_PORT, RAFT_PORT = 4242, 4243
 
 
 def quorum(members: int) -> int:
@@ -49,10 +49,6 @@ def check_can_lose(store: st.Store, node: pb.Node, action: str) -> None:
             "quorum needs; bring the unreachable managers back, or demote them first")
 
 
-def split_host(addr: str) -> str:
-    return addr.rsplit(":", 1)[0]
-
-
 async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, step_down) -> None:
     """Leader loop: carry out role changes that node specs ask for.
 
@@ -81,14 +77,15 @@ async def _step(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:
 
 
 async def _promote(store: st.Store, node: pb.Node) -> None:
-    host = split_host(node.status.addr)
+    host = addr.host_of(node.status.addr)
     if not host:
         return  # it has never opened a session: we do not know where it is yet
 
+    api_addr = addr.join(host, addr.API_PORT)
+
     def change(n: pb.Node):
         n.role = pb.MANAGER
-        n.manager_status.CopyFrom(pb.ManagerStatus(api_addr=f"{host}:{API_PORT}",
-                                                   raft_addr=f"{host}:{RAFT_PORT}"))
+        n.manager_status.CopyFrom(pb.ManagerStatus(api_addr=api_addr, raft_addr=addr.raft_addr(api_addr)))
     await st.modify(store, "node", node.id, change, time.time_ns())
     log.info("node %s promoted: it joins Raft when it renews its certificate", node.id)
 

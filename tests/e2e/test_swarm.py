@@ -58,12 +58,6 @@ def test_three_nodes_ready_with_docker_columns(lab):
 
 def test_node_certificates_name_id_role_and_cluster(lab):
     from covey import pki
-    from proto import ca_pb2
-    from proto import ca_pb2_grpc
-    from proto import control_pb2
-    from proto import control_pb2_grpc
-    from proto import dispatcher_pb2
-    from proto import dispatcher_pb2_grpc
     from proto import objects_pb2 as pb
     cluster = {n["description"]["hostname"]: n["id"] for n in node_table(lab, manager(lab)).values()}
     m = pki.cert_identity((manager(lab).data_dir / "certificates" / "node.crt").read_bytes())
@@ -128,6 +122,7 @@ def test_anonymous_client_can_only_fetch_the_ca(lab):
     code = textwrap.dedent(f"""
         import asyncio, grpc
         from covey import tls
+        from proto import ca_pb2, ca_pb2_grpc, control_pb2, control_pb2_grpc, dispatcher_pb2, dispatcher_pb2_grpc
 
         ca = tls.fetch_unverified_ca("{manager(lab).addr}:4242", 5)
         key, cert = tls.anonymous_identity()
