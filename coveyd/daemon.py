@@ -4,7 +4,6 @@
 """
 import argparse
 import asyncio
-import hashlib
 import logging
 import os
 import signal
@@ -83,11 +82,11 @@ async def serve(args, settings: Settings) -> None:
 
 def make_executor(args):
     from worker.executor import Executor, ExecutorSettings
+    from worker.executor.executor import cgroup_parent_for
     run_dir = args.run_dir or args.socket.parent
-    # One cgroup parent per data dir: several coveyd on one machine (the lab) never collide.
-    tag = hashlib.sha256(str(args.data_dir.resolve()).encode()).hexdigest()[:10]
     return Executor(ExecutorSettings(data_dir=args.data_dir, run_dir=run_dir / "executor",
-                                     runc_root=run_dir / "runc", cgroup_parent=f"covey-{tag}",
+                                     runc_root=run_dir / "runc",
+                                     cgroup_parent=cgroup_parent_for(args.data_dir),
                                      insecure_registries=tuple(args.insecure_registry)))
 
 

@@ -26,6 +26,10 @@ from pathlib import Path
 
 DEFAULT_BASE = Path(os.environ.get("COVEY_LAB_DIR", "/tmp/covey-lab"))
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script, only deploy/ is there
+    sys.path.insert(0, str(REPO))
+
+from worker.executor.executor import cgroup_parent_for, remove_cgroup_parent  # noqa: E402
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -132,6 +136,7 @@ class Lab:
             _end(pid, 15.0, name)
             del self.helper_pids[name]
         self.remove_containers()
+        self.remove_cgroups()
         for netns in [h.netns for h in self.hosts] + [self.switch]:
             if Path(f"/run/netns/{netns}").exists():
                 subprocess.run(["ip", "netns", "del", netns], capture_output=True)
@@ -154,6 +159,12 @@ class Lab:
                 if mount.split()[1].startswith(containers):
                     subprocess.run(["umount", mount.split()[1]], check=False, capture_output=True)
         return removed
+
+    def remove_cgroups(self) -> None:
+        """rmdir each host's coveyd cgroup parent: coveyd keeps it across its restarts, and runc
+        removes only the containers' own cgroups below it."""
+        for host in self.hosts:
+            remove_cgroup_parent(cgroup_parent_for(host.data_dir))
 
     def run_in(self, host: Host, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command inside a host's network namespace."""
@@ -275,7 +286,6 @@ EXAMPLE_REGISTRY = "10.1.0.1:5000"  # on host1 (the default subnet)
 def start_example_registry(lab: Lab) -> None:
     """A real registry (Debian's docker-registry) on host1, holding small example images built
     from busybox-static; its PID is the lab's, so `down` ends it."""
-    sys.path.insert(0, str(REPO))
     from tests.support.images import build_and_push
     from tests.support.registry import Registry
     first = lab.hosts[0]

@@ -245,12 +245,14 @@ class TaskManager:
             await controller.forget()
 
     async def remove_all(self) -> None:
-        """The node left the swarm: every container of its tasks goes."""
+        """The node left the swarm: every container of its tasks goes, then whatever else
+        the executor made (its cgroup parent above all), so that nothing outlives the node."""
         for name in self._executor.names():
             try:
                 await self._executor.remove(name, force=True)
             except ExecutorError as exc:
                 log.warning("leaving the swarm: container %s: %s", name, exc)
+        await self._executor.destroy_all()
 
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""

@@ -10,14 +10,12 @@ from covey.compose.errors import ComposeError
 from covey.compose.merge import strip_tags
 from covey.compose.yamlload import type_name
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "compose-spec" / "compose-spec.json"
-_LOCAL_SCHEMA = Path(__file__).resolve().parent / "compose-spec.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "compose-spec.json"  # packaged with covey.compose
 
 
 @functools.lru_cache(maxsize=1)
 def _validator():
-    path = _LOCAL_SCHEMA if _LOCAL_SCHEMA.exists() else SCHEMA_PATH
-    schema = json.loads(path.read_text())
+    schema = json.loads(SCHEMA_PATH.read_text())
     return jsonschema.Draft7Validator(schema)
 
 

@@ -13,14 +13,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from tests.support.images import build_and_push  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402

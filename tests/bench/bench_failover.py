@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
-sys.path.insert(0, str(REPO))
+import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from lab import Lab, wait_until  # noqa: E402
 from manager.state.store import RaftTimings  # noqa: E402

@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-for p in (REPO, REPO / "tests" / "integration"):
-    sys.path.insert(0, str(p))
+import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from proto import objects_pb2 as pb
 from simkit import Swarm, fast_settings, service  # noqa: E402

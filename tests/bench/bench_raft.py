@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "deploy")]
+from benchpaths import REPO  # first: puts the project on sys.path
 
 from lab import wait_until  # noqa: E402
 

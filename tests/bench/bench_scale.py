@@ -41,9 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-for p in (REPO, REPO / "tests" / "integration"):
-    sys.path.insert(0, str(p))
+from benchpaths import REPO  # first: puts the project on sys.path
 
 from coveyd.settings import Settings  # noqa: E402
 from coveyd.node import Node  # noqa: E402

@@ -21,8 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from manager.scheduler.placement import Demand, Load, NodeSet, schedule
 from proto import objects_pb2 as pb

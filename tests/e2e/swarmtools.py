@@ -1,6 +1,7 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import json
 from contextlib import contextmanager
+from pathlib import Path
 
 from lab import Lab, wait_until
 from tests.support.images import build_and_push
@@ -56,3 +57,8 @@ def dump_logs(lab: Lab, lines: int = 40) -> None:
             print(f"----- {host.name} ({host.log_file})\n" + "\n".join(tail))
 
 
+
+
+def cgroup_dirs(parent: str) -> list[Path]:
+    """The directories of a coveyd's cgroup parent, in every cgroup v1 hierarchy."""
+    return [p for p in Path("/sys/fs/cgroup").glob(f"*/{parent}") if p.is_dir() and not p.is_symlink()]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 from lab import DEFAULT_BASE, REPO, _alive
+from swarmtools import cgroup_dirs
+from worker.executor.executor import cgroup_parent_for
 
 
 def lab_py(*args, timeout=300):
@@ -16,6 +18,7 @@ def lab_py(*args, timeout=300):
 
 def test_the_example_swarm_runs_web_on_every_host_and_goes_away_cleanly():
     prefix = "cq" + secrets.token_hex(2)
+    parents = [cgroup_parent_for(DEFAULT_BASE / prefix / f"host{i}" / "data") for i in (1, 2)]
     try:
         result = lab_py("swarm", "--hosts", "2", "--prefix", prefix, "--example")
         assert result.returncode == 0, result.stderr[-3000:]
@@ -26,8 +29,10 @@ def test_the_example_swarm_runs_web_on_every_host_and_goes_away_cleanly():
         state = json.loads((DEFAULT_BASE / prefix / "lab.json").read_text())
         pids = list(state["pids"].values()) + list(state["helper_pids"].values())
         assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+        assert all(cgroup_dirs(parent) for parent in parents), "the containers' cgroups are where we look"
     finally:
         down = lab_py("down", prefix)
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in pids)
     assert not [ns for ns in os.listdir("/run/netns") if ns.startswith(prefix)]
+    assert not [d for parent in parents for d in cgroup_dirs(parent)]

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from lab import holds_for, wait_until
-from swarmtools import REGISTRY, swarm_with_registry
+from swarmtools import REGISTRY, cgroup_dirs, swarm_with_registry
+from worker.executor.executor import cgroup_parent_for
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +198,15 @@ def test_a_failing_update_rolls_back_by_itself(lab):
     assert service["spec"]["task"]["container"]["image"] == f"{REGISTRY}/covey/httpd:v1"
     wait_until(lambda: running_images(lab, "web") == ["v1", "v1"], 60, 0.3, "v1 running again")
     lab.covey(m, "service", "rm", "web")
+
+
+def test_a_node_that_leaves_with_force_removes_its_containers_and_cgroup_parent(lab):
+    """Last: host3 leaves the swarm for good."""
+    m, host = manager(lab), lab.hosts[2]
+    lab.covey(m, "service", "create", "--name", "leaver", "--mode", "global", f"{REGISTRY}/covey/httpd:v1")
+    wait_until(lambda: containers(lab, host), 60, 0.3, "a container on host3")
+    parent = cgroup_parent_for(host.data_dir)
+    assert cgroup_dirs(parent), "the container's cgroups are where we look"
+    lab.covey(host, "swarm", "leave", "--force")
+    assert containers(lab, host) == [] and lab.remove_containers([host]) == []
+    assert cgroup_dirs(parent) == []

@@ -9,6 +9,7 @@ root, cgroup parent and name prefix.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -422,6 +423,12 @@ class Executor:
             if d.name.startswith(p):
                 await self._cleanup(d.name, d)
         remove_cgroup_parent(self.settings.cgroup_parent)
+
+
+def cgroup_parent_for(data_dir: Path) -> str:
+    """The cgroup parent of the executor of a data dir: one per data dir, so several coveyd
+    on one machine (the lab) never collide, and the lab can find a host's by name."""
+    return "covey-" + hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
 
 
 def remove_cgroup_parent(parent: str) -> None:

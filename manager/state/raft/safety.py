@@ -32,6 +32,7 @@ from typing import Callable
 
 import pysyncobj.pickle as pysyncobj_pickle
 import pysyncobj.syncobj as pysyncobj_syncobj
+import pysyncobj.version as pysyncobj_version
 from pysyncobj.syncobj import SyncObj
 from pysyncobj.transport import TCPTransport
 
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.cvy"
 SNAPSHOT_NAME = "snapshot.cvy"
 LEGACY_NAMES = ("journal.bin", "snapshot.bin")   # what store.py wrote before this layer
+
+# The layer reaches into pysyncobj's private attributes: only the version it was written
+# against (pinned in pyproject.toml) is known to have them as they are read here.
+PYSYNCOBJ_VERSION = "0.3.17"
 
 _STOCK_CREATE_JOURNAL = pysyncobj_syncobj.createJournal
 _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
@@ -105,7 +110,13 @@ def recommended_conf(election_min: float = 0.4, election_max: float = 1.4) -> di
 
 def install() -> None:
     """Apply the truncation fix and the journal/serializer factories (idempotent).
-    Must run before the SyncObj is created: it binds its handler in __init__."""
+    Must run before the SyncObj is created: it binds its handler in __init__.
+    Refuses, before patching anything, a pysyncobj other than the one it was written for."""
+    if pysyncobj_version.VERSION != PYSYNCOBJ_VERSION:
+        raise FailedPrecondition(
+            f"pysyncobj {pysyncobj_version.VERSION} is installed, but Covey's Raft safety layer "
+            f"patches private parts of pysyncobj {PYSYNCOBJ_VERSION} only: install "
+            f"pysyncobj=={PYSYNCOBJ_VERSION}")
     if getattr(SyncObj._SyncObj__onMessageReceived, "_covey_fixed", False):
         return
     SyncObj._SyncObj__onMessageReceived = _on_message_received

@@ -7,7 +7,7 @@ from google.protobuf import json_format
 from covey.compose import load_model, load_stack
 
 REPO = Path(__file__).resolve().parents[3]
-CORPUS = REPO.parent / "shared" / "compose-corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 

@@ -4,7 +4,7 @@ import io
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from compose_testlib import CORPUS
+from compose_testlib import FIXTURES
 from covey.compose import ComposeError, load_stack
 
 settings.register_profile("compose", max_examples=120, derandomize=True, deadline=None,
@@ -56,13 +56,13 @@ def test_random_services(service):
                                "volumes": {"v": {}}}).encode())
 
 
-_CORPUS = sorted(p.read_bytes() for p in CORPUS.glob("*.yml") if b"\x00" not in p.read_bytes())
+_SEEDS = sorted(p.read_bytes() for p in FIXTURES.glob("*.yml") if b"\x00" not in p.read_bytes())
 
 
 @FUZZ
-@given(st.sampled_from(_CORPUS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8),
+@given(st.sampled_from(_SEEDS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8),
                                                     st.binary(max_size=6)), max_size=4))
-def test_mutated_corpus_files(original, edits):
+def test_mutated_fixture_files(original, edits):
     data = bytearray(original)
     for position, length, insert in edits:
         at = position % (len(data) + 1)
