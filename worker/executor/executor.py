@@ -30,7 +30,7 @@ from .images import ImageStore
 from .logfile import LogEntry
 from .logs import read_logs
 from .runc import Runc
-from .volumes import Volumes
+from .volumes import Volumes, anonymous
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -183,7 +183,7 @@ class Executor:
                     raise ExecutorError(f"bind source path does not exist: {m.source}")
                 mounts.append(HostMount("bind", m.target, m.source, ("rprivate", *ro)))
             elif m.type == "volume":
-                src = self.volumes.ensure(m.source or f"{cfg.name}-{abs(hash(m.target))}")
+                src = self.volumes.ensure(m.source or anonymous(cfg.name, m.target))
                 mounts.append(HostMount("bind", m.target, str(src), ("rprivate", *ro)))
             elif m.type == "tmpfs":
                 opts = [f"mode={m.tmpfs_mode:o}", *ro]
