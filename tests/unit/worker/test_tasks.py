@@ -170,7 +170,6 @@ def test_adoption_of_an_exited_container_reports_its_exit():
     assert scenario(go()).history[-1] == (pb.FAILED, "", "task: non-zero exit (4)")
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a created container is never started on adoption")
 def test_adoption_of_a_created_container_starts_it():
     async def go():
         ex = SimulatedExecutor()
