@@ -7,6 +7,7 @@ from covey.node import Node
 from covey.rpc import stream, unary
 from proto import covey_pb2 as pb
 from proto import covey_pb2_grpc as rpc
+from worker.tasks import TASK_NAME_LABEL
 
 
 class LocalNodeAPI(rpc.LocalNodeServicer):
@@ -77,6 +78,8 @@ class LocalContainers(rpc.LocalContainersServicer):
         ids = {self._executor.cid(n): n for n in names}
         if ref in names or ref in ids:
             return ids.get(ref, ref)
+        if ref.rpartition(".")[2] in names:     # the name `ls` shows: <service>.<slot>.<task id>
+            return ref.rpartition(".")[2]
         matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
         if not matches:
             raise NotFound(f"no such container: {ref}")
@@ -105,11 +108,11 @@ class LocalContainers(rpc.LocalContainersServicer):
 def _summary(info) -> pb.ContainerSummary:
     cfg = info.config
     return pb.ContainerSummary(
-        name=info.name, id=info.id, image=info.image, status=info.status,
+        name=cfg.labels.get(TASK_NAME_LABEL, info.name) if cfg else info.name, id=info.id, image=info.image,
+        status=info.status,
         created_at=info.created_at, started_at=info.started_at, finished_at=info.finished_at,
         exited=info.exit_code is not None, exit_code=info.exit_code or 0, oom_killed=info.oom_killed,
-        health=(info.health or {}).get("status", ""),
-        command=(cfg.entrypoint or []) + (cfg.command or []) if cfg else [])
+        health=(info.health or {}).get("status", ""), command=info.command)
 
 
 def add_local_services(server, node: Node, executor) -> None:

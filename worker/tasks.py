@@ -21,6 +21,13 @@ from worker.lifecycle import Do
 log = logging.getLogger(__name__)
 
 MOUNT_TYPES = {spec.Mount.BIND: "bind", spec.Mount.VOLUME: "volume", spec.Mount.TMPFS: "tmpfs"}
+TASK_NAME_LABEL = "covey.task.name"     # what `covey container ls` shows as NAMES
+
+
+def task_name(task: pb.Task) -> str:
+    """Docker's name for a task's container: <service>.<slot>.<task id>, the node id in place
+    of the slot for a global service's. The runc id stays the task id (adoption finds it)."""
+    return f"{task.service_name}.{task.slot or task.node_id}.{task.id}"
 
 
 def container_config(task: pb.Task) -> ContainerConfig:
@@ -35,7 +42,7 @@ def container_config(task: pb.Task) -> ContainerConfig:
         memory=limits.memory_bytes, cpus=limits.nano_cpus / 1e9, pids_limit=limits.pids,
         stop_signal=c.stop_signal or "SIGTERM",
         labels={**c.labels, "covey.task.id": task.id, "covey.service.id": task.service_id,
-                "covey.service.name": task.service_name})
+                "covey.service.name": task.service_name, TASK_NAME_LABEL: task_name(task)})
     if c.HasField("stop_grace_period_ns"):
         config.stop_grace_period = c.stop_grace_period_ns / 1e9
     config.mounts = [Mount(MOUNT_TYPES[m.type], m.target, m.source, m.read_only,

@@ -17,12 +17,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from . import rootfs as rootfs_mod
-from .bundle import HostMount, build_spec
+from .bundle import HostMount, build_spec, resolve_args
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError
 from .health import HealthMonitor, HealthState, check_argv
@@ -80,6 +80,7 @@ class ContainerInfo:
     finished_at: float = 0.0
     health: dict | None = None
     config: ContainerConfig | None = None
+    command: list[str] = field(default_factory=list)   # what runs: the image's unless overridden
 
     def to_dict(self) -> dict:
         d = dict(vars(self))
@@ -144,9 +145,10 @@ class Executor:
         if cfg.healthcheck:
             check_argv(cfg.healthcheck)          # a bad test is a spec error: say it now
         image = await self.images.get(cfg.image, auth=cfg.registry_auth)
+        command = resolve_args(cfg, image.config)
         cdir.mkdir(parents=True)
         try:
-            self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest,
+            self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest, "command": command,
                                     "created_at": time.time(), "started_at": 0.0})
             root = rootfs_mod.mount_overlay(image.rootfs, cdir)
             spec = build_spec(cfg, image.config, rootfs=root, image_rootfs=image.rootfs,
@@ -338,7 +340,7 @@ class Executor:
             exit_code=ex.exit_code if ex else (-1 if status in ("exited", "dead") else None),
             oom_killed=bool(ex and ex.oom_killed), created_at=meta["created_at"],
             started_at=meta["started_at"], finished_at=ex.finished_at if ex else 0.0,
-            health=mon.state.to_dict() if mon else None, config=cfg)
+            health=mon.state.to_dict() if mon else None, config=cfg, command=meta.get("command", []))
 
     def names(self) -> list[str]:
         p = self.settings.prefix
