@@ -9,6 +9,7 @@ from proto import control_pb2
 from proto import control_pb2_grpc
 from proto import local_pb2
 from proto import local_pb2_grpc
+from worker.tasks import TASK_NAME_LABEL
 
 class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
     def __init__(self, node: Node):
@@ -78,6 +79,8 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
         ids = {self._executor.cid(n): n for n in names}
         if ref in names or ref in ids:
             return ids.get(ref, ref)
+        if ref.rpartition(".")[2] in names:     # the name `ls` shows: <service>.<slot>.<task id>
+            return ref.rpartition(".")[2]
         matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
         if not matches:
             raise NotFound(f"no such container: {ref}")
@@ -106,11 +109,11 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
 def _summary(info) -> local_pb2.ContainerSummary:
     cfg = info.config
     return local_pb2.ContainerSummary(
-        name=info.name, id=info.id, image=info.image, status=info.status,
+        name=cfg.labels.get(TASK_NAME_LABEL, info.name) if cfg else info.name, id=info.id, image=info.image,
+        status=info.status,
         created_at=info.created_at, started_at=info.started_at, finished_at=info.finished_at,
         exited=info.exit_code is not None, exit_code=info.exit_code or 0, oom_killed=info.oom_killed,
-        health=(info.health or {}).get("status", ""),
-        command=(cfg.entrypoint or []) + (cfg.command or []) if cfg else [])
+        health=(info.health or {}).get("status", ""), command=info.command)
 
 
 def add_local_services(server, node: Node, executor) -> None:

@@ -1,26 +1,36 @@
 """Task controllers: the agent's side of running tasks (DESIGN.md section 3).
 
 Each assigned task gets a controller that walks it through ACCEPTED, PREPARING, READY,
-STARTING, RUNNING and a final state, driving the executor, never past the task's
-desired state, and reporting every step. Reports are batched and resent after a
+STARTING, RUNNING and a final state, never past the task's desired state, and reports
+every step. What to do next is decided by the pure `worker.lifecycle.step`; the controller
+here only executes it with the executor. Reports are batched and resent after a
 reconnect; the dispatcher drops the ones that would move a state backwards.
 """
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from proto import dispatcher_pb2
-
 from proto import objects_pb2 as pb
 
 from proto import specs_pb2 as specs
 
-from worker.executor import ContainerConfig, ExecutorError
+from worker import lifecycle
+from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
+from worker.lifecycle import Do
 
 log = logging.getLogger(__name__)
 
 MOUNT_TYPES = {specs.Mount.BIND: "bind", specs.Mount.VOLUME: "volume", specs.Mount.TMPFS: "tmpfs"}
+TASK_NAME_LABEL = "covey.task.name"     # what `covey container ls` shows as NAMES
+
+
+def task_name(task: pb.Task) -> str:
+    """Docker's name for a task's container: <service>.<slot>.<task id>, the node id in place
+    of the slot for a global service's. The runc id stays the task id (adoption finds it)."""
+    return f"{task.service_name}.{task.slot or task.node_id}.{task.id}"
 
 
 def container_config(task: pb.Task) -> ContainerConfig:
@@ -35,7 +45,7 @@ def container_config(task: pb.Task) -> ContainerConfig:
         memory=limits.memory_bytes, cpus=limits.nano_cpus / 1e9, pids_limit=limits.pids,
         stop_signal=c.stop_signal or "SIGTERM",
         labels={**c.labels, "covey.task.id": task.id, "covey.service.id": task.service_id,
-                "covey.service.name": task.service_name})
+                "covey.service.name": task.service_name, TASK_NAME_LABEL: task_name(task)})
     if c.HasField("stop_grace_period_ns"):
         config.stop_grace_period = c.stop_grace_period_ns / 1e9
     config.mounts = [Mount(MOUNT_TYPES[m.type], m.target, m.source, m.read_only,
@@ -80,13 +90,19 @@ class Reporter:
 
 
 class TaskController:
+    """The shell around `lifecycle.step`: executes each action with the executor, reports,
+    and feeds the outcome back; the managers steer it only through the desired state."""
+
     def __init__(self, task: pb.Task, executor, reporter: Reporter):
         self.task = task
         self._executor = executor
         self._reporter = reporter
-        self._changed = asyncio.Event()
-        self._health = asyncio.Event()    # the executor's healthcheck said something
-        self._health_status = ""
+        self._changed = asyncio.Event()     # the desired state or the health changed
+        self._health = ""                   # the executor's last healthcheck status
+        self._removing = False              # unassigned, or desired REMOVE
+        self._reported = 0
+        self._container: lifecycle.Container | None = None
+        self._failed: lifecycle.Failure | None = None
         self.runner = asyncio.create_task(self._run(), name=f"task-{task.id}")
 
     def update(self, task: pb.Task) -> None:
@@ -94,110 +110,105 @@ class TaskController:
         self._changed.set()
 
     def health_changed(self, status: str) -> None:
-        self._health_status = status
-        self._health.set()
+        self._health = status
+        self._changed.set()
 
-    def _checks_health(self) -> bool:
+    def _view(self) -> lifecycle.View:
+        c = self._container
+        if c is not None and c.status in lifecycle.RUNNING_STATUSES and self._health:
+            c = replace(c, health=self._health)
         test = self.task.spec.container.healthcheck.test
-        return bool(test) and test[0] != "NONE"
-
-    def _report(self, state: int, **kwargs) -> None:
-        self._reporter.report(self.task.id, state, **kwargs)
-
-    async def _wait_desired(self, at_least: int) -> None:
-        while self.task.desired_state < at_least:
-            self._changed.clear()
-            await self._changed.wait()
+        return lifecycle.View(desired=pb.REMOVE if self._removing else self.task.desired_state,
+                              reported=self._reported, container=c, failed=self._failed,
+                              checks_health=bool(test) and test[0] != "NONE")
 
     async def _run(self) -> None:
+        """From what is there (nothing, or a container left by coveyd's previous life)."""
         try:
-            if await self._adopted():
-                return await self._supervise()
-            if self.task.desired_state >= pb.SHUTDOWN:
-                return self._report(pb.SHUTDOWN, message="shut down before it started")
-            self._report(pb.ACCEPTED, message="accepted")
-            self._report(pb.PREPARING, message="preparing")
-            await self._executor.prepare(container_config(self.task))
-            self._report(pb.READY, message="prepared")
-            await self._wait_desired(pb.RUNNING)
-            if self.task.desired_state >= pb.SHUTDOWN:
-                return await self._shut_down()
-            self._report(pb.STARTING, message="starting")
-            await self._executor.start(self.task.id)
-            if self._checks_health():
-                self._report(pb.STARTING, message="started; waiting for the healthcheck to pass")
-            else:
-                self._report(pb.RUNNING, message="started")
-            await self._supervise()
-        except ExecutorError as exc:
-            self._report(pb.REJECTED, err=str(exc), message="rejected by the executor")
+            self._container = await self._observe()
+            while (action := lifecycle.step(self._view())).do is not Do.DONE:
+                await self._do(action)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or an unexpected failure: the task fails, the agent goes on
             log.exception("task %s failed", self.task.id)
-            self._report(pb.FAILED, err=f"agent error: {exc}")
+            self._reporter.report(self.task.id, pb.FAILED, err=f"agent error: {exc}")
 
-    async def _adopted(self) -> bool:
-        """After a restart of coveyd: the container may already exist; take it back."""
+    async def _observe(self) -> lifecycle.Container | None:
         try:
-            info = await self._executor.inspect(self.task.id)
-        except Exception:
-            return False
-        if info.status == "running":
-            self._report(pb.RUNNING, message="adopted after a restart")
-        return True
+            return _container_view(await self._executor.inspect(self.task.id))
+        except ExecutorError:
+            return None
 
-    async def _supervise(self) -> None:
-        """Until the container exits, turns unhealthy, or the managers want it stopped."""
-        exited = asyncio.create_task(self._executor.wait(self.task.id))
-        stop = asyncio.create_task(self._wait_desired(pb.SHUTDOWN))
-        unhealthy = asyncio.create_task(self._follow_health()) if self._checks_health() else None
-        watched = {t for t in (exited, stop, unhealthy) if t is not None}
+    async def _do(self, action: lifecycle.Action) -> None:
+        if action.do is Do.REPORT:
+            self._reporter.report(self.task.id, action.state, message=action.message, err=action.err,
+                                  exit_code=action.exit_code)
+            self._reported = max(self._reported, action.state)
+        elif action.do is Do.WAIT:
+            await self._wait()
+        else:
+            try:
+                await self._execute(action.do)
+            except ExecutorError as exc:
+                log.warning("task %s: %s failed: %s", self.task.id, action.do.value, exc)
+                self._failed = lifecycle.Failure(action.do, str(exc))
+
+    async def _execute(self, do: Do) -> None:
+        ex, name, before = self._executor, self.task.id, self._view().container
+        if do is Do.PREPARE:
+            self._container = _container_view(await ex.prepare(container_config(self.task)))
+        elif do is Do.START:
+            self._container = _container_view(await ex.start(name))
+        elif do is Do.STOP:
+            self._container = _exited(await ex.stop(name), before)
+        elif do is Do.REMOVE:
+            try:
+                await ex.remove(name, force=True)
+            except ContainerNotFound:
+                pass                        # gone already: what removing wanted
+            self._container = None
+
+    async def _wait(self) -> None:
+        """Until the desired state or the health changes, or the running container exits."""
+        self._changed.clear()
+        watched = {asyncio.create_task(self._changed.wait())}
+        exited = None
+        if self._container is not None and self._container.status in lifecycle.RUNNING_STATUSES:
+            exited = asyncio.create_task(self._executor.wait(self.task.id))
+            watched.add(exited)
         try:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for t in watched:
                 t.cancel()
-        if exited in done and not exited.cancelled():
-            return self._report_exit(exited.result())
-        if unhealthy in done:
-            await self._executor.stop(self.task.id)
-            return self._report(pb.FAILED, err="task: unhealthy container")
-        await self._shut_down()
-
-    async def _follow_health(self) -> None:
-        """Running once the healthcheck passes (as Docker); returns when it fails."""
-        while True:
-            await self._health.wait()
-            self._health.clear()
-            if self._health_status == "healthy":
-                self._report(pb.RUNNING, message="started; healthy")
-            elif self._health_status == "unhealthy":
-                return
-
-    def _report_exit(self, status) -> None:
-        if status.oom_killed:
-            self._report(pb.FAILED, err="task: killed by the kernel: out of memory", exit_code=status.exit_code)
-        elif status.exit_code:
-            self._report(pb.FAILED, err=f"task: non-zero exit ({status.exit_code})", exit_code=status.exit_code)
-        else:
-            self._report(pb.COMPLETE, message="finished", exit_code=0)
-
-    async def _shut_down(self) -> None:
-        await self._executor.stop(self.task.id)
-        self._report(pb.SHUTDOWN, message="shut down")
+        if exited in done:
+            try:
+                self._container = _exited(exited.result(), self._view().container)
+            except ExecutorError as exc:
+                self._failed = lifecycle.Failure(Do.WAIT, str(exc))
 
     async def forget(self) -> None:
-        """The task is no longer assigned here: stop and remove its container."""
+        """The task is no longer assigned here (or desired REMOVE): its container goes."""
         self.runner.cancel()
         await asyncio.gather(self.runner, return_exceptions=True)
-        try:
-            await self._executor.remove(self.task.id, force=True)
-        except ExecutorError:
-            pass  # never created, or already gone
-        # Final, so the managers' reaper can delete the task (a state already past it is kept:
-        # the dispatcher drops a report that would move backwards).
-        self._report(pb.SHUTDOWN, message="removed")
+        self._removing, self._failed = True, None
+        self.runner = asyncio.create_task(self._run(), name=f"task-{self.task.id}-remove")
+        await self.runner
+
+
+def _container_view(info) -> lifecycle.Container:
+    dead = info.status == "dead"
+    return lifecycle.Container("exited" if dead else info.status, exit_code=-1 if dead else info.exit_code or 0,
+                               oom_killed=info.oom_killed, health=(info.health or {}).get("status", ""))
+
+
+def _exited(status, before: lifecycle.Container | None) -> lifecycle.Container:
+    """After a stop or an exit; the last health stays (an unhealthy stop fails the task)."""
+    health = before.health if before else ""
+    if status is None:                      # stop found it not running: it is over
+        return lifecycle.Container("exited", exit_code=-1, health=health)
+    return lifecycle.Container("exited", status.exit_code, status.oom_killed, health)
 
 
 class TaskManager:

@@ -1,4 +1,5 @@
 """covey container ls / inspect / logs: the containers on this node (like `docker ps` there)."""
+import json
 import time
 
 from covey.cli.logs import add_log_flags, container_logs
@@ -41,6 +42,12 @@ def _status(c: local_pb2.ContainerSummary) -> str:
     return c.status.capitalize()
 
 
+def _command(argv) -> str:
+    """Docker's COMMAND: arguments with spaces in single quotes, 20 characters, quoted."""
+    text = " ".join(argv[:1] + [f"'{a}'" if " " in a else a for a in argv[1:]])
+    return json.dumps(text if len(text) <= 20 else text[:19] + "…", ensure_ascii=False)
+
+
 def list_containers(conn, args) -> int:
     containers = conn.containers.List(local_pb2.ListContainersRequest(all=args.all)).containers
     if args.quiet:
@@ -48,7 +55,7 @@ def list_containers(conn, args) -> int:
     elif args.format == "json":
         print(to_json(containers))
     else:
-        rows = [[c.id[:25], c.image, '"' + " ".join(c.command)[:20] + '"', _ago(c.created_at), _status(c), c.name]
+        rows = [[c.id[:25], c.image, _command(list(c.command)), _ago(c.created_at), _status(c), c.name]
                 for c in containers]
         print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], rows))
     return 0

@@ -40,17 +40,17 @@ def wire_layer(st, raft_dir: Path, use_batch: bool, durable: bool) -> None:
     """Store always uses the safety layer; for the baseline ("off") give it pysyncobj's own
     journal, snapshot file and transport instead. Batching is a pysyncobj setting."""
     from pysyncobj.transport import TCPTransport
-    base_conf, base_options = st.SyncObjConf, st.raftlog.syncobj_options
+    base_conf, base_options = st.SyncObjConf, st.safety.syncobj_options
 
     def stock_options(raft_dir, at_rest_key, get_tables, set_tables):
         raft_dir.mkdir(parents=True, exist_ok=True)
         return {"journalFile": str(raft_dir / "journal.bin"), "fullDumpFile": str(raft_dir / "snapshot.bin")}, \
             TCPTransport
 
-    class Options:  # what store.py sees as `raftlog`
+    class Options:  # what store.py sees as `safety`
         syncobj_options = staticmethod(base_options if durable else stock_options)
 
-    st.raftlog = Options
+    st.safety = Options
     st.SyncObjConf = lambda **kwargs: base_conf(**kwargs, appendEntriesUseBatch=use_batch)
 
 

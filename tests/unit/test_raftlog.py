@@ -346,9 +346,9 @@ def test_install_refuses_another_pysyncobj_version_before_patching(monkeypatch):
     import pysyncobj.syncobj
     import pysyncobj.version
     monkeypatch.setattr(pysyncobj.version, "VERSION", "0.3.18")
-    monkeypatch.setattr(SyncObj, "_SyncObj__onMessageReceived", raftlog._STOCK_ON_MESSAGE)
-    monkeypatch.setattr(pysyncobj.syncobj, "createJournal", raftlog._STOCK_CREATE_JOURNAL)
+    monkeypatch.setattr(SyncObj, "_SyncObj__onMessageReceived", safety._STOCK_ON_MESSAGE)
+    monkeypatch.setattr(pysyncobj.syncobj, "createJournal", safety._STOCK_CREATE_JOURNAL)
     with pytest.raises(FailedPrecondition, match=r"pysyncobj 0\.3\.18 is installed.*pysyncobj==0\.3\.17"):
-        raftlog.install()
-    assert SyncObj._SyncObj__onMessageReceived is raftlog._STOCK_ON_MESSAGE
-    assert pysyncobj.syncobj.createJournal is raftlog._STOCK_CREATE_JOURNAL
+        safety.install()
+    assert SyncObj._SyncObj__onMessageReceived is safety._STOCK_ON_MESSAGE
+    assert pysyncobj.syncobj.createJournal is safety._STOCK_CREATE_JOURNAL

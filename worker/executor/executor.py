@@ -18,12 +18,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from . import rootfs as rootfs_mod
-from .bundle import HostMount, build_spec
+from .bundle import HostMount, build_spec, resolve_args
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError
 from .health import HealthMonitor, HealthState, check_argv
@@ -31,7 +31,7 @@ from .images import ImageStore
 from .logfile import LogEntry
 from .logs import read_logs
 from .runc import Runc
-from .volumes import Volumes
+from .volumes import Volumes, anonymous
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -81,6 +81,7 @@ class ContainerInfo:
     finished_at: float = 0.0
     health: dict | None = None
     config: ContainerConfig | None = None
+    command: list[str] = field(default_factory=list)   # what runs: the image's unless overridden
 
     def to_dict(self) -> dict:
         d = dict(vars(self))
@@ -145,9 +146,10 @@ class Executor:
         if cfg.healthcheck:
             check_argv(cfg.healthcheck)          # a bad test is a spec error: say it now
         image = await self.images.get(cfg.image, auth=cfg.registry_auth)
+        command = resolve_args(cfg, image.config)
         cdir.mkdir(parents=True)
         try:
-            self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest,
+            self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest, "command": command,
                                     "created_at": time.time(), "started_at": 0.0})
             root = rootfs_mod.mount_overlay(image.rootfs, cdir)
             spec = build_spec(cfg, image.config, rootfs=root, image_rootfs=image.rootfs,
@@ -184,7 +186,7 @@ class Executor:
                     raise ExecutorError(f"bind source path does not exist: {m.source}")
                 mounts.append(HostMount("bind", m.target, m.source, ("rprivate", *ro)))
             elif m.type == "volume":
-                src = self.volumes.ensure(m.source or f"{cfg.name}-{abs(hash(m.target))}")
+                src = self.volumes.ensure(m.source or anonymous(cfg.name, m.target))
                 mounts.append(HostMount("bind", m.target, str(src), ("rprivate", *ro)))
             elif m.type == "tmpfs":
                 opts = [f"mode={m.tmpfs_mode:o}", *ro]
@@ -339,7 +341,7 @@ class Executor:
             exit_code=ex.exit_code if ex else (-1 if status in ("exited", "dead") else None),
             oom_killed=bool(ex and ex.oom_killed), created_at=meta["created_at"],
             started_at=meta["started_at"], finished_at=ex.finished_at if ex else 0.0,
-            health=mon.state.to_dict() if mon else None, config=cfg)
+            health=mon.state.to_dict() if mon else None, config=cfg, command=meta.get("command", []))
 
     def names(self) -> list[str]:
         p = self.settings.prefix

@@ -197,7 +197,8 @@ class SimulatedExecutor:
             status=c.status, pid=0, exit_code=c.exit.exit_code if c.exit else None,
             oom_killed=bool(c.exit and c.exit.oom_killed), created_at=c.created_at,
             started_at=c.started_at, finished_at=c.exit.finished_at if c.exit else 0.0,
-            health=c.health.to_dict() if c.health else None, config=c.cfg)
+            health=c.health.to_dict() if c.health else None, config=c.cfg,
+            command=[*(c.cfg.entrypoint or []), *(c.cfg.command or [])])
 
     async def list(self, all: bool = False) -> list[ContainerInfo]:
         infos = [await self.inspect(n) for n in self.names()]

@@ -2,6 +2,7 @@
 across container restarts and re-creations until removed on purpose."""
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -9,6 +10,12 @@ from pathlib import Path
 from .errors import ExecutorError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def anonymous(container: str, target: str) -> str:
+    """The volume of a mount with no source: a digest, not hash(), which is salted per
+    process, so a restarted coveyd or a re-created container finds the same volume."""
+    return f"{container}-{hashlib.sha256(target.encode()).hexdigest()[:16]}"
 
 
 class Volumes:

@@ -5,7 +5,7 @@ acknowledged write can vanish in a power cut. This journal keeps the log in
 memory (pysyncobj reads it on every tick) and appends to a file in batches:
 everything changed since the last sync is sealed into ONE record and fsynced
 once, when `sync()` is called: before any message leaves the node (see
-raftlog.DurableTransport) and when the commit index moves (a single-node
+safety.DurableTransport) and when the commit index moves (a single-node
 leader acknowledges without sending anything).
 
 File: MAGIC | file_id (16) | key check (nonce 12 + tag 16) | records...

@@ -33,7 +33,10 @@ def test_coveyd_shows_and_adopts_its_containers(registry, images, ref, run):
         everything = json.loads(lab.covey(host, "container", "ls", "-a", "--format", "json").stdout)
         by_name = {c["name"]: c for c in everything}
         assert by_name["quitter"]["exit_code"] == 7 and by_name["quitter"]["status"] == "exited"
-        assert "Exited (7)" in lab.covey(host, "container", "ls", "-a").stdout
+        listed = lab.covey(host, "container", "ls", "-a").stdout
+        assert "Exited (7)" in listed
+        # COMMAND: what runs, the image's when the config sets none, quoted and shortened
+        assert '"/bin/sh -c \'echo ex…"' in listed and '"sh -c \'echo out-lin…"' in listed
 
         inspected = json.loads(lab.covey(host, "container", "inspect", "talk").stdout)  # a unique prefix
         assert inspected["name"] == "talker" and inspected["pid"] > 0

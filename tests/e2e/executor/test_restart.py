@@ -9,8 +9,10 @@ from pathlib import Path
 
 from conftest import settings_for
 from helpers_executor import eventually
+from proto import objects_pb2 as pb
 from worker.executor import ContainerConfig, Executor
 from worker.executor.rootfs import mounts_under
+from worker.tasks import Reporter, TaskController, container_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -73,3 +75,26 @@ def test_two_executors_on_one_machine_do_not_collide(workdir, run, ref, executor
         assert run(executor.inspect(name)).status == "running"
     finally:
         run(other.destroy_all())
+
+
+def test_a_container_created_before_a_restart_is_started_by_its_task(workdir, run, ref):
+    """coveyd died between `runc create` and `runc start`: the next one starts it."""
+    settings = settings_for(workdir, "c")
+    task = pb.Task(id="created1", service_id="s1", service_name="web", slot=1, desired_state=pb.RUNNING)
+    task.spec.container.image = ref("covey/busybox:1")
+    task.spec.container.args.extend(["sleep", "600"])
+    task.spec.container.stop_grace_period_ns = 200_000_000
+    run(Executor(settings).prepare(container_config(task)))       # the first life ends here
+    ex = Executor(settings)                                         # the second life
+
+    async def second_life():
+        await ex.adopt()
+        reporter = Reporter()
+        controller = TaskController(task, ex, reporter)
+        await eventually(lambda: reporter._pending.get(task.id) and reporter._pending[task.id].state == pb.RUNNING)
+        controller.runner.cancel()
+        return (await ex.inspect(task.id)).status
+    try:
+        assert run(second_life()) == "running"
+    finally:
+        run(ex.destroy_all())
