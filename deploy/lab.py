@@ -20,33 +20,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_BASE = Path(os.environ.get("COVEY_LAB_DIR", "/tmp/covey-lab"))
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: the poller and the registry live in tests/support
 
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; TimeoutError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def holds_for(predicate, seconds: float, interval: float = 0.1, what: str = "condition") -> None:
-    """Check that `predicate` stays true for `seconds` (something that must NOT happen
-    cannot be waited for, only watched); AssertionError as soon as it turns false."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(interval)
+from tests.support.poll import wait_until  # noqa: E402
 
 
 def in_netns(netns: str) -> list[str]:
@@ -275,7 +256,6 @@ EXAMPLE_REGISTRY = "10.1.0.1:5000"  # on host1 (the default subnet)
 def start_example_registry(lab: Lab) -> None:
     """A real registry (Debian's docker-registry) on host1, holding small example images built
     from busybox-static; its PID is the lab's, so `down` ends it."""
-    sys.path.insert(0, str(REPO))
     from tests.support.images import build_and_push
     from tests.support.registry import Registry
     first = lab.hosts[0]

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
 sys.path.insert(0, str(REPO))
 
-from lab import Lab, wait_until  # noqa: E402
+from deploy.lab import Lab  # noqa: E402
+from tests.support.poll import wait_until  # noqa: E402
 from manager.state.store import RaftTimings  # noqa: E402
 
 

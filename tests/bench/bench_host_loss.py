@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-for p in (REPO, REPO / "tests" / "integration"):
-    sys.path.insert(0, str(p))
+sys.path.insert(0, str(REPO))
 
-from proto import objects_pb2 as pb
-from simkit import Swarm, fast_settings, service  # noqa: E402
+from proto import objects_pb2 as pb  # noqa: E402
+from tests.integration.simkit import Swarm, fast_settings, service  # noqa: E402
 
 RUN_TIMEOUT = 120.0
 

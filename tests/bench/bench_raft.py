@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "deploy")]
+sys.path.insert(0, str(REPO))
 
-from lab import wait_until  # noqa: E402
+from tests.support.poll import wait_until  # noqa: E402
 
 SETTINGS = [  # (name, appendEntriesPeriod, autoTickPeriod, appendEntriesUseBatch)
     ("batch 10ms/5ms", 0.01, 0.005, True),

@@ -6,7 +6,7 @@ import secrets
 import subprocess
 import sys
 
-from lab import DEFAULT_BASE, REPO, _alive
+from deploy.lab import DEFAULT_BASE, REPO, _alive
 
 
 def lab_py(*args, timeout=300):

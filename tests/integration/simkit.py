@@ -11,15 +11,14 @@ scheduler rules can be watched end to end in seconds.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import tls
 from coveyd.settings import Settings
 from coveyd.node import Node
-from inproc import free_port_pair
+from tests.integration.inproc import free_port_pair
+from tests.support.poll import TIMEOUT, until
 from manager.state.store import RaftTimings
 from proto import control_pb2
 from proto import control_pb2_grpc
@@ -32,7 +31,6 @@ from worker.agent import AgentSettings
 from worker.executor.simulated import SimulatedExecutor, SimulatedRegistry
 
 HEARTBEAT = 0.3          # s: a node is Down after 3 missed periods, 0.9 s
-TIMEOUT = 15.0           # s: the default deadline of a wait
 SECOND = 10**9
 
 
@@ -101,31 +99,6 @@ def with_image(s: specs.ServiceSpec, image: str, **env) -> specs.ServiceSpec:
 
 
 # ---------------------------------------------------------------- waiting
-
-async def until(predicate, timeout: float = TIMEOUT, what: str = "condition", interval: float = 0.02):
-    """Poll `predicate` (sync or async) until it returns something truthy; return that.
-    Fails the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        await asyncio.sleep(interval)
-
-
-async def holds(predicate, seconds: float, what: str = "condition", interval: float = 0.02) -> None:
-    """Check that `predicate` stays true for `seconds` (what must NOT happen can only be watched)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        assert result, f"{what} stopped holding"
-        await asyncio.sleep(interval)
-
 
 class Watch:
     """Samples a sync predicate in the background (every few ms) while a scenario runs,

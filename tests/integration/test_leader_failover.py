@@ -4,7 +4,8 @@ goes on orchestrating."""
 import asyncio
 
 from manager.state import store as st
-from simkit import HEARTBEAT, Swarm, Watch, holds, service
+from tests.integration.simkit import HEARTBEAT, Swarm, Watch, service
+from tests.support.poll import holds
 from proto import control_pb2
 from proto import objects_pb2 as pb
 from proto import store_pb2

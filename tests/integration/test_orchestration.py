@@ -3,7 +3,8 @@ real agents over mutual TLS, the simulated executor. Replicated slots and scalin
 services, restart policies, node loss and return, drain and pause, task history."""
 import time
 
-from simkit import HEARTBEAT, SECOND, Swarm, holds, service
+from tests.integration.simkit import HEARTBEAT, SECOND, Swarm, service
+from tests.support.poll import holds
 from proto import objects_pb2 as pb
 FINISHED = pb.COMPLETE  # a task at or past this has ended
 

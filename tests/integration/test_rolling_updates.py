@@ -4,7 +4,8 @@ pause), max failure ratio, and a manual rollback through UpdateService(rollback=
 import grpc
 import pytest
 
-from simkit import SECOND, Swarm, Watch, holds, service, with_image
+from tests.integration.simkit import SECOND, Swarm, Watch, service, with_image
+from tests.support.poll import holds
 from proto import objects_pb2 as pb
 US = pb.UpdateStatus
 V1, V2 = "registry.local/app:v1", "registry.local/app:v2"

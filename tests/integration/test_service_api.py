@@ -5,7 +5,7 @@ import asyncio
 
 import grpc
 
-from inproc import start_manager
+from tests.integration.inproc import start_manager
 from covey import tls
 from proto import control_pb2
 from proto import control_pb2_grpc

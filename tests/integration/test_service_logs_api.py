@@ -3,7 +3,7 @@ every node (simulated executor), merged by time; a node cut off is named, never 
 import grpc
 import pytest
 
-from simkit import Swarm, service
+from tests.integration.simkit import Swarm, service
 from proto import control_pb2
 from proto import objects_pb2 as pb
 async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceLogLine], list[str]]:

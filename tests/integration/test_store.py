@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from inproc import free_port_pair
+from tests.integration.inproc import free_port_pair
 from covey.errors import Conflict
 from manager.state import store as st
 from proto import objects_pb2 as pb

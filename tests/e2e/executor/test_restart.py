@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import settings_for
-from helpers_executor import eventually
+from tests.e2e.executor.helpers_executor import settings_for
+from tests.support.poll import until
 from worker.executor import ContainerConfig, Executor
 from worker.executor.rootfs import mounts_under
 
@@ -48,7 +48,7 @@ def test_restarted_daemon_adopts_running_and_exited_and_cleans_half_made(workdir
         assert set(adopted) == {"long", "short"}
         assert adopted["long"].status == "running" and adopted["short"].exit_code == 9
         assert not ghost.exists() and not (ex.containers_dir / ex.cid("cut")).exists()
-        run(eventually(lambda: ex.health("long") and ex.health("long").status == "healthy", 10))
+        run(until(lambda: ex.health("long") and ex.health("long").status == "healthy", 10))
         st = run(ex.stop("long"))
         assert st.exit_code == 137            # sleep as PID 1: SIGKILL after the grace period
         for name in ("long", "short"):

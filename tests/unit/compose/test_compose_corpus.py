@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from compose_testlib import CORPUS, GOLDEN, as_dict
+from tests.unit.compose.compose_testlib import CORPUS, GOLDEN, as_dict
 from covey.compose import ComposeError, load_model, load_stack, render_yaml
 
 TIANGOLO = {"DOMAIN": "example.com", "EMAIL": "a@example.com", "USERNAME": "admin",
