@@ -52,6 +52,7 @@ from proto import control_pb2
 from proto import local_pb2
 from proto import objects_pb2 as pb
 from worker.agent import AgentSettings  # noqa: E402
+from tests.support.builders import service_spec  # noqa: E402
 from tests.support.poll import until  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
 
@@ -175,14 +176,6 @@ def leader_of(managers: list[Node]) -> Node:
     return next(m for m in managers if m.manager is not None and m.manager.store.is_leader())
 
 
-def bench_spec(name: str, replicas: int):
-    from proto import specs_pb2 as specs
-    s = specs.ServiceSpec(name=name)
-    s.task.container.image = "registry.local/bench:v1"
-    s.replicated.replicas = replicas
-    return s
-
-
 def pure_scheduler(store, spec, count: int) -> float:
     """Seconds for manager/scheduler/placement.py alone to place `count` tasks of the spec on the swarm's
     nodes as they are (one group, one pass: what the leader's scheduler does for them)."""
@@ -198,7 +191,7 @@ def pure_scheduler(store, spec, count: int) -> float:
 async def run_case(control, managers, count: int, timeout: float) -> dict:
     store = leader_of(managers).manager.store
     name = f"bench-{count}"
-    spec = bench_spec(name, count)
+    spec = service_spec(name, "registry.local/bench:v1", replicas=count)
     baseline_s = pure_scheduler(store, spec, count)
     start = time.perf_counter()
     tracker = Tracker(store, name, count, start)

@@ -4,7 +4,8 @@ goes on orchestrating."""
 import asyncio
 
 from manager.state import store as st
-from tests.integration.simkit import HEARTBEAT, Swarm, Watch, service
+from tests.integration.simkit import HEARTBEAT, Swarm, Watch
+from tests.support.builders import service_spec
 from tests.support.poll import holds
 from proto import control_pb2
 from proto import objects_pb2 as pb
@@ -20,7 +21,7 @@ def test_leader_failover_keeps_tasks_running_without_duplicates(tmp_path, run):
             for m in ("m1", "m2", "m3"):                      # tasks only on the workers
                 await swarm.update_node(m, availability=pb.DRAIN)
             await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=6))
+            await swarm.create(service_spec("web", replicas=6))
             before = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
             assert swarm.by_host(before) == {"w1": 2, "w2": 2, "w3": 2}
             workers = [swarm.nodes[h] for h in ("w1", "w2", "w3")]
@@ -73,7 +74,7 @@ def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(tmp_
     async def scenario():
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
-            await swarm.create(service("web", replicas=2))
+            await swarm.create(service_spec("web", replicas=2))
             await swarm.until(lambda: swarm.converged("web", 2), what="2 running")
             manager = swarm.nodes["m1"].node.manager
             await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
@@ -111,7 +112,7 @@ def test_three_managers_commit_a_service_of_a_thousand_tasks(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("m2", "m3", manager=True)
-            await swarm.create(service("big", replicas=1000))
+            await swarm.create(service_spec("big", replicas=1000))
 
             async def placed():
                 tasks = await swarm.tasks("big")

@@ -3,7 +3,8 @@ real agents over mutual TLS, the simulated executor. Replicated slots and scalin
 services, restart policies, node loss and return, drain and pause, task history."""
 import time
 
-from tests.integration.simkit import HEARTBEAT, SECOND, Swarm, service
+from tests.integration.simkit import HEARTBEAT, Swarm
+from tests.support.builders import SECOND, service_spec
 from tests.support.poll import holds
 from proto import objects_pb2 as pb
 FINISHED = pb.COMPLETE  # a task at or past this has ended
@@ -18,7 +19,7 @@ def test_replicated_slots_scale_up_and_down(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            await swarm.create(service("web", replicas=3))
+            await swarm.create(service_spec("web", replicas=3))
             three = await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
             assert slots(three) == [1, 2, 3]
             assert swarm.by_host(three) == {"m1": 1, "w1": 1, "w2": 1}
@@ -54,7 +55,7 @@ def test_scale_down_removes_tasks_from_the_most_loaded_nodes(tmp_path, run):
             await swarm.init("m1")
             await swarm.update_node("m1", availability=pb.DRAIN)
             await swarm.join("w1", "w2")
-            await swarm.create(service("web", replicas=4))
+            await swarm.create(service_spec("web", replicas=4))
             four = await swarm.until(lambda: swarm.converged("web", 4), what="4 running")
             assert swarm.by_host(four) == {"w1": 2, "w2": 2}
             await swarm.join("w3")                                # nothing moves to it...
@@ -72,7 +73,7 @@ def test_global_service_follows_eligible_nodes(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            await swarm.create(service("agent", replicas=None))
+            await swarm.create(service_spec("agent", replicas=None))
             first = await swarm.until(lambda: swarm.converged("agent", 3), what="one task per node")
             assert swarm.by_host(first) == {"m1": 1, "w1": 1, "w2": 1}
             assert all(t.slot == 0 for t in first)
@@ -88,7 +89,7 @@ def test_global_service_follows_eligible_nodes(tmp_path, run):
             assert {t.id for t in three} <= {t.id for t in four}  # the others did not move
 
             await swarm.update_node("w2", availability=pb.PAUSE)   # paused: keeps what it runs,
-            await swarm.create(service("probe", replicas=None))    # gets nothing new
+            await swarm.create(service_spec("probe", replicas=None))    # gets nothing new
             probes = await swarm.until(lambda: swarm.converged("probe", 2), what="probe on m1 and w3")
             assert swarm.by_host(probes) == {"m1": 1, "w3": 1}
             assert swarm.containers("agent") == {"m1": 1, "w2": 1, "w3": 1}
@@ -118,7 +119,7 @@ def test_restart_conditions_and_max_attempts(tmp_path, run):
             await swarm.init("m1")
             await swarm.join("w1")
             for name, (policy, code, _) in cases.items():
-                await swarm.create(service(name, restart=policy, env={"SIM_EXIT": code, "SIM_RUN": 0.1}))
+                await swarm.create(service_spec(name, restart=policy, env={"SIM_EXIT": code, "SIM_RUN": 0.1}))
 
             async def settled():
                 out = {}
@@ -156,15 +157,15 @@ def test_restart_delay_and_window(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1")
-            await swarm.create(service("delayed", env={"SIM_EXIT": 1},
+            await swarm.create(service_spec("delayed", env={"SIM_EXIT": 1},
                                        restart={"condition": "ON_FAILURE", "delay": delay, "max_attempts": 1}))
             # Each task lives 0.8 s: longer than the 0.5 s window, so no earlier restart counts
             # against max_attempts=1 and the slot keeps restarting; without a window, it stops at 1.
             failing = {"SIM_EXIT": 1, "SIM_RUN": 0.8}
-            await swarm.create(service("windowed", env=failing,
+            await swarm.create(service_spec("windowed", env=failing,
                                        restart={"condition": "ON_FAILURE", "delay": 0, "max_attempts": 1,
                                                 "window": 0.5}))
-            await swarm.create(service("unwindowed", env=failing,
+            await swarm.create(service_spec("unwindowed", env=failing,
                                        restart={"condition": "ON_FAILURE", "delay": 0, "max_attempts": 1}))
             delayed = await swarm.until(lambda: _finished(swarm, "delayed", 2), what="delayed: 2 failed tasks")
             windowed = await swarm.until(lambda: _finished(swarm, "windowed", 3), what="windowed: 3 failed tasks")
@@ -188,7 +189,7 @@ def test_node_down_tasks_replaced_and_its_return_leaves_one_task_per_slot(tmp_pa
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            await swarm.create(service("web", replicas=3))
+            await swarm.create(service_spec("web", replicas=3))
             before = await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
             lost = next(t for t in before if swarm.hostname_of(t.node_id) == "w1")
 
@@ -246,7 +247,7 @@ def test_pause_stops_new_placements_and_keeps_running_tasks(tmp_path, run):
             await swarm.init("m1")
             await swarm.update_node("m1", availability=pb.DRAIN)
             await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=6))
+            await swarm.create(service_spec("web", replicas=6))
             six = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
             assert swarm.by_host(six) == {"w1": 2, "w2": 2, "w3": 2}
             on_w3 = {t.id for t in six if swarm.hostname_of(t.node_id) == "w3"}
@@ -271,7 +272,7 @@ def test_drain_moves_replicated_tasks_to_other_nodes(tmp_path, run):
             await swarm.init("m1")
             await swarm.update_node("m1", availability=pb.DRAIN)
             await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=6))
+            await swarm.create(service_spec("web", replicas=6))
             six = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
             assert swarm.by_host(six) == {"w1": 2, "w2": 2, "w3": 2}
             await swarm.update_node("w3", availability=pb.DRAIN)
@@ -291,7 +292,7 @@ def test_task_history_is_capped_at_five_per_slot(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             # Exits at once and is restarted at once, again and again.
-            await swarm.create(service("flaky", env={"SIM_EXIT": 1, "SIM_RUN": 0.02},
+            await swarm.create(service_spec("flaky", env={"SIM_EXIT": 1, "SIM_RUN": 0.02},
                                        restart={"condition": "ANY", "delay": 0}))
             executor = swarm.nodes["m1"].executor
             seen: dict[str, int] = {}

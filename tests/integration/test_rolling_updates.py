@@ -4,7 +4,8 @@ pause), max failure ratio, and a manual rollback through UpdateService(rollback=
 import grpc
 import pytest
 
-from tests.integration.simkit import SECOND, Swarm, Watch, service, with_image
+from tests.integration.simkit import Swarm, Watch
+from tests.support.builders import SECOND, service_spec, with_image
 from tests.support.poll import holds
 from proto import objects_pb2 as pb
 US = pb.UpdateStatus
@@ -35,7 +36,7 @@ def test_rolling_update_parallelism_and_delay(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            spec = service("web", V1, replicas=4, restart=FAST_RESTART,
+            spec = service_spec("web", V1, replicas=4, restart=FAST_RESTART,
                            update={"parallelism": 2, "delay": delay, "monitor": MONITOR})
             await swarm.create(spec)
             old = await swarm.until(lambda: swarm.converged("web", 4), what="4 running")
@@ -65,7 +66,7 @@ def test_start_first_never_runs_below_the_replica_count(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            spec = service("web", V1, replicas=3, restart=FAST_RESTART,
+            spec = service_spec("web", V1, replicas=3, restart=FAST_RESTART,
                            update={"parallelism": 1, "order": "START_FIRST", "monitor": MONITOR})
             await swarm.create(spec)
             await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
@@ -90,7 +91,7 @@ def test_failed_update_rolls_back_by_itself(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            spec = service("web", V1, replicas=4, restart=FAST_RESTART,
+            spec = service_spec("web", V1, replicas=4, restart=FAST_RESTART,
                            update={"parallelism": 1, "monitor": MONITOR, "failure_action": "ROLLBACK"},
                            rollback={"parallelism": 0, "monitor": MONITOR})
             await swarm.create(spec)
@@ -118,7 +119,7 @@ def test_failed_update_pauses_and_leaves_the_rest_alone(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            spec = service("web", V1, replicas=4, restart={"condition": "ANY", "delay": 30},
+            spec = service_spec("web", V1, replicas=4, restart={"condition": "ANY", "delay": 30},
                            update={"parallelism": 1, "monitor": MONITOR, "failure_action": "PAUSE"})
             await swarm.create(spec)
             before = await swarm.until(lambda: swarm.converged("web", 4), what="4 running")
@@ -147,7 +148,7 @@ def test_max_failure_ratio_tolerates_failures_up_to_it(tmp_path, run):
             await swarm.join("w1", "w2")
             specs = {}
             for name, ratio in (("tolerant", 0.5), ("strict", 0.0)):
-                specs[name] = service(name, f"registry.local/{name}:v1", replicas=4, restart=FAST_RESTART,
+                specs[name] = service_spec(name, f"registry.local/{name}:v1", replicas=4, restart=FAST_RESTART,
                                       update={"parallelism": 1, "monitor": MONITOR, "max_failure_ratio": ratio})
                 await swarm.create(specs[name])
                 await swarm.until(lambda n=name: swarm.converged(n, 4), what=f"{name}: 4 running")
@@ -174,7 +175,7 @@ def test_manual_rollback_through_update_service(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1")
-            spec = service("web", V1, replicas=2, restart=FAST_RESTART,
+            spec = service_spec("web", V1, replicas=2, restart=FAST_RESTART,
                            update={"parallelism": 0, "monitor": MONITOR},
                            rollback={"parallelism": 1, "monitor": MONITOR})
             await swarm.create(spec)

@@ -4,7 +4,8 @@ explanation kept on a task that cannot be placed, and its placement once a label
 makes room."""
 import os
 
-from tests.integration.simkit import Swarm, service
+from tests.integration.simkit import Swarm
+from tests.support.builders import service_spec
 from proto import objects_pb2 as pb
 CPUS = os.cpu_count() or 1                                    # what describe_node reports
 MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -42,7 +43,7 @@ def test_constraints_on_labels_role_and_hostname(tmp_path, run):
                 "not-w3": (["node.hostname!=w3", "node.role!=manager"], 4),
             }
             for name, (constraints, replicas) in cases.items():
-                await swarm.create(service(name, replicas=replicas, constraints=constraints))
+                await swarm.create(service_spec(name, replicas=replicas, constraints=constraints))
             return {name: swarm.by_host(await swarm.until(lambda n=name, c=c: swarm.converged(n, c[1]),
                                                           what=f"{name} running"))
                     for name, c in cases.items()}
@@ -57,7 +58,7 @@ def test_unplaceable_task_is_explained_and_placed_when_a_label_arrives(tmp_path,
             await swarm.init("m1")
             await swarm.join("w1", "w2")
             await swarm.update_node("w1", labels={"disk": "hdd"})
-            await swarm.create(service("db", constraints=["node.labels.disk==ssd"]))
+            await swarm.create(service_spec("db", constraints=["node.labels.disk==ssd"]))
             task = (await swarm.until(lambda: pending(swarm, "db", 1), what="db explained"))[0]
             assert not task.node_id and not any(sim.running("db") for sim in swarm.nodes.values())
 
@@ -80,8 +81,8 @@ def test_reservations_fill_nodes_explain_and_a_new_node_takes_the_rest(tmp_path,
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1")
-            await swarm.create(service("cpu", replicas=3, cpus=cpus))
-            await swarm.create(service("mem", replicas=3, memory=memory))
+            await swarm.create(service_spec("cpu", replicas=3, cpus=cpus))
+            await swarm.create(service_spec("mem", replicas=3, memory=memory))
             cpu_wait = (await swarm.until(lambda: pending(swarm, "cpu", 1), what="cpu: 1 pending"))[0]
             mem_wait = (await swarm.until(lambda: pending(swarm, "mem", 1), what="mem: 1 pending"))[0]
             cpu_run = await swarm.until(lambda: running(swarm, "cpu", 2), what="cpu: 2 running")
@@ -112,7 +113,7 @@ def test_placement_preference_spreads_over_label_values(tmp_path, run):
             await swarm.update_node("w2", labels={"zone": "b"})
             await swarm.update_node("w3", labels={"zone": "b"})
             # w4 has no zone: the nodes without the label are a group of their own
-            await swarm.create(service("web", replicas=6, spread=["zone"]))
+            await swarm.create(service_spec("web", replicas=6, spread=["zone"]))
             tasks = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
             return swarm.by_host(tasks)
     hosts = run(scenario())
@@ -129,7 +130,7 @@ def test_max_replicas_per_node(tmp_path, run):
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1", "w2")
-            await swarm.create(service("one-each", replicas=4, max_per_node=1))
+            await swarm.create(service_spec("one-each", replicas=4, max_per_node=1))
             waiting = (await swarm.until(lambda: pending(swarm, "one-each", 1), what="one waiting"))[0]
             three = await swarm.until(lambda: running(swarm, "one-each", 3), what="3 running")
             assert swarm.by_host(three) == {"m1": 1, "w1": 1, "w2": 1}
@@ -150,7 +151,7 @@ def test_global_service_runs_only_on_nodes_meeting_its_constraints(tmp_path, run
             await swarm.init("m1")
             await swarm.join("w1", "w2", "w3")
             await swarm.update_node("w2", labels={"gpu": "yes"})
-            await swarm.create(service("gpu-agent", replicas=None, constraints=["node.labels.gpu==yes"]))
+            await swarm.create(service_spec("gpu-agent", replicas=None, constraints=["node.labels.gpu==yes"]))
             one = await swarm.until(lambda: running(swarm, "gpu-agent", 1), what="gpu-agent on w2")
             assert swarm.by_host(one) == {"w2": 1}
             await swarm.update_node("w3", labels={"gpu": "yes"})
@@ -170,7 +171,7 @@ def test_scaling_down_frees_the_reservations_of_the_removed_tasks(tmp_path, run)
         async with Swarm(tmp_path) as swarm:
             await swarm.init("m1")
             await swarm.join("w1")
-            await swarm.create(service("cpu", replicas=2, cpus=cpus))
+            await swarm.create(service_spec("cpu", replicas=2, cpus=cpus))
             two = await swarm.until(lambda: swarm.converged("cpu", 2), what="2 running")
             assert swarm.by_host(two) == {"m1": 1, "w1": 1}
             await swarm.scale("cpu", 1)

@@ -3,7 +3,8 @@ every node (simulated executor), merged by time; a node cut off is named, never 
 import grpc
 import pytest
 
-from tests.integration.simkit import Swarm, service
+from tests.integration.simkit import Swarm
+from tests.support.builders import service_spec
 from proto import control_pb2
 from proto import objects_pb2 as pb
 async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceLogLine], list[str]]:
@@ -24,7 +25,7 @@ def test_logs_through_a_follower_merged_then_a_lost_node_is_named(tmp_path, run)
             for m in ("m1", "m2"):
                 await swarm.update_node(m, availability=pb.DRAIN)
             await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=3))
+            await swarm.create(service_spec("web", replicas=3))
             await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
             follower = next(h for h in ("m1", "m2") if swarm.nodes[h] is not swarm.leader())
             await swarm.use(follower)
