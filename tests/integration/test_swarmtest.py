@@ -33,7 +33,8 @@ def test_two_live_tasks_in_a_slot_are_named():
 
 def test_two_live_tasks_of_a_global_service_on_one_node_are_named():
     agent = service("s1", name="agent", replicas=None)
-    tasks = [task(i, service_id="s1", service_name="agent", node_id=n) for i, n in (("a", "n1"), ("b", "n1"), ("c", "n2"))]
+    tasks = [task(i, service_id="s1", service_name="agent", node_id=n)
+             for i, n in (("a", "n1"), ("b", "n1"), ("c", "n2"))]
     assert one_live_per_slot([agent], tasks) == ["two live tasks for agent.n1 (task b): a and b"]
 
 
