@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,26 +30,7 @@ if str(REPO) not in sys.path:  # run as a script, only deploy/ is there
 
 from worker.executor.executor import cgroup_parent_for, remove_cgroup_parent  # noqa: E402
 
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; TimeoutError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def holds_for(predicate, seconds: float, interval: float = 0.1, what: str = "condition") -> None:
-    """Check that `predicate` stays true for `seconds` (something that must NOT happen
-    cannot be waited for, only watched); AssertionError as soon as it turns false."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(interval)
+from tests.support.poll import wait_until  # noqa: E402
 
 
 def in_netns(netns: str) -> list[str]:

@@ -6,7 +6,7 @@ from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
 from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spec, edit_spec
-from covey.cli.serviceview import pretty_service
+from covey.cli.serviceview import pretty_service, ps_order
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
 from proto import control_pb2
@@ -127,7 +127,7 @@ def _state(state: int) -> str:
 
 
 def list_tasks(conn, args) -> int:
-    tasks = conn.control.ListTasks(control_pb2.ListTasksRequest(service=args.service)).tasks
+    tasks = ps_order(conn.control.ListTasks(control_pb2.ListTasksRequest(service=args.service)).tasks)
     if args.quiet:
         print("\n".join(t.id for t in tasks))
         return 0
@@ -137,7 +137,7 @@ def list_tasks(conn, args) -> int:
     nodes = {n.id: n.description.hostname for n in conn.control.ListNodes(control_pb2.ListNodesRequest()).nodes}
     trunc = (lambda text, n: text) if args.no_trunc else (lambda text, n: text[:n])
     rows, previous = [], None
-    for t in tasks:  # newest first within a slot; older ones shown as Docker does: " \_ web.1"
+    for t in tasks:  # a slot's history under its current task, as Docker does: " \_ web.1"
         name = f"{t.service_name}.{t.slot}" if t.slot else f"{t.service_name}.{t.node_id[:25]}"
         name, previous = (f" \\_ {name}" if name == previous else name), name
         error = t.status.err or (t.explanation.text if t.status.state == pb.PENDING else "")

@@ -100,3 +100,21 @@ def _waiting(tasks: list[pb.Task]) -> list[str]:
     lines = [f"Pending Tasks:\t{len(pending)}, e.g. {t.id[:12]}: {t.explanation.text}"]
     lines += [f" {f.name}: {f.nodes_excluded} node(s) excluded: {f.reason}" for f in t.explanation.filters]
     return lines
+
+
+def ps_order(tasks) -> list:
+    """`service ps` order, as Docker's: slot by slot (node by node for a global service), the
+    slot's current task first, then its history newest first. Current: the live task with the
+    highest desired state (newest if several), else the newest. Neither the order ListTasks
+    gives nor update times say which is current: a lost host's task is updated last."""
+    slots: dict[tuple, list] = {}
+    for t in tasks:
+        slots.setdefault((t.service_name, t.slot, "" if t.slot else t.node_id), []).append(t)
+    return [t for key in sorted(slots) for t in _current_first(slots[key])]
+
+
+def _current_first(tasks: list) -> list:
+    newest_first = sorted(tasks, key=lambda t: -t.meta.created_at_ns)
+    live = [t for t in newest_first if t.desired_state <= pb.RUNNING]
+    current = max(live, key=lambda t: t.desired_state, default=newest_first[0])  # max keeps the first
+    return [current] + [t for t in newest_first if t is not current]

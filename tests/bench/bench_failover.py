@@ -18,7 +18,8 @@ from pathlib import Path
 
 import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
-from lab import Lab, wait_until  # noqa: E402
+from deploy.lab import Lab  # noqa: E402
+from tests.support.poll import wait_until  # noqa: E402
 from manager.state.store import RaftTimings  # noqa: E402
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
-from proto import objects_pb2 as pb
-from simkit import Swarm, fast_settings, service  # noqa: E402
+from proto import objects_pb2 as pb  # noqa: E402
+from tests.integration.simkit import Swarm, fast_settings  # noqa: E402
+from tests.support.builders import service_spec  # noqa: E402
 
 RUN_TIMEOUT = 120.0
 
@@ -72,7 +73,7 @@ async def main_async(args) -> dict:
             await swarm.init("m1")
             await swarm.update_node("m1", availability=pb.DRAIN)
             await swarm.join(*[f"w{i}" for i in range(1, args.nodes + 1)])
-            await swarm.create(service("web", replicas=args.replicas, restart={"condition": "ANY", "delay": 0}))
+            await swarm.create(service_spec("web", replicas=args.replicas, restart={"condition": "ANY", "delay": 0}))
             print(f"1 manager, {args.nodes} workers (simulated executor, mTLS sessions), {args.replicas} "
                   f"replicas, heartbeat period {args.heartbeat:g}s (Down after 3 missed)", flush=True)
             runs = [await one_run(swarm, args.replicas, i) for i in range(args.runs)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchpaths import REPO  # first: puts the project on sys.path
 
-from lab import wait_until  # noqa: E402
+from tests.support.poll import wait_until  # noqa: E402
 
 SETTINGS = [  # (name, appendEntriesPeriod, autoTickPeriod, appendEntriesUseBatch)
     ("batch 10ms/5ms", 0.01, 0.005, True),

@@ -51,6 +51,8 @@ from proto import control_pb2
 from proto import local_pb2
 from proto import objects_pb2 as pb
 from worker.agent import AgentSettings  # noqa: E402
+from tests.support.builders import service_spec  # noqa: E402
+from tests.support.poll import until  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
 
 SETUP_TIMEOUT = 600.0
@@ -173,23 +175,6 @@ def leader_of(managers: list[Node]) -> Node:
     return next(m for m in managers if m.manager is not None and m.manager.store.is_leader())
 
 
-async def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
-    return result
-
-
-def bench_spec(name: str, replicas: int):
-    from proto import specs_pb2 as specs
-    s = specs.ServiceSpec(name=name)
-    s.task.container.image = "registry.local/bench:v1"
-    s.replicated.replicas = replicas
-    return s
-
-
 def pure_scheduler(store, spec, count: int) -> float:
     """Seconds for manager/scheduler/placement.py alone to place `count` tasks of the spec on the swarm's
     nodes as they are (one group, one pass: what the leader's scheduler does for them)."""
@@ -205,7 +190,7 @@ def pure_scheduler(store, spec, count: int) -> float:
 async def run_case(control, managers, count: int, timeout: float) -> dict:
     store = leader_of(managers).manager.store
     name = f"bench-{count}"
-    spec = bench_spec(name, count)
+    spec = service_spec(name, "registry.local/bench:v1", replicas=count)
     baseline_s = pure_scheduler(store, spec, count)
     start = time.perf_counter()
     tracker = Tracker(store, name, count, start)
@@ -267,7 +252,7 @@ def report(r: dict) -> None:
 
 
 async def main_async(args) -> dict:
-    from simkit import Swarm
+    from tests.integration.simkit import Swarm
     work = Path(tempfile.mkdtemp(prefix="scale-", dir=args.work_dir))
     swarm = Swarm(work / "managers", heartbeat=args.heartbeat, settings=settings(args.heartbeat))
     hosts: list[subprocess.Popen] = []
@@ -308,10 +293,10 @@ async def main_async(args) -> dict:
                 print(f"  {nodes()} of {args.nodes} nodes joined, {nodes(pb.NodeStatus.READY)} Ready after "
                       f"{time.perf_counter() - t:.0f}s (managers' event loop late by up to {worst:.2f}s)", flush=True)
                 shown[0] = time.monotonic()
-        await wait_for(lambda: progress() or nodes() >= args.nodes, SETUP_TIMEOUT, f"{args.nodes} nodes joined")
+        await until(lambda: progress() or nodes() >= args.nodes, SETUP_TIMEOUT, f"{args.nodes} nodes joined", 0.5)
         result["joined_s"] = round(time.perf_counter() - t, 1)
         try:    # then every one Ready at the same time, or go on after --settle and say how many are
-            await wait_for(lambda: progress() or nodes(pb.NodeStatus.READY) >= args.nodes, args.settle, "")
+            await until(lambda: progress() or nodes(pb.NodeStatus.READY) >= args.nodes, args.settle, "", 0.5)
         except TimeoutError:
             pass
         result["ready_at_start"] = nodes(pb.NodeStatus.READY)

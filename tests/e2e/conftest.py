@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from lab import Lab
+from deploy.lab import Lab
 
 
 def pytest_collection_modifyitems(items):

@@ -3,7 +3,8 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab import Lab, wait_until
+from deploy.lab import Lab
+from tests.support.poll import wait_until
 from tests.support.images import build_and_push
 from tests.support.registry import Registry
 

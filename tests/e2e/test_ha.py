@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from lab import Lab, wait_until
-from swarmtools import HEARTBEAT, dump_logs, node_table
+from deploy.lab import Lab
+from tests.support.poll import wait_until
+from tests.e2e.swarmtools import HEARTBEAT, dump_logs, node_table
 
 MANAGERS = ("host1", "host2", "host3")
 

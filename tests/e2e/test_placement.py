@@ -12,8 +12,8 @@ import re
 import subprocess
 
 import pytest
-from lab import holds_for, wait_until
-from swarmtools import (
+from tests.support.poll import holds_for, wait_until
+from tests.e2e.swarmtools import (
     REGISTRY,
     node_table,
     swarm_with_registry,

@@ -6,8 +6,8 @@ import secrets
 import subprocess
 import sys
 
-from lab import DEFAULT_BASE, REPO, _alive
-from swarmtools import cgroup_dirs
+from deploy.lab import DEFAULT_BASE, REPO, _alive
+from tests.e2e.swarmtools import cgroup_dirs
 from worker.executor.executor import cgroup_parent_for
 
 

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from lab import REPO, wait_until
-from swarmtools import REGISTRY, swarm_with_registry, wait_state
+from deploy.lab import REPO
+from tests.support.poll import wait_until
+from tests.e2e.swarmtools import REGISTRY, swarm_with_registry, wait_state
 
 GATHER_TIMEOUT = "3s"
 # Three lines, a little apart, then quiet: every task's output is known in advance.

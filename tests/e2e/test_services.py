@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from lab import holds_for, wait_until
-from swarmtools import REGISTRY, cgroup_dirs, swarm_with_registry
+from tests.e2e.swarmtools import REGISTRY, cgroup_dirs, swarm_with_registry
+from tests.support.poll import holds_for, wait_until
 from worker.executor.executor import cgroup_parent_for
 
 

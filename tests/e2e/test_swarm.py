@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from swarmtools import HEARTBEAT, node_state, node_table, wait_state
-from lab import Lab, holds_for, wait_until
+from tests.e2e.swarmtools import HEARTBEAT, node_state, node_table, wait_state
+from deploy.lab import Lab
+from tests.support.poll import holds_for, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,11 @@ from pathlib import Path
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
-from lab import wait_until
+from tests.support.poll import wait_until
 from manager.state.raft import safety
 
 CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
 AT_REST_KEY = b"r" * 32
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.01):
-    """Poll `condition` until it returns a true value; fail after `timeout` (the lab's poller)."""
-    return wait_until(condition, timeout, interval, what)
 
 
 def free_ports(count: int) -> list[int]:
@@ -106,7 +101,7 @@ def leader_of(replicas, timeout: float = 10.0) -> Replica:
     def one_leader():
         leaders = [r for r in replicas if r.raft._isLeader()]
         return leaders[0] if len(leaders) == 1 and all(r.raft.isReady() for r in replicas) else None
-    return wait_for(one_leader, timeout, "one leader and every replica ready")
+    return wait_until(one_leader, timeout, interval=0.01, what="one leader and every replica ready")
 
 
 def callback_ok(error) -> bool:

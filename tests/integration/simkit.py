@@ -5,21 +5,21 @@ scheduler rules can be watched end to end in seconds.
     async with Swarm(tmp_path) as swarm:
         await swarm.init("m1")
         await swarm.join("w1", "w2")
-        await swarm.create(service("web", replicas=3))
+        await swarm.create(service_spec("web", replicas=3))
         await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
 """
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import tls
 from coveyd.settings import Settings
 from coveyd.node import Node
-from inproc import free_port_pair
+from tests.integration.inproc import free_port_pair
+from tests.support.builders import SECOND
+from tests.support.poll import TIMEOUT, until
 from manager.state.store import RaftTimings
 from proto import control_pb2
 from proto import control_pb2_grpc
@@ -32,8 +32,6 @@ from worker.agent import AgentSettings
 from worker.executor.simulated import SimulatedExecutor, SimulatedRegistry
 
 HEARTBEAT = 0.3          # s: a node is Down after 3 missed periods, 0.9 s
-TIMEOUT = 15.0           # s: the default deadline of a wait
-SECOND = 10**9
 
 
 def fast_settings() -> Settings:
@@ -43,88 +41,6 @@ def fast_settings() -> Settings:
                                      connection_timeout=1.0),
                     agent=AgentSettings(connect_timeout=1.0, rpc_timeout=2.0, backoff_initial=0.05,
                                         backoff_max=0.3, status_batch=0.02))
-
-
-# ---------------------------------------------------------------- specs
-
-def service(name: str, image: str = "registry.local/app:v1", *, replicas: int | None = 1,
-            env: dict | None = None, constraints=(), spread=(), max_per_node: int = 0,
-            cpus: float = 0, memory: int = 0, restart: dict | None = None,
-            update: dict | None = None, rollback: dict | None = None) -> specs.ServiceSpec:
-    """A service spec; replicas=None makes it global. `restart`: condition (NONE, ON_FAILURE,
-    ANY), delay, max_attempts, window (seconds); `update`/`rollback`: UpdateConfig fields,
-    durations in seconds, enums by name."""
-    s = specs.ServiceSpec(name=name)
-    s.task.container.image = image
-    s.task.container.env.extend(f"{k}={v}" for k, v in sorted((env or {}).items()))
-    if replicas is None:
-        getattr(s, "global").SetInParent()
-    else:
-        s.replicated.replicas = replicas
-    p = s.task.placement
-    p.constraints.extend(constraints)
-    p.preferences.extend(specs.PlacementPreference(spread=f"node.labels.{label}") for label in spread)
-    p.max_replicas = max_per_node
-    s.task.resources.reservations.nano_cpus = int(cpus * SECOND)
-    s.task.resources.reservations.memory_bytes = memory
-    if restart is not None:
-        r = s.task.restart
-        r.condition = specs.RestartPolicy.Condition.Value(restart.get("condition", "ANY"))
-        if "delay" in restart:
-            r.delay_ns = int(restart["delay"] * SECOND)
-        r.max_attempts = restart.get("max_attempts", 0)
-        r.window_ns = int(restart.get("window", 0) * SECOND)
-    for field_name, config in (("update", update), ("rollback", rollback)):
-        if config is not None:
-            _update_config(getattr(s, field_name), config)
-    return s
-
-
-def _update_config(u: specs.UpdateConfig, config: dict) -> None:
-    u.parallelism = config.get("parallelism", 1)
-    u.delay_ns = int(config.get("delay", 0) * SECOND)
-    u.failure_action = specs.UpdateConfig.FailureAction.Value(config.get("failure_action", "PAUSE"))
-    if "monitor" in config:
-        u.monitor_ns = int(config["monitor"] * SECOND)
-    u.max_failure_ratio = config.get("max_failure_ratio", 0.0)
-    u.order = specs.UpdateConfig.Order.Value(config.get("order", "STOP_FIRST"))
-
-
-def with_image(s: specs.ServiceSpec, image: str, **env) -> specs.ServiceSpec:
-    changed = specs.ServiceSpec()
-    changed.CopyFrom(s)
-    changed.task.container.image = image
-    if env:
-        del changed.task.container.env[:]
-        changed.task.container.env.extend(f"{k}={v}" for k, v in sorted(env.items()))
-    return changed
-
-
-# ---------------------------------------------------------------- waiting
-
-async def until(predicate, timeout: float = TIMEOUT, what: str = "condition", interval: float = 0.02):
-    """Poll `predicate` (sync or async) until it returns something truthy; return that.
-    Fails the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        await asyncio.sleep(interval)
-
-
-async def holds(predicate, seconds: float, what: str = "condition", interval: float = 0.02) -> None:
-    """Check that `predicate` stays true for `seconds` (what must NOT happen can only be watched)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        assert result, f"{what} stopped holding"
-        await asyncio.sleep(interval)
 
 
 class Watch:

@@ -1,7 +1,7 @@
 """The authorization matrix over real mutual TLS: who may call what."""
 import grpc
 
-from inproc import start_manager
+from tests.integration.inproc import start_manager
 from covey import pki, tls
 from proto import ca_pb2
 from proto import ca_pb2_grpc

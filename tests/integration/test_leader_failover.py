@@ -4,56 +4,51 @@ goes on orchestrating."""
 import asyncio
 
 from manager.state import store as st
-from simkit import HEARTBEAT, Swarm, Watch, holds, service
+from tests.integration.simkit import HEARTBEAT, Watch
+from tests.integration.swarmtest import swarm_test
+from tests.support.builders import service_spec
+from tests.support.poll import holds
 from proto import control_pb2
 from proto import objects_pb2 as pb
 from proto import store_pb2
 GRACE = 2 * 3 * HEARTBEAT     # a new leader waits twice the Down delay before marking any node
 
 
-def test_leader_failover_keeps_tasks_running_without_duplicates(tmp_path, run):
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("m2", "m3", manager=True)
-            for m in ("m1", "m2", "m3"):                      # tasks only on the workers
-                await swarm.update_node(m, availability=pb.DRAIN)
-            await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=6))
-            before = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
-            assert swarm.by_host(before) == {"w1": 2, "w2": 2, "w3": 2}
-            workers = [swarm.nodes[h] for h in ("w1", "w2", "w3")]
-            started = [w.executor.started for w in workers]
+@swarm_test(managers=3, workers=3, drain_managers=True)   # tasks only on the workers
+async def test_leader_failover_keeps_tasks_running_without_duplicates(swarm):
+    await swarm.create(service_spec("web", replicas=6))
+    before = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
+    assert swarm.by_host(before) == {"w1": 2, "w2": 2, "w3": 2}
+    workers = [swarm.nodes[h] for h in ("w1", "w2", "w3")]
+    started = [w.executor.started for w in workers]
 
-            old = swarm.leader()
-            survivors = [h for h in ("m1", "m2", "m3") if h != old.hostname]
+    old = swarm.leader()
+    survivors = [h for h in ("m1", "m2", "m3") if h != old.hostname]
 
-            def containers_intact():   # every container of before keeps running, and no other
-                running = sorted((w.id, cfg.name) for w in workers for cfg in w.running("web"))
-                return running == sorted((t.node_id, t.id) for t in before)
-            async with Watch(containers_intact, "the 6 containers running, no other") as watch:
-                await swarm.stop(old.hostname)
-                new = await swarm.until(lambda: swarm.leader(), timeout=10, what="a new leader")
-                await swarm.use(survivors[0])
-                await swarm.until(lambda: _answers(swarm), what="the control API through a survivor")
+    def containers_intact():   # every container of before keeps running, and no other
+        running = sorted((w.id, cfg.name) for w in workers for cfg in w.running("web"))
+        return running == sorted((t.node_id, t.id) for t in before)
+    async with Watch(containers_intact, "the 6 containers running, no other") as watch:
+        await swarm.stop(old.hostname)
+        new = await swarm.until(lambda: swarm.leader(), timeout=10, what="a new leader")
+        await swarm.use(survivors[0])
+        await swarm.until(lambda: _answers(swarm), what="the control API through a survivor")
 
-                async def same_tasks():
-                    tasks = await swarm.converged("web", 6)
-                    nodes = {n.description.hostname: n.status.state
-                             for n in (await swarm.control.ListNodes(control_pb2.ListNodesRequest())).nodes}
-                    assert tasks and sorted(t.id for t in tasks) == sorted(t.id for t in before), "tasks changed"
-                    assert all(nodes[w.hostname] == pb.NodeStatus.READY for w in workers), f"a worker is {nodes}"
-                    return True
-                # Past the new leader's grace period: the workers found it; nobody was marked down.
-                await holds(same_tasks, GRACE + 1.0, "the same 6 tasks running, every worker Ready")
-            assert not watch.violations and watch.samples > 50
-            assert [w.executor.started for w in workers] == started
+        async def same_tasks():
+            tasks = await swarm.converged("web", 6)
+            nodes = {n.description.hostname: n.status.state
+                     for n in (await swarm.control.ListNodes(control_pb2.ListNodesRequest())).nodes}
+            assert tasks and sorted(t.id for t in tasks) == sorted(t.id for t in before), "tasks changed"
+            assert all(nodes[w.hostname] == pb.NodeStatus.READY for w in workers), f"a worker is {nodes}"
+            return True
+        # Past the new leader's grace period: the workers found it; nobody was marked down.
+        await holds(same_tasks, GRACE + 1.0, "the same 6 tasks running, every worker Ready")
+    assert not watch.violations and watch.samples > 50
+    assert [w.executor.started for w in workers] == started
 
-            await swarm.scale("web", 9)                        # the new leader orchestrates
-            nine = await swarm.until(lambda: swarm.converged("web", 9), what="9 running")
-            return old.hostname, new.hostname, before, nine
-    old, new, before, nine = run(scenario())
-    assert new != old
+    await swarm.scale("web", 9)                        # the new leader orchestrates
+    nine = await swarm.until(lambda: swarm.converged("web", 9), what="9 running")
+    assert new.hostname != old.hostname
     assert sorted(t.slot for t in nine) == list(range(1, 10))
     assert {t.id for t in before} <= {t.id for t in nine}
 
@@ -65,29 +60,25 @@ async def _answers(swarm):
         return None
 
 
-def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(tmp_path, run):
+@swarm_test()
+async def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(swarm):
     """DESIGN.md section 3: the orchestrators and the scheduler run only on the leader, and are
     cancelled when it loses leadership. A change arriving at that moment must not keep them
     going (they would go on writing beside the new leader's)."""
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.create(service("web", replicas=2))
-            await swarm.until(lambda: swarm.converged("web", 2), what="2 running")
-            manager = swarm.nodes["m1"].node.manager
-            await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
-            loops = {t.get_name(): t for t in manager._leader_tasks}
-            changed = st.Event(store_pb2.StoreAction.UPDATE, "service", "x", pb.Service())
-            manager.store._publish([changed])          # a change arrives...
-            manager._leadership_changed(False)         # ...as this manager loses leadership
-            _, still = await asyncio.wait(loops.values(), timeout=2.0)
-            still_running = sorted(t.get_name() for t in still)
-            while still:                               # cancel again, so that the test ends
-                for t in still:
-                    t.cancel()
-                _, still = await asyncio.wait(still, timeout=0.1)
-            return sorted(loops), still_running
-    loops, still_running = run(scenario())
+    await swarm.create(service_spec("web", replicas=2))
+    await swarm.until(lambda: swarm.converged("web", 2), what="2 running")
+    manager = swarm.nodes["m1"].node.manager
+    await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
+    loops = {t.get_name(): t for t in manager._leader_tasks}
+    changed = st.Event(store_pb2.StoreAction.UPDATE, "service", "x", pb.Service())
+    manager.store._publish([changed])          # a change arrives...
+    manager._leadership_changed(False)         # ...as this manager loses leadership
+    _, still = await asyncio.wait(loops.values(), timeout=2.0)
+    still_running = sorted(t.get_name() for t in still)
+    while still:                               # cancel again, so that the test ends
+        for t in still:
+            t.cancel()
+        _, still = await asyncio.wait(still, timeout=0.1)
     assert {"orchestrator", "scheduler"} <= set(loops)
     assert still_running == [], f"leader loops still running after losing leadership: {still_running}"
 
@@ -103,19 +94,15 @@ async def _quiet(store, seconds):
         store.unsubscribe(events)
 
 
-def test_three_managers_commit_a_service_of_a_thousand_tasks(tmp_path, run):
+@swarm_test(managers=3)
+async def test_three_managers_commit_a_service_of_a_thousand_tasks(swarm):
     """A large write (1,000 task creates in one batch, ~200 KB) must commit with 3 managers as
     it does with one: the followers receive it in pieces."""
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("m2", "m3", manager=True)
-            await swarm.create(service("big", replicas=1000))
+    await swarm.create(service_spec("big", replicas=1000))
 
-            async def placed():
-                tasks = await swarm.tasks("big")
-                return tasks if len(tasks) == 1000 and all(t.status.state >= pb.ASSIGNED for t in tasks) else None
-            tasks = await swarm.until(placed, timeout=20, what="1,000 tasks created and assigned")
-            return swarm.by_host(tasks)
-    per_host = run(scenario())
+    async def placed():
+        tasks = await swarm.tasks("big")
+        return tasks if len(tasks) == 1000 and all(t.status.state >= pb.ASSIGNED for t in tasks) else None
+    tasks = await swarm.until(placed, timeout=20, what="1,000 tasks created and assigned")
+    per_host = swarm.by_host(tasks)
     assert sorted(per_host.values()) == [333, 333, 334]

@@ -13,7 +13,8 @@ from pysyncobj.encryptor import getEncryptor
 from pysyncobj.utility import TcpUtility, UtilityException
 
 from manager.state.raft.safety import DurableTransport, TransportLimits
-from raftkit import CLUSTER_KEY, leader_of, start_cluster, stop_all, wait_for
+from tests.integration.raftkit import CLUSTER_KEY, leader_of, start_cluster, stop_all
+from tests.support.poll import wait_until
 
 TIMEOUT = 10.0
 CLOSE_TIMEOUT = 3.0
@@ -86,7 +87,8 @@ def test_attacks_on_the_raft_port_change_nothing(cluster, tmp_path):
     leader = leader_of(cluster, TIMEOUT)
     for n in range(5):
         leader.write("node", f"n{n}", b"before")
-    wait_for(lambda: all(r.state.tables == leader.state.tables for r in cluster), TIMEOUT, "replicas to agree")
+    wait_until(lambda: all(r.state.tables == leader.state.tables for r in cluster), TIMEOUT,
+               interval=0.01, what="replicas to agree")
     before = {name: dict(t) for name, t in leader.state.tables.items()}
     marker = tmp_path / "pwned"
     for replica in cluster:
@@ -98,8 +100,8 @@ def test_attacks_on_the_raft_port_change_nothing(cluster, tmp_path):
     assert all(r.state.tables == before for r in cluster)
     leader = leader_of(cluster, TIMEOUT)
     leader.write("node", "after", b"after")
-    wait_for(lambda: all(r.state.tables["node"].get("after") == b"after" for r in cluster), TIMEOUT,
-             "the cluster to commit a write after the attacks")
+    wait_until(lambda: all(r.state.tables["node"].get("after") == b"after" for r in cluster), TIMEOUT,
+               interval=0.01, what="the cluster to commit a write after the attacks")
     status = TcpUtility(password=CLUSTER_KEY, timeout=TIMEOUT).executeCommand(leader.addr, ["status"])
     assert status["state"] == 2                     # control: the right key does get in
     assert not marker.exists()
@@ -115,14 +117,14 @@ def test_handshake_flood_does_not_lock_peers_out(cluster, monkeypatch):
         for _ in range(20):                          # each one accepted before the next
             idle.append(socket.create_connection((host, int(port)), timeout=TIMEOUT))
             local = idle[-1].getsockname()[1]
-            wait_for(lambda: transport._handshakes and _peer_port(transport._handshakes[-1]) == local,
-                     TIMEOUT, "the connection to be accepted")
+            wait_until(lambda: transport._handshakes and _peer_port(transport._handshakes[-1]) == local,
+                       TIMEOUT, interval=0.01, what="the connection to be accepted")
             assert len(transport._handshakes) <= 8
         evicted = sum(closed_by_peer_socket(s) for s in idle[:12])
         assert evicted == 12                         # the oldest went first
         leader.write("node", "during-flood", b"x")
-        wait_for(lambda: all(r.state.tables["node"].get("during-flood") for r in cluster), TIMEOUT,
-                 "a commit during the flood")
+        wait_until(lambda: all(r.state.tables["node"].get("during-flood") for r in cluster), TIMEOUT,
+                   interval=0.01, what="a commit during the flood")
     finally:
         for s in idle:
             s.close()

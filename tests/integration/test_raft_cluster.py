@@ -9,7 +9,8 @@ import time
 import pytest
 
 from manager.state.raft import safety
-from raftkit import Replica, leader_of, manager_key, start_cluster, stop_all, wait_for
+from tests.integration.raftkit import Replica, leader_of, manager_key, start_cluster, stop_all
+from tests.support.poll import wait_until
 
 TIMEOUT = 10.0
 ELECTION_MIN, ELECTION_MAX = 0.3, 0.6
@@ -38,10 +39,11 @@ def test_far_behind_follower_gets_a_snapshot_sealed_with_its_own_key(cluster, tm
     for n in range(50):
         leader.write("node", f"n{n}", b"v%d" % n)
     leader.raft.forceLogCompaction()
-    wait_for(lambda: len(leader.journal()) <= 3, TIMEOUT, "the leader's log to be compacted")
+    wait_until(lambda: len(leader.journal()) <= 3, TIMEOUT, interval=0.01, what="the leader's log to be compacted")
     peers = [r.addr for r in replicas if r is not lagging]
     replicas[i] = Replica(tmp_path / f"m{i}", lagging.addr, peers, at_rest_key=manager_key(i))
-    wait_for(lambda: replicas[i].state.tables == leader.state.tables, TIMEOUT, "the snapshot installed")
+    wait_until(lambda: replicas[i].state.tables == leader.state.tables, TIMEOUT,
+               interval=0.01, what="the snapshot installed")
     codec_file = tmp_path / f"m{i}" / safety.SNAPSHOT_NAME
     assert codec_file.exists()                               # it came as a snapshot, not as entries
     replicas[i].raft._SyncObj__serializer._codec.read()      # sealed with its own key
@@ -55,9 +57,10 @@ def test_replicas_agree_under_load_without_truncation(cluster, caplog):
     writes = 3000
     for n in range(writes):
         leader.state.put("node", f"n{n}", b"x" * 100, callback=lambda res, err: done.append(err))
-    wait_for(lambda: len(done) == writes, TIMEOUT * 3, "every write acknowledged")
+    wait_until(lambda: len(done) == writes, TIMEOUT * 3, interval=0.01, what="every write acknowledged")
     assert set(done) == {0}
-    wait_for(lambda: all(r.state.tables == leader.state.tables for r in replicas), TIMEOUT, "equal replicas")
+    wait_until(lambda: all(r.state.tables == leader.state.tables for r in replicas), TIMEOUT,
+               interval=0.01, what="equal replicas")
     assert not [r for r in caplog.records if "truncating" in r.getMessage()]
 
 
@@ -71,5 +74,5 @@ def test_leader_cut_off_from_majority_steps_down(cluster):
         if replica is not leader:
             replica.stop()
     limit = 2 * ELECTION_MAX + TICK_MARGIN
-    wait_for(lambda: not leader.raft._isLeader(), limit, "the leader to step down")
+    wait_until(lambda: not leader.raft._isLeader(), limit, interval=0.01, what="the leader to step down")
     assert time.monotonic() - start < limit

@@ -13,7 +13,8 @@ from manager.state.raft import safety
 from manager.state.raft.journal import read_journal
 from manager.state.raft.snapshots import SnapshotCodec
 from proto import raft_pb2
-from raftkit import AT_REST_KEY, Replica, free_ports, wait_for
+from tests.integration.raftkit import AT_REST_KEY, Replica, free_ports
+from tests.support.poll import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
@@ -27,7 +28,7 @@ def single(tmp_path):
         addr = addr or f"127.0.0.1:{free_ports(1)[0]}"
         replica = Replica(tmp_path / "raft", addr, [], **conf)
         replicas.append(replica)
-        wait_for(replica.raft._isLeader, TIMEOUT, "the single node to lead")
+        wait_until(replica.raft._isLeader, TIMEOUT, interval=0.01, what="the single node to lead")
         return replica
 
     yield start
@@ -69,18 +70,19 @@ def test_group_commit_one_fsync_for_many_writes(single, monkeypatch):
     writes = 300
     for i in range(writes):
         replica.state.put("node", f"n{i}", b"v" * 100, callback=lambda res, err: done.append(err))
-    wait_for(lambda: len(done) == writes, TIMEOUT, "every write acknowledged")
+    wait_until(lambda: len(done) == writes, TIMEOUT, interval=0.01, what="every write acknowledged")
     assert set(done) == {0}
     assert 1 <= len(calls) <= writes / 10, f"{len(calls)} fsyncs for {writes} writes"
 
 
 CHILD = """
 import sys
-sys.path[:0] = [{repo!r}, {repo!r} + "/tests/integration", {repo!r} + "/deploy"]
+sys.path[:0] = [{repo!r}]
 from pathlib import Path
-from raftkit import Replica, wait_for
+from tests.integration.raftkit import Replica
+from tests.support.poll import wait_until
 replica = Replica(Path({raft_dir!r}), {addr!r}, [])
-wait_for(replica.raft._isLeader, 10, "leader")
+wait_until(replica.raft._isLeader, 10, interval=0.01, what="leader")
 for i in range(5):
     replica.write("node", f"n{{i}}", b"killed-after-ack-%d" % i)
     print("ACK", i, flush=True)
@@ -104,7 +106,8 @@ def test_acked_write_survives_sigkill(tmp_path):
     assert all(any(b"killed-after-ack-%d" % i in c for c in commands) for i in range(5))
     replica = Replica(raft_dir, addr, [])              # and the restarted node applies them
     try:
-        wait_for(lambda: len(replica.state.tables["node"]) == 5, TIMEOUT, "the writes applied after restart")
+        wait_until(lambda: len(replica.state.tables["node"]) == 5, TIMEOUT,
+                   interval=0.01, what="the writes applied after restart")
         assert replica.state.tables["node"]["n4"] == b"killed-after-ack-4"
     finally:
         replica.stop()
@@ -119,7 +122,7 @@ def test_compaction_writes_protobuf_snapshot_and_restart_restores(single, tmp_pa
     for i in range(30):
         replica.write("node", f"n{i}", b"before-%d" % i)
     replica.raft.forceLogCompaction()
-    wait_for(lambda: len(replica.journal()) <= 3, TIMEOUT, "the log to be compacted")
+    wait_until(lambda: len(replica.journal()) <= 3, TIMEOUT, interval=0.01, what="the log to be compacted")
     snapshot_file = tmp_path / "raft" / safety.SNAPSHOT_NAME
     codec = SnapshotCodec(str(snapshot_file), AT_REST_KEY, dict, dict)
     snap = raft_pb2.RaftSnapshot.FromString(codec.open(str(snapshot_file)))
@@ -130,7 +133,8 @@ def test_compaction_writes_protobuf_snapshot_and_restart_restores(single, tmp_pa
     expected = {name: dict(t) for name, t in replica.state.tables.items()}
     replica.stop()
     again = single(replica.addr)       # the snapshot names the members: same address
-    wait_for(lambda: again.state.tables == expected, TIMEOUT, "the same tables after restart")
+    wait_until(lambda: again.state.tables == expected, TIMEOUT,
+               interval=0.01, what="the same tables after restart")
 
 
 def test_wrong_at_rest_key_fails_at_start_naming_the_file(single, tmp_path):

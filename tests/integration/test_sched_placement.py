@@ -4,7 +4,8 @@ explanation kept on a task that cannot be placed, and its placement once a label
 makes room."""
 import os
 
-from simkit import Swarm, service
+from tests.integration.swarmtest import swarm_test
+from tests.support.builders import service_spec
 from proto import objects_pb2 as pb
 CPUS = os.cpu_count() or 1                                    # what describe_node reports
 MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -26,45 +27,37 @@ def filters(task) -> dict:
     return {f.name: (f.nodes_excluded, f.reason) for f in task.explanation.filters}
 
 
-def test_constraints_on_labels_role_and_hostname(tmp_path, run):
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1", "w2", "w3")
-            await swarm.update_node("w1", labels={"zone": "a"})
-            await swarm.update_node("w2", labels={"zone": "b"})
-            cases = {
-                "in-a": (["node.labels.zone==a"], 2),
-                "not-a": (["node.labels.zone!=a"], 6),      # w3 has no zone: != passes, as Docker
-                "managers": (["node.role==manager"], 2),
-                "workers-b": (["node.role==worker", "node.labels.zone==b"], 2),
-                "on-w3": (["node.hostname==w3"], 2),
-                "not-w3": (["node.hostname!=w3", "node.role!=manager"], 4),
-            }
-            for name, (constraints, replicas) in cases.items():
-                await swarm.create(service(name, replicas=replicas, constraints=constraints))
-            return {name: swarm.by_host(await swarm.until(lambda n=name, c=c: swarm.converged(n, c[1]),
-                                                          what=f"{name} running"))
-                    for name, c in cases.items()}
-    placed = run(scenario())
+@swarm_test(workers=3)
+async def test_constraints_on_labels_role_and_hostname(swarm):
+    await swarm.update_node("w1", labels={"zone": "a"})
+    await swarm.update_node("w2", labels={"zone": "b"})
+    cases = {
+        "in-a": (["node.labels.zone==a"], 2),
+        "not-a": (["node.labels.zone!=a"], 6),      # w3 has no zone: != passes, as Docker
+        "managers": (["node.role==manager"], 2),
+        "workers-b": (["node.role==worker", "node.labels.zone==b"], 2),
+        "on-w3": (["node.hostname==w3"], 2),
+        "not-w3": (["node.hostname!=w3", "node.role!=manager"], 4),
+    }
+    for name, (constraints, replicas) in cases.items():
+        await swarm.create(service_spec(name, replicas=replicas, constraints=constraints))
+    placed = {name: swarm.by_host(await swarm.until(lambda n=name, c=c: swarm.converged(n, c[1]),
+                                                    what=f"{name} running"))
+              for name, c in cases.items()}
     assert placed == {"in-a": {"w1": 2}, "not-a": {"m1": 2, "w2": 2, "w3": 2}, "managers": {"m1": 2},
                       "workers-b": {"w2": 2}, "on-w3": {"w3": 2}, "not-w3": {"w1": 2, "w2": 2}}
 
 
-def test_unplaceable_task_is_explained_and_placed_when_a_label_arrives(tmp_path, run):
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1", "w2")
-            await swarm.update_node("w1", labels={"disk": "hdd"})
-            await swarm.create(service("db", constraints=["node.labels.disk==ssd"]))
-            task = (await swarm.until(lambda: pending(swarm, "db", 1), what="db explained"))[0]
-            assert not task.node_id and not any(sim.running("db") for sim in swarm.nodes.values())
+@swarm_test(workers=2)
+async def test_unplaceable_task_is_explained_and_placed_when_a_label_arrives(swarm):
+    await swarm.update_node("w1", labels={"disk": "hdd"})
+    await swarm.create(service_spec("db", constraints=["node.labels.disk==ssd"]))
+    task = (await swarm.until(lambda: pending(swarm, "db", 1), what="db explained"))[0]
+    assert not task.node_id and not any(sim.running("db") for sim in swarm.nodes.values())
 
-            await swarm.update_node("w2", labels={"disk": "ssd"})
-            placed = await swarm.until(lambda: swarm.converged("db", 1), what="db running on w2")
-            return task, swarm.by_host(placed), placed[0].id
-    task, placed, placed_id = run(scenario())
+    await swarm.update_node("w2", labels={"disk": "ssd"})
+    placed = await swarm.until(lambda: swarm.converged("db", 1), what="db running on w2")
+    task, placed, placed_id = task, swarm.by_host(placed), placed[0].id
     assert filters(task) == {"constraint node.labels.disk==ssd":
                              (3, "2 nodes have no such label, 1 node has disk=hdd")}
     assert task.status.err == task.explanation.text
@@ -72,27 +65,23 @@ def test_unplaceable_task_is_explained_and_placed_when_a_label_arrives(tmp_path,
     assert placed == {"w2": 1} and placed_id == task.id          # the same task, now placed
 
 
-def test_reservations_fill_nodes_explain_and_a_new_node_takes_the_rest(tmp_path, run):
+@swarm_test(workers=1)
+async def test_reservations_fill_nodes_explain_and_a_new_node_takes_the_rest(swarm):
     cpus = CPUS * 0.6                     # one such task per node
     memory = int(MEMORY * 0.6)
 
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1")
-            await swarm.create(service("cpu", replicas=3, cpus=cpus))
-            await swarm.create(service("mem", replicas=3, memory=memory))
-            cpu_wait = (await swarm.until(lambda: pending(swarm, "cpu", 1), what="cpu: 1 pending"))[0]
-            mem_wait = (await swarm.until(lambda: pending(swarm, "mem", 1), what="mem: 1 pending"))[0]
-            cpu_run = await swarm.until(lambda: running(swarm, "cpu", 2), what="cpu: 2 running")
-            mem_run = await swarm.until(lambda: running(swarm, "mem", 2), what="mem: 2 running")
-            spread = swarm.by_host(cpu_run), swarm.by_host(mem_run)
+    await swarm.create(service_spec("cpu", replicas=3, cpus=cpus))
+    await swarm.create(service_spec("mem", replicas=3, memory=memory))
+    cpu_wait = (await swarm.until(lambda: pending(swarm, "cpu", 1), what="cpu: 1 pending"))[0]
+    mem_wait = (await swarm.until(lambda: pending(swarm, "mem", 1), what="mem: 1 pending"))[0]
+    cpu_run = await swarm.until(lambda: running(swarm, "cpu", 2), what="cpu: 2 running")
+    mem_run = await swarm.until(lambda: running(swarm, "mem", 2), what="mem: 2 running")
+    spread = swarm.by_host(cpu_run), swarm.by_host(mem_run)
 
-            await swarm.join("w2")                      # a node with room: both pending tasks go there
-            cpu_all = await swarm.until(lambda: swarm.converged("cpu", 3), what="cpu: 3 running")
-            mem_all = await swarm.until(lambda: swarm.converged("mem", 3), what="mem: 3 running")
-            return cpu_wait, mem_wait, spread, swarm.by_host(cpu_all), swarm.by_host(mem_all)
-    cpu_wait, mem_wait, spread, cpu_all, mem_all = run(scenario())
+    await swarm.join("w2")                      # a node with room: both pending tasks go there
+    cpu_all = await swarm.until(lambda: swarm.converged("cpu", 3), what="cpu: 3 running")
+    mem_all = await swarm.until(lambda: swarm.converged("mem", 3), what="mem: 3 running")
+    cpu_wait, mem_wait, spread, cpu_all, mem_all = cpu_wait, mem_wait, spread, swarm.by_host(cpu_all), swarm.by_host(mem_all)
     assert spread == ({"m1": 1, "w1": 1}, {"m1": 1, "w1": 1})
     (excluded, reason), = filters(cpu_wait).values()
     assert list(filters(cpu_wait)) == ["cpu"] and excluded == 2
@@ -102,20 +91,15 @@ def test_reservations_fill_nodes_explain_and_a_new_node_takes_the_rest(tmp_path,
     assert cpu_all == mem_all == {"m1": 1, "w1": 1, "w2": 1}
 
 
-def test_placement_preference_spreads_over_label_values(tmp_path, run):
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.update_node("m1", availability=pb.DRAIN)
-            await swarm.join("w1", "w2", "w3", "w4")
-            await swarm.update_node("w1", labels={"zone": "a"})
-            await swarm.update_node("w2", labels={"zone": "b"})
-            await swarm.update_node("w3", labels={"zone": "b"})
-            # w4 has no zone: the nodes without the label are a group of their own
-            await swarm.create(service("web", replicas=6, spread=["zone"]))
-            tasks = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
-            return swarm.by_host(tasks)
-    hosts = run(scenario())
+@swarm_test(workers=4, drain_managers=True)
+async def test_placement_preference_spreads_over_label_values(swarm):
+    await swarm.update_node("w1", labels={"zone": "a"})
+    await swarm.update_node("w2", labels={"zone": "b"})
+    await swarm.update_node("w3", labels={"zone": "b"})
+    # w4 has no zone: the nodes without the label are a group of their own
+    await swarm.create(service_spec("web", replicas=6, spread=["zone"]))
+    tasks = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
+    hosts = swarm.by_host(tasks)
     zones = {"w1": "a", "w2": "b", "w3": "b", "w4": None}
     per_zone = {}
     for host, n in hosts.items():
@@ -124,58 +108,45 @@ def test_placement_preference_spreads_over_label_values(tmp_path, run):
     assert hosts["w1"] == 2 and hosts["w4"] == 2 and hosts["w2"] == hosts["w3"] == 1
 
 
-def test_max_replicas_per_node(tmp_path, run):
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1", "w2")
-            await swarm.create(service("one-each", replicas=4, max_per_node=1))
-            waiting = (await swarm.until(lambda: pending(swarm, "one-each", 1), what="one waiting"))[0]
-            three = await swarm.until(lambda: running(swarm, "one-each", 3), what="3 running")
-            assert swarm.by_host(three) == {"m1": 1, "w1": 1, "w2": 1}
-            await swarm.join("w3")                       # room for the 4th
-            four = await swarm.until(lambda: swarm.converged("one-each", 4), what="4 running")
-            assert swarm.by_host(four) == {"m1": 1, "w1": 1, "w2": 1, "w3": 1}
-            assert waiting.id in {t.id for t in four}
-            return waiting
-    waiting = run(scenario())
+@swarm_test(workers=2)
+async def test_max_replicas_per_node(swarm):
+    await swarm.create(service_spec("one-each", replicas=4, max_per_node=1))
+    waiting = (await swarm.until(lambda: pending(swarm, "one-each", 1), what="one waiting"))[0]
+    three = await swarm.until(lambda: running(swarm, "one-each", 3), what="3 running")
+    assert swarm.by_host(three) == {"m1": 1, "w1": 1, "w2": 1}
+    await swarm.join("w3")                       # room for the 4th
+    four = await swarm.until(lambda: swarm.converged("one-each", 4), what="4 running")
+    assert swarm.by_host(four) == {"m1": 1, "w1": 1, "w2": 1, "w3": 1}
+    assert waiting.id in {t.id for t in four}
     assert filters(waiting) == {"max replicas per node (1)": (3, "m1, w1 and w2 already run 1")}
 
 
-def test_global_service_runs_only_on_nodes_meeting_its_constraints(tmp_path, run):
+@swarm_test(workers=3)
+async def test_global_service_runs_only_on_nodes_meeting_its_constraints(swarm):
     """As Docker: a global service's tasks go to the nodes that meet its constraints, and only
     to those (no task waits forever on a node that does not: the service converges)."""
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1", "w2", "w3")
-            await swarm.update_node("w2", labels={"gpu": "yes"})
-            await swarm.create(service("gpu-agent", replicas=None, constraints=["node.labels.gpu==yes"]))
-            one = await swarm.until(lambda: running(swarm, "gpu-agent", 1), what="gpu-agent on w2")
-            assert swarm.by_host(one) == {"w2": 1}
-            await swarm.update_node("w3", labels={"gpu": "yes"})
-            two = await swarm.until(lambda: running(swarm, "gpu-agent", 2), what="gpu-agent on w3 too")
-            assert swarm.by_host(two) == swarm.containers("gpu-agent") == {"w2": 1, "w3": 1}
-            live = await swarm.live("gpu-agent")
-            return {swarm.hostname_of(t.node_id): pb.TaskState.Name(t.status.state) for t in live}
-    assert run(scenario()) == {"w2": "RUNNING", "w3": "RUNNING"}
+    await swarm.update_node("w2", labels={"gpu": "yes"})
+    await swarm.create(service_spec("gpu-agent", replicas=None, constraints=["node.labels.gpu==yes"]))
+    one = await swarm.until(lambda: running(swarm, "gpu-agent", 1), what="gpu-agent on w2")
+    assert swarm.by_host(one) == {"w2": 1}
+    await swarm.update_node("w3", labels={"gpu": "yes"})
+    two = await swarm.until(lambda: running(swarm, "gpu-agent", 2), what="gpu-agent on w3 too")
+    assert swarm.by_host(two) == swarm.containers("gpu-agent") == {"w2": 1, "w3": 1}
+    live = await swarm.live("gpu-agent")
+    assert {swarm.hostname_of(t.node_id): pb.TaskState.Name(t.status.state) for t in live} == {"w2": "RUNNING", "w3": "RUNNING"}
 
 
-def test_scaling_down_frees_the_reservations_of_the_removed_tasks(tmp_path, run):
+@swarm_test(workers=1)
+async def test_scaling_down_frees_the_reservations_of_the_removed_tasks(swarm):
     """A task told to go (scale down) stops holding its node's CPU once it has stopped: scaling
     back up places the new task on that node again."""
     cpus = CPUS * 0.6                     # one such task per node
 
-    async def scenario():
-        async with Swarm(tmp_path) as swarm:
-            await swarm.init("m1")
-            await swarm.join("w1")
-            await swarm.create(service("cpu", replicas=2, cpus=cpus))
-            two = await swarm.until(lambda: swarm.converged("cpu", 2), what="2 running")
-            assert swarm.by_host(two) == {"m1": 1, "w1": 1}
-            await swarm.scale("cpu", 1)
-            await swarm.until(lambda: swarm.converged("cpu", 1), what="1 running, the other stopped")
-            await swarm.scale("cpu", 2)
-            again = await swarm.until(lambda: swarm.converged("cpu", 2), timeout=10, what="2 running again")
-            return swarm.by_host(again)
-    assert run(scenario()) == {"m1": 1, "w1": 1}
+    await swarm.create(service_spec("cpu", replicas=2, cpus=cpus))
+    two = await swarm.until(lambda: swarm.converged("cpu", 2), what="2 running")
+    assert swarm.by_host(two) == {"m1": 1, "w1": 1}
+    await swarm.scale("cpu", 1)
+    await swarm.until(lambda: swarm.converged("cpu", 1), what="1 running, the other stopped")
+    await swarm.scale("cpu", 2)
+    again = await swarm.until(lambda: swarm.converged("cpu", 2), timeout=10, what="2 running again")
+    assert swarm.by_host(again) == {"m1": 1, "w1": 1}

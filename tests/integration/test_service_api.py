@@ -1,11 +1,12 @@
 """Services through the control API of a real in-process manager, over mTLS: the
 orchestrator turns them into tasks, the scheduler places them, scaling and removal tell
 them to go. (This node runs no executor: nothing acts on the tasks, so they stay put.)"""
-import asyncio
-
 import grpc
 
-from inproc import start_manager
+
+from tests.integration.inproc import start_manager
+from tests.support.builders import service_spec
+from tests.support.poll import until
 from covey import tls
 from proto import control_pb2
 from proto import control_pb2_grpc
@@ -13,19 +14,8 @@ from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 
 
-def web_spec(name="web", replicas=3) -> specs.ServiceSpec:
-    s = specs.ServiceSpec(name=name)
-    s.task.container.image = "registry.local/web:v1"
-    s.replicated.replicas = replicas
-    return s
-
-
-async def until(condition, timeout=15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await condition()):
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return result
+def web_spec(name="web"):
+    return service_spec(name, "registry.local/web:v1", replicas=3)
 
 
 def test_create_scale_remove(tmp_path, run):
@@ -41,7 +31,7 @@ def test_create_scale_remove(tmp_path, run):
                     return [t for t in listed if desired is None or t.desired_state == desired]
 
                 created = (await control.CreateService(control_pb2.CreateServiceRequest(spec=web_spec()))).service
-                three = await until(lambda: _placed(tasks(pb.RUNNING), 3))
+                three = await until(lambda: _placed(tasks(pb.RUNNING), 3), what="3 tasks assigned")
                 slots = sorted(t.slot for t in three)
                 states = {(t.status.state, t.node_id) for t in three}
 
@@ -54,11 +44,11 @@ def test_create_scale_remove(tmp_path, run):
                         errors[label] = (exc.code().name, exc.details())
 
                 await control.ScaleService(control_pb2.ScaleServiceRequest(service=created.id[:6], replicas=1))
-                one = await until(lambda: _count(tasks(pb.RUNNING), 1))
-                going = await until(lambda: _count(tasks(pb.REMOVE), 2))
+                one = await until(lambda: _count(tasks(pb.RUNNING), 1), what="1 task wanted running")
+                going = await until(lambda: _count(tasks(pb.REMOVE), 2), what="2 tasks told to go")
 
                 await control.RemoveService(control_pb2.RemoveServiceRequest(service="web"))
-                await until(lambda: _all_told_to_go(control))
+                await until(lambda: _all_told_to_go(control), what="every task told to go")
                 return slots, states, errors, one[0].slot, sorted(t.slot for t in going), node.membership.node_id
 
         finally:

@@ -1,11 +1,16 @@
 """Service logs through the control API of a follower manager: gathered by the leader from
 every node (simulated executor), merged by time; a node cut off is named, never waited for."""
+from dataclasses import replace
+
 import grpc
 import pytest
 
-from simkit import Swarm, service
+from tests.integration.simkit import fast_settings
+from tests.integration.swarmtest import swarm_test
+from tests.support.builders import service_spec
 from proto import control_pb2
-from proto import objects_pb2 as pb
+
+
 async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceLogLine], list[str]]:
     lines, warnings = [], []
     async for message in swarm.control.ServiceLogs(control_pb2.ServiceLogsRequest(service=name, tail=-1, **kwargs)):
@@ -14,33 +19,24 @@ async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceL
     return lines, warnings
 
 
-def test_logs_through_a_follower_merged_then_a_lost_node_is_named(tmp_path, run):
-    async def scenario():
-        swarm = Swarm(tmp_path)
-        swarm.settings.log_gather_timeout = 1.0
-        async with swarm:
-            await swarm.init("m1")
-            await swarm.join("m2", manager=True)
-            for m in ("m1", "m2"):
-                await swarm.update_node(m, availability=pb.DRAIN)
-            await swarm.join("w1", "w2", "w3")
-            await swarm.create(service("web", replicas=3))
-            await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
-            follower = next(h for h in ("m1", "m2") if swarm.nodes[h] is not swarm.leader())
-            await swarm.use(follower)
+@swarm_test(managers=2, workers=3, drain_managers=True, settings=replace(fast_settings(), log_gather_timeout=1.0))
+async def test_logs_through_a_follower_merged_then_a_lost_node_is_named(swarm):
+    await swarm.create(service_spec("web", replicas=3))
+    await swarm.until(lambda: swarm.converged("web", 3), what="3 running")
+    follower = next(h for h in ("m1", "m2") if swarm.nodes[h] is not swarm.leader())
+    await swarm.use(follower)
 
-            lines, warnings = await collect(swarm, "web")
-            assert warnings == []
-            assert sorted(line.node_hostname for line in lines) == ["w1", "w2", "w3"]
-            assert all("started" in line.line and line.slot in (1, 2, 3) for line in lines)
-            assert [line.time for line in lines] == sorted(line.time for line in lines)
+    lines, warnings = await collect(swarm, "web")
+    assert warnings == []
+    assert sorted(line.node_hostname for line in lines) == ["w1", "w2", "w3"]
+    assert all("started" in line.line and line.slot in (1, 2, 3) for line in lines)
+    assert [line.time for line in lines] == sorted(line.time for line in lines)
 
-            await swarm.partition("w3")  # its agent is gone, its container "runs" on
-            lines, warnings = await collect(swarm, "web")
-            assert "w3" not in {line.node_hostname for line in lines}
-            assert any("node w3" in w for w in warnings), warnings
+    await swarm.partition("w3")  # its agent is gone, its container "runs" on
+    lines, warnings = await collect(swarm, "web")
+    assert "w3" not in {line.node_hostname for line in lines}
+    assert any("node w3" in w for w in warnings), warnings
 
-            with pytest.raises(grpc.aio.AioRpcError) as error:
-                await collect(swarm, "nosuch")
-            assert error.value.code() == grpc.StatusCode.NOT_FOUND and "nosuch" in error.value.details()
-    run(scenario())
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await collect(swarm, "nosuch")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND and "nosuch" in error.value.details()

@@ -3,10 +3,11 @@ import asyncio
 
 import pytest
 
-from inproc import free_port_pair
+from tests.integration.inproc import free_port_pair
 from covey.errors import Conflict
 from manager.state import store as st
 from proto import objects_pb2 as pb
+from tests.support import builders
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
     store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings(), at_rest_key=b"r" * 32)
@@ -70,7 +71,7 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
     port = free_port_pair()
 
     def task(task_id, node_id=""):
-        return pb.Task(id=task_id, node_id=node_id, service_id="s")
+        return builders.task(task_id, service_id="s", node_id=node_id)
 
     def placed(store):
         assert sorted(t.id for t in store.view("task")) == sorted(t.id for t in store.list("task"))

@@ -13,7 +13,7 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-from lab import wait_until
+from tests.support.poll import wait_until
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 

@@ -6,11 +6,12 @@ import pytest
 from covey.cli import service
 from covey.cli.serviceflags import build_spec, edit_spec
 from covey.cli.progress import task_lines
-from covey.cli.serviceview import pretty_service
+from covey.cli.serviceview import pretty_service, ps_order
 from covey.errors import InvalidArgument
 from proto import control_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
+from tests.support.builders import task
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
@@ -97,22 +98,60 @@ def test_update_changes_only_what_its_flags_name():
         update(create("--mode", "global"), "--replicas", "2")
 
 
-def test_ps_shows_older_tasks_of_a_slot_under_the_newest(capsys):
+S = 10**9
+UP = 1_700_000_000 * S  # "now" in these task lists
+
+
+def web(tid, slot, node_id, desired, state, created, updated, image="app:v1"):
+    t = task(tid, slot, service_name="web", node_id=node_id, desired=desired, state=state,
+             created=UP + created * S, at=UP + updated * S, image=image)
+    t.meta.updated_at_ns = UP + updated * S
+    return t
+
+
+# Host loss: w1 (node "a...") went Down; its task was told to shut down and replaced on
+# m1 (node "z..."), then orphaned later still. ListTasks gives them in this order.
+HOST_LOSS = [web("old1", 1, "a" * 25, pb.SHUTDOWN, pb.ORPHANED, created=0, updated=40),
+             web("new1", 1, "z" * 25, pb.RUNNING, pb.RUNNING, created=20, updated=21),
+             web("ok2", 2, "m" * 25, pb.RUNNING, pb.RUNNING, created=0, updated=1)]
+# Rollback of slot 1 (v1 -> v2 -> v1): the v2 task, shut down last, is the one updated last.
+ROLLBACK = [web("v1", 1, "a" * 25, pb.SHUTDOWN, pb.SHUTDOWN, created=0, updated=10),
+            web("v2", 1, "b" * 25, pb.SHUTDOWN, pb.SHUTDOWN, created=10, updated=31, image="app:v2"),
+            web("back", 1, "c" * 25, pb.RUNNING, pb.RUNNING, created=30, updated=32)]
+
+
+def ps_rows(capsys, tasks):
     class Control:
         def ListTasks(self, request):
-            mk = lambda i, slot, state: pb.Task(id=i, service_name="web", slot=slot,  # noqa: E731
-                                                status=pb.TaskStatus(state=state))
-            return control_pb2.ListTasksResponse(tasks=[mk("new1", 1, pb.RUNNING), mk("old1", 1, pb.FAILED),
-                                               mk("new2", 2, pb.RUNNING)])
+            return control_pb2.ListTasksResponse(tasks=tasks)
 
         def ListNodes(self, request):
             return control_pb2.ListNodesResponse()
 
     conn = type("Conn", (), {"control": Control()})()
     service.list_tasks(conn, parse("service", "ps", "web"))
-    rows = capsys.readouterr().out.splitlines()[1:]
-    assert [row.split()[1] for row in rows] == ["web.1", "\\_", "web.2"]
-    assert rows[1].split()[:3] == ["old1", "\\_", "web.1"]
+    return [row.split()[:3] for row in capsys.readouterr().out.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("tasks, expected", [
+    (HOST_LOSS, [["new1", "web.1", "app:v1"], ["old1", "\\_", "web.1"], ["ok2", "web.2", "app:v1"]]),
+    (list(reversed(HOST_LOSS)), [["new1", "web.1", "app:v1"], ["old1", "\\_", "web.1"], ["ok2", "web.2", "app:v1"]]),
+    (ROLLBACK, [["back", "web.1", "app:v1"], ["v2", "\\_", "web.1"], ["v1", "\\_", "web.1"]]),
+])
+def test_ps_shows_the_current_task_of_a_slot_first_then_its_history_newest_first(capsys, tasks, expected):
+    assert ps_rows(capsys, tasks) == expected
+
+
+def test_ps_without_a_live_task_shows_the_newest_first():
+    gone = [web("a", 1, "n1", pb.SHUTDOWN, pb.SHUTDOWN, created=0, updated=50),
+            web("b", 1, "n1", pb.REMOVE, pb.SHUTDOWN, created=10, updated=20)]
+    assert [t.id for t in ps_order(gone)] == ["b", "a"]
+
+
+def test_ps_shows_a_global_service_node_by_node():
+    agent = [task(i, 0, service_name="agent", node_id=n, desired=d, created=c)
+             for i, n, d, c in (("x", "n2", pb.RUNNING, 5), ("y", "n1", pb.SHUTDOWN, 9), ("z", "n1", pb.RUNNING, 1))]
+    assert [t.id for t in ps_order(agent)] == ["z", "y", "x"]
 
 
 @pytest.mark.parametrize("flag", ["--replicas", "--replicas-max-per-node", "--restart-max-attempts",

@@ -4,12 +4,9 @@ import pytest
 from covey.errors import InvalidArgument
 from manager.scheduler.constraints import parse_constraint, parse_constraints, parse_preference
 from proto import objects_pb2 as pb
-def node(labels=None, engine=None, role=pb.WORKER, hostname="web1", os="linux", arch="x86_64"):
-    n = pb.Node(id="abc123", role=role, spec=pb.NodeSpec(labels=labels or {}))
-    n.description.hostname = hostname
-    n.description.platform.os, n.description.platform.architecture = os, arch
-    n.description.engine_labels.update(engine or {})
-    return n
+from tests.support import builders
+def node(hostname="web1", os="linux", arch="x86_64", **kw):
+    return builders.node("abc123", hostname=hostname, os=os, arch=arch, **kw)
 
 
 @pytest.mark.parametrize("text, key, label, equal, value", [

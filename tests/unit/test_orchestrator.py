@@ -3,24 +3,15 @@ from manager.orchestrator.services import HISTORY_PER_SLOT, plan
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 from proto import store_pb2
+from tests.support import builders
+from tests.support.builders import node
 
 def service(sid="s1", replicas=None, mode="replicated"):
-    s = pb.Service(id=sid, spec_version=1, spec=specs.ServiceSpec(name=f"svc-{sid}"))
-    s.spec.task.container.image = "img"
-    if mode == "global":
-        getattr(s.spec, "global").SetInParent()  # `global` is a Python keyword
-    else:
-        s.spec.replicated.replicas = replicas
-    return s
+    return builders.service(sid, replicas=None if mode == "global" else replicas, image="img")
 
 
-def node(nid, state=pb.NodeStatus.READY, availability=pb.ACTIVE):
-    return pb.Node(id=nid, status=pb.NodeStatus(state=state), spec=pb.NodeSpec(availability=availability))
-
-
-def task(tid, sid="s1", slot=0, node_id="", desired=pb.RUNNING, state=pb.RUNNING, created=0):
-    return pb.Task(id=tid, service_id=sid, slot=slot, node_id=node_id, desired_state=desired,
-                   status=pb.TaskStatus(state=state), meta=pb.Meta(created_at_ns=created, version=1))
+def task(tid, sid="s1", slot=0, **kw):
+    return builders.task(tid, slot, service_id=sid, **kw)
 
 
 def decoded(actions):

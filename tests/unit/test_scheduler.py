@@ -18,23 +18,16 @@ from manager.scheduler.placement import (
 )
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
+from tests.support import builders
 
 GIB = 1 << 30
 CPU = 10**9
 READY, DOWN = pb.NodeStatus.READY, pb.NodeStatus.DOWN
 
 
-def node(i, cpus=4, mem=8, labels=None, engine=None, state=READY, availability=pb.ACTIVE,
-         role=pb.WORKER, os="linux", arch="amd64"):
+def node(i, cpus=4, mem=8, os="linux", arch="amd64", **kw):
     """Node n<i> on host<i>: ids and hostnames differ so explanations show they use hostnames."""
-    n = pb.Node(id=f"n{i}", role=role, status=pb.NodeStatus(state=state),
-                spec=pb.NodeSpec(availability=availability, labels=labels or {}))
-    d = n.description
-    d.hostname = f"host{i}"
-    d.platform.os, d.platform.architecture = os, arch
-    d.resources.nano_cpus, d.resources.memory_bytes = int(cpus * CPU), int(mem * GIB)
-    d.engine_labels.update(engine or {})
-    return n
+    return builders.node(f"n{i}", hostname=f"host{i}", cpus=cpus, memory=int(mem * GIB), os=os, arch=arch, **kw)
 
 
 def nodes(k, **kw):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.executor.helpers_executor import RUN_ID, settings_for
 from tests.support.images import build_and_push
 from tests.support.registry import Registry
-from worker.executor import Executor, ExecutorSettings
+from worker.executor import Executor
 from worker.executor.rootfs import unmount_all
 
-RUN_ID = uuid.uuid4().hex[:6]
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +58,6 @@ def ref(registry, images):
         assert name in images or "@" in name, f"no test image {name}"
         return f"{registry.address}/{name}"
     return make
-
-
-def settings_for(workdir: Path, tag: str) -> ExecutorSettings:
-    return ExecutorSettings(data_dir=workdir / f"{tag}-data", run_dir=workdir / f"{tag}-run",
-                            runc_root=workdir / f"{tag}-runc",
-                            cgroup_parent=f"covey-test-{RUN_ID}-{tag}", prefix=f"cx{RUN_ID}{tag}-",
-                            runc_timeout=20, shim_timeout=20, kill_timeout=10, pull_timeout=30)
 
 
 @pytest.fixture(scope="session")

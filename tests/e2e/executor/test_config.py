@@ -1,5 +1,5 @@
 """Image config defaults and the container options, checked from inside real containers."""
-from helpers_executor import output
+from tests.e2e.executor.helpers_executor import output
 from worker.executor import ContainerConfig, Mount, Ulimit
 
 

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from helpers_executor import eventually, output
+from tests.e2e.executor.helpers_executor import output, settings_for
+from tests.support.poll import until
 from tests.support.images import build_and_push, standard_images
 from tests.support.registry import Registry, free_port
 from worker.executor import ContainerConfig, Executor, ImageError
-from conftest import settings_for
 
 
 def http_get(netns: str, url: str) -> str:
@@ -25,7 +25,7 @@ def test_pull_and_run_http_server_in_callers_netns(executor, run, ref, names, ne
                                             netns=f"/var/run/netns/{netns}",
                                             stop_grace_period=0.5)))
     assert info.status == "running" and info.pid > 0
-    page = run(eventually(lambda: http_get(netns, "http://127.0.0.1:8080/")))
+    page = run(until(lambda: http_get(netns, "http://127.0.0.1:8080/")))
     assert page == "covey httpd v1\n"
     listed = [c.name for c in run(executor.list())]
     assert name in listed
@@ -37,7 +37,7 @@ def test_pull_by_digest_runs_that_exact_image(executor, run, ref, images, names,
     info = run(executor.run(ContainerConfig(name=name, image=ref(f"covey/httpd@{digest}"),
                                             netns=f"/var/run/netns/{netns}")))
     assert info.image_digest == digest
-    assert run(eventually(lambda: http_get(netns, "http://127.0.0.1:8080/"))) == "covey httpd v2\n"
+    assert run(until(lambda: http_get(netns, "http://127.0.0.1:8080/"))) == "covey httpd v2\n"
 
 
 def test_concurrent_pulls_of_one_image_happen_once(workdir, run, ref):

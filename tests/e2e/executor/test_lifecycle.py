@@ -2,7 +2,8 @@
 import time
 from pathlib import Path
 
-from helpers_executor import eventually, output
+from tests.e2e.executor.helpers_executor import output
+from tests.support.poll import until
 from worker.executor import ContainerConfig
 from worker.executor.rootfs import mounts_under
 
@@ -36,7 +37,7 @@ def test_stop_signal_is_used(executor, run, ref, names):
 
     async def trap_set():  # before this, PID 1 would ignore the signal
         return any(["ready" in e.line async for e in executor.logs(name)])
-    run(eventually(trap_set))
+    run(until(trap_set))
     st = run(executor.stop(name))
     assert st.exit_code == 3 and "got-usr1" in run(output(executor, name))
 

@@ -1,7 +1,7 @@
 """Memory (OOM reported), CPU and pids limits, as the kernel enforces them."""
 from pathlib import Path
 
-from helpers_executor import output
+from tests.e2e.executor.helpers_executor import output
 from worker.executor import ContainerConfig
 
 

@@ -1,5 +1,5 @@
 """Named volumes kept across containers, bind mounts (read-only too)."""
-from helpers_executor import output
+from tests.e2e.executor.helpers_executor import output
 from worker.executor import ContainerConfig, Mount
 
 

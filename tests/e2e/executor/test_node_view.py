@@ -4,7 +4,8 @@ import argparse
 import json
 import signal
 
-from lab import Lab, wait_until
+from deploy.lab import Lab
+from tests.support.poll import wait_until
 
 from coveyd.daemon import make_executor
 from worker.executor import ContainerConfig

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import settings_for
-from helpers_executor import eventually
 from proto import objects_pb2 as pb
+from tests.e2e.executor.helpers_executor import settings_for
+from tests.support.poll import until
 from worker.executor import ContainerConfig, Executor
 from worker.executor.rootfs import mounts_under
 from worker.tasks import Reporter, TaskController, container_config
@@ -50,7 +50,7 @@ def test_restarted_daemon_adopts_running_and_exited_and_cleans_half_made(workdir
         assert set(adopted) == {"long", "short"}
         assert adopted["long"].status == "running" and adopted["short"].exit_code == 9
         assert not ghost.exists() and not (ex.containers_dir / ex.cid("cut")).exists()
-        run(eventually(lambda: ex.health("long") and ex.health("long").status == "healthy", 10))
+        run(until(lambda: ex.health("long") and ex.health("long").status == "healthy", 10))
         st = run(ex.stop("long"))
         assert st.exit_code == 137            # sleep as PID 1: SIGKILL after the grace period
         for name in ("long", "short"):
@@ -91,7 +91,8 @@ def test_a_container_created_before_a_restart_is_started_by_its_task(workdir, ru
         await ex.adopt()
         reporter = Reporter()
         controller = TaskController(task, ex, reporter)
-        await eventually(lambda: reporter._pending.get(task.id) and reporter._pending[task.id].state == pb.RUNNING)
+        await until(lambda: reporter._pending.get(task.id) and reporter._pending[task.id].state == pb.RUNNING,
+                    what="the adopted task RUNNING")
         controller.runner.cancel()
         return (await ex.inspect(task.id)).status
     try:

@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from compose_testlib import REPO, write
+from tests.unit.compose.compose_testlib import REPO, write
 from covey.compose.cli import add_stack_config_parser, run_stack_config
 
 

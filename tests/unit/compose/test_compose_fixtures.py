@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from compose_testlib import FIXTURES, GOLDEN, as_dict
+from tests.unit.compose.compose_testlib import FIXTURES, GOLDEN, as_dict
 from covey.compose import ComposeError, load_model, load_stack, render_yaml
 
 GATEWAY_ENV = {"DOMAIN": "example.org", "ADMIN_USER": "root"}

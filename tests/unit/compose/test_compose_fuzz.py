@@ -4,7 +4,7 @@ import io
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from compose_testlib import FIXTURES
+from tests.unit.compose.compose_testlib import FIXTURES
 from covey.compose import ComposeError, load_stack
 
 settings.register_profile("compose", max_examples=120, derandomize=True, deadline=None,

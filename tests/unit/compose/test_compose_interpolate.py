@@ -1,7 +1,7 @@
 """Interpolation: every syntax, every source of variables, and typed casts."""
 import pytest
 
-from compose_testlib import model, write
+from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
 from covey.compose.interpolate import interpolate
 

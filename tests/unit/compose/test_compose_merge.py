@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from compose_testlib import write
+from tests.unit.compose.compose_testlib import write
 from covey.compose import ComposeError, load_model
 
 BASE = """

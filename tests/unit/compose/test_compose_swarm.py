@@ -1,7 +1,7 @@
 """Keys a swarm cannot carry warn once each (errors with --strict); depends_on orders."""
 import pytest
 
-from compose_testlib import stack, write
+from tests.unit.compose.compose_testlib import stack, write
 from covey.compose import ComposeError, load_model
 from covey.compose.compat import SERVICE_KEYS, swarm_warnings
 from covey.compose.validate import _validator

@@ -1,7 +1,7 @@
 """Schema validation after interpolation: errors name file, path and line."""
 import pytest
 
-from compose_testlib import model, write
+from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
 
 

@@ -1,7 +1,7 @@
 """YAML read as Docker reads it, in UTF-8 or UTF-16, with lines for errors."""
 import pytest
 
-from compose_testlib import model, write
+from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
 from covey.compose.yamlload import decode, parse
 
