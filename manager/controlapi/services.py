@@ -10,7 +10,6 @@ import grpc
 
 from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
 from covey.ids import new_id
-from covey.rpc import stream, unary
 from manager.scheduler import placement
 from manager.state import store as st
 from proto import control_pb2
@@ -49,12 +48,11 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
 
 
 class ServiceAPI:
-    """Mixed into ControlAPI, which provides _store, _authorize, _logs (the LogBroker) and
+    """Mixed into ControlAPI, which provides _store, _check_serving, _logs (the LogBroker) and
     _leader_channel (() -> a channel to the leader, with this node's certificate)."""
 
-    @unary
-    async def CreateService(self, request, context):
-        self._authorize(context)
+    async def CreateService(self, request, context, caller):
+        self._check_serving()
         service_spec = specs.ServiceSpec()
         service_spec.CopyFrom(request.spec)
         validate_spec(service_spec)
@@ -70,20 +68,17 @@ class ServiceAPI:
         service.meta.version = 1
         return control_pb2.CreateServiceResponse(service=service)
 
-    @unary
-    async def ListServices(self, request, context):
-        self._authorize(context)
+    async def ListServices(self, request, context, caller):
+        self._check_serving()
         services = sorted(self._store.list("service"), key=lambda s: s.spec.name)
         return control_pb2.ListServicesResponse(services=services)
 
-    @unary
-    async def GetService(self, request, context):
-        self._authorize(context)
+    async def GetService(self, request, context, caller):
+        self._check_serving()
         return control_pb2.GetServiceResponse(service=find_service(self._store, request.service))
 
-    @unary
-    async def ScaleService(self, request, context):
-        self._authorize(context)
+    async def ScaleService(self, request, context, caller):
+        self._check_serving()
         target = find_service(self._store, request.service)
         if target.spec.WhichOneof("mode") != "replicated":
             raise FailedPrecondition(f"{target.spec.name}: scale can only be used with replicated mode")
@@ -93,10 +88,9 @@ class ServiceAPI:
         service = await st.modify(self._store, "service", target.id, change, time.time_ns())
         return control_pb2.ScaleServiceResponse(service=service)
 
-    @unary
-    async def UpdateService(self, request, context):
+    async def UpdateService(self, request, context, caller):
         """A new spec (or, with rollback, the previous one): the orchestrator rolls it out."""
-        self._authorize(context)
+        self._check_serving()
         target = find_service(self._store, request.service)
         if request.rollback:
             if not target.HasField("previous_spec"):
@@ -125,18 +119,16 @@ class ServiceAPI:
         service = await st.modify(self._store, "service", target.id, change, time.time_ns(), attempts=1)
         return control_pb2.UpdateServiceResponse(service=service)
 
-    @unary
-    async def RemoveService(self, request, context):
-        self._authorize(context)
+    async def RemoveService(self, request, context, caller):
+        self._check_serving()
         service = find_service(self._store, request.service)
         # The service goes at once; the orchestrator tells its tasks to go (one writer for
         # tasks: rewriting them here would race the scheduler and the nodes' reports).
         await self._store.write([st.delete("service", service)])
         return control_pb2.RemoveServiceResponse()
 
-    @unary
-    async def ListTasks(self, request, context):
-        self._authorize(context)
+    async def ListTasks(self, request, context, caller):
+        self._check_serving()
         tasks = self._store.list("task")
         if request.service:
             service_id = find_service(self._store, request.service).id
@@ -144,9 +136,8 @@ class ServiceAPI:
         tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
         return control_pb2.ListTasksResponse(tasks=tasks)
 
-    @stream
-    async def ServiceLogs(self, request, context):
-        self._authorize(context)
+    async def ServiceLogs(self, request, context, caller):
+        self._check_serving()
         if request.tail < -1:
             raise InvalidArgument(f"invalid tail {request.tail}: a number of lines, or -1 for all")
         if not self._store.is_leader():  # the nodes' log streams end on the leader

@@ -11,10 +11,8 @@ import time
 
 from covey.aio import NOTHING, get_within
 from covey.errors import NO_LEADER, Conflict, NotFound, PermissionDenied, Unavailable
-from covey.rpc import stream
 from manager.ca import authz
 from manager.state import store as st
-from manager.ca.server import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -29,11 +27,11 @@ def assigned_to(task: pb.Task, node_id: str) -> bool:
 
 
 class AssignmentsMixin:
-    """Mixed into Dispatcher, which provides _store, _sessions and session_of()."""
+    """Mixed into Dispatcher, which provides _store, _sessions and _status_writer."""
 
-    @stream
-    async def Assignments(self, request, context):
-        node_id = self.session_of(context, request.session_id)
+    async def Assignments(self, request, context, caller: authz.Caller):
+        node_id = caller.node_id
+        self.check_session(node_id, request.session_id)
         events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
         try:
             mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
@@ -50,10 +48,9 @@ class AssignmentsMixin:
         finally:
             self._store.unsubscribe(events)
 
-    @stream
-    async def TaskStatusReports(self, requests, context):
+    async def TaskStatusReports(self, requests, context, caller: authz.Caller):
         """A node's batches of status reports, each answered once it is committed."""
-        async for node_id, request in self._in_session(requests, context):
+        async for node_id, request in self._in_session(caller.node_id, requests):
             updates = {}
             for u in request.updates:
                 task = self._store.peek("task", u.task_id)
@@ -63,15 +60,12 @@ class AssignmentsMixin:
             await self._status_writer.submit(updates)
             yield dispatcher_pb2.UpdateTaskStatusResponse()
 
-    def session_of(self, context, session_id: str) -> str:
-        caller = authz.require_node(authz.identify(context, cluster_of(self._store)))
-        if not self._session_alive(caller.node_id, session_id):
+    def check_session(self, node_id: str, session_id: str) -> None:
+        if not self._session_alive(node_id, session_id):
             raise NotFound("session invalid: open a new session")
-        return caller.node_id
 
-    async def _in_session(self, requests, context):
+    async def _in_session(self, node_id: str, requests):
         """(node ID, request) for each request of a node's stream, checked against its session."""
-        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
         async for request in requests:
             if not self._session_alive(node_id, request.session_id):
                 raise NotFound("session invalid: open a new session")

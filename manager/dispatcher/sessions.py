@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from covey import addr
 from covey.errors import NotLeader
 from covey.ids import new_id
-from covey.rpc import stream
 from manager.ca import authz
 from manager.state import store as st
 from manager.dispatcher.assignments import AssignmentsMixin, StatusWriter
 from manager.ca.server import cluster_of
 from proto import dispatcher_pb2
-from proto import dispatcher_pb2_grpc
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -37,7 +35,7 @@ class _Session:
     changed: asyncio.Event
 
 
-class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
+class Dispatcher(AssignmentsMixin):
     def __init__(self, store: st.Store, managers, leader_api_addr):
         self._store = store
         self._managers = managers
@@ -45,6 +43,8 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
         self._sessions: dict[str, _Session] = {}
         self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
         self._status_writer = StatusWriter(store)
+        self.handlers = {"Session": self.Session, "Heartbeats": self.Heartbeats,
+                         "Assignments": self.Assignments, "TaskStatusReports": self.TaskStatusReports}
 
     def heartbeat_period(self) -> float:
         return cluster_of(self._store).spec.heartbeat_period_ns / 1e9
@@ -54,12 +54,9 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
 
     # ------------------------------------------------------------ RPCs
 
-    @stream
-    async def Session(self, request, context):
+    async def Session(self, request, context, caller: authz.Caller):
         if not self._store.is_leader():
             raise NotLeader(self._leader_api_addr())
-        cluster = cluster_of(self._store)
-        caller = authz.require_node(authz.identify(context, cluster))
         node_id = caller.node_id
         session = _Session(new_id(), time.monotonic() + self._down_after(), asyncio.Event())
         previous = self._sessions.get(node_id)
@@ -81,9 +78,8 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
                 del self._sessions[node_id]
             log.info("node %s: session %s closed", node_id, session.session_id)
 
-    @stream
-    async def Heartbeats(self, requests, context):
-        async for node_id, _ in self._in_session(requests, context):
+    async def Heartbeats(self, requests, context, caller: authz.Caller):
+        async for node_id, _ in self._in_session(caller.node_id, requests):
             self._deadlines[node_id] = time.monotonic() + self._down_after()
             jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
             yield dispatcher_pb2.HeartbeatResponse(period_ns=int(jittered * 1e9))

@@ -3,6 +3,7 @@ import grpc
 
 from inproc import start_manager
 from covey import pki, tls
+from manager.ca import authz
 from proto import ca_pb2
 from proto import ca_pb2_grpc
 from proto import control_pb2
@@ -105,8 +106,8 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
 
             first = await issue(cluster.join_tokens.worker)
             nodes_after_join = len(node.manager.store.list("node"))
-            await node.manager.control.JoinToken.__wrapped__(
-                node.manager.control, control_pb2.JoinTokenRequest(role=pb.WORKER, rotate=True), _LocalContext())
+            await node.manager.control.handlers["JoinToken"](
+                control_pb2.JoinTokenRequest(role=pb.WORKER, rotate=True), None, authz.LOCAL)
             stale = await issue(cluster.join_tokens.worker)
             garbage = await issue("garbage")
             return first, nodes_after_join, stale, garbage, len(node.manager.store.list("node"))
@@ -120,12 +121,3 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
     assert "invalid join token" in stale and "invalid join token" in garbage
     assert final == 2  # refused joins create nothing
 
-
-class _LocalContext:
-    """What the unix socket looks like to a handler: the node itself calling."""
-
-    def peer(self):
-        return "unix:/run/covey/covey.sock"
-
-    def auth_context(self):
-        return {}
