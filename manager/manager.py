@@ -16,7 +16,7 @@ from manager.scheduler import loop as scheduler
 from manager.state import store as st
 from manager.ca import authz
 from manager.ca.server import CAServer, cluster_of
-from manager.controlapi.api import ControlAPI
+from manager.controlapi.api import Control
 from manager.dispatcher.sessions import Dispatcher
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from proto import ca_pb2
@@ -54,8 +54,8 @@ class Manager:
         self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
         self.logs = LogBrokerAPI(logs, self.dispatcher.check_session)
         self.ca = CAServer(store, self.manager_addrs)
-        self.control = ControlAPI(store, self.manager_status, config.api_addr,
-                                  self.dispatcher.end_session, logs, self._leader_channel)
+        self.control = Control(store, self.manager_status, config.api_addr,
+                               self.dispatcher.end_session, logs, self._leader_channel)
         self._leader_tasks: list[asyncio.Task] = []
 
     @classmethod
