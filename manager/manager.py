@@ -17,7 +17,7 @@ from manager.state import store as st
 from manager.ca import authz
 from manager.ca.server import CAServer, cluster_of
 from manager.controlapi.api import Control
-from manager.dispatcher.sessions import Dispatcher
+from manager.dispatcher.api import Dispatcher
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from proto import ca_pb2
 from proto import control_pb2
@@ -52,10 +52,10 @@ class Manager:
         self._dial = dial  # host:port -> a grpc.aio channel with this node's certificate
         logs = LogBroker(store, config.log_gather_timeout)
         self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
-        self.logs = LogBrokerAPI(logs, self.dispatcher.check_session)
+        self.logs = LogBrokerAPI(logs, self.dispatcher.sessions.check)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = Control(store, self.manager_status, config.api_addr,
-                               self.dispatcher.end_session, logs, self._leader_channel)
+                               self.dispatcher.sessions.end_session, logs, self._leader_channel)
         self._leader_tasks: list[asyncio.Task] = []
 
     @classmethod
@@ -83,10 +83,10 @@ class Manager:
             task.cancel()
         self._leader_tasks = []
         if not leader:
-            self.dispatcher.end_all_sessions()
+            self.dispatcher.sessions.end_all_sessions()
             return
-        loops = {"dispatcher monitor": self.dispatcher.run_monitor,
-                 "session notifier": self.dispatcher.run_notifier,
+        loops = {"dispatcher monitor": self.dispatcher.sessions.run_monitor,
+                 "session notifier": self.dispatcher.sessions.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(

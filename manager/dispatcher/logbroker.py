@@ -9,7 +9,7 @@ what there is, never a hang.
 """
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from covey.aio import NOTHING, get_within
@@ -133,11 +133,11 @@ class LogBroker:
 
 class LogBrokerAPI:
     """The nodes' side of service logs, its own gRPC service; a node's calls are checked against
-    its dispatcher session (`check_session(node ID, session ID)` raises NotFound)."""
+    its dispatcher session."""
 
-    def __init__(self, broker: LogBroker, check_session):
+    def __init__(self, broker: LogBroker, check_session: Callable[[str, str], None]):
         self._broker = broker
-        self._check_session = check_session
+        self._check_session = check_session  # (node ID, session ID): NotFound unless it is current
         self.handlers = {"LogSubscriptions": self.subscriptions, "PublishLogs": self.publish}
 
     async def subscriptions(self, request, context, caller: authz.Caller):
