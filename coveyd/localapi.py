@@ -5,6 +5,7 @@ import json
 from covey.errors import FailedPrecondition, InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound, PermissionDenied
 from coveyd.node import Node
 from covey.rpc import stream, unary
+from manager.ca import authz
 from proto import control_pb2
 from proto import control_pb2_grpc
 from proto import local_pb2
@@ -42,13 +43,14 @@ def _delegate(name: str, streaming: bool):
                                    "cluster state; run this command on a manager node")
         return node.manager
 
+    # The socket is root-only: its caller is the node itself, trusted (authz.LOCAL).
     @unary
     async def call(self, request, context):
-        return await getattr(manager_of(self._node).control, name)(request, context)
+        return await manager_of(self._node).control.handlers[name](request, context, authz.LOCAL)
 
     @stream
     async def call_streaming(self, request, context):
-        async for message in getattr(manager_of(self._node).control, name)(request, context):
+        async for message in manager_of(self._node).control.handlers[name](request, context, authz.LOCAL):
             yield message
     chosen = call_streaming if streaming else call
     chosen.__name__ = name

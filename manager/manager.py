@@ -14,14 +14,15 @@ from manager.state import membership
 from manager.orchestrator import services as orchestrator
 from manager.scheduler import loop as scheduler
 from manager.state import store as st
-from manager.ca.server import CAServer
-from manager.controlapi.api import ControlAPI
-from manager.dispatcher.sessions import Dispatcher
+from manager.ca import authz
+from manager.ca.server import CAServer, cluster_of
+from manager.controlapi.api import Control
+from manager.dispatcher.api import Dispatcher
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
-from proto import ca_pb2_grpc
-from proto import control_pb2_grpc
-from proto import dispatcher_pb2_grpc
-from proto import logbroker_pb2_grpc
+from proto import ca_pb2
+from proto import control_pb2
+from proto import dispatcher_pb2
+from proto import logbroker_pb2
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,10 @@ class Manager:
         self._dial = dial  # host:port -> a grpc.aio channel with this node's certificate
         logs = LogBroker(store, config.log_gather_timeout)
         self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
-        self.logs = LogBrokerAPI(logs, self.dispatcher.session_of)
+        self.logs = LogBrokerAPI(logs, self.dispatcher.sessions.check)
         self.ca = CAServer(store, self.manager_addrs)
-        self.control = ControlAPI(store, self.manager_status, config.api_addr,
-                                  self.dispatcher.end_session, logs, self._leader_channel)
+        self.control = Control(store, self.manager_status, config.api_addr,
+                               self.dispatcher.sessions.end_session, logs, self._leader_channel)
         self._leader_tasks: list[asyncio.Task] = []
 
     @classmethod
@@ -68,10 +69,12 @@ class Manager:
         return manager
 
     def add_to_server(self, server) -> None:
-        ca_pb2_grpc.add_CAServicer_to_server(self.ca, server)
-        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher, server)
-        logbroker_pb2_grpc.add_LogBrokerServicer_to_server(self.logs, server)
-        control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
+        """Serve the cluster's services on `server` (TCP, mutual TLS), each call authorized."""
+        served = ((ca_pb2, "CA", self.ca), (dispatcher_pb2, "Dispatcher", self.dispatcher),
+                  (logbroker_pb2, "LogBroker", self.logs), (control_pb2, "Control", self.control))
+        for module, name, service in served:
+            authz.serve(server, module.DESCRIPTOR.services_by_name[name], service.handlers,
+                        lambda: cluster_of(self.store))
 
     # ------------------------------------------------------------ leadership
 
@@ -80,10 +83,10 @@ class Manager:
             task.cancel()
         self._leader_tasks = []
         if not leader:
-            self.dispatcher.end_all_sessions()
+            self.dispatcher.sessions.end_all_sessions()
             return
-        loops = {"dispatcher monitor": self.dispatcher.run_monitor,
-                 "session notifier": self.dispatcher.run_notifier,
+        loops = {"dispatcher monitor": self.dispatcher.sessions.run_monitor,
+                 "session notifier": self.dispatcher.sessions.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(

@@ -1,26 +1,76 @@
 """Who is calling, and what they may do (DESIGN.md section 4).
 
+Every RPC served on TCP is declared once, in POLICY, and enforced by one wrapper put around
+its handler when its service is registered (serve): no handler authorizes by itself, and a
+method without a declaration cannot be served at all.
+
 A TCP caller is a node only if its certificate verifies against this cluster's
 CA (not merely the TLS layer's trust store, which also admits the public
 anonymous CA used for joining), names this cluster, and is not on the removed
-list. The root-only unix socket speaks for the node itself.
+list. The root-only unix socket is not served through here: coveyd/localapi.py
+passes LOCAL, the node itself.
 """
+import enum
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
 from covey import pki
-from covey.errors import NOT_A_MANAGER, PermissionDenied, Unauthenticated
+from covey.errors import NOT_A_MANAGER, CoveyError, PermissionDenied, Unauthenticated
 from proto import objects_pb2 as pb
+
+
 @dataclass(frozen=True)
 class Caller:
-    local: bool = False
     node_id: str | None = None
     role: int | None = None
+    local: bool = False  # the node itself, on its root-only unix socket
 
-    @property
-    def anonymous(self) -> bool:
-        return not self.local and self.node_id is None
 
+LOCAL = Caller(local=True)
+
+
+class Access(enum.Enum):
+    ANYONE = "anyone"    # even an anonymous certificate: a node that is joining
+    NODE = "node"        # a worker or a manager of this swarm
+    MANAGER = "manager"  # a manager of this swarm
+
+
+ANYONE, NODE, MANAGER = Access.ANYONE, Access.NODE, Access.MANAGER
+
+POLICY: dict[str, Access] = {
+    "/covey.CA/GetRootCA": ANYONE,
+    "/covey.CA/IssueNodeCertificate": ANYONE,  # the join token is checked inside
+    "/covey.CA/RenewNodeCertificate": NODE,    # its own: the certificate names the node
+    "/covey.Dispatcher/Session": NODE,
+    "/covey.Dispatcher/Heartbeats": NODE,
+    "/covey.Dispatcher/Assignments": NODE,
+    "/covey.Dispatcher/TaskStatusReports": NODE,
+    "/covey.LogBroker/LogSubscriptions": NODE,
+    "/covey.LogBroker/PublishLogs": NODE,
+    "/covey.Control/GetCluster": MANAGER,
+    "/covey.Control/JoinToken": MANAGER,
+    "/covey.Control/ListNodes": MANAGER,
+    "/covey.Control/GetNode": MANAGER,
+    "/covey.Control/UpdateNode": MANAGER,
+    "/covey.Control/RemoveNode": MANAGER,
+    "/covey.Control/CreateService": MANAGER,
+    "/covey.Control/ListServices": MANAGER,
+    "/covey.Control/GetService": MANAGER,
+    "/covey.Control/ScaleService": MANAGER,
+    "/covey.Control/UpdateService": MANAGER,
+    "/covey.Control/RemoveService": MANAGER,
+    "/covey.Control/ServiceLogs": MANAGER,
+    "/covey.Control/ListTasks": MANAGER,
+}
+
+# (request or request iterator, context, Caller: None for ANYONE) -> response, or an async
+# iterator of responses for a server-streaming method.
+Handler = Callable[[object, grpc.aio.ServicerContext, Caller | None], object]
 
 # Certificates whose signature was checked. Every heartbeat and status report is a call; a
 # signature check per call was the largest cost of a heartbeat on a leader with 1,000 nodes.
@@ -39,30 +89,78 @@ def _verified(cert_pem: bytes, ca_cert_pem: bytes) -> tuple | None:
         return None
 
 
-def identify(context, cluster: pb.Cluster) -> Caller:
-    if context.peer().startswith("unix:"):
-        return Caller(local=True)
+def identify(context, cluster: pb.Cluster) -> Caller | None:
+    """The node of this swarm the call's certificate names; None when it names none."""
     certs = context.auth_context().get("x509_pem_cert") or []
     verified = _verified(certs[0], cluster.root_ca.ca_cert_pem) if certs else None
     if verified is None or not pki.within(verified[1]):  # expiry is checked on every call
-        return Caller()
+        return None
     identity = verified[0]
     if identity.cluster_id != cluster.id:
-        return Caller()
+        return None
     if identity.node_id in cluster.removed_nodes:
         raise PermissionDenied(f"node {identity.node_id} was removed from the swarm")
     return Caller(node_id=identity.node_id, role=identity.role)
 
 
-def require_node(caller: Caller) -> Caller:
-    if caller.anonymous:
+def authorize(access: Access, context, cluster: Callable[[], pb.Cluster]) -> Caller | None:
+    if access is ANYONE:
+        return None  # not even asked: a removed node may still fetch the public CA certificate
+    caller = identify(context, cluster())
+    if caller is None:
         raise Unauthenticated("this call needs a node certificate of this swarm")
-    return caller
-
-
-def require_manager(caller: Caller) -> Caller:
-    require_node(caller)
-    if not caller.local and caller.role != pb.MANAGER:
+    if access is MANAGER and caller.role != pb.MANAGER:
         raise PermissionDenied(f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
                                "cluster state; run this command on a manager node")
     return caller
+
+
+def serve(server, service: ServiceDescriptor, handlers: Mapping[str, Handler],
+          cluster: Callable[[], pb.Cluster], policy: Mapping[str, Access] = POLICY) -> None:
+    """Register `service` on `server`, each method behind the access POLICY declares for it.
+    LookupError when a method has no declaration or no handler, or a handler no method."""
+    methods = {}
+    for method in service.methods:
+        name = f"/{service.full_name}/{method.name}"
+        if name not in policy:
+            raise LookupError(f"{name}: no access declared for it in manager/ca/authz.py POLICY")
+        if method.name not in handlers:
+            raise LookupError(f"{name}: no handler")
+        methods[method.name] = _method_handler(method, _guarded(method, policy[name], handlers[method.name], cluster))
+    if unknown := set(handlers) - set(methods):
+        raise LookupError(f"{service.full_name} has no methods {sorted(unknown)}")
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, methods),))
+    server.add_registered_method_handlers(service.full_name, methods)
+
+
+def _guarded(method: MethodDescriptor, access: Access, handler: Handler, cluster):
+    """The handler behind its authorization; a CoveyError aborts the call with its code."""
+    if method.server_streaming:
+        async def streaming(request, context):
+            try:
+                async for message in handler(request, context, authorize(access, context, cluster)):
+                    yield message
+            except CoveyError as exc:
+                await context.abort(exc.code, str(exc), trailing_metadata=exc.metadata())
+        return streaming
+
+    async def unary(request, context):
+        try:
+            return await handler(request, context, authorize(access, context, cluster))
+        except CoveyError as exc:
+            await context.abort(exc.code, str(exc), trailing_metadata=exc.metadata())
+    return unary
+
+
+_HANDLER_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
+                  (False, True): grpc.unary_stream_rpc_method_handler,
+                  (True, False): grpc.stream_unary_rpc_method_handler,
+                  (True, True): grpc.stream_stream_rpc_method_handler}
+
+
+def _method_handler(method: MethodDescriptor, behaviour) -> grpc.RpcMethodHandler:
+    request = message_factory.GetMessageClass(method.input_type)
+    response = message_factory.GetMessageClass(method.output_type)
+    kind = _HANDLER_KINDS[method.client_streaming, method.server_streaming]
+    return kind(behaviour, request_deserializer=request.FromString,
+                response_serializer=response.SerializeToString)

@@ -6,11 +6,9 @@ import time
 from covey import addr, pki
 from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from covey.ids import new_id
-from covey.rpc import unary
 from manager.ca import authz
 from manager.state import store as st
 from proto import ca_pb2
-from proto import ca_pb2_grpc
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -34,17 +32,19 @@ def token_role(cluster: pb.Cluster, token: str) -> int:
     raise InvalidArgument(f"{pki.INVALID_TOKEN}: it is wrong or was rotated")
 
 
-class CAServer(ca_pb2_grpc.CAServicer):
+class CAServer:
+    """The covey.CA service's handlers (manager/ca/authz.py says who may call each)."""
+
     def __init__(self, store: st.Store, managers):
         self._store = store
         self._managers = managers  # () -> list of manager API addresses
+        self.handlers = {"GetRootCA": self.get_root_ca, "IssueNodeCertificate": self.issue,
+                         "RenewNodeCertificate": self.renew}
 
-    @unary
-    async def GetRootCA(self, request, context):
+    async def get_root_ca(self, request, context, caller):
         return ca_pb2.GetRootCAResponse(ca_cert_pem=cluster_of(self._store).root_ca.ca_cert_pem)
 
-    @unary
-    async def IssueNodeCertificate(self, request, context):
+    async def issue(self, request, context, caller):
         cluster = cluster_of(self._store)
         role = token_role(cluster, request.token)
         if not request.hostname:
@@ -87,10 +87,8 @@ class CAServer(ca_pb2_grpc.CAServicer):
             await self._store.add_member(raft_addr)
         return peers
 
-    @unary
-    async def RenewNodeCertificate(self, request, context):
+    async def renew(self, request, context, caller: authz.Caller):
         cluster = cluster_of(self._store)
-        caller = authz.require_node(authz.identify(context, cluster))
         node = self._store.get("node", caller.node_id)
         if node is None:
             raise PermissionDenied(f"node {caller.node_id} is not a member of this swarm")

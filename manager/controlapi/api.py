@@ -1,146 +1,62 @@
-"""The control API: what `covey node ...` and `covey swarm join-token` call."""
-import time
+"""The control API (covey.Control): what `covey node / service / swarm join-token` call.
 
-from covey import pki
-from covey.errors import FailedPrecondition, InvalidArgument, NO_LEADER, NotFound, Unavailable
-from covey.rpc import unary
+One module per object kind holds the handlers; this one composes them into the service
+and puts the check every call needs (a quorum, a caught-up store) in front of each.
+Who may call is not decided here: manager/ca/authz.py wraps these handlers when they are
+served on TCP, and the root-only unix socket calls them as the node itself.
+"""
+from collections.abc import Callable
+
+import grpc
+
+from covey.errors import NO_LEADER, Unavailable
 from manager.ca import authz
-from manager.state import membership
-from manager.state import store as st
-from manager.ca.server import cluster_of
+from manager.controlapi.cluster import ClusterAPI
+from manager.controlapi.nodes import NodeAPI
 from manager.controlapi.services import ServiceAPI
-from proto import control_pb2
-from proto import control_pb2_grpc
+from manager.controlapi.tasks import TaskAPI
+from manager.dispatcher.logbroker import LogBroker
+from manager.state import store as st
 from proto import objects_pb2 as pb
 
 CATCHING_UP = "this manager is still catching up with the swarm's state; try again in a moment"
 
 
-def find_node(store: st.Store, ref: str) -> pb.Node:
-    """A node by full ID, hostname, or unique ID prefix (as Docker resolves it)."""
-    if not ref:
-        raise InvalidArgument("a node ID or hostname is required")
-    nodes = store.list("node")
-    for node in nodes:
-        if node.id == ref:
-            return node
-    by_name = [n for n in nodes if n.description.hostname == ref]
-    if len(by_name) == 1:
-        return by_name[0]
-    by_prefix = [n for n in nodes if n.id.startswith(ref)]
-    matches = by_name or by_prefix
-    if not matches:
-        raise NotFound(f"node {ref} not found")
-    if len(matches) > 1:
-        raise InvalidArgument(f"node {ref} is ambiguous ({len(matches)} matches): use a longer ID prefix")
-    return matches[0]
-
-
-def public_cluster(cluster: pb.Cluster) -> pb.Cluster:
-    """The cluster without its secrets (CA key, Raft key, join tokens)."""
-    shown = pb.Cluster()
-    shown.CopyFrom(cluster)
-    shown.root_ca.ClearField("ca_key_pem")
-    shown.ClearField("raft_key")
-    shown.ClearField("join_tokens")
-    return shown
-
-
-class ControlAPI(ServiceAPI, control_pb2_grpc.ControlServicer):
-    def __init__(self, store: st.Store, manager_status, api_addr: str, end_session, logs, leader_channel):
+class Control:
+    def __init__(self, store: st.Store, manager_status: Callable[[pb.Node], pb.ManagerStatus | None],
+                 api_addr: str, end_session: Callable[[str], None], logs: LogBroker,
+                 leader_channel: Callable[[], grpc.aio.Channel | None]):
         self._store = store
-        self._logs = logs
-        self._leader_channel = leader_channel
-        self._manager_status = manager_status  # node -> ManagerStatus or None
-        self._api_addr = api_addr
-        self._end_session = end_session
+        cluster = ClusterAPI(store, api_addr)
+        nodes = NodeAPI(store, manager_status, end_session)
+        services = ServiceAPI(store, logs, leader_channel)
+        tasks = TaskAPI(store)
+        unary = {"GetCluster": cluster.get, "JoinToken": cluster.join_token,
+                 "ListNodes": nodes.list, "GetNode": nodes.get, "UpdateNode": nodes.update,
+                 "RemoveNode": nodes.remove,
+                 "CreateService": services.create, "ListServices": services.list,
+                 "GetService": services.get, "ScaleService": services.scale,
+                 "UpdateService": services.update, "RemoveService": services.remove,
+                 "ListTasks": tasks.list}
+        # Method name -> authz.Handler, for authz.serve and the unix socket.
+        self.handlers = {name: self._unary(fn) for name, fn in unary.items()}
+        self.handlers["ServiceLogs"] = self._streaming(services.logs)
 
-    def _authorize(self, context) -> pb.Cluster:
+    def _check_serving(self) -> None:
         if not self._store.has_quorum():
             raise Unavailable(NO_LEADER)
         if not self._store.ready():  # any answer now could be stale
             raise Unavailable(CATCHING_UP)
-        cluster = cluster_of(self._store)
-        authz.require_manager(authz.identify(context, cluster))
-        return cluster
 
-    def _decorate(self, node: pb.Node) -> pb.Node:
-        status = self._manager_status(node)
-        if status is not None:
-            node.manager_status.CopyFrom(status)
-        return node
+    def _unary(self, fn):
+        async def handler(request, context, caller: authz.Caller):
+            self._check_serving()
+            return await fn(request)
+        return handler
 
-    @unary
-    async def GetCluster(self, request, context):
-        return control_pb2.GetClusterResponse(cluster=public_cluster(self._authorize(context)))
-
-    @unary
-    async def ListNodes(self, request, context):
-        self._authorize(context)
-        nodes = sorted(self._store.list("node"), key=lambda n: (n.description.hostname, n.id))
-        return control_pb2.ListNodesResponse(nodes=[self._decorate(n) for n in nodes])
-
-    @unary
-    async def GetNode(self, request, context):
-        self._authorize(context)
-        return control_pb2.GetNodeResponse(node=self._decorate(find_node(self._store, request.node)))
-
-    @unary
-    async def UpdateNode(self, request, context):
-        self._authorize(context)
-        target = find_node(self._store, request.node)
-        node_id = target.id
-        if request.set_role and request.role == pb.WORKER and target.spec.desired_role == pb.MANAGER:
-            membership.check_can_lose(self._store, target, "demote")
-        for key in list(request.labels_add) + list(request.labels_remove):
-            if not key or "=" in key:
-                raise InvalidArgument(f"invalid label key {key!r}")
-
-        def change(node):
-            if request.set_availability:
-                node.spec.availability = request.availability
-            if request.set_role:
-                node.spec.desired_role = request.role
-            for key in request.labels_remove:
-                if key not in node.spec.labels:
-                    raise NotFound(f"label {key} does not exist on node {node.id}")
-                del node.spec.labels[key]
-            node.spec.labels.update(request.labels_add)
-
-        node = await st.modify(self._store, "node", node_id, change, time.time_ns())
-        return control_pb2.UpdateNodeResponse(node=self._decorate(node))
-
-    @unary
-    async def RemoveNode(self, request, context):
-        self._authorize(context)
-        node = find_node(self._store, request.node)
-        if node.role == pb.MANAGER or node.spec.desired_role == pb.MANAGER:
-            raise FailedPrecondition(f"node {node.id} is a cluster manager and is a member of the "
-                                     "raft cluster: it must be demoted to worker before removal")
-        if node.status.state == pb.NodeStatus.READY and not request.force:
-            raise FailedPrecondition(f"node {node.id} is not down and can't be removed: stop its "
-                                     "coveyd first, or use --force")
-        cluster = cluster_of(self._store)
-        cluster.removed_nodes.append(node.id)
-        cluster.meta.updated_at_ns = time.time_ns()
-        # One batch: the node vanishes and its certificate is denied together.
-        await self._store.write([st.delete("node", node), st.update("cluster", cluster)])
-        self._end_session(node.id)
-        return control_pb2.RemoveNodeResponse()
-
-    @unary
-    async def JoinToken(self, request, context):
-        cluster = self._authorize(context)
-        if request.rotate:
-            secret = pki.new_token_secret()
-            token = pki.make_token(cluster.root_ca.ca_digest, secret)
-
-            def change(c):
-                if request.role == pb.MANAGER:
-                    c.join_tokens.manager = token
-                else:
-                    c.join_tokens.worker = token
-            cluster = await st.modify(self._store, "cluster", cluster.id, change, time.time_ns())
-        tokens = cluster.join_tokens
-        token = tokens.manager if request.role == pb.MANAGER else tokens.worker
-        return control_pb2.JoinTokenResponse(token=token, manager_addr=self._api_addr)
+    def _streaming(self, fn):
+        async def handler(request, context, caller: authz.Caller):
+            self._check_serving()
+            async for message in fn(request, context):
+                yield message
+        return handler

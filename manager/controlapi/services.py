@@ -1,16 +1,17 @@
-"""The services half of the control API: create, list, inspect, scale, remove; tasks.
+"""The control API for services: create, list, inspect, scale, update, remove, logs.
 
 Writes only record intent (the service spec, a scale); the orchestrators turn it into
 tasks and the scheduler places them (manager/orchestrator/services.py).
 """
 import re
 import time
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
 from covey.ids import new_id
-from covey.rpc import stream, unary
+from manager.dispatcher.logbroker import LogBroker
 from manager.scheduler import placement
 from manager.state import store as st
 from proto import control_pb2
@@ -49,12 +50,12 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
 
 
 class ServiceAPI:
-    """Mixed into ControlAPI, which provides _store, _authorize, _logs (the LogBroker) and
-    _leader_channel (() -> a channel to the leader, with this node's certificate)."""
+    def __init__(self, store: st.Store, logs: LogBroker, leader_channel: Callable[[], grpc.aio.Channel | None]):
+        self._store = store
+        self._logs = logs
+        self._leader_channel = leader_channel  # a channel to the leader, with this node's certificate
 
-    @unary
-    async def CreateService(self, request, context):
-        self._authorize(context)
+    async def create(self, request: control_pb2.CreateServiceRequest) -> control_pb2.CreateServiceResponse:
         service_spec = specs.ServiceSpec()
         service_spec.CopyFrom(request.spec)
         validate_spec(service_spec)
@@ -70,20 +71,14 @@ class ServiceAPI:
         service.meta.version = 1
         return control_pb2.CreateServiceResponse(service=service)
 
-    @unary
-    async def ListServices(self, request, context):
-        self._authorize(context)
+    async def list(self, request: control_pb2.ListServicesRequest) -> control_pb2.ListServicesResponse:
         services = sorted(self._store.list("service"), key=lambda s: s.spec.name)
         return control_pb2.ListServicesResponse(services=services)
 
-    @unary
-    async def GetService(self, request, context):
-        self._authorize(context)
+    async def get(self, request: control_pb2.GetServiceRequest) -> control_pb2.GetServiceResponse:
         return control_pb2.GetServiceResponse(service=find_service(self._store, request.service))
 
-    @unary
-    async def ScaleService(self, request, context):
-        self._authorize(context)
+    async def scale(self, request: control_pb2.ScaleServiceRequest) -> control_pb2.ScaleServiceResponse:
         target = find_service(self._store, request.service)
         if target.spec.WhichOneof("mode") != "replicated":
             raise FailedPrecondition(f"{target.spec.name}: scale can only be used with replicated mode")
@@ -93,10 +88,8 @@ class ServiceAPI:
         service = await st.modify(self._store, "service", target.id, change, time.time_ns())
         return control_pb2.ScaleServiceResponse(service=service)
 
-    @unary
-    async def UpdateService(self, request, context):
+    async def update(self, request: control_pb2.UpdateServiceRequest) -> control_pb2.UpdateServiceResponse:
         """A new spec (or, with rollback, the previous one): the orchestrator rolls it out."""
-        self._authorize(context)
         target = find_service(self._store, request.service)
         if request.rollback:
             if not target.HasField("previous_spec"):
@@ -125,28 +118,15 @@ class ServiceAPI:
         service = await st.modify(self._store, "service", target.id, change, time.time_ns(), attempts=1)
         return control_pb2.UpdateServiceResponse(service=service)
 
-    @unary
-    async def RemoveService(self, request, context):
-        self._authorize(context)
+    async def remove(self, request: control_pb2.RemoveServiceRequest) -> control_pb2.RemoveServiceResponse:
         service = find_service(self._store, request.service)
         # The service goes at once; the orchestrator tells its tasks to go (one writer for
         # tasks: rewriting them here would race the scheduler and the nodes' reports).
         await self._store.write([st.delete("service", service)])
         return control_pb2.RemoveServiceResponse()
 
-    @unary
-    async def ListTasks(self, request, context):
-        self._authorize(context)
-        tasks = self._store.list("task")
-        if request.service:
-            service_id = find_service(self._store, request.service).id
-            tasks = [t for t in tasks if t.service_id == service_id]
-        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
-        return control_pb2.ListTasksResponse(tasks=tasks)
-
-    @stream
-    async def ServiceLogs(self, request, context):
-        self._authorize(context)
+    async def logs(self, request: control_pb2.ServiceLogsRequest,
+                   context) -> AsyncIterator[control_pb2.ServiceLogsMessage]:
         if request.tail < -1:
             raise InvalidArgument(f"invalid tail {request.tail}: a number of lines, or -1 for all")
         if not self._store.is_leader():  # the nodes' log streams end on the leader

@@ -8,13 +8,13 @@ The batches of all nodes are written together (StatusWriter): one Raft write per
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from covey.aio import NOTHING, get_within
-from covey.errors import NO_LEADER, Conflict, NotFound, PermissionDenied, Unavailable
-from covey.rpc import stream
+from covey.errors import NO_LEADER, Conflict, PermissionDenied, Unavailable
 from manager.ca import authz
+from manager.dispatcher.sessions import Sessions
 from manager.state import store as st
-from manager.ca.server import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -28,19 +28,24 @@ def assigned_to(task: pb.Task, node_id: str) -> bool:
     return task.node_id == node_id and task.status.state >= pb.ASSIGNED
 
 
-class AssignmentsMixin:
-    """Mixed into Dispatcher, which provides _store, _sessions and session_of()."""
+class Assignments:
+    """The Assignments RPC: the node's tasks, in full and then by increments."""
 
-    @stream
-    async def Assignments(self, request, context):
-        node_id = self.session_of(context, request.session_id)
+    def __init__(self, store: st.Store, sessions: Sessions):
+        self._store = store
+        self._sessions = sessions
+
+    async def stream(self, request: dispatcher_pb2.AssignmentsRequest, context,
+                     caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.AssignmentsMessage]:
+        node_id = caller.node_id
+        self._sessions.check(node_id, request.session_id)
         events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
         try:
             mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
             yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine)
             sequence = 0
-            while self._session_alive(node_id, request.session_id):
+            while self._sessions.alive(node_id, request.session_id):
                 changed = await _next_batch(events, timeout=1.0)
                 message = _increment(changed, sent, node_id)
                 if message is not None:
@@ -50,36 +55,27 @@ class AssignmentsMixin:
         finally:
             self._store.unsubscribe(events)
 
-    @stream
-    async def TaskStatusReports(self, requests, context):
-        """A node's batches of status reports, each answered once it is committed."""
-        async for node_id, request in self._in_session(requests, context):
+
+class StatusReports:
+    """The TaskStatusReports RPC: a node's batches of reports about its own tasks."""
+
+    def __init__(self, store: st.Store, sessions: Sessions, writer: "StatusWriter"):
+        self._store = store
+        self._sessions = sessions
+        self._writer = writer
+
+    async def stream(self, requests: AsyncIterator[dispatcher_pb2.UpdateTaskStatusRequest], context,
+                     caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.UpdateTaskStatusResponse]:
+        """Each batch is answered once it is committed."""
+        async for node_id, request in self._sessions.in_session(caller.node_id, requests):
             updates = {}
             for u in request.updates:
                 task = self._store.peek("task", u.task_id)
                 if task is not None and task.node_id != node_id:
                     raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
                 updates[u.task_id] = u.status
-            await self._status_writer.submit(updates)
+            await self._writer.submit(updates)
             yield dispatcher_pb2.UpdateTaskStatusResponse()
-
-    def session_of(self, context, session_id: str) -> str:
-        caller = authz.require_node(authz.identify(context, cluster_of(self._store)))
-        if not self._session_alive(caller.node_id, session_id):
-            raise NotFound("session invalid: open a new session")
-        return caller.node_id
-
-    async def _in_session(self, requests, context):
-        """(node ID, request) for each request of a node's stream, checked against its session."""
-        node_id = authz.require_node(authz.identify(context, cluster_of(self._store))).node_id
-        async for request in requests:
-            if not self._session_alive(node_id, request.session_id):
-                raise NotFound("session invalid: open a new session")
-            yield node_id, request
-
-    def _session_alive(self, node_id: str, session_id: str) -> bool:
-        session = self._sessions.get(node_id)
-        return session is not None and session.session_id == session_id
 
 
 async def _next_batch(events: asyncio.Queue, timeout: float) -> list:

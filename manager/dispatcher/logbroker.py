@@ -9,16 +9,15 @@ what there is, never a hang.
 """
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from covey.aio import NOTHING, get_within
 from covey.ids import new_id
-from covey.rpc import stream, unary
+from manager.ca import authz
 from manager.state import store as st
 from proto import control_pb2
 from proto import logbroker_pb2
-from proto import logbroker_pb2_grpc
 from proto import objects_pb2 as pb
 LINES_PER_MESSAGE = 1000
 
@@ -132,28 +131,27 @@ class LogBroker:
                                  slot=task.slot if task else 0, time=line.time, stream=line.stream, line=line.line)
 
 
-class LogBrokerAPI(logbroker_pb2_grpc.LogBrokerServicer):
+class LogBrokerAPI:
     """The nodes' side of service logs, its own gRPC service; a node's calls are checked against
-    its dispatcher session (`session_of(context, session_id) -> node ID`)."""
+    its dispatcher session."""
 
-    def __init__(self, broker: LogBroker, session_of):
+    def __init__(self, broker: LogBroker, check_session: Callable[[str, str], None]):
         self._broker = broker
-        self._session_of = session_of
+        self._check_session = check_session  # (node ID, session ID): NotFound unless it is current
+        self.handlers = {"LogSubscriptions": self.subscriptions, "PublishLogs": self.publish}
 
-    @stream
-    async def LogSubscriptions(self, request, context):
-        node_id = self._session_of(context, request.session_id)
-        async for subscription in self._broker.subscriptions_for(node_id):
+    async def subscriptions(self, request, context, caller: authz.Caller):
+        self._check_session(caller.node_id, request.session_id)
+        async for subscription in self._broker.subscriptions_for(caller.node_id):
             yield subscription
 
-    @unary
-    async def PublishLogs(self, request_iterator, context):
+    async def publish(self, request_iterator, context, caller: authz.Caller):
         node_id, subscription_id = None, None
         try:
             async for message in request_iterator:
                 if node_id is None:
-                    node_id = self._session_of(context, message.session_id)
-                    subscription_id = message.subscription_id
+                    self._check_session(caller.node_id, message.session_id)
+                    node_id, subscription_id = caller.node_id, message.subscription_id
                 self._broker.deliver(node_id, subscription_id, message)
         finally:
             if node_id is not None:

@@ -1,4 +1,4 @@
-"""The dispatcher: node sessions and heartbeats (DESIGN.md section 3).
+"""The dispatcher's sessions: node sessions and heartbeats (DESIGN.md section 3).
 
 A node opens a Session (a server stream) and then heartbeats (on a stream of its own). Heartbeats are
 kept in memory on the leader; only transitions (Ready, Down) are written to the
@@ -10,18 +10,16 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from covey import addr
-from covey.errors import NotLeader
+from covey.errors import NotFound, NotLeader
 from covey.ids import new_id
-from covey.rpc import stream
 from manager.ca import authz
 from manager.state import store as st
-from manager.dispatcher.assignments import AssignmentsMixin, StatusWriter
 from manager.ca.server import cluster_of
 from proto import dispatcher_pb2
-from proto import dispatcher_pb2_grpc
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -37,14 +35,16 @@ class _Session:
     changed: asyncio.Event
 
 
-class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
-    def __init__(self, store: st.Store, managers, leader_api_addr):
+class Sessions:
+    """The session of each node (one at a time), its heartbeats, and the Down monitor."""
+
+    def __init__(self, store: st.Store, managers: Callable[[], list[str]],
+                 leader_api_addr: Callable[[], str | None]):
         self._store = store
-        self._managers = managers
-        self._leader_api_addr = leader_api_addr  # () -> host:port of the leader's API, or None
+        self._managers = managers                # the managers' API addresses
+        self._leader_api_addr = leader_api_addr  # host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}
         self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
-        self._status_writer = StatusWriter(store)
 
     def heartbeat_period(self) -> float:
         return cluster_of(self._store).spec.heartbeat_period_ns / 1e9
@@ -54,12 +54,11 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
 
     # ------------------------------------------------------------ RPCs
 
-    @stream
-    async def Session(self, request, context):
+    async def open(self, request: dispatcher_pb2.SessionRequest, context,
+                   caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.SessionMessage]:
+        """The Session RPC: the node's session messages until another session replaces it."""
         if not self._store.is_leader():
             raise NotLeader(self._leader_api_addr())
-        cluster = cluster_of(self._store)
-        caller = authz.require_node(authz.identify(context, cluster))
         node_id = caller.node_id
         session = _Session(new_id(), time.monotonic() + self._down_after(), asyncio.Event())
         previous = self._sessions.get(node_id)
@@ -81,12 +80,27 @@ class Dispatcher(AssignmentsMixin, dispatcher_pb2_grpc.DispatcherServicer):
                 del self._sessions[node_id]
             log.info("node %s: session %s closed", node_id, session.session_id)
 
-    @stream
-    async def Heartbeats(self, requests, context):
-        async for node_id, _ in self._in_session(requests, context):
+    async def heartbeats(self, requests: AsyncIterator[dispatcher_pb2.HeartbeatRequest], context,
+                         caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.HeartbeatResponse]:
+        async for node_id, _ in self.in_session(caller.node_id, requests):
             self._deadlines[node_id] = time.monotonic() + self._down_after()
             jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
             yield dispatcher_pb2.HeartbeatResponse(period_ns=int(jittered * 1e9))
+
+    def check(self, node_id: str, session_id: str) -> None:
+        if not self.alive(node_id, session_id):
+            raise NotFound("session invalid: open a new session")
+
+    async def in_session(self, node_id: str, requests):
+        """(node ID, request) for each request of a node's stream, checked against its session."""
+        async for request in requests:
+            if not self.alive(node_id, request.session_id):
+                raise NotFound("session invalid: open a new session")
+            yield node_id, request
+
+    def alive(self, node_id: str, session_id: str) -> bool:
+        session = self._sessions.get(node_id)
+        return session is not None and session.session_id == session_id
 
     def _session_message(self, session: _Session, node_id: str) -> dispatcher_pb2.SessionMessage:
         cluster = cluster_of(self._store)

@@ -1,0 +1,17 @@
+"""The control API for tasks: what `covey service ps` lists."""
+from manager.controlapi.services import find_service
+from manager.state import store as st
+from proto import control_pb2
+
+
+class TaskAPI:
+    def __init__(self, store: st.Store):
+        self._store = store
+
+    async def list(self, request: control_pb2.ListTasksRequest) -> control_pb2.ListTasksResponse:
+        tasks = self._store.list("task")
+        if request.service:
+            service_id = find_service(self._store, request.service).id
+            tasks = [t for t in tasks if t.service_id == service_id]
+        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.meta.created_at_ns))
+        return control_pb2.ListTasksResponse(tasks=tasks)

@@ -1,0 +1,18 @@
+"""The dispatcher service (covey.Dispatcher, DESIGN.md section 3), composed of its parts:
+sessions and heartbeats, assignments, status reports."""
+from collections.abc import Callable
+
+from manager.dispatcher.assignments import Assignments, StatusReports, StatusWriter
+from manager.dispatcher.sessions import Sessions
+from manager.state import store as st
+
+
+class Dispatcher:
+    def __init__(self, store: st.Store, managers: Callable[[], list[str]],
+                 leader_api_addr: Callable[[], str | None]):
+        self.sessions = Sessions(store, managers, leader_api_addr)
+        assignments = Assignments(store, self.sessions)
+        reports = StatusReports(store, self.sessions, StatusWriter(store))
+        # Method name -> authz.Handler, for authz.serve.
+        self.handlers = {"Session": self.sessions.open, "Heartbeats": self.sessions.heartbeats,
+                         "Assignments": assignments.stream, "TaskStatusReports": reports.stream}
