@@ -7,11 +7,12 @@ Readers use the local copy; leader loops subscribe to change events, which are
 handed from pysyncobj's thread to the asyncio loop.
 """
 import asyncio
+import builtins
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
@@ -23,7 +24,11 @@ from proto import objects_pb2 as pb
 from proto import store_pb2
 log = logging.getLogger(__name__)
 
-TABLES = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service, "task": pb.Task}
+StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task
+TABLES: dict[str, type[StoreObject]] = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service,
+                                        "task": pb.Task}
+NAMES: dict[type, str] = {cls: name for name, cls in TABLES.items()}
+T = TypeVar("T", pb.Cluster, pb.Node, pb.Service, pb.Task)
 
 
 @dataclass
@@ -57,7 +62,7 @@ class _State(SyncObjConsumer):
 
     def __init__(self, on_applied: Callable[[list[Event]], None]):
         self._on_applied = on_applied
-        self.objects: dict[str, dict[str, object]] = {name: {} for name in TABLES}
+        self.objects: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
         self.tasks_by_node: dict[str, dict[str, pb.Task]] = {}  # node ID -> task ID -> task
         super().__init__()
         self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
@@ -119,14 +124,44 @@ class _State(SyncObjConsumer):
         obj.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
         table[action.id] = obj.SerializeToString(deterministic=True)
         objects[action.id] = obj
-        if is_task:
+        if isinstance(obj, pb.Task):
             self._index(obj)
         return Event(action.kind, action.table, action.id, obj)
 
 
-@dataclass
-class _Subscribers:
-    queues: list = field(default_factory=list)
+class Table(Generic[T]):
+    """The reads of one table on this manager's replica, typed by its object class."""
+
+    def __init__(self, state: _State, cls: type[T]):
+        self._state = state
+        self.cls: type[T] = cls
+        self.name = NAMES[cls]
+
+    def get(self, obj_id: str) -> T | None:
+        """A copy the caller may change, or None."""
+        data = self._state.tables[self.name].get(obj_id)
+        return self.cls.FromString(data) if data is not None else None
+
+    def peek(self, obj_id: str) -> T | None:
+        """One object as view() gives it (not a copy), or None."""
+        obj: Any = self._state.objects[self.name].get(obj_id)
+        return obj
+
+    def list(self) -> list[T]:
+        """Copies the caller may change."""
+        return [self.cls.FromString(data) for data in list(self._state.tables[self.name].values())]
+
+    def view(self) -> builtins.list[T]:
+        """The objects themselves, not copies: for loops that read many and write none of
+        them in place (changing one would change the store's view of it on this manager)."""
+        objects: Any = list(self._state.objects[self.name].values())
+        return objects
+
+
+class TaskTable(Table[pb.Task]):
+    def on_node(self, node_id: str) -> list[pb.Task]:
+        """The tasks placed on one node, as view() gives them (not copies)."""
+        return list(self._state.tasks_by_node.get(node_id, {}).values())
 
 
 class Store:
@@ -143,6 +178,12 @@ class Store:
         self._subscribed_to: dict[asyncio.Queue, str | None] = {}
         self._leadership_callbacks: list[Callable[[bool], None]] = []
         self._state = _State(self._from_raft_thread)
+        self.clusters = Table(self._state, pb.Cluster)
+        self.nodes = Table(self._state, pb.Node)
+        self.services = Table(self._state, pb.Service)
+        self.tasks = TaskTable(self._state, pb.Task)
+        self._named: dict[str, Table[Any]] = {t.name: t for t in (self.clusters, self.nodes, self.services,
+                                                                  self.tasks)}
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
         # as protobuf; only real term conflicts truncate the log (manager/state/raft/safety.py).
         raft_options, transport = safety.syncobj_options(
@@ -177,7 +218,7 @@ class Store:
         for event in events:
             for queue in everything:
                 queue.put_nowait(event)
-            if event.table == "task":
+            if isinstance(event.obj, pb.Task):
                 for queue in self._subscribers.get(event.obj.node_id, ()):
                     queue.put_nowait(event)
 
@@ -279,29 +320,35 @@ class Store:
         """A copy of the replicated state (for force-new-cluster and backups)."""
         return {name: dict(table) for name, table in self._state.tables.items()}
 
+    def table(self, cls: type[T]) -> Table[T]:
+        """The table of objects of class `cls` (store.nodes is store.table(pb.Node))."""
+        return self._named[NAMES[cls]]
+
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def table_named(self, name: str) -> Table[Any]:
+        return self._named[name]
+
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def get(self, table: str, obj_id: str):
-        data = self._state.tables[table].get(obj_id)
-        return TABLES[table].FromString(data) if data is not None else None
+        return self._named[table].get(obj_id)
 
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def peek(self, table: str, obj_id: str):
-        """One object as view() gives it (not a copy), or None."""
-        return self._state.objects[table].get(obj_id)
+        return self._named[table].peek(obj_id)
 
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def list(self, table: str) -> list:
-        """Copies the caller may change."""
-        cls = TABLES[table]
-        return [cls.FromString(data) for data in list(self._state.tables[table].values())]
+        return self._named[table].list()
 
-    def view(self, table: str) -> list:
-        """The objects themselves, not copies: for loops that read many and write none of
-        them in place (changing one would change the store's view of it on this manager)."""
-        return list(self._state.objects[table].values())
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def view(self, table: str) -> builtins.list:
+        return self._named[table].view()
 
-    def tasks_on(self, node_id: str) -> "list[pb.Task]":
-        """The tasks placed on one node, as view() gives them (not copies)."""
-        return list(self._state.tasks_by_node.get(node_id, {}).values())
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def tasks_on(self, node_id: str) -> builtins.list[pb.Task]:
+        return self.tasks.on_node(node_id)
 
-    async def write(self, actions: list) -> None:
+    async def write(self, actions: builtins.list) -> None:
         """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""
         future = self._loop.create_future()
 
@@ -393,7 +440,7 @@ async def run_planner(store: "Store", period: float, plan: Callable) -> None:
     threads every few milliseconds). The plan reads view() objects, which nothing changes."""
     async def step() -> float:
         started = time.monotonic()
-        actions = await asyncio.to_thread(plan, store.view("service"), store.view("task"), store.view("node"))
+        actions = await asyncio.to_thread(plan, store.services.view(), store.tasks.view(), store.nodes.view())
         busy = time.monotonic() - started
         await write_plan(store, actions)  # waits for Raft, which leaves the CPU to the others
         return busy
@@ -420,39 +467,54 @@ async def write_plan(store: "Store", actions: list) -> None:
 
 # ---------------------------------------------------------------- write helpers
 
-def create(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, table=table, id=obj.id,
-                          object=obj.SerializeToString(deterministic=True))
+def create(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Create `obj` in the table of its class. (Legacy form: create(table, obj).)"""
+    obj = _legacy(obj, legacy_obj)
+    return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, table=NAMES[type(obj)], id=obj.id,
+                                 object=obj.SerializeToString(deterministic=True))
 
 
-def update(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, table=table, id=obj.id,
-                          expected_version=obj.meta.version,
-                          object=obj.SerializeToString(deterministic=True))
+def update(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Replace `obj`, if its meta.version is still the stored one. (Legacy: update(table, obj).)"""
+    obj = _legacy(obj, legacy_obj)
+    return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, table=NAMES[type(obj)], id=obj.id,
+                                 expected_version=obj.meta.version,
+                                 object=obj.SerializeToString(deterministic=True))
 
 
-def delete(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.DELETE, table=table, id=obj.id,
-                          expected_version=obj.meta.version)
+def delete(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Delete `obj`, if its meta.version is still the stored one. (Legacy: delete(table, obj).)"""
+    obj = _legacy(obj, legacy_obj)
+    return store_pb2.StoreAction(kind=store_pb2.StoreAction.DELETE, table=NAMES[type(obj)], id=obj.id,
+                                 expected_version=obj.meta.version)
 
 
-async def modify(store: Store, table: str, obj_id: str, change: Callable, now_ns: int,
-                 attempts: int = 10):
-    """Read-modify-write one object, retrying when another writer got there first.
+# legacy: removed when controlapi/dispatcher/ca move to typed tables (then take `obj` alone)
+def _legacy(obj: StoreObject | str, legacy_obj: StoreObject | None) -> StoreObject:
+    if not isinstance(obj, str):
+        return obj
+    if legacy_obj is None or NAMES[type(legacy_obj)] != obj:
+        raise TypeError(f"expected a {obj} object, got {type(legacy_obj).__name__}")
+    return legacy_obj
 
-    `change(obj)` edits the object in place (it may raise to refuse); returns the
-    object as written.
+
+async def modify(store: Store, cls: type[T] | str, obj_id: str, change: Callable[[T], object],
+                 now_ns: int, attempts: int = 10) -> T:
+    """Read-modify-write one object of class `cls`, retrying when another writer got there
+    first. `change(obj)` edits the object in place (it may raise to refuse); returns the
+    object as written. (A table name for `cls` is the legacy form.)
     """
+    table: Table[T] = store.table_named(cls) if isinstance(cls, str) else store.table(cls)
     for _ in range(attempts):
-        obj = store.get(table, obj_id)
+        obj = table.get(obj_id)
         if obj is None:
-            raise NotFound(f"{table} {obj_id} not found")
+            raise NotFound(f"{table.name} {obj_id} not found")
         change(obj)
         obj.meta.updated_at_ns = now_ns
         try:
-            await store.write([update(table, obj)])
+            await store.write([update(obj)])
         except Conflict:
             continue
         obj.meta.version += 1
         return obj
-    raise Conflict(f"{table} {obj_id} kept changing; try again")
+    raise Conflict(f"{table.name} {obj_id} kept changing; try again")
