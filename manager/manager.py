@@ -93,7 +93,7 @@ class Manager:
     # ------------------------------------------------------------ views
 
     def manager_addrs(self) -> list[str]:
-        addrs = [n.manager_status.api_addr for n in self.store.view("node")
+        addrs = [n.manager_status.api_addr for n in self.store.nodes.view()
                  if n.role == pb.MANAGER and n.manager_status.api_addr]
         return sorted(addrs) or [self.config.api_addr]
 
@@ -165,5 +165,5 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
         manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
                                         api_addr=manager.config.api_addr))
-    await manager.store.write([st.create("cluster", cluster), st.create("node", node)])
+    await manager.store.write([st.create(cluster), st.create(node)])
     return cluster

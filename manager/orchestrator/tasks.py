@@ -18,4 +18,4 @@ def set_desired(task: pb.Task, state: int) -> store_pb2.StoreAction:
     changed.CopyFrom(task)
     changed.desired_state = state
     changed.meta.updated_at_ns = time.time_ns()
-    return st.update("task", changed)
+    return st.update(changed)

@@ -60,7 +60,7 @@ def _assign(task: pb.Task, node_id: str) -> store_pb2.StoreAction:
     placed.ClearField("explanation")
     placed.status.CopyFrom(pb.TaskStatus(state=pb.ASSIGNED, timestamp_ns=time.time_ns(),
                                          message="scheduler assigned task to node"))
-    return st.update("task", placed)
+    return st.update(placed)
 
 
 def _pending(task: pb.Task, explanation: pb.PlacementExplanation) -> store_pb2.StoreAction:
@@ -68,7 +68,7 @@ def _pending(task: pb.Task, explanation: pb.PlacementExplanation) -> store_pb2.S
     waiting.CopyFrom(task)
     waiting.explanation.CopyFrom(explanation)
     waiting.status.err = explanation.text
-    return st.update("task", waiting)
+    return st.update(waiting)
 
 
 async def run(store: st.Store, period: float) -> None:

@@ -410,9 +410,10 @@ def _settle(future: asyncio.Future, result, error) -> None:
 LOOP_SHARE = 0.25
 
 
-async def each_change(store: "Store", period: float, step: Callable, tables: frozenset | None = None) -> None:
-    """Run `await step()` now, after every change to the store (to one of `tables`, when
-    given), and at least every `period` (for what depends on time, such as restart delays).
+async def each_change(store: "Store", period: float, step: Callable,
+                      kinds: tuple[type, ...] | None = None) -> None:
+    """Run `await step()` now, after every change to the store (to objects of one of `kinds`,
+    when given), and at least every `period` (for what depends on time, such as restart delays).
     After a step that kept the CPU busy for t seconds (what it returns; else the time it took),
     the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE, and covers every change meanwhile.
     Runs until cancelled."""
@@ -424,7 +425,7 @@ async def each_change(store: "Store", period: float, step: Callable, tables: fro
             took = time.monotonic() - started if busy is None else busy
             deadline = time.monotonic() + period
             while (event := await get_within(events, deadline - time.monotonic())) is not NOTHING:
-                if tables is None or event.table in tables:
+                if kinds is None or isinstance(event.obj, kinds):
                     break
             await asyncio.sleep(max(0.0, started + took / LOOP_SHARE - time.monotonic()))
             while not events.empty():
