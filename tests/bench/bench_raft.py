@@ -69,7 +69,7 @@ async def child(args) -> None:
 
     async def write():
         node = pb.Node(id=f"n{next(counter):024d}", spec=pb.NodeSpec(labels={"pad": "x" * 50}))
-        await store.write([st.create("node", node)])
+        await store.write([st.create(node)])
 
     reply({"ready": True})
     while True:

@@ -47,7 +47,7 @@ def test_authorization_matrix(tmp_path, run):
         node = await start_manager(tmp_path)
         try:
             state = node.state
-            cluster = node.manager.store.list("cluster")[0]
+            cluster = node.manager.store.clusters.list()[0]
             ca_cert, ca_key = cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem
             addr = node.membership.advertise_addr
 
@@ -89,7 +89,7 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
     async def scenario():
         node = await start_manager(tmp_path)
         try:
-            cluster = node.manager.store.list("cluster")[0]
+            cluster = node.manager.store.clusters.list()[0]
             addr = node.membership.advertise_addr
             ca_cert = cluster.root_ca.ca_cert_pem
             anon = tls.anonymous_identity()
@@ -104,12 +104,12 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
                         return exc.details()
 
             first = await issue(cluster.join_tokens.worker)
-            nodes_after_join = len(node.manager.store.list("node"))
+            nodes_after_join = len(node.manager.store.nodes.list())
             await node.manager.control.JoinToken.__wrapped__(
                 node.manager.control, control_pb2.JoinTokenRequest(role=pb.WORKER, rotate=True), _LocalContext())
             stale = await issue(cluster.join_tokens.worker)
             garbage = await issue("garbage")
-            return first, nodes_after_join, stale, garbage, len(node.manager.store.list("node"))
+            return first, nodes_after_join, stale, garbage, len(node.manager.store.nodes.list())
         finally:
             await node.close()
 

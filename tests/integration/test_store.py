@@ -22,39 +22,39 @@ def test_batches_versions_events_and_restart(tmp_path, run):
         try:
             events = store.subscribe()
             a, b = pb.Node(id="a"), pb.Node(id="b")
-            await store.write([st.create("node", a), st.create("node", b)])
+            await store.write([st.create(a), st.create(b)])
             got = [await asyncio.wait_for(events.get(), 5) for _ in range(2)]
             assert [(e.table, e.id, e.obj.meta.version) for e in got] == [("node", "a", 1), ("node", "b", 1)]
 
-            stale = store.get("node", "a")
-            fresh = store.get("node", "a")
+            stale = store.nodes.get("a")
+            fresh = store.nodes.get("a")
             fresh.spec.labels["x"] = "1"
-            await store.write([st.update("node", fresh)])
-            assert store.get("node", "a").meta.version == 2
+            await store.write([st.update(fresh)])
+            assert store.nodes.get("a").meta.version == 2
 
             # One stale action fails the whole batch: b is not deleted either.
             stale.spec.labels["x"] = "stale"
             with pytest.raises(Conflict, match="changed by another writer"):
-                await store.write([st.delete("node", store.get("node", "b")), st.update("node", stale)])
-            assert store.get("node", "b") is not None
-            assert store.get("node", "a").spec.labels["x"] == "1"
+                await store.write([st.delete(store.nodes.get("b")), st.update(stale)])
+            assert store.nodes.get("b") is not None
+            assert store.nodes.get("a").spec.labels["x"] == "1"
 
             with pytest.raises(Conflict, match="already exists"):
-                await store.write([st.create("node", pb.Node(id="b"))])
+                await store.write([st.create(pb.Node(id="b"))])
 
             # modify() retries a read-modify-write past a concurrent writer.
             async def bump(n):
-                await st.modify(store, "node", "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
+                await st.modify(store, pb.Node, "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
             await asyncio.gather(*(bump(n) for n in range(5)))
-            assert {f"k{n}" for n in range(5)} <= set(store.get("node", "a").spec.labels)
+            assert {f"k{n}" for n in range(5)} <= set(store.nodes.get("a").spec.labels)
         finally:
             await asyncio.to_thread(store.close)
 
     async def second_life():
         store = await _open(tmp_path, port)
         try:
-            a = store.get("node", "a")
-            return a.spec.labels["x"], a.meta.version, sorted(n.id for n in store.list("node"))
+            a = store.nodes.get("a")
+            return a.spec.labels["x"], a.meta.version, sorted(n.id for n in store.nodes.list())
         finally:
             await asyncio.to_thread(store.close)
 
@@ -73,19 +73,19 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
         return pb.Task(id=task_id, node_id=node_id, service_id="s")
 
     def placed(store):
-        assert sorted(t.id for t in store.view("task")) == sorted(t.id for t in store.list("task"))
-        return {node: sorted(t.id for t in store.tasks_on(node)) for node in ("", "n1", "n2")}
+        assert sorted(t.id for t in store.tasks.view()) == sorted(t.id for t in store.tasks.list())
+        return {node: sorted(t.id for t in store.tasks.on_node(node)) for node in ("", "n1", "n2")}
 
     async def first_life():
         store = await _open(tmp_path, port)
         try:
-            await store.write([st.create("task", task("t1")), st.create("task", task("t2", "n1")),
-                               st.create("task", task("t3", "n1"))])
+            await store.write([st.create(task("t1")), st.create(task("t2", "n1")),
+                               st.create(task("t3", "n1"))])
             before = placed(store)
-            assigned = store.get("task", "t1")
+            assigned = store.tasks.get("t1")
             assigned.node_id = "n2"
-            await store.write([st.update("task", assigned), st.delete("task", store.get("task", "t3"))])
-            assert store.view("task")[0] is store.view("task")[0]  # the same objects, not copies
+            await store.write([st.update(assigned), st.delete(store.tasks.get("t3"))])
+            assert store.tasks.view()[0] is store.tasks.view()[0]  # the same objects, not copies
             return before, placed(store)
         finally:
             await asyncio.to_thread(store.close)
@@ -93,7 +93,7 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
     async def second_life():
         store = await _open(tmp_path, port)
         try:
-            return placed(store), store.get("task", "t1").meta.version
+            return placed(store), store.tasks.get("t1").meta.version
         finally:
             await asyncio.to_thread(store.close)
 
@@ -116,7 +116,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
         try:
             tasks = [pb.Task(id=f"t{i}", node_id=f"n{i}", status=pb.TaskStatus(state=pb.ASSIGNED))
                      for i in range(200)]
-            await store.write([st.create("task", t) for t in tasks])
+            await store.write([st.create(t) for t in tasks])
             writes = 0
             write = store.write
 
@@ -131,7 +131,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
                                  writer.submit({"gone": running}))
             concurrent_writes = writes
             await writer.submit({"t0": pb.TaskStatus(state=pb.PREPARING)})  # backwards: dropped
-            return concurrent_writes, writes, store.list("task")
+            return concurrent_writes, writes, store.tasks.list()
         finally:
             await asyncio.to_thread(store.close)
 
