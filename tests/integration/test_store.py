@@ -140,3 +140,24 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
     assert len(stored) == 200
     assert 1 <= concurrent_writes <= 3, f"{concurrent_writes} writes for 200 reports"
     assert writes == concurrent_writes  # the backwards report wrote nothing
+
+
+def test_status_writer_fails_the_round_when_its_retries_run_out(run):
+    """A round that conflicts on every attempt must raise, not report success: the agent
+    keeps the reports of a failed round and sends them again."""
+    from manager.dispatcher.assignments import STATUS_WRITE_ATTEMPTS, StatusWriter
+
+    class AlwaysConflicting:
+        writes = 0
+
+        def peek(self, table, task_id):
+            return pb.Task(id=task_id, status=pb.TaskStatus(state=pb.ASSIGNED))
+
+        async def write(self, actions):
+            self.writes += 1
+            raise Conflict("task t1 was changed by another writer")
+
+    store = AlwaysConflicting()
+    with pytest.raises(Conflict):
+        run(StatusWriter(store).submit({"t1": pb.TaskStatus(state=pb.RUNNING)}))
+    assert store.writes == STATUS_WRITE_ATTEMPTS
