@@ -505,17 +505,34 @@ async def modify(store: Store, cls: type[T] | str, obj_id: str, change: Callable
     first. `change(obj)` edits the object in place (it may raise to refuse); returns the
     object as written. (A table name for `cls` is the legacy form.)
     """
+    def changed(obj: T) -> store_pb2.StoreAction:
+        change(obj)
+        obj.meta.updated_at_ns = now_ns
+        return update(obj)
+
     table: Table[T] = store.table_named(cls) if isinstance(cls, str) else store.table(cls)
+    obj = await _retrying(store, table, obj_id, changed, attempts)
+    obj.meta.version += 1
+    return obj
+
+
+async def remove(store: Store, cls: type[T], obj_id: str, attempts: int = 10) -> T:
+    """Delete one object whatever changed it meanwhile: a removal asked for by a user must
+    not fail because a loop or another client updated the object after it was read."""
+    return await _retrying(store, store.table(cls), obj_id, delete, attempts)
+
+
+async def _retrying(store: Store, table: Table[T], obj_id: str,
+                    action: Callable[[T], store_pb2.StoreAction], attempts: int) -> T:
+    """Write `action(obj)` for the stored object, read again after each version conflict;
+    NotFound once it is gone, Conflict when it kept changing for `attempts` tries."""
     for _ in range(attempts):
         obj = table.get(obj_id)
         if obj is None:
             raise NotFound(f"{table.name} {obj_id} not found")
-        change(obj)
-        obj.meta.updated_at_ns = now_ns
         try:
-            await store.write([update(obj)])
+            await store.write([action(obj)])
         except Conflict:
             continue
-        obj.meta.version += 1
         return obj
     raise Conflict(f"{table.name} {obj_id} kept changing; try again")
