@@ -25,6 +25,7 @@ from coveyd.nodestate import Membership, NodeState
 from covey.units import parse_duration
 from manager.state import membership as mship
 from manager.state import store as st
+from manager.state.actions import create
 from manager.manager import Manager, ManagerConfig, bootstrap
 from proto import ca_pb2
 from proto import ca_pb2_grpc
@@ -408,9 +409,9 @@ async def _restore_alone(store: st.Store, tables: dict, me: Membership) -> pb.Cl
             continue
         if node_id == me.node_id:
             node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
-        actions.append(st.create(node))
+        actions.append(create(node))
     cluster.removed_nodes.extend(lost)
-    actions.append(st.create(cluster))
+    actions.append(create(cluster))
     await store.write(actions)
     log.warning("force-new-cluster: removed the lost managers %s", ", ".join(lost) or "(none)")
     return cluster

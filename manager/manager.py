@@ -14,6 +14,7 @@ from manager.state import membership
 from manager.orchestrator import services as orchestrator
 from manager.scheduler import loop as scheduler
 from manager.state import store as st
+from manager.state.actions import create
 from manager.ca.server import CAServer
 from manager.controlapi.api import ControlAPI
 from manager.dispatcher.sessions import Dispatcher
@@ -165,5 +166,5 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
         manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
                                         api_addr=manager.config.api_addr))
-    await manager.store.write([st.create(cluster), st.create(node)])
+    await manager.store.write([create(cluster), create(node)])
     return cluster

@@ -12,6 +12,8 @@ import time
 
 from covey.errors import FailedPrecondition
 from manager.state import store as st
+from manager.state.actions import modify
+from manager.state.loops import each_change
 from proto import objects_pb2 as pb
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, s
                 step_down()
                 raise SteppedDown()
     try:
-        await st.each_change(store, period, step, kinds=(pb.Node,))
+        await each_change(store, period, step, kinds=(pb.Node,))
     except SteppedDown:
         return
 
@@ -89,7 +91,7 @@ async def _promote(store: st.Store, node: pb.Node) -> None:
         n.role = pb.MANAGER
         n.manager_status.CopyFrom(pb.ManagerStatus(api_addr=f"{host}:{API_PORT}",
                                                    raft_addr=f"{host}:{RAFT_PORT}"))
-    await st.modify(store, pb.Node, node.id, change, time.time_ns())
+    await modify(store, pb.Node, node.id, change, time.time_ns())
     log.info("node %s promoted: it joins Raft when it renews its certificate", node.id)
 
 
@@ -106,6 +108,6 @@ async def _demote(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:
     def change(n: pb.Node):
         n.role = pb.WORKER
         n.ClearField("manager_status")
-    await st.modify(store, pb.Node, node.id, change, time.time_ns())
+    await modify(store, pb.Node, node.id, change, time.time_ns())
     log.info("node %s demoted: it left Raft and is now a worker", node.id)
     return False

@@ -7,7 +7,7 @@ import grpc
 
 from inproc import start_manager
 from covey import tls
-from manager.state import store as st
+from manager.state.actions import modify
 from proto import control_pb2
 from proto import control_pb2_grpc
 from proto import store_pb2
@@ -89,7 +89,7 @@ def test_remove_wins_over_a_concurrent_writer(tmp_path, run):
 
                 async def racing(actions):
                     if not raced and any(a.kind == store_pb2.StoreAction.DELETE for a in actions):
-                        raced.append(await st.modify(store, pb.Service, created.id,
+                        raced.append(await modify(store, pb.Service, created.id,
                                                      lambda svc: svc.spec.labels.update(touched="1"), 0))
                     return await write(actions)
                 store.write = racing

@@ -6,6 +6,7 @@ import pytest
 from inproc import free_port_pair
 from covey.errors import Conflict
 from manager.state import store as st
+from manager.state.actions import create, delete, modify, update
 from proto import objects_pb2 as pb
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
@@ -22,29 +23,29 @@ def test_batches_versions_events_and_restart(tmp_path, run):
         try:
             events = store.subscribe()
             a, b = pb.Node(id="a"), pb.Node(id="b")
-            await store.write([st.create(a), st.create(b)])
+            await store.write([create(a), create(b)])
             got = [await asyncio.wait_for(events.get(), 5) for _ in range(2)]
             assert [(e.table, e.id, e.obj.meta.version) for e in got] == [("node", "a", 1), ("node", "b", 1)]
 
             stale = store.nodes.get("a")
             fresh = store.nodes.get("a")
             fresh.spec.labels["x"] = "1"
-            await store.write([st.update(fresh)])
+            await store.write([update(fresh)])
             assert store.nodes.get("a").meta.version == 2
 
             # One stale action fails the whole batch: b is not deleted either.
             stale.spec.labels["x"] = "stale"
             with pytest.raises(Conflict, match="changed by another writer"):
-                await store.write([st.delete(store.nodes.get("b")), st.update(stale)])
+                await store.write([delete(store.nodes.get("b")), update(stale)])
             assert store.nodes.get("b") is not None
             assert store.nodes.get("a").spec.labels["x"] == "1"
 
             with pytest.raises(Conflict, match="already exists"):
-                await store.write([st.create(pb.Node(id="b"))])
+                await store.write([create(pb.Node(id="b"))])
 
             # modify() retries a read-modify-write past a concurrent writer.
             async def bump(n):
-                await st.modify(store, pb.Node, "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
+                await modify(store, pb.Node, "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
             await asyncio.gather(*(bump(n) for n in range(5)))
             assert {f"k{n}" for n in range(5)} <= set(store.nodes.get("a").spec.labels)
         finally:
@@ -79,12 +80,12 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
     async def first_life():
         store = await _open(tmp_path, port)
         try:
-            await store.write([st.create(task("t1")), st.create(task("t2", "n1")),
-                               st.create(task("t3", "n1"))])
+            await store.write([create(task("t1")), create(task("t2", "n1")),
+                               create(task("t3", "n1"))])
             before = placed(store)
             assigned = store.tasks.get("t1")
             assigned.node_id = "n2"
-            await store.write([st.update(assigned), st.delete(store.tasks.get("t3"))])
+            await store.write([update(assigned), delete(store.tasks.get("t3"))])
             assert store.tasks.view()[0] is store.tasks.view()[0]  # the same objects, not copies
             return before, placed(store)
         finally:
@@ -116,7 +117,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
         try:
             tasks = [pb.Task(id=f"t{i}", node_id=f"n{i}", status=pb.TaskStatus(state=pb.ASSIGNED))
                      for i in range(200)]
-            await store.write([st.create(t) for t in tasks])
+            await store.write([create(t) for t in tasks])
             writes = 0
             write = store.write
 
