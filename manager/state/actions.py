@@ -14,24 +14,25 @@ if TYPE_CHECKING:
 
 def create(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
     """Create `obj` in the table of its class. (Legacy form: create(table, obj).)"""
-    obj = _legacy(obj, legacy_obj)
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, table=NAMES[type(obj)], id=obj.id,
-                                 object=obj.SerializeToString(deterministic=True))
+    return _action(store_pb2.StoreAction.CREATE, _legacy(obj, legacy_obj))
 
 
 def update(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
     """Replace `obj`, if its meta.version is still the stored one. (Legacy: update(table, obj).)"""
     obj = _legacy(obj, legacy_obj)
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, table=NAMES[type(obj)], id=obj.id,
-                                 expected_version=obj.meta.version,
-                                 object=obj.SerializeToString(deterministic=True))
+    return _action(store_pb2.StoreAction.UPDATE, obj, obj.meta.version)
 
 
 def delete(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
     """Delete `obj`, if its meta.version is still the stored one. (Legacy: delete(table, obj).)"""
     obj = _legacy(obj, legacy_obj)
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.DELETE, table=NAMES[type(obj)], id=obj.id,
-                                 expected_version=obj.meta.version)
+    return _action(store_pb2.StoreAction.DELETE, type(obj)(id=obj.id), obj.meta.version)
+
+
+def _action(kind: store_pb2.StoreAction.Kind, obj: StoreObject, expected_version: int = 0) -> store_pb2.StoreAction:
+    action = store_pb2.StoreAction(kind=kind, expected_version=expected_version)
+    getattr(action, NAMES[type(obj)]).CopyFrom(obj)
+    return action
 
 
 # legacy: removed when controlapi/dispatcher/ca move to typed tables (then take `obj` alone)

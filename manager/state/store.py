@@ -14,7 +14,8 @@ from typing import Any, Callable
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
-from covey.errors import Conflict, DeadlineExceeded, NO_LEADER, Unavailable
+from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NO_LEADER, Unavailable
+from manager.state.formats import FORMAT_VERSION
 from manager.state.raft import safety
 from manager.state.tables import NAMES, T, Event, State, Table, TaskTable
 from proto import objects_pb2 as pb
@@ -228,7 +229,7 @@ class Store:
 
         if not self.has_quorum():
             raise Unavailable(NO_LEADER)  # fail at once rather than queue without quorum
-        batch = store_pb2.StoreBatch(actions=actions).SerializeToString()
+        batch = store_pb2.StoreBatch(actions=actions, format_version=FORMAT_VERSION).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
             async with asyncio.timeout(self._timings.write_timeout):
@@ -239,6 +240,8 @@ class Store:
             raise DeadlineExceeded("the write was not committed in time; it may still apply") from None
         if outcome == "conflict":
             raise Conflict(detail)
+        if outcome == "refused":
+            raise FailedPrecondition(detail)
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = self._loop.time() + timeout

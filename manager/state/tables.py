@@ -10,13 +10,11 @@ from typing import Any, Callable, Generic, TypeVar
 
 from pysyncobj import SyncObjConsumer, replicated
 
+from manager.state import formats
+from manager.state.formats import NAMES, TABLES, StoreObject  # noqa: F401 (re-exported)
 from proto import objects_pb2 as pb
 from proto import store_pb2
 
-StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task
-TABLES: dict[str, type[StoreObject]] = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service,
-                                        "task": pb.Task}
-NAMES: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 T = TypeVar("T", pb.Cluster, pb.Node, pb.Service, pb.Task)
 
 
@@ -64,7 +62,10 @@ class State(SyncObjConsumer):
 
     @replicated
     def apply_batch(self, batch_bytes: bytes):
-        batch = store_pb2.StoreBatch.FromString(batch_bytes)
+        try:
+            batch = formats.decode_batch(batch_bytes)
+        except formats.FormatError as exc:
+            return ("refused", str(exc))
         error = self._check(batch)
         if error:
             return ("conflict", error)
@@ -72,38 +73,43 @@ class State(SyncObjConsumer):
         self._on_applied(events)
         return ("ok", None)
 
-    def _check(self, batch) -> str | None:
+    def _check(self, batch: store_pb2.StoreBatch) -> str | None:
         for action in batch.actions:
-            if action.table not in TABLES:
-                return f"unknown table {action.table!r}"
-            current = self.objects[action.table].get(action.id)
+            table = action.WhichOneof("object")
+            if table is None:
+                return "a store action names no object"
+            obj_id = getattr(action, table).id
+            current = self.objects[table].get(obj_id)
             if action.kind == store_pb2.StoreAction.CREATE:
                 if current is not None:
-                    return f"{action.table} {action.id} already exists"
+                    return f"{table} {obj_id} already exists"
                 continue
             if current is None:
-                return f"{action.table} {action.id} not found"
+                return f"{table} {obj_id} not found"
             version = current.meta.version
             if version != action.expected_version:
-                return (f"{action.table} {action.id} was changed by another writer "
+                return (f"{table} {obj_id} was changed by another writer "
                         f"(version {version}, expected {action.expected_version})")
         return None
 
-    def _apply(self, action) -> Event:
-        table, objects = self.tables[action.table], self.objects[action.table]
-        is_task = action.table == "task"
-        if is_task and action.id in objects:
-            self._unindex(objects[action.id])
+    def _apply(self, action: store_pb2.StoreAction) -> Event:
+        name = action.WhichOneof("object")
+        assert name is not None  # _check refused the batch otherwise
+        obj_id = getattr(action, name).id
+        table, objects = self.tables[name], self.objects[name]
+        if isinstance(objects.get(obj_id), pb.Task):
+            self._unindex(objects[obj_id])
         if action.kind == store_pb2.StoreAction.DELETE:
-            del table[action.id]
-            return Event(action.kind, action.table, action.id, objects.pop(action.id))
-        obj = TABLES[action.table].FromString(action.object)
+            del table[obj_id]
+            return Event(action.kind, name, obj_id, objects.pop(obj_id))
+        obj = TABLES[name]()
+        obj.CopyFrom(getattr(action, name))  # a copy: not tied to the whole batch's memory
         obj.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
-        table[action.id] = obj.SerializeToString(deterministic=True)
-        objects[action.id] = obj
+        table[obj_id] = obj.SerializeToString(deterministic=True)
+        objects[obj_id] = obj
         if isinstance(obj, pb.Task):
             self._index(obj)
-        return Event(action.kind, action.table, action.id, obj)
+        return Event(action.kind, name, obj_id, obj)
 
 
 class Table(Generic[T]):

@@ -8,6 +8,7 @@ from covey.errors import Conflict
 from manager.state import store as st
 from manager.state.actions import create, delete, modify, update
 from proto import objects_pb2 as pb
+from proto import store_pb2
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
     store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings(), at_rest_key=b"r" * 32)
@@ -162,3 +163,27 @@ def test_status_writer_fails_the_round_when_its_retries_run_out(run):
     with pytest.raises(Conflict):
         run(StatusWriter(store).submit({"t1": pb.TaskStatus(state=pb.RUNNING)}))
     assert store.writes == STATUS_WRITE_ATTEMPTS
+
+
+def test_format_1_entries_in_the_raft_log_apply_and_replay(tmp_path, run):
+    """A data dir whose log holds format 1 entries (table name + object bytes) loads: each
+    is migrated when applied, the first time and when the log is replayed at restart."""
+    port = free_port_pair()
+    old = store_pb2.StoreBatchV1(actions=[store_pb2.StoreActionV1(
+        kind=store_pb2.StoreAction.CREATE, table="node", id="old",
+        object=pb.Node(id="old", spec=pb.NodeSpec(labels={"from": "v1"})).SerializeToString())])
+
+    async def life(write_old):
+        store = await _open(tmp_path, port)
+        try:
+            if write_old:
+                outcome = await asyncio.to_thread(store._state.apply_batch, old.SerializeToString(),
+                                                  sync=True, timeout=10)
+                assert outcome == ("ok", None)
+            node = store.nodes.get("old")
+            return node.spec.labels["from"], node.meta.version
+        finally:
+            await asyncio.to_thread(store.close)
+
+    assert run(life(True)) == ("v1", 1)
+    assert run(life(False)) == ("v1", 1)
