@@ -5,7 +5,8 @@ read-modify-write with retries, removal, a leader loop's plan in chunks.
 from typing import TYPE_CHECKING, Callable
 
 from covey.errors import Conflict, NotFound
-from manager.state.tables import NAMES, StoreObject, T, Table
+from manager.state.formats import NAMES, StoreObject
+from manager.state.tables import T, Table
 from proto import store_pb2
 
 if TYPE_CHECKING:

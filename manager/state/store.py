@@ -15,9 +15,9 @@ from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
 from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NO_LEADER, Unavailable
-from manager.state.formats import FORMAT_VERSION
 from manager.state.raft import safety
-from manager.state.tables import NAMES, T, Event, State, Table, TaskTable
+from manager.state.formats import FORMAT_VERSION, NAMES
+from manager.state.tables import T, Event, State, Table, TaskTable
 from proto import objects_pb2 as pb
 from proto import store_pb2
 log = logging.getLogger(__name__)

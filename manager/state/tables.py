@@ -11,7 +11,7 @@ from typing import Any, Callable, Generic, TypeVar
 from pysyncobj import SyncObjConsumer, replicated
 
 from manager.state import formats
-from manager.state.formats import NAMES, TABLES, StoreObject  # noqa: F401 (re-exported)
+from manager.state.formats import NAMES, TABLES
 from proto import objects_pb2 as pb
 from proto import store_pb2
 
@@ -102,11 +102,10 @@ class State(SyncObjConsumer):
         if action.kind == store_pb2.StoreAction.DELETE:
             del table[obj_id]
             return Event(action.kind, name, obj_id, objects.pop(obj_id))
-        obj = TABLES[name]()
-        obj.CopyFrom(getattr(action, name))  # a copy: not tied to the whole batch's memory
-        obj.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
-        table[obj_id] = obj.SerializeToString(deterministic=True)
-        objects[obj_id] = obj
+        given = getattr(action, name)
+        given.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
+        table[obj_id] = given.SerializeToString(deterministic=True)
+        obj = objects[obj_id] = TABLES[name].FromString(table[obj_id])  # not tied to the batch's memory
         if isinstance(obj, pb.Task):
             self._index(obj)
         return Event(action.kind, name, obj_id, obj)
