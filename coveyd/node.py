@@ -24,6 +24,7 @@ from coveyd.nodestate import Membership, NodeState
 from covey.units import parse_duration
 from manager.state import membership as mship
 from manager.state import store as st
+from manager.state.actions import create
 from manager.manager import Manager, ManagerConfig, bootstrap
 from proto import ca_pb2
 from proto import ca_pb2_grpc
@@ -136,7 +137,7 @@ class Node:
             raise FailedPrecondition("--force-new-cluster needs a manager of an existing swarm: "
                                      "this node is not one")
         store = self.manager.store
-        await _wait(lambda: store.caught_up() and store.list("cluster"), self.settings.manager_ready_timeout,
+        await _wait(lambda: store.caught_up() and store.clusters.list(), self.settings.manager_ready_timeout,
                     "the Raft log to be applied")
         tables, me = store.tables(), self.membership
         await self._stop_manager()
@@ -222,7 +223,7 @@ class Node:
 
     async def _leave_raft(self, force: bool) -> None:
         store = self.manager.store
-        me = store.get("node", self.membership.node_id)
+        me = store.nodes.get(self.membership.node_id)
         if not force:
             if len(mship.managers(store)) <= 1:
                 raise FailedPrecondition(LAST_MANAGER)
@@ -328,7 +329,7 @@ class Node:
                     if self.membership is membership:
                         self.state.save(membership)
                 event = await events.get()
-                while event.table != "node":
+                while not isinstance(event.obj, pb.Node):
                     event = await events.get()
         finally:
             if self.manager is not None:
@@ -392,9 +393,9 @@ async def _restore_alone(store: st.Store, tables: dict, me: Membership) -> pb.Cl
             continue
         if node_id == me.node_id:
             node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
-        actions.append(st.create("node", node))
+        actions.append(create(node))
     cluster.removed_nodes.extend(lost)
-    actions.append(st.create("cluster", cluster))
+    actions.append(create(cluster))
     await store.write(actions)
     log.warning("force-new-cluster: removed the lost managers %s", ", ".join(lost) or "(none)")
     return cluster

@@ -18,6 +18,7 @@ from manager.ca import authz
 from manager.ca.server import CAServer, cluster_of
 from manager.controlapi.api import Control
 from manager.dispatcher.api import Dispatcher
+from manager.state.actions import create
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from proto import ca_pb2
 from proto import control_pb2
@@ -96,7 +97,7 @@ class Manager:
     # ------------------------------------------------------------ views
 
     def manager_addrs(self) -> list[str]:
-        addrs = [n.manager_status.api_addr for n in self.store.view("node")
+        addrs = [n.manager_status.api_addr for n in self.store.nodes.view()
                  if n.role == pb.MANAGER and n.manager_status.api_addr]
         return sorted(addrs) or [self.config.api_addr]
 
@@ -168,5 +169,5 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
         manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
                                         api_addr=manager.config.api_addr))
-    await manager.store.write([st.create("cluster", cluster), st.create("node", node)])
+    await manager.store.write([create(cluster), create(node)])
     return cluster

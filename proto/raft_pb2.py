@@ -22,19 +22,20 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from proto import store_pb2 as store__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nraft.proto\x12\x05\x63ovey\"<\n\x0cRaftLogEntry\x12\x0f\n\x07\x63ommand\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\";\n\x0eRaftTableEntry\x12\r\n\x05table\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06object\x18\x03 \x01(\x0c\"\xc1\x01\n\x0cRaftSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12&\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x15.covey.RaftTableEntry\x12\'\n\nlast_entry\x18\x03 \x01(\x0b\x32\x13.covey.RaftLogEntry\x12\'\n\nprev_entry\x18\x04 \x01(\x0b\x32\x13.covey.RaftLogEntry\x12\x0f\n\x07members\x18\x05 \x03(\t\x12\x0e\n\x06tables\x18\x06 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nraft.proto\x12\x05\x63ovey\x1a\x0bstore.proto\"<\n\x0cRaftLogEntry\x12\x0f\n\x07\x63ommand\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\";\n\x0eRaftTableEntry\x12\r\n\x05table\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06object\x18\x03 \x01(\x0c\"\xe6\x01\n\x0cRaftSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12&\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x15.covey.RaftTableEntry\x12\'\n\nlast_entry\x18\x03 \x01(\x0b\x32\x13.covey.RaftLogEntry\x12\'\n\nprev_entry\x18\x04 \x01(\x0b\x32\x13.covey.RaftLogEntry\x12\x0f\n\x07members\x18\x05 \x03(\t\x12\x0e\n\x06tables\x18\x06 \x03(\t\x12#\n\x05store\x18\x07 \x01(\x0b\x32\x14.covey.StoreSnapshotb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RAFTLOGENTRY']._serialized_start=21
-  _globals['_RAFTLOGENTRY']._serialized_end=81
-  _globals['_RAFTTABLEENTRY']._serialized_start=83
-  _globals['_RAFTTABLEENTRY']._serialized_end=142
-  _globals['_RAFTSNAPSHOT']._serialized_start=145
-  _globals['_RAFTSNAPSHOT']._serialized_end=338
+  _globals['_RAFTLOGENTRY']._serialized_start=34
+  _globals['_RAFTLOGENTRY']._serialized_end=94
+  _globals['_RAFTTABLEENTRY']._serialized_start=96
+  _globals['_RAFTTABLEENTRY']._serialized_end=155
+  _globals['_RAFTSNAPSHOT']._serialized_start=158
+  _globals['_RAFTSNAPSHOT']._serialized_end=388
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from proto import store_pb2 as _store_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -27,17 +28,19 @@ class RaftTableEntry(_message.Message):
     def __init__(self, table: _Optional[str] = ..., id: _Optional[str] = ..., object: _Optional[bytes] = ...) -> None: ...
 
 class RaftSnapshot(_message.Message):
-    __slots__ = ("format_version", "entries", "last_entry", "prev_entry", "members", "tables")
+    __slots__ = ("format_version", "entries", "last_entry", "prev_entry", "members", "tables", "store")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     LAST_ENTRY_FIELD_NUMBER: _ClassVar[int]
     PREV_ENTRY_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     TABLES_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     entries: _containers.RepeatedCompositeFieldContainer[RaftTableEntry]
     last_entry: RaftLogEntry
     prev_entry: RaftLogEntry
     members: _containers.RepeatedScalarFieldContainer[str]
     tables: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RaftTableEntry, _Mapping]]] = ..., last_entry: _Optional[_Union[RaftLogEntry, _Mapping]] = ..., prev_entry: _Optional[_Union[RaftLogEntry, _Mapping]] = ..., members: _Optional[_Iterable[str]] = ..., tables: _Optional[_Iterable[str]] = ...) -> None: ...
+    store: _store_pb2.StoreSnapshot
+    def __init__(self, format_version: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RaftTableEntry, _Mapping]]] = ..., last_entry: _Optional[_Union[RaftLogEntry, _Mapping]] = ..., prev_entry: _Optional[_Union[RaftLogEntry, _Mapping]] = ..., members: _Optional[_Iterable[str]] = ..., tables: _Optional[_Iterable[str]] = ..., store: _Optional[_Union[_store_pb2.StoreSnapshot, _Mapping]] = ...) -> None: ...

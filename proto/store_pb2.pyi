@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StoreAction(_message.Message):
-    __slots__ = ("kind", "table", "id", "expected_version", "object")
+    __slots__ = ("kind", "expected_version", "cluster", "node", "service", "task")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CREATE: _ClassVar[StoreAction.Kind]
@@ -18,6 +18,30 @@ class StoreAction(_message.Message):
     CREATE: StoreAction.Kind
     UPDATE: StoreAction.Kind
     DELETE: StoreAction.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    kind: StoreAction.Kind
+    expected_version: int
+    cluster: _objects_pb2.Cluster
+    node: _objects_pb2.Node
+    service: _objects_pb2.Service
+    task: _objects_pb2.Task
+    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., expected_version: _Optional[int] = ..., cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class StoreBatch(_message.Message):
+    __slots__ = ("actions", "format_version")
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    actions: _containers.RepeatedCompositeFieldContainer[StoreAction]
+    format_version: int
+    def __init__(self, actions: _Optional[_Iterable[_Union[StoreAction, _Mapping]]] = ..., format_version: _Optional[int] = ...) -> None: ...
+
+class StoreActionV1(_message.Message):
+    __slots__ = ("kind", "table", "id", "expected_version", "object")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,11 +54,11 @@ class StoreAction(_message.Message):
     object: bytes
     def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., table: _Optional[str] = ..., id: _Optional[str] = ..., expected_version: _Optional[int] = ..., object: _Optional[bytes] = ...) -> None: ...
 
-class StoreBatch(_message.Message):
+class StoreBatchV1(_message.Message):
     __slots__ = ("actions",)
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
-    actions: _containers.RepeatedCompositeFieldContainer[StoreAction]
-    def __init__(self, actions: _Optional[_Iterable[_Union[StoreAction, _Mapping]]] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[StoreActionV1]
+    def __init__(self, actions: _Optional[_Iterable[_Union[StoreActionV1, _Mapping]]] = ...) -> None: ...
 
 class StoreSnapshot(_message.Message):
     __slots__ = ("format_version", "clusters", "nodes", "services", "tasks")

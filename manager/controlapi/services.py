@@ -122,7 +122,7 @@ class ServiceAPI:
         service = find_service(self._store, request.service)
         # The service goes at once; the orchestrator tells its tasks to go (one writer for
         # tasks: rewriting them here would race the scheduler and the nodes' reports).
-        await self._store.write([st.delete("service", service)])
+        await st.remove(self._store, pb.Service, service.id)  # wins over a concurrent writer
         return control_pb2.RemoveServiceResponse()
 
     async def logs(self, request: control_pb2.ServiceLogsRequest,

@@ -156,6 +156,8 @@ class StatusWriter:
                 return await self._store.write(actions)
             except Conflict:
                 continue  # a task changed meanwhile (e.g. its desired state): read again
+        # Out of attempts: fail the round, so that the agents keep the reports and resend them.
+        raise Conflict(f"task status reports kept conflicting after {STATUS_WRITE_ATTEMPTS} attempts")
 
 
 def _fail(future: asyncio.Future, exc: Exception) -> None:

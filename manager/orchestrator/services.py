@@ -21,6 +21,8 @@ import time
 
 from covey.errors import InvalidArgument
 from manager.state import store as st
+from manager.state.actions import create, delete
+from manager.state.loops import run_planner
 from manager.scheduler.constraints import parse_constraints
 from manager.orchestrator import updater
 from manager.orchestrator.tasks import new_task, set_desired
@@ -98,7 +100,7 @@ def _replicated(service: pb.Service, tasks: list[pb.Task], gone: set[str], now_n
     # A replaced task's slot comes back first (its restart history is per slot); then the
     # lowest free numbers.
     free = sorted(filled - set(kept)) + [n for n in range(1, wanted + len(slots) + 1) if n not in slots]
-    actions += [st.create("task", new_task(service, slot=slot)) for slot in free[:wanted - len(kept)]]
+    actions += [create(new_task(service, slot=slot)) for slot in free[:wanted - len(kept)]]
     return actions + updater.step(service, kept, tasks, now_ns, lambda slot: new_task(service, slot=slot))
 
 
@@ -162,7 +164,7 @@ def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now
             del by_node[node_id]
     in_place = {node_id: live for node_id, live in by_node.items() if node_id in eligible}
     actions += _replace_finished(service, in_place, tasks, now_ns)
-    actions += [st.create("task", new_task(service, node_id=node_id))
+    actions += [create(new_task(service, node_id=node_id))
                 for node_id in sorted(eligible) if node_id not in in_place]
     return actions + updater.step(service, in_place, tasks, now_ns, lambda node_id: new_task(service, node_id=node_id))
 
@@ -186,7 +188,7 @@ def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[store_pb2.StoreActio
         never_sent = task.status.state < pb.ASSIGNED
         node_gone = task.node_id and task.node_id not in node_ids
         if task.desired_state >= pb.REMOVE and (never_sent or node_gone or task.status.state >= pb.COMPLETE):
-            actions.append(st.delete("task", task))
+            actions.append(delete(task))
     # History: the newest finished tasks of a slot are kept, older ones deleted.
     finished: dict[tuple, list[pb.Task]] = {}
     for task in tasks:
@@ -194,10 +196,10 @@ def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[store_pb2.StoreActio
             finished.setdefault((task.service_id, task.slot or task.node_id), []).append(task)
     for group in finished.values():
         group.sort(key=lambda t: t.meta.created_at_ns, reverse=True)
-        actions += [st.delete("task", t) for t in group[HISTORY_PER_SLOT:]]
+        actions += [delete(t) for t in group[HISTORY_PER_SLOT:]]
     return actions
 
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
-    await st.run_planner(store, period, plan)
+    await run_planner(store, period, plan)

@@ -2,7 +2,7 @@
 import time
 
 from covey.ids import new_id
-from manager.state import store as st
+from manager.state.actions import update
 from proto import objects_pb2 as pb
 from proto import store_pb2
 def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
@@ -18,4 +18,4 @@ def set_desired(task: pb.Task, state: int) -> store_pb2.StoreAction:
     changed.CopyFrom(task)
     changed.desired_state = state
     changed.meta.updated_at_ns = time.time_ns()
-    return st.update("task", changed)
+    return update(changed)

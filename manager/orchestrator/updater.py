@@ -15,7 +15,7 @@ service: nothing to remember.
 import time
 from collections.abc import Callable
 
-from manager.state import store as st
+from manager.state.actions import create, update
 from manager.orchestrator.tasks import set_desired
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -69,7 +69,7 @@ def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
     for slot in outdated[:room]:
         if config.order == specs.UpdateConfig.STOP_FIRST:
             actions += [set_desired(t, pb.SHUTDOWN) for t in slots[slot]]
-        actions.append(st.create("task", make_task(slot)))
+        actions.append(create(make_task(slot)))
     return actions
 
 
@@ -88,7 +88,7 @@ def _adopt_unchanged(service: pb.Service, slots: dict) -> tuple[list[store_pb2.S
         changed.CopyFrom(keep)
         changed.spec_version = service.spec_version
         changed.meta.updated_at_ns = time.time_ns()
-        actions.append(st.update("task", changed))
+        actions.append(update(changed))
         actions += [set_desired(t, pb.SHUTDOWN) for t in live if t is not keep]
         adopted.add(slot)
     return actions, adopted
@@ -110,7 +110,7 @@ def _set_status(service: pb.Service, state: int, message: str, now_ns: int) -> s
     changed.update_status.message = message
     changed.update_status.completed_at_ns = now_ns
     changed.meta.updated_at_ns = time.time_ns()
-    return st.update("service", changed)
+    return update(changed)
 
 
 def _roll_back(service: pb.Service, message: str, now_ns: int) -> store_pb2.StoreAction:
@@ -122,4 +122,4 @@ def _roll_back(service: pb.Service, message: str, now_ns: int) -> store_pb2.Stor
     changed.update_status.CopyFrom(pb.UpdateStatus(state=US.ROLLBACK_STARTED, started_at_ns=now_ns,
                                                    message=message))
     changed.meta.updated_at_ns = time.time_ns()
-    return st.update("service", changed)
+    return update(changed)

@@ -11,6 +11,8 @@ import time
 from covey.errors import InvalidArgument
 from manager.scheduler import placement
 from manager.state import store as st
+from manager.state.actions import update
+from manager.state.loops import run_planner
 from proto import objects_pb2 as pb
 from proto import store_pb2
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def _assign(task: pb.Task, node_id: str) -> store_pb2.StoreAction:
     placed.ClearField("explanation")
     placed.status.CopyFrom(pb.TaskStatus(state=pb.ASSIGNED, timestamp_ns=time.time_ns(),
                                          message="scheduler assigned task to node"))
-    return st.update("task", placed)
+    return update(placed)
 
 
 def _pending(task: pb.Task, explanation: pb.PlacementExplanation) -> store_pb2.StoreAction:
@@ -68,9 +70,9 @@ def _pending(task: pb.Task, explanation: pb.PlacementExplanation) -> store_pb2.S
     waiting.CopyFrom(task)
     waiting.explanation.CopyFrom(explanation)
     waiting.status.err = explanation.text
-    return st.update("task", waiting)
+    return update(waiting)
 
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: another pass on every change (and every `period`)."""
-    await st.run_planner(store, period, plan)
+    await run_planner(store, period, plan)

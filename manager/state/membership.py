@@ -13,6 +13,8 @@ import time
 from covey import addr
 from covey.errors import FailedPrecondition
 from manager.state import store as st
+from manager.state.actions import modify
+from manager.state.loops import each_change
 from proto import objects_pb2 as pb
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ def quorum(members: int) -> int:
 
 
 def managers(store: st.Store) -> list[pb.Node]:
-    return [n for n in store.view("node") if n.role == pb.MANAGER]
+    return [n for n in store.nodes.view() if n.role == pb.MANAGER]
 
 
 def reachable(store: st.Store, node: pb.Node) -> bool:
@@ -58,12 +60,12 @@ async def reconcile_roles(store: st.Store, self_raft_addr: str, period: float, s
         pass
 
     async def step():
-        for node in store.view("node"):
+        for node in store.nodes.view():
             if node.spec.desired_role != node.role and await _step(store, node, self_raft_addr):
                 step_down()
                 raise SteppedDown()
     try:
-        await st.each_change(store, period, step, tables=frozenset({"node"}))
+        await each_change(store, period, step, kinds=(pb.Node,))
     except SteppedDown:
         return
 
@@ -86,7 +88,7 @@ async def _promote(store: st.Store, node: pb.Node) -> None:
     def change(n: pb.Node):
         n.role = pb.MANAGER
         n.manager_status.CopyFrom(pb.ManagerStatus(api_addr=api_addr, raft_addr=addr.raft_addr(api_addr)))
-    await st.modify(store, "node", node.id, change, time.time_ns())
+    await modify(store, pb.Node, node.id, change, time.time_ns())
     log.info("node %s promoted: it joins Raft when it renews its certificate", node.id)
 
 
@@ -103,6 +105,6 @@ async def _demote(store: st.Store, node: pb.Node, self_raft_addr: str) -> bool:
     def change(n: pb.Node):
         n.role = pb.WORKER
         n.ClearField("manager_status")
-    await st.modify(store, "node", node.id, change, time.time_ns())
+    await modify(store, pb.Node, node.id, change, time.time_ns())
     log.info("node %s demoted: it left Raft and is now a worker", node.id)
     return False

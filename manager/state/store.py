@@ -1,29 +1,26 @@
-"""The replicated cluster store (DESIGN.md section 3).
-
-Every write is one StoreBatch: a list of create / update / delete actions that
-apply atomically and deterministically on every manager, each update and delete
-naming the version it read. Apply reads no clock, no randomness and no files.
-Readers use the local copy; leader loops subscribe to change events, which are
-handed from pysyncobj's thread to the asyncio loop.
+"""The replicated cluster store (DESIGN.md section 3): the asyncio face of the Raft state
+machine (manager/state/tables.py). Readers use the local copy through typed tables
+(store.nodes, store.tasks, ...); writes are batches of actions (manager/state/actions.py),
+committed through Raft; leader loops subscribe to change events (manager/state/loops.py),
+which are handed from pysyncobj's thread to the asyncio loop.
 """
 import asyncio
+import builtins
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
-from covey.aio import NOTHING, get_within
-from covey.errors import Conflict, DeadlineExceeded, NotFound, NO_LEADER, Unavailable
+from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NO_LEADER, Unavailable
 from manager.state.raft import safety
+from manager.state.formats import FORMAT_VERSION, NAMES
+from manager.state.tables import T, Event, State, Table, TaskTable
 from proto import objects_pb2 as pb
 from proto import store_pb2
 log = logging.getLogger(__name__)
-
-TABLES = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service, "task": pb.Task}
 
 
 @dataclass
@@ -36,97 +33,6 @@ class RaftTimings:
     connection_timeout: float = 3.5
     leader_fallback: float = 1.4    # a leader cut off from the majority steps down (= election_max)
     write_timeout: float = 10.0     # a write not committed by then fails
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: int          # store_pb2.StoreAction.Kind
-    table: str
-    id: str
-    obj: object        # the object after the change (before, for DELETE)
-
-
-class _State(SyncObjConsumer):
-    """What Raft replicates: table -> id -> serialized object.
-
-    Beside it, `objects` holds the same objects parsed (not replicated: rebuilt from the
-    tables), so that the leader's loops read thousands of tasks without parsing them.
-    Attributes set before SyncObjConsumer.__init__ are not part of the
-    replicated state (pysyncobj serializes only the ones set after).
-    """
-
-    def __init__(self, on_applied: Callable[[list[Event]], None]):
-        self._on_applied = on_applied
-        self.objects: dict[str, dict[str, object]] = {name: {} for name in TABLES}
-        self.tasks_by_node: dict[str, dict[str, pb.Task]] = {}  # node ID -> task ID -> task
-        super().__init__()
-        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
-
-    def load(self, tables: dict) -> None:
-        """A snapshot was loaded (at start, or sent by the leader)."""
-        self.tables = {name: tables.get(name, {}) for name in TABLES}
-        self.objects = {name: {i: TABLES[name].FromString(data) for i, data in self.tables[name].items()}
-                        for name in TABLES}
-        self.tasks_by_node = {}
-        for task in self.objects["task"].values():
-            self._index(task)
-
-    def _index(self, task: pb.Task) -> None:
-        self.tasks_by_node.setdefault(task.node_id, {})[task.id] = task
-
-    def _unindex(self, task: pb.Task) -> None:
-        tasks = self.tasks_by_node.get(task.node_id, {})
-        tasks.pop(task.id, None)
-        if not tasks:
-            self.tasks_by_node.pop(task.node_id, None)
-
-    @replicated
-    def apply_batch(self, batch_bytes: bytes):
-        batch = store_pb2.StoreBatch.FromString(batch_bytes)
-        error = self._check(batch)
-        if error:
-            return ("conflict", error)
-        events = [self._apply(action) for action in batch.actions]
-        self._on_applied(events)
-        return ("ok", None)
-
-    def _check(self, batch) -> str | None:
-        for action in batch.actions:
-            if action.table not in TABLES:
-                return f"unknown table {action.table!r}"
-            current = self.objects[action.table].get(action.id)
-            if action.kind == store_pb2.StoreAction.CREATE:
-                if current is not None:
-                    return f"{action.table} {action.id} already exists"
-                continue
-            if current is None:
-                return f"{action.table} {action.id} not found"
-            version = current.meta.version
-            if version != action.expected_version:
-                return (f"{action.table} {action.id} was changed by another writer "
-                        f"(version {version}, expected {action.expected_version})")
-        return None
-
-    def _apply(self, action) -> Event:
-        table, objects = self.tables[action.table], self.objects[action.table]
-        is_task = action.table == "task"
-        if is_task and action.id in objects:
-            self._unindex(objects[action.id])
-        if action.kind == store_pb2.StoreAction.DELETE:
-            del table[action.id]
-            return Event(action.kind, action.table, action.id, objects.pop(action.id))
-        obj = TABLES[action.table].FromString(action.object)
-        obj.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
-        table[action.id] = obj.SerializeToString(deterministic=True)
-        objects[action.id] = obj
-        if is_task:
-            self._index(obj)
-        return Event(action.kind, action.table, action.id, obj)
-
-
-@dataclass
-class _Subscribers:
-    queues: list = field(default_factory=list)
 
 
 class Store:
@@ -142,7 +48,13 @@ class Store:
         self._subscribers: dict[str | None, list[asyncio.Queue]] = {}
         self._subscribed_to: dict[asyncio.Queue, str | None] = {}
         self._leadership_callbacks: list[Callable[[bool], None]] = []
-        self._state = _State(self._from_raft_thread)
+        self._state = State(self._from_raft_thread)
+        self.clusters = Table(self._state, pb.Cluster)
+        self.nodes = Table(self._state, pb.Node)
+        self.services = Table(self._state, pb.Service)
+        self.tasks = TaskTable(self._state, pb.Task)
+        self._named: dict[str, Table[Any]] = {t.name: t for t in (self.clusters, self.nodes, self.services,
+                                                                  self.tasks)}
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
         # as protobuf; only real term conflicts truncate the log (manager/state/raft/safety.py).
         raft_options, transport = safety.syncobj_options(
@@ -177,7 +89,7 @@ class Store:
         for event in events:
             for queue in everything:
                 queue.put_nowait(event)
-            if event.table == "task":
+            if isinstance(event.obj, pb.Task):
                 for queue in self._subscribers.get(event.obj.node_id, ()):
                     queue.put_nowait(event)
 
@@ -279,29 +191,35 @@ class Store:
         """A copy of the replicated state (for force-new-cluster and backups)."""
         return {name: dict(table) for name, table in self._state.tables.items()}
 
+    def table(self, cls: type[T]) -> Table[T]:
+        """The table of objects of class `cls` (store.nodes is store.table(pb.Node))."""
+        return self._named[NAMES[cls]]
+
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def table_named(self, name: str) -> Table[Any]:
+        return self._named[name]
+
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def get(self, table: str, obj_id: str):
-        data = self._state.tables[table].get(obj_id)
-        return TABLES[table].FromString(data) if data is not None else None
+        return self._named[table].get(obj_id)
 
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def peek(self, table: str, obj_id: str):
-        """One object as view() gives it (not a copy), or None."""
-        return self._state.objects[table].get(obj_id)
+        return self._named[table].peek(obj_id)
 
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
     def list(self, table: str) -> list:
-        """Copies the caller may change."""
-        cls = TABLES[table]
-        return [cls.FromString(data) for data in list(self._state.tables[table].values())]
+        return self._named[table].list()
 
-    def view(self, table: str) -> list:
-        """The objects themselves, not copies: for loops that read many and write none of
-        them in place (changing one would change the store's view of it on this manager)."""
-        return list(self._state.objects[table].values())
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def view(self, table: str) -> builtins.list:
+        return self._named[table].view()
 
-    def tasks_on(self, node_id: str) -> "list[pb.Task]":
-        """The tasks placed on one node, as view() gives them (not copies)."""
-        return list(self._state.tasks_by_node.get(node_id, {}).values())
+    # legacy: removed when controlapi/dispatcher/ca move to typed tables
+    def tasks_on(self, node_id: str) -> builtins.list[pb.Task]:
+        return self.tasks.on_node(node_id)
 
-    async def write(self, actions: list) -> None:
+    async def write(self, actions: builtins.list) -> None:
         """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""
         future = self._loop.create_future()
 
@@ -311,7 +229,7 @@ class Store:
 
         if not self.has_quorum():
             raise Unavailable(NO_LEADER)  # fail at once rather than queue without quorum
-        batch = store_pb2.StoreBatch(actions=actions).SerializeToString()
+        batch = store_pb2.StoreBatch(actions=actions, format_version=FORMAT_VERSION).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
             async with asyncio.timeout(self._timings.write_timeout):
@@ -322,6 +240,8 @@ class Store:
             raise DeadlineExceeded("the write was not committed in time; it may still apply") from None
         if outcome == "conflict":
             raise Conflict(detail)
+        if outcome == "refused":
+            raise FailedPrecondition(detail)
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = self._loop.time() + timeout
@@ -355,104 +275,5 @@ def _settle(future: asyncio.Future, result, error) -> None:
         future.set_exception(Unavailable(f"the write failed in Raft (reason {error})"))
 
 
-# ---------------------------------------------------------------- leader loops
-
-# The share of the event loop's time one leader loop may take. A pass over a large swarm
-# blocks the loop (planning is CPU work); without a pause after it, passes would run back to
-# back while changes stream in, and RPCs, heartbeats among them, would wait behind them.
-LOOP_SHARE = 0.25
-
-
-async def each_change(store: "Store", period: float, step: Callable, tables: frozenset | None = None) -> None:
-    """Run `await step()` now, after every change to the store (to one of `tables`, when
-    given), and at least every `period` (for what depends on time, such as restart delays).
-    After a step that kept the CPU busy for t seconds (what it returns; else the time it took),
-    the next one waits t * (1 - LOOP_SHARE) / LOOP_SHARE, and covers every change meanwhile.
-    Runs until cancelled."""
-    events = store.subscribe()
-    try:
-        while True:
-            started = time.monotonic()
-            busy = await step()
-            took = time.monotonic() - started if busy is None else busy
-            deadline = time.monotonic() + period
-            while (event := await get_within(events, deadline - time.monotonic())) is not NOTHING:
-                if tables is None or event.table in tables:
-                    break
-            await asyncio.sleep(max(0.0, started + took / LOOP_SHARE - time.monotonic()))
-            while not events.empty():
-                events.get_nowait()
-    finally:
-        store.unsubscribe(events)
-
-
-async def run_planner(store: "Store", period: float, plan: Callable) -> None:
-    """The leader loop around a pure `plan(services, tasks, nodes) -> actions`: it plans in a
-    worker thread, then writes. A pass over 100,000 tasks is about a second of CPU; inline, it
-    would hold the event loop, and heartbeats would wait behind it (the interpreter switches
-    threads every few milliseconds). The plan reads view() objects, which nothing changes."""
-    async def step() -> float:
-        started = time.monotonic()
-        actions = await asyncio.to_thread(plan, store.view("service"), store.view("task"), store.view("node"))
-        busy = time.monotonic() - started
-        await write_plan(store, actions)  # waits for Raft, which leaves the CPU to the others
-        return busy
-    await each_change(store, period, step)
-
-
-# Actions per write of a leader loop's plan. Placing 100,000 tasks is one plan; as one Raft
-# entry it would hold the event loop for seconds (serializing, applying, publishing events)
-# and make every follower take tens of megabytes at once.
-PLAN_CHUNK = 1000
-
-
-async def write_plan(store: "Store", actions: list) -> None:
-    """Write a loop's planned actions, PLAN_CHUNK at a time (each action stands alone: the
-    loops derive every pass from what is stored, so a plan written in part is taken up again).
-    A conflict is fine: the change that caused it wakes the loop, which plans again from what
-    is there now."""
-    for start in range(0, len(actions), PLAN_CHUNK):
-        try:
-            await store.write(actions[start:start + PLAN_CHUNK])
-        except Conflict:
-            return
-
-
-# ---------------------------------------------------------------- write helpers
-
-def create(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, table=table, id=obj.id,
-                          object=obj.SerializeToString(deterministic=True))
-
-
-def update(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, table=table, id=obj.id,
-                          expected_version=obj.meta.version,
-                          object=obj.SerializeToString(deterministic=True))
-
-
-def delete(table: str, obj) -> store_pb2.StoreAction:
-    return store_pb2.StoreAction(kind=store_pb2.StoreAction.DELETE, table=table, id=obj.id,
-                          expected_version=obj.meta.version)
-
-
-async def modify(store: Store, table: str, obj_id: str, change: Callable, now_ns: int,
-                 attempts: int = 10):
-    """Read-modify-write one object, retrying when another writer got there first.
-
-    `change(obj)` edits the object in place (it may raise to refuse); returns the
-    object as written.
-    """
-    for _ in range(attempts):
-        obj = store.get(table, obj_id)
-        if obj is None:
-            raise NotFound(f"{table} {obj_id} not found")
-        change(obj)
-        obj.meta.updated_at_ns = now_ns
-        try:
-            await store.write([update(table, obj)])
-        except Conflict:
-            continue
-        obj.meta.version += 1
-        return obj
-    raise Conflict(f"{table} {obj_id} kept changing; try again")
+# legacy: removed when controlapi/dispatcher/ca move to typed tables (they use st.create, ...)
+from manager.state.actions import create, delete, modify, remove, update  # noqa: E402,F401

@@ -56,6 +56,7 @@ def wire_layer(st, raft_dir: Path, use_batch: bool, durable: bool) -> None:
 
 async def child(args) -> None:
     from manager.state import store as st
+    from manager.state.actions import create
     from proto import objects_pb2 as pb
     raft_dir = Path(args.raft_dir)
     wire_layer(st, raft_dir, args.batch, args.durable)
@@ -68,7 +69,7 @@ async def child(args) -> None:
 
     async def write():
         node = pb.Node(id=f"n{next(counter):024d}", spec=pb.NodeSpec(labels={"pad": "x" * 50}))
-        await store.write([st.create("node", node)])
+        await store.write([create(node)])
 
     reply({"ready": True})
     while True:

@@ -128,9 +128,9 @@ class Tracker:
     async def _follow(self) -> None:
         while True:
             event = await self._queue.get()
-            if event.table == "node" and event.obj.status.state == pb.NodeStatus.DOWN:
+            if isinstance(event.obj, pb.Node) and event.obj.status.state == pb.NodeStatus.DOWN:
                 self.marked_down += 1
-            if event.table != "task" or event.obj.service_name != self.service_name:
+            if not isinstance(event.obj, pb.Task) or event.obj.service_name != self.service_name:
                 continue
             self.tasks.add(event.id)
             state = event.obj.status.state
@@ -179,7 +179,7 @@ def pure_scheduler(store, spec, count: int) -> float:
     """Seconds for manager/scheduler/placement.py alone to place `count` tasks of the spec on the swarm's
     nodes as they are (one group, one pass: what the leader's scheduler does for them)."""
     demand = placement.Demand.from_service(pb.Service(id="baseline", spec=spec))
-    nodes = store.list("node")
+    nodes = store.nodes.list()
     start = time.perf_counter()
     placed = placement.schedule(demand, count, placement.NodeSet(nodes), placement.Load())
     took = time.perf_counter() - start
@@ -214,7 +214,7 @@ async def run_case(control, managers, count: int, timeout: float) -> dict:
         result["running_tasks_per_s"] = round(count / tracker.running_at)
         result["ratio_running_to_scheduler"] = round(baseline_s / tracker.running_at, 4)
     result["nodes_marked_down"] = tracker.marked_down
-    result["nodes_down_at_end"] = sum(1 for n in store.list("node") if n.status.state == pb.NodeStatus.DOWN)
+    result["nodes_down_at_end"] = sum(1 for n in store.nodes.list() if n.status.state == pb.NodeStatus.DOWN)
     return result
 
 
@@ -283,7 +283,7 @@ async def main_async(args) -> dict:
         result["setup_loop_lag_max_s"] = 0.0
 
         def nodes(state=None):
-            return sum(1 for n in store.list("node") if n.role == pb.WORKER and
+            return sum(1 for n in store.nodes.list() if n.role == pb.WORKER and
                        (state is None or n.status.state == state))
 
         def progress():

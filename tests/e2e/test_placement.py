@@ -36,10 +36,7 @@ def clean(lab):
     """After each test: no services, no node labels, host4 out of the swarm, no containers."""
     yield
     m, host4 = manager(lab), lab.hosts[3]
-    # One at a time, again while any is left: `service rm` can fail with "task ... was changed
-    # by another writer" when the scheduler or a node writes one of its tasks at that moment
-    # (a product bug, see RemoveService); the cleanup must not depend on that race.
-    wait_until(lambda: remove_services(lab), 30, 0.3, "every service removed")
+    remove_services(lab)
     table = node_table(lab, m)
     for node in table.values():
         keys = sorted(node["spec"].get("labels", {}))
@@ -100,11 +97,11 @@ def memory_of(lab) -> dict:
             for name, n in node_table(lab, manager(lab)).items()}
 
 
-def remove_services(lab) -> bool:
+def remove_services(lab) -> None:
     services = lab.covey(manager(lab), "service", "ls", "-q").stdout.split()
-    for service in services:
-        lab.covey(manager(lab), "service", "rm", service, check=False)
-    return not services or not lab.covey(manager(lab), "service", "ls", "-q").stdout.strip()
+    if services:
+        lab.covey(manager(lab), "service", "rm", *services)
+    assert not lab.covey(manager(lab), "service", "ls", "-q").stdout.strip()
 
 
 def join_swarm(lab, host) -> None:

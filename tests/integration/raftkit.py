@@ -8,6 +8,7 @@ from pysyncobj.config import FAIL_REASON
 
 from tests.support.poll import wait_until
 from manager.state.raft import safety
+from proto import objects_pb2 as pb
 
 CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
 AT_REST_KEY = b"r" * 32
@@ -25,22 +26,25 @@ def free_ports(count: int) -> list[int]:
 
 
 class Tables(SyncObjConsumer):
-    """A stand-in for store._State: table -> id -> bytes."""
+    """A stand-in for tables.State: table -> id -> bytes."""
 
     def __init__(self):
         super().__init__()
-        self.tables: dict[str, dict[str, bytes]] = {"node": {}}
+        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in ("cluster", "node", "service", "task")}
 
     @replicated
     def put(self, table: str, obj_id: str, value: bytes):
         self.tables.setdefault(table, {})[obj_id] = value
         return obj_id
 
+    # Snapshots hold store objects: each value travels as a label of a Node.
     def get_tables(self):
-        return self.tables
+        return {name: {i: pb.Node(id=i, spec=pb.NodeSpec(labels={"v": v.decode()})).SerializeToString()
+                       for i, v in table.items()} for name, table in self.tables.items()}
 
     def set_tables(self, tables):
-        self.tables = tables
+        self.tables = {name: {i: pb.Node.FromString(data).spec.labels["v"].encode() for i, data in table.items()}
+                       for name, table in tables.items()}
 
 
 FAST = dict(raftMinTimeout=0.3, raftMaxTimeout=0.6, appendEntriesPeriod=0.01, autoTickPeriod=0.005,

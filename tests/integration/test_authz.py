@@ -136,7 +136,7 @@ def test_every_method_answers_every_caller_as_declared(tmp_path, run):
         node = await start_manager(tmp_path)
         try:
             store, state = node.manager.store, node.state
-            cluster = store.list("cluster")[0]
+            cluster = store.clusters.list()[0]
             ca_cert, ca_key = cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem
             addr = node.membership.advertise_addr
 
@@ -187,7 +187,7 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
     async def scenario():
         node = await start_manager(tmp_path)
         try:
-            cluster = node.manager.store.list("cluster")[0]
+            cluster = node.manager.store.clusters.list()[0]
             addr = node.membership.advertise_addr
             ca_cert = cluster.root_ca.ca_cert_pem
             anon = tls.anonymous_identity()
@@ -202,12 +202,12 @@ def test_join_token_grants_a_certificate_once_and_rotation_kills_the_old(tmp_pat
                         return exc.details()
 
             first = await issue(cluster.join_tokens.worker)
-            nodes_after_join = len(node.manager.store.list("node"))
+            nodes_after_join = len(node.manager.store.nodes.list())
             await node.manager.control.handlers["JoinToken"](
                 control_pb2.JoinTokenRequest(role=pb.WORKER, rotate=True), None, authz.LOCAL)
             stale = await issue(cluster.join_tokens.worker)
             garbage = await issue("garbage")
-            return first, nodes_after_join, stale, garbage, len(node.manager.store.list("node"))
+            return first, nodes_after_join, stale, garbage, len(node.manager.store.nodes.list())
         finally:
             await node.close()
 

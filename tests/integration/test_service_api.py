@@ -8,8 +8,10 @@ from tests.integration.inproc import start_manager
 from tests.support.builders import service_spec
 from tests.support.poll import until
 from covey import tls
+from manager.state.actions import modify
 from proto import control_pb2
 from proto import control_pb2_grpc
+from proto import store_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 
@@ -61,6 +63,33 @@ def test_create_scale_remove(tmp_path, run):
     assert errors["name"][0] == "INVALID_ARGUMENT" and "invalid service name" in errors["name"][1]
     assert errors["image"][0] == "INVALID_ARGUMENT" and "image is required" in errors["image"][1]
     assert remaining_slot == 1
+
+
+def test_remove_wins_over_a_concurrent_writer(tmp_path, run):
+    """`service rm` while another writer (the updater, a second client) changes the service
+    between the removal's read and its write: the removal still succeeds."""
+    async def scenario():
+        node = await start_manager(tmp_path)
+        try:
+            s, store = node.state, node.manager.store
+            async with tls.secure_channel(node.membership.advertise_addr, s.ca_cert(), s.key(), s.cert()) as ch:
+                control = control_pb2_grpc.ControlStub(ch)
+                created = (await control.CreateService(control_pb2.CreateServiceRequest(spec=web_spec()))).service
+                write, raced = store.write, []
+
+                async def racing(actions):
+                    if not raced and any(a.kind == store_pb2.StoreAction.DELETE for a in actions):
+                        raced.append(await modify(store, pb.Service, created.id,
+                                                     lambda svc: svc.spec.labels.update(touched="1"), 0))
+                    return await write(actions)
+                store.write = racing
+                await control.RemoveService(control_pb2.RemoveServiceRequest(service="web"))
+                return raced, store.services.get(created.id)
+        finally:
+            await node.close()
+
+    raced, left = run(scenario())
+    assert raced and left is None
 
 
 async def _count(coro, n):

@@ -6,7 +6,9 @@ import pytest
 from tests.integration.inproc import free_port_pair
 from covey.errors import Conflict
 from manager.state import store as st
+from manager.state.actions import create, delete, modify, update
 from proto import objects_pb2 as pb
+from proto import store_pb2
 from tests.support import builders
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
@@ -23,39 +25,39 @@ def test_batches_versions_events_and_restart(tmp_path, run):
         try:
             events = store.subscribe()
             a, b = pb.Node(id="a"), pb.Node(id="b")
-            await store.write([st.create("node", a), st.create("node", b)])
+            await store.write([create(a), create(b)])
             got = [await asyncio.wait_for(events.get(), 5) for _ in range(2)]
             assert [(e.table, e.id, e.obj.meta.version) for e in got] == [("node", "a", 1), ("node", "b", 1)]
 
-            stale = store.get("node", "a")
-            fresh = store.get("node", "a")
+            stale = store.nodes.get("a")
+            fresh = store.nodes.get("a")
             fresh.spec.labels["x"] = "1"
-            await store.write([st.update("node", fresh)])
-            assert store.get("node", "a").meta.version == 2
+            await store.write([update(fresh)])
+            assert store.nodes.get("a").meta.version == 2
 
             # One stale action fails the whole batch: b is not deleted either.
             stale.spec.labels["x"] = "stale"
             with pytest.raises(Conflict, match="changed by another writer"):
-                await store.write([st.delete("node", store.get("node", "b")), st.update("node", stale)])
-            assert store.get("node", "b") is not None
-            assert store.get("node", "a").spec.labels["x"] == "1"
+                await store.write([delete(store.nodes.get("b")), update(stale)])
+            assert store.nodes.get("b") is not None
+            assert store.nodes.get("a").spec.labels["x"] == "1"
 
             with pytest.raises(Conflict, match="already exists"):
-                await store.write([st.create("node", pb.Node(id="b"))])
+                await store.write([create(pb.Node(id="b"))])
 
             # modify() retries a read-modify-write past a concurrent writer.
             async def bump(n):
-                await st.modify(store, "node", "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
+                await modify(store, pb.Node, "a", lambda node: node.spec.labels.__setitem__(f"k{n}", "v"), 0)
             await asyncio.gather(*(bump(n) for n in range(5)))
-            assert {f"k{n}" for n in range(5)} <= set(store.get("node", "a").spec.labels)
+            assert {f"k{n}" for n in range(5)} <= set(store.nodes.get("a").spec.labels)
         finally:
             await asyncio.to_thread(store.close)
 
     async def second_life():
         store = await _open(tmp_path, port)
         try:
-            a = store.get("node", "a")
-            return a.spec.labels["x"], a.meta.version, sorted(n.id for n in store.list("node"))
+            a = store.nodes.get("a")
+            return a.spec.labels["x"], a.meta.version, sorted(n.id for n in store.nodes.list())
         finally:
             await asyncio.to_thread(store.close)
 
@@ -74,19 +76,19 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
         return builders.task(task_id, service_id="s", node_id=node_id)
 
     def placed(store):
-        assert sorted(t.id for t in store.view("task")) == sorted(t.id for t in store.list("task"))
-        return {node: sorted(t.id for t in store.tasks_on(node)) for node in ("", "n1", "n2")}
+        assert sorted(t.id for t in store.tasks.view()) == sorted(t.id for t in store.tasks.list())
+        return {node: sorted(t.id for t in store.tasks.on_node(node)) for node in ("", "n1", "n2")}
 
     async def first_life():
         store = await _open(tmp_path, port)
         try:
-            await store.write([st.create("task", task("t1")), st.create("task", task("t2", "n1")),
-                               st.create("task", task("t3", "n1"))])
+            await store.write([create(task("t1")), create(task("t2", "n1")),
+                               create(task("t3", "n1"))])
             before = placed(store)
-            assigned = store.get("task", "t1")
+            assigned = store.tasks.get("t1")
             assigned.node_id = "n2"
-            await store.write([st.update("task", assigned), st.delete("task", store.get("task", "t3"))])
-            assert store.view("task")[0] is store.view("task")[0]  # the same objects, not copies
+            await store.write([update(assigned), delete(store.tasks.get("t3"))])
+            assert store.tasks.view()[0] is store.tasks.view()[0]  # the same objects, not copies
             return before, placed(store)
         finally:
             await asyncio.to_thread(store.close)
@@ -94,7 +96,7 @@ def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run)
     async def second_life():
         store = await _open(tmp_path, port)
         try:
-            return placed(store), store.get("task", "t1").meta.version
+            return placed(store), store.tasks.get("t1").meta.version
         finally:
             await asyncio.to_thread(store.close)
 
@@ -117,7 +119,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
         try:
             tasks = [pb.Task(id=f"t{i}", node_id=f"n{i}", status=pb.TaskStatus(state=pb.ASSIGNED))
                      for i in range(200)]
-            await store.write([st.create("task", t) for t in tasks])
+            await store.write([create(t) for t in tasks])
             writes = 0
             write = store.write
 
@@ -132,7 +134,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
                                  writer.submit({"gone": running}))
             concurrent_writes = writes
             await writer.submit({"t0": pb.TaskStatus(state=pb.PREPARING)})  # backwards: dropped
-            return concurrent_writes, writes, store.list("task")
+            return concurrent_writes, writes, store.tasks.list()
         finally:
             await asyncio.to_thread(store.close)
 
@@ -141,3 +143,48 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
     assert len(stored) == 200
     assert 1 <= concurrent_writes <= 3, f"{concurrent_writes} writes for 200 reports"
     assert writes == concurrent_writes  # the backwards report wrote nothing
+
+
+def test_status_writer_fails_the_round_when_its_retries_run_out(run):
+    """A round that conflicts on every attempt must raise, not report success: the agent
+    keeps the reports of a failed round and sends them again."""
+    from manager.dispatcher.assignments import STATUS_WRITE_ATTEMPTS, StatusWriter
+
+    class AlwaysConflicting:
+        writes = 0
+
+        def peek(self, table, task_id):
+            return pb.Task(id=task_id, status=pb.TaskStatus(state=pb.ASSIGNED))
+
+        async def write(self, actions):
+            self.writes += 1
+            raise Conflict("task t1 was changed by another writer")
+
+    store = AlwaysConflicting()
+    with pytest.raises(Conflict):
+        run(StatusWriter(store).submit({"t1": pb.TaskStatus(state=pb.RUNNING)}))
+    assert store.writes == STATUS_WRITE_ATTEMPTS
+
+
+def test_format_1_entries_in_the_raft_log_apply_and_replay(tmp_path, run):
+    """A data dir whose log holds format 1 entries (table name + object bytes) loads: each
+    is migrated when applied, the first time and when the log is replayed at restart."""
+    port = free_port_pair()
+    old = store_pb2.StoreBatchV1(actions=[store_pb2.StoreActionV1(
+        kind=store_pb2.StoreAction.CREATE, table="node", id="old",
+        object=pb.Node(id="old", spec=pb.NodeSpec(labels={"from": "v1"})).SerializeToString())])
+
+    async def life(write_old):
+        store = await _open(tmp_path, port)
+        try:
+            if write_old:
+                outcome = await asyncio.to_thread(store._state.apply_batch, old.SerializeToString(),
+                                                  sync=True, timeout=10)
+                assert outcome == ("ok", None)
+            node = store.nodes.get("old")
+            return node.spec.labels["from"], node.meta.version
+        finally:
+            await asyncio.to_thread(store.close)
+
+    assert run(life(True)) == ("v1", 1)
+    assert run(life(False)) == ("v1", 1)

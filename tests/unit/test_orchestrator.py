@@ -17,8 +17,8 @@ def task(tid, sid="s1", slot=0, **kw):
 def decoded(actions):
     out = []
     for a in actions:
-        obj = pb.Task.FromString(a.object) if a.object else None
-        out.append((store_pb2.StoreAction.Kind.Name(a.kind), a.id if a.kind != store_pb2.StoreAction.CREATE else None, obj))
+        obj = a.task if a.kind != store_pb2.StoreAction.DELETE else None
+        out.append((store_pb2.StoreAction.Kind.Name(a.kind), a.task.id if a.kind != store_pb2.StoreAction.CREATE else None, obj))
     return out
 
 

@@ -13,6 +13,7 @@ from manager.state.raft import safety
 from manager.state.raft import journal
 from manager.state.raft.journal import DurableJournal, read_journal
 from manager.state.raft.snapshots import SnapshotCodec
+from proto import objects_pb2 as pb
 from proto import raft_pb2
 
 KEY = b"k" * 32
@@ -297,13 +298,14 @@ def test_files_hold_no_plaintext(tmp_path):
 
 def test_snapshot_codec_round_trip_and_tamper(tmp_path):
     got = {}
-    codec = SnapshotCodec(str(tmp_path / "s"), KEY, lambda: {"node": {"n1": b"x"}, "cluster": {}}, got.update)
+    node = pb.Node(id="n1").SerializeToString()
+    codec = SnapshotCodec(str(tmp_path / "s"), KEY, lambda: {"node": {"n1": node}, "cluster": {}}, got.update)
     codec.serializer(codec.path, ((cmd(1), 7, 2), (cmd(0), 6, 2), {LEADER}))
     snap = raft_pb2.RaftSnapshot.FromString(codec.open(codec.path))
-    assert snap.format_version == 1 and snap.last_entry.index == 7 and list(snap.members) == [LEADER.id]
+    assert snap.format_version == 2 and snap.last_entry.index == 7 and list(snap.members) == [LEADER.id]
     last, prev, members = codec.deserializer(codec.path)
     assert (last, prev, members) == ((cmd(1), 7, 2), (cmd(0), 6, 2), {LEADER})
-    assert got == {"node": {"n1": b"x"}, "cluster": {}}
+    assert got == {"node": {"n1": node}, "cluster": {}, "service": {}, "task": {}}
     data = bytearray(open(codec.path, "rb").read())
     data[30] ^= 1
     open(codec.path, "wb").write(bytes(data))

@@ -26,13 +26,13 @@ task = functools.partial(builders.task, service_id="s", node_id="n1")
 def step(svc, tasks, now):
     out = {"shutdown": [], "created": [], "status": None, "service": None}
     for a in plan([svc], tasks, [builders.node("n1")], now_ns=now):
-        if a.table == "service":
-            out["service"] = pb.Service.FromString(a.object)
+        if a.HasField("service"):
+            out["service"] = a.service
             out["status"] = out["service"].update_status.state
         elif a.kind == store_pb2.StoreAction.CREATE:
-            out["created"].append(pb.Task.FromString(a.object).slot)
-        elif pb.Task.FromString(a.object).desired_state == pb.SHUTDOWN:
-            out["shutdown"].append(a.id)
+            out["created"].append(a.task.slot)
+        elif a.task.desired_state == pb.SHUTDOWN:
+            out["shutdown"].append(a.task.id)
     return out
 
 
@@ -105,7 +105,7 @@ def test_global_service_updates_node_by_node_and_restarts_its_failed_tasks():
     old[1].node_id = "n2"
 
     def created(tasks, now):
-        return [(pb.Task.FromString(a.object).node_id, pb.Task.FromString(a.object).spec_version)
+        return [(a.task.node_id, a.task.spec_version)
                 for a in plan([svc], tasks, nodes, now_ns=now) if a.kind == store_pb2.StoreAction.CREATE]
     assert created(old, now=0) == [("n1", 2)], "one node at a time, on that node"
     svc.update_status.state = pb.UpdateStatus.COMPLETED
@@ -123,8 +123,8 @@ def test_a_rollback_keeps_the_tasks_it_never_reached():
     failed_new.spec.container.image = "img:v2"
     actions = plan([svc], [failed_new] + untouched, [builders.node("n1")],
                    now_ns=10 * S)
-    updates = {a.id: pb.Task.FromString(a.object) for a in actions if a.table == "task" and a.kind == store_pb2.StoreAction.UPDATE}
+    updates = {a.task.id: a.task for a in actions if a.HasField("task") and a.kind == store_pb2.StoreAction.UPDATE}
     assert {i: t.spec_version for i, t in updates.items() if i.startswith("o")} == {"o2": 3, "o3": 3}
     assert {i: t.desired_state for i, t in updates.items() if i.startswith("o")} == {"o2": pb.RUNNING, "o3": pb.RUNNING}
-    created = [pb.Task.FromString(a.object) for a in actions if a.kind == store_pb2.StoreAction.CREATE]
+    created = [a.task for a in actions if a.kind == store_pb2.StoreAction.CREATE]
     assert [(t.slot, t.spec.container.image) for t in created] == [(1, "img:v1")], "only the slot it reached"

@@ -19,13 +19,14 @@ from pysyncobj.node import TCPNode
 from pysyncobj.serializer import Serializer, SERIALIZER_STATE
 
 from covey.errors import FailedPrecondition
+from manager.state import formats
 from manager.state.raft.journal import derive, write_atomic
 from proto import raft_pb2
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"CVYRSNP1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 1: tables as RaftTableEntry (table name + bytes), migrated on load
 _NONCE = 12
 
 
@@ -87,31 +88,41 @@ class SnapshotCodec:
 
 
 def encode(tables: dict, last, prev, members: list[str]) -> raft_pb2.RaftSnapshot:
-    snap = raft_pb2.RaftSnapshot(format_version=FORMAT_VERSION, members=members, tables=sorted(tables))
-    for name in sorted(tables):
-        for obj_id, obj in sorted(tables[name].items()):
-            snap.entries.add(table=name, id=obj_id, object=obj)
+    snap = raft_pb2.RaftSnapshot(format_version=FORMAT_VERSION, members=members,
+                                 store=formats.snapshot_of(tables))
     for field, entry in (("last_entry", last), ("prev_entry", prev)):
         getattr(snap, field).CopyFrom(raft_pb2.RaftLogEntry(command=bytes(entry[0]), index=entry[1], term=entry[2]))
     return snap
 
 
 def parse(plaintext: bytes, where: str) -> raft_pb2.RaftSnapshot:
+    """A snapshot in the current format (format 1 is migrated); FailedPrecondition if it
+    is not a snapshot or comes from a newer coveyd."""
     try:
         snap = raft_pb2.RaftSnapshot.FromString(plaintext)
+        if snap.format_version == 1:
+            _migrate_v1(snap)
+        if snap.format_version != FORMAT_VERSION:
+            raise formats.FormatError(formats.newer("Raft snapshot", snap.format_version))
+        formats.tables_of(snap.store)  # a store snapshot this manager reads
+    except formats.FormatError as exc:
+        raise FailedPrecondition(f"{where}: {exc}") from None
     except Exception:
         raise FailedPrecondition(f"{where}: not a Raft snapshot") from None
-    if snap.format_version != FORMAT_VERSION:
-        raise FailedPrecondition(f"{where}: snapshot format {snap.format_version} is not supported "
-                                 f"(this manager reads format {FORMAT_VERSION})")
     return snap
 
 
-def tables_of(snap: raft_pb2.RaftSnapshot) -> dict[str, dict[str, bytes]]:
+def _migrate_v1(snap: raft_pb2.RaftSnapshot) -> None:
     tables: dict[str, dict[str, bytes]] = {name: {} for name in snap.tables}
     for entry in snap.entries:
         tables.setdefault(entry.table, {})[entry.id] = entry.object
-    return tables
+    snap.store.CopyFrom(formats.snapshot_of(tables))
+    del snap.entries[:], snap.tables[:]
+    snap.format_version = FORMAT_VERSION
+
+
+def tables_of(snap: raft_pb2.RaftSnapshot) -> dict[str, dict[str, bytes]]:
+    return formats.tables_of(snap.store)
 
 
 def _entry(entry: raft_pb2.RaftLogEntry) -> tuple[bytes, int, int]:

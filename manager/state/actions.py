@@ -1,0 +1,99 @@
+"""Store actions: what a write is made of (create / update / delete, each built from the
+object itself, its table picked from its class), and the helpers that write them:
+read-modify-write with retries, removal, a leader loop's plan in chunks.
+"""
+from typing import TYPE_CHECKING, Callable
+
+from covey.errors import Conflict, NotFound
+from manager.state.formats import NAMES, StoreObject
+from manager.state.tables import T, Table
+from proto import store_pb2
+
+if TYPE_CHECKING:
+    from manager.state.store import Store
+
+
+def create(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Create `obj` in the table of its class. (Legacy form: create(table, obj).)"""
+    return _action(store_pb2.StoreAction.CREATE, _legacy(obj, legacy_obj))
+
+
+def update(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Replace `obj`, if its meta.version is still the stored one. (Legacy: update(table, obj).)"""
+    obj = _legacy(obj, legacy_obj)
+    return _action(store_pb2.StoreAction.UPDATE, obj, obj.meta.version)
+
+
+def delete(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
+    """Delete `obj`, if its meta.version is still the stored one. (Legacy: delete(table, obj).)"""
+    obj = _legacy(obj, legacy_obj)
+    return _action(store_pb2.StoreAction.DELETE, type(obj)(id=obj.id), obj.meta.version)
+
+
+def _action(kind: store_pb2.StoreAction.Kind, obj: StoreObject, expected_version: int = 0) -> store_pb2.StoreAction:
+    action = store_pb2.StoreAction(kind=kind, expected_version=expected_version)
+    getattr(action, NAMES[type(obj)]).CopyFrom(obj)
+    return action
+
+
+# legacy: removed when controlapi/dispatcher/ca move to typed tables (then take `obj` alone)
+def _legacy(obj: StoreObject | str, legacy_obj: StoreObject | None) -> StoreObject:
+    if not isinstance(obj, str):
+        return obj
+    if legacy_obj is None or NAMES[type(legacy_obj)] != obj:
+        raise TypeError(f"expected a {obj} object, got {type(legacy_obj).__name__}")
+    return legacy_obj
+
+
+async def modify(store: "Store", cls: type[T] | str, obj_id: str, change: Callable[[T], object],
+                 now_ns: int, attempts: int = 10) -> T:
+    """Read-modify-write one object of class `cls`, retrying when another writer got there
+    first. `change(obj)` edits the object in place (it may raise to refuse); returns the
+    object as written. (A table name for `cls` is the legacy form.)
+    """
+    def changed(obj: T) -> store_pb2.StoreAction:
+        change(obj)
+        obj.meta.updated_at_ns = now_ns
+        return update(obj)
+
+    table: Table[T] = store.table_named(cls) if isinstance(cls, str) else store.table(cls)
+    obj = await _retrying(store, table, obj_id, changed, attempts)
+    obj.meta.version += 1
+    return obj
+
+
+async def remove(store: "Store", cls: type[T], obj_id: str, attempts: int = 10) -> T:
+    """Delete one object whatever changed it meanwhile: a removal asked for by a user must
+    not fail because a loop or another client updated the object after it was read."""
+    return await _retrying(store, store.table(cls), obj_id, delete, attempts)
+
+
+async def _retrying(store: "Store", table: Table[T], obj_id: str,
+                    action: Callable[[T], store_pb2.StoreAction], attempts: int) -> T:
+    """Write `action(obj)` for the stored object, read again after each version conflict;
+    NotFound once it is gone, Conflict when it kept changing for `attempts` tries."""
+    for _ in range(attempts):
+        obj = table.get(obj_id)
+        if obj is None:
+            raise NotFound(f"{table.name} {obj_id} not found")
+        try:
+            await store.write([action(obj)])
+        except Conflict:
+            continue
+        return obj
+    raise Conflict(f"{table.name} {obj_id} kept changing; try again")
+
+
+PLAN_CHUNK = 1000
+
+
+async def write_plan(store: "Store", actions: list) -> None:
+    """Write a loop's planned actions, PLAN_CHUNK at a time (each action stands alone: the
+    loops derive every pass from what is stored, so a plan written in part is taken up again).
+    A conflict is fine: the change that caused it wakes the loop, which plans again from what
+    is there now."""
+    for start in range(0, len(actions), PLAN_CHUNK):
+        try:
+            await store.write(actions[start:start + PLAN_CHUNK])
+        except Conflict:
+            return
