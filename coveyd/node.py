@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 
 from covey import __version__, addr, pki, tls
+from coveyd import recovery
 from coveyd.settings import Settings
 from covey.errors import (FailedPrecondition, InvalidArgument, NOT_IN_SWARM, Unavailable,
                           from_rpc_error)
@@ -24,7 +25,6 @@ from coveyd.nodestate import Membership, NodeState
 from covey.units import parse_duration
 from manager.state import membership as mship
 from manager.state import store as st
-from manager.state.actions import create
 from manager.manager import Manager, ManagerConfig, bootstrap
 from proto import ca_pb2
 from proto import ca_pb2_grpc
@@ -139,7 +139,7 @@ class Node:
         store = self.manager.store
         await _wait(lambda: store.caught_up() and store.clusters.list(), self.settings.manager_ready_timeout,
                     "the Raft log to be applied")
-        tables, me = store.tables(), self.membership
+        state, me = recovery.read_state(store), self.membership
         await self._stop_manager()
         old = self.state.raft_dir.with_name(f"raft.before-force-new-cluster.{int(time.time())}")
         self.state.raft_dir.rename(old)
@@ -147,7 +147,7 @@ class Node:
         await self._start_manager(me)
         try:
             await self.manager.store.wait_ready(self.settings.manager_ready_timeout)
-            cluster = await _restore_alone(self.manager.store, tables, me)
+            cluster = await recovery.restore_alone(self.manager.store, state, me)
         except BaseException:
             await self._stop_manager()
             shutil.rmtree(self.state.raft_dir, ignore_errors=True)
@@ -380,22 +380,3 @@ async def _wait(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise Unavailable(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-async def _restore_alone(store: st.Store, tables: dict, me: Membership) -> pb.Cluster:
-    """Write the old state into a fresh one-member Raft, without the other managers."""
-    cluster = pb.Cluster.FromString(next(iter(tables["cluster"].values())))
-    actions, lost = [], []
-    for node_id, data in tables["node"].items():
-        node = pb.Node.FromString(data)
-        if node.role == pb.MANAGER and node_id != me.node_id:
-            lost.append(node_id)  # a lost manager: its certificate is denied from now on
-            continue
-        if node_id == me.node_id:
-            node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
-        actions.append(create(node))
-    cluster.removed_nodes.extend(lost)
-    actions.append(create(cluster))
-    await store.write(actions)
-    log.warning("force-new-cluster: removed the lost managers %s", ", ".join(lost) or "(none)")
-    return cluster
