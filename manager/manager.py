@@ -15,10 +15,11 @@ from manager.orchestrator import services as orchestrator
 from manager.scheduler import loop as scheduler
 from manager.state import store as st
 from manager.ca import authz
-from manager.ca.server import CAServer, cluster_of
+from manager.ca.server import CAServer
 from manager.controlapi.api import Control
 from manager.dispatcher.api import Dispatcher
 from manager.state.actions import create
+from manager.state.queries import cluster_of
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from proto import ca_pb2
 from proto import control_pb2

@@ -8,17 +8,11 @@ from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
+from manager.state.queries import cluster_of
 from proto import ca_pb2
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-
-def cluster_of(store: st.Store) -> pb.Cluster:
-    clusters = store.list("cluster")
-    if not clusters:
-        raise FailedPrecondition("the swarm is not initialized yet")
-    return clusters[0]
 
 
 def token_role(cluster: pb.Cluster, token: str) -> int:

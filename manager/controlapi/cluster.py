@@ -2,8 +2,8 @@
 import time
 
 from covey import pki
-from manager.ca.server import cluster_of
 from manager.state import store as st
+from manager.state.queries import cluster_of
 from proto import control_pb2
 from proto import objects_pb2 as pb
 

@@ -3,31 +3,11 @@ import time
 from collections.abc import Callable
 
 from covey.errors import FailedPrecondition, InvalidArgument, NotFound
-from manager.ca.server import cluster_of
 from manager.state import membership
 from manager.state import store as st
+from manager.state.queries import cluster_of, find_node
 from proto import control_pb2
 from proto import objects_pb2 as pb
-
-
-def find_node(store: st.Store, ref: str) -> pb.Node:
-    """A node by full ID, hostname, or unique ID prefix (as Docker resolves it)."""
-    if not ref:
-        raise InvalidArgument("a node ID or hostname is required")
-    nodes = store.list("node")
-    for node in nodes:
-        if node.id == ref:
-            return node
-    by_name = [n for n in nodes if n.description.hostname == ref]
-    if len(by_name) == 1:
-        return by_name[0]
-    by_prefix = [n for n in nodes if n.id.startswith(ref)]
-    matches = by_name or by_prefix
-    if not matches:
-        raise NotFound(f"node {ref} not found")
-    if len(matches) > 1:
-        raise InvalidArgument(f"node {ref} is ambiguous ({len(matches)} matches): use a longer ID prefix")
-    return matches[0]
 
 
 class NodeAPI:

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
+from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotLeader
 from covey.ids import new_id
 from manager.dispatcher.logbroker import LogBroker
 from manager.scheduler import placement
 from manager.state import store as st
+from manager.state.queries import find_service
 from proto import control_pb2
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
@@ -21,22 +22,6 @@ from proto import specs_pb2 as specs
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-def find_service(store: st.Store, ref: str) -> pb.Service:
-    """A service by full ID, name, or unique ID prefix."""
-    if not ref:
-        raise InvalidArgument("a service ID or name is required")
-    services = store.list("service")
-    for service in services:
-        if service.id == ref or service.spec.name == ref:
-            return service
-    matches = [s for s in services if s.id.startswith(ref)]
-    if not matches:
-        raise NotFound(f"service {ref} not found")
-    if len(matches) > 1:
-        raise InvalidArgument(f"service {ref} is ambiguous ({len(matches)} matches): use a longer ID prefix")
-    return matches[0]
 
 
 def validate_spec(service_spec: specs.ServiceSpec) -> None:

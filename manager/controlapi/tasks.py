@@ -1,6 +1,6 @@
 """The control API for tasks: what `covey service ps` lists."""
-from manager.controlapi.services import find_service
 from manager.state import store as st
+from manager.state.queries import find_service
 from proto import control_pb2
 
 

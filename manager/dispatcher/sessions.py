@@ -18,7 +18,7 @@ from covey.errors import NotFound, NotLeader
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
-from manager.ca.server import cluster_of
+from manager.state.queries import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 
