@@ -8,6 +8,7 @@ from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
+from manager.state.actions import create
 from manager.state.queries import cluster_of
 from proto import ca_pb2
 from proto import objects_pb2 as pb
@@ -54,7 +55,7 @@ class CAServer:
                        status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN, message="joined"))
         if role == pb.MANAGER:
             node.manager_status.CopyFrom(self._new_manager_addrs(request.advertise_addr))
-        await self._store.write([st.create("node", node)])
+        await self._store.write([create(node)])
         log.info("node %s (%s) joined as %s", node_id, request.hostname, pb.NodeRole.Name(role).lower())
         response = ca_pb2.IssueNodeCertificateResponse(node_id=node_id, role=role, cert_pem=cert,
                                                    ca_cert_pem=cluster.root_ca.ca_cert_pem,
@@ -68,7 +69,7 @@ class CAServer:
         if not api_addr or not addr.host_of(api_addr) or ":" not in api_addr:
             raise InvalidArgument("a joining manager must give the HOST:PORT other nodes reach it on")
         raft_addr = addr.raft_addr(api_addr)
-        for other in self._store.list("node"):
+        for other in self._store.nodes.view():
             if other.manager_status.raft_addr == raft_addr:
                 raise FailedPrecondition(f"the manager {other.id} already uses {api_addr}")
         return pb.ManagerStatus(api_addr=api_addr, raft_addr=raft_addr)
@@ -83,7 +84,7 @@ class CAServer:
 
     async def renew(self, request, context, caller: authz.Caller):
         cluster = cluster_of(self._store)
-        node = self._store.get("node", caller.node_id)
+        node = self._store.nodes.get(caller.node_id)
         if node is None:
             raise PermissionDenied(f"node {caller.node_id} is not a member of this swarm")
         # The role in the store, not the desired one: it changes only once Raft membership has

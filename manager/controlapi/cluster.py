@@ -3,6 +3,7 @@ import time
 
 from covey import pki
 from manager.state import store as st
+from manager.state.actions import modify
 from manager.state.queries import cluster_of
 from proto import control_pb2
 from proto import objects_pb2 as pb
@@ -37,7 +38,7 @@ class ClusterAPI:
                     c.join_tokens.manager = token
                 else:
                     c.join_tokens.worker = token
-            cluster = await st.modify(self._store, "cluster", cluster.id, change, time.time_ns())
+            cluster = await modify(self._store, pb.Cluster, cluster.id, change, time.time_ns())
         tokens = cluster.join_tokens
         token = tokens.manager if request.role == pb.MANAGER else tokens.worker
         return control_pb2.JoinTokenResponse(token=token, manager_addr=self._api_addr)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from covey.errors import FailedPrecondition, InvalidArgument, NotFound
 from manager.state import membership
 from manager.state import store as st
+from manager.state.actions import delete, modify, update
 from manager.state.queries import cluster_of, find_node
 from proto import control_pb2
 from proto import objects_pb2 as pb
@@ -24,7 +25,7 @@ class NodeAPI:
         return node
 
     async def list(self, request: control_pb2.ListNodesRequest) -> control_pb2.ListNodesResponse:
-        nodes = sorted(self._store.list("node"), key=lambda n: (n.description.hostname, n.id))
+        nodes = sorted(self._store.nodes.list(), key=lambda n: (n.description.hostname, n.id))
         return control_pb2.ListNodesResponse(nodes=[self._decorate(n) for n in nodes])
 
     async def get(self, request: control_pb2.GetNodeRequest) -> control_pb2.GetNodeResponse:
@@ -50,7 +51,7 @@ class NodeAPI:
                 del node.spec.labels[key]
             node.spec.labels.update(request.labels_add)
 
-        node = await st.modify(self._store, "node", node_id, change, time.time_ns())
+        node = await modify(self._store, pb.Node, node_id, change, time.time_ns())
         return control_pb2.UpdateNodeResponse(node=self._decorate(node))
 
     async def remove(self, request: control_pb2.RemoveNodeRequest) -> control_pb2.RemoveNodeResponse:
@@ -65,6 +66,6 @@ class NodeAPI:
         cluster.removed_nodes.append(node.id)
         cluster.meta.updated_at_ns = time.time_ns()
         # One batch: the node vanishes and its certificate is denied together.
-        await self._store.write([st.delete("node", node), st.update("cluster", cluster)])
+        await self._store.write([delete(node), update(cluster)])
         self._end_session(node.id)
         return control_pb2.RemoveNodeResponse()

@@ -14,6 +14,7 @@ from covey.ids import new_id
 from manager.dispatcher.logbroker import LogBroker
 from manager.scheduler import placement
 from manager.state import store as st
+from manager.state.actions import create, modify, remove
 from manager.state.queries import find_service
 from proto import control_pb2
 from proto import control_pb2_grpc
@@ -47,17 +48,17 @@ class ServiceAPI:
         if service_spec.WhichOneof("mode") is None:
             service_spec.replicated.replicas = 1  # Docker's default
         placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
-        if any(s.spec.name == service_spec.name for s in self._store.list("service")):
+        if any(s.spec.name == service_spec.name for s in self._store.services.view()):
             raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()
         service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
                              spec=service_spec, spec_version=1)
-        await self._store.write([st.create("service", service)])
+        await self._store.write([create(service)])
         service.meta.version = 1
         return control_pb2.CreateServiceResponse(service=service)
 
     async def list(self, request: control_pb2.ListServicesRequest) -> control_pb2.ListServicesResponse:
-        services = sorted(self._store.list("service"), key=lambda s: s.spec.name)
+        services = sorted(self._store.services.list(), key=lambda s: s.spec.name)
         return control_pb2.ListServicesResponse(services=services)
 
     async def get(self, request: control_pb2.GetServiceRequest) -> control_pb2.GetServiceResponse:
@@ -70,7 +71,7 @@ class ServiceAPI:
 
         def change(service):
             service.spec.replicated.replicas = request.replicas
-        service = await st.modify(self._store, "service", target.id, change, time.time_ns())
+        service = await modify(self._store, pb.Service, target.id, change, time.time_ns())
         return control_pb2.ScaleServiceResponse(service=service)
 
     async def update(self, request: control_pb2.UpdateServiceRequest) -> control_pb2.UpdateServiceResponse:
@@ -100,14 +101,14 @@ class ServiceAPI:
             message = "manually requested rollback" if request.rollback else "update in progress"
             service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=time.time_ns(),
                                                            message=message))
-        service = await st.modify(self._store, "service", target.id, change, time.time_ns(), attempts=1)
+        service = await modify(self._store, pb.Service, target.id, change, time.time_ns(), attempts=1)
         return control_pb2.UpdateServiceResponse(service=service)
 
     async def remove(self, request: control_pb2.RemoveServiceRequest) -> control_pb2.RemoveServiceResponse:
         service = find_service(self._store, request.service)
         # The service goes at once; the orchestrator tells its tasks to go (one writer for
         # tasks: rewriting them here would race the scheduler and the nodes' reports).
-        await st.remove(self._store, pb.Service, service.id)  # wins over a concurrent writer
+        await remove(self._store, pb.Service, service.id)  # wins over a concurrent writer
         return control_pb2.RemoveServiceResponse()
 
     async def logs(self, request: control_pb2.ServiceLogsRequest,

@@ -9,7 +9,7 @@ class TaskAPI:
         self._store = store
 
     async def list(self, request: control_pb2.ListTasksRequest) -> control_pb2.ListTasksResponse:
-        tasks = self._store.list("task")
+        tasks = self._store.tasks.list()
         if request.service:
             service_id = find_service(self._store, request.service).id
             tasks = [t for t in tasks if t.service_id == service_id]
