@@ -15,6 +15,7 @@ from covey.errors import NO_LEADER, Conflict, PermissionDenied, Unavailable
 from manager.ca import authz
 from manager.dispatcher.sessions import Sessions
 from manager.state import store as st
+from manager.state.actions import update
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -41,7 +42,7 @@ class Assignments:
         self._sessions.check(node_id, request.session_id)
         events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
         try:
-            mine = [t for t in self._store.tasks_on(node_id) if assigned_to(t, node_id)]
+            mine = [t for t in self._store.tasks.on_node(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
             yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine)
             sequence = 0
@@ -70,7 +71,7 @@ class StatusReports:
         async for node_id, request in self._sessions.in_session(caller.node_id, requests):
             updates = {}
             for u in request.updates:
-                task = self._store.peek("task", u.task_id)
+                task = self._store.tasks.peek(u.task_id)
                 if task is not None and task.node_id != node_id:
                     raise PermissionDenied(f"task {u.task_id} is not assigned to node {node_id}")
                 updates[u.task_id] = u.status
@@ -168,7 +169,7 @@ def _fail(future: asyncio.Future, exc: Exception) -> None:
 def _status_actions(store: st.Store, updates: dict) -> list:
     actions = []
     for task_id, status in updates.items():
-        current = store.peek("task", task_id)
+        current = store.tasks.peek(task_id)
         if current is None:
             continue  # removed meanwhile: nothing to record
         if status.state <= current.status.state:
@@ -178,5 +179,5 @@ def _status_actions(store: st.Store, updates: dict) -> list:
         task.status.CopyFrom(status)
         task.status.timestamp_ns = task.status.timestamp_ns or time.time_ns()
         task.meta.updated_at_ns = time.time_ns()
-        actions.append(st.update("task", task))
+        actions.append(update(task))
     return actions

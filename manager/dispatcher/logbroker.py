@@ -56,7 +56,7 @@ class LogBroker:
     # ------------------------------------------------------------ the reader's side
 
     async def read(self, service: pb.Service, request: control_pb2.ServiceLogsRequest) -> AsyncIterator[control_pb2.ServiceLogsMessage]:
-        tasks = {t.id: t for t in self._store.list("task") if t.service_id == service.id and t.node_id}
+        tasks = {t.id: t for t in self._store.tasks.list() if t.service_id == service.id and t.node_id}
         subscription_id = new_id()
         wanted = logbroker_pb2.LogSubscription(id=subscription_id, service_id=service.id, follow=request.follow,
                                     tail=request.tail, since=request.since)
@@ -86,7 +86,7 @@ class LogBroker:
                     yield control_pb2.ServiceLogsMessage(warnings=[f"node {self._name(node_id)} stopped sending logs"])
                     continue
                 if message.lines:
-                    tasks.update({t.id: t for t in self._store.list("task") if t.service_id == service.id})
+                    tasks.update({t.id: t for t in self._store.tasks.list() if t.service_id == service.id})
                 yield control_pb2.ServiceLogsMessage(lines=[self._line(node_id, line, tasks) for line in message.lines],
                                             warnings=[f"node {self._name(node_id)}: {message.err}"] if message.err else [])
         finally:
@@ -122,7 +122,7 @@ class LogBroker:
         return backlog, streaming
 
     def _name(self, node_id: str) -> str:
-        node = self._store.get("node", node_id)
+        node = self._store.nodes.get(node_id)
         return node.description.hostname if node and node.description.hostname else node_id
 
     def _line(self, node_id: str, line: logbroker_pb2.TaskLogLine, tasks: dict[str, pb.Task]) -> control_pb2.ServiceLogLine:

@@ -18,6 +18,7 @@ from covey.errors import NotFound, NotLeader
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
+from manager.state.actions import modify
 from manager.state.queries import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
@@ -104,7 +105,7 @@ class Sessions:
 
     def _session_message(self, session: _Session, node_id: str) -> dispatcher_pb2.SessionMessage:
         cluster = cluster_of(self._store)
-        node = self._store.get("node", node_id)
+        node = self._store.nodes.get(node_id)
         role = node.role if node else pb.WORKER  # the role a renewal would give it now
         return dispatcher_pb2.SessionMessage(session_id=session.session_id, managers=self._managers(),
                                  heartbeat_period_ns=cluster.spec.heartbeat_period_ns,
@@ -153,23 +154,23 @@ class Sessions:
             node.status.state = pb.NodeStatus.READY
             node.status.message = ""
             node.status.addr = addr
-        await st.modify(self._store, "node", node_id, change, time.time_ns())
+        await modify(self._store, pb.Node, node_id, change, time.time_ns())
 
     async def _set_down(self, node_id: str) -> None:
         def change(node):
             node.status.state = pb.NodeStatus.DOWN
             node.status.message = "heartbeat failure"
-        await st.modify(self._store, "node", node_id, change, time.time_ns())
+        await modify(self._store, pb.Node, node_id, change, time.time_ns())
         log.warning("node %s is down: heartbeat failure", node_id)
 
     # ------------------------------------------------------------ leader loop
 
     async def run_monitor(self) -> None:
         """Leader only: mark nodes Down when their heartbeats stop."""
-        while not self._store.list("cluster"):  # a new swarm: bootstrap has not written it yet
+        while not self._store.clusters.view():  # a new swarm: bootstrap has not written it yet
             await asyncio.sleep(0.05)
         grace = time.monotonic() + NEW_LEADER_GRACE * self._down_after()
-        for node in self._store.view("node"):
+        for node in self._store.nodes.view():
             if node.status.state != pb.NodeStatus.DOWN:
                 self._deadlines.setdefault(node.id, grace)
         while True:
@@ -182,7 +183,7 @@ class Sessions:
             if self._deadlines.get(node_id, now + 1) > now:
                 continue
             del self._deadlines[node_id]
-            node = self._store.get("node", node_id)
+            node = self._store.nodes.get(node_id)
             if node is None or node.status.state == pb.NodeStatus.DOWN:
                 continue
             self.end_session(node_id)

@@ -150,11 +150,13 @@ def test_status_writer_fails_the_round_when_its_retries_run_out(run):
     keeps the reports of a failed round and sends them again."""
     from manager.dispatcher.assignments import STATUS_WRITE_ATTEMPTS, StatusWriter
 
+    class AssignedTasks:
+        def peek(self, task_id):
+            return pb.Task(id=task_id, status=pb.TaskStatus(state=pb.ASSIGNED))
+
     class AlwaysConflicting:
         writes = 0
-
-        def peek(self, table, task_id):
-            return pb.Task(id=task_id, status=pb.TaskStatus(state=pb.ASSIGNED))
+        tasks = AssignedTasks()
 
         async def write(self, actions):
             self.writes += 1
