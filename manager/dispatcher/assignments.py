@@ -93,9 +93,9 @@ async def _next_batch(events: asyncio.Queue, timeout: float) -> list:
 def _increment(changed: list, sent: dict, node_id: str) -> dispatcher_pb2.AssignmentsMessage | None:
     updated, removed = {}, set()
     for event in changed:
-        if event.table != "task":
-            continue
         task = event.obj
+        if not isinstance(task, pb.Task):
+            continue
         if event.kind != store_pb2.StoreAction.DELETE and assigned_to(task, node_id):
             if sent.get(task.id) != task.meta.version:
                 updated[task.id] = task

@@ -119,7 +119,7 @@ class Sessions:
         try:
             while True:
                 event = await events.get()
-                if event.table != "node":
+                if not isinstance(event.obj, pb.Node):
                     continue
                 if self._managers() != managers:
                     managers = self._managers()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Generic, TypeVar
 from pysyncobj import SyncObjConsumer, replicated
 
 from manager.state import formats
-from manager.state.formats import NAMES, TABLES
+from manager.state.formats import NAMES, TABLES, StoreObject
 from proto import objects_pb2 as pb
 from proto import store_pb2
 
@@ -20,10 +20,10 @@ T = TypeVar("T", pb.Cluster, pb.Node, pb.Service, pb.Task)
 
 @dataclass(frozen=True)
 class Event:
+    """One applied change. Its table is the object's class: isinstance(event.obj, pb.Node)."""
     kind: int          # store_pb2.StoreAction.Kind
-    table: str
     id: str
-    obj: object        # the object after the change (before, for DELETE)
+    obj: StoreObject   # the object after the change (before, for DELETE)
 
 
 class State(SyncObjConsumer):
@@ -101,14 +101,14 @@ class State(SyncObjConsumer):
             self._unindex(objects[obj_id])
         if action.kind == store_pb2.StoreAction.DELETE:
             del table[obj_id]
-            return Event(action.kind, name, obj_id, objects.pop(obj_id))
+            return Event(action.kind, obj_id, objects.pop(obj_id))
         given = getattr(action, name)
         given.meta.version = action.expected_version + 1 if action.kind == store_pb2.StoreAction.UPDATE else 1
         table[obj_id] = given.SerializeToString(deterministic=True)
         obj = objects[obj_id] = TABLES[name].FromString(table[obj_id])  # not tied to the batch's memory
         if isinstance(obj, pb.Task):
             self._index(obj)
-        return Event(action.kind, name, obj_id, obj)
+        return Event(action.kind, obj_id, obj)
 
 
 class Table(Generic[T]):

@@ -89,9 +89,9 @@ class StateHistory:
     violations: list[str] = field(default_factory=list)
 
     def observe(self, store_name: str, event) -> None:
-        if event.table != "task" or event.kind == store_pb2.StoreAction.DELETE:
-            return
         t, key = event.obj, (store_name, event.id)
+        if not isinstance(t, pb.Task) or event.kind == store_pb2.StoreAction.DELETE:
+            return
         before = self.highest.get(key, -1)
         if t.status.state < before:
             self.violations.append(f"{_name(t)} moved back from {pb.TaskState.Name(before)} to "

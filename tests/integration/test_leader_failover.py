@@ -3,7 +3,7 @@ the tasks keep running, no node is marked down, nothing is started twice, and th
 goes on orchestrating."""
 import asyncio
 
-from manager.state import store as st
+from manager.state.tables import Event
 from tests.integration.simkit import HEARTBEAT, Watch
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import service_spec
@@ -70,7 +70,7 @@ async def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrive
     manager = swarm.nodes["m1"].node.manager
     await swarm.until(lambda: _quiet(manager.store, 0.3), what="no change for 0.3 s")
     loops = {t.get_name(): t for t in manager._leader_tasks}
-    changed = st.Event(store_pb2.StoreAction.UPDATE, "service", "x", pb.Service())
+    changed = Event(store_pb2.StoreAction.UPDATE, "x", pb.Service())
     manager.store._publish([changed])          # a change arrives...
     manager._leadership_changed(False)         # ...as this manager loses leadership
     _, still = await asyncio.wait(loops.values(), timeout=2.0)

@@ -27,7 +27,7 @@ def test_batches_versions_events_and_restart(tmp_path, run):
             a, b = pb.Node(id="a"), pb.Node(id="b")
             await store.write([create(a), create(b)])
             got = [await asyncio.wait_for(events.get(), 5) for _ in range(2)]
-            assert [(e.table, e.id, e.obj.meta.version) for e in got] == [("node", "a", 1), ("node", "b", 1)]
+            assert [(type(e.obj), e.id, e.obj.meta.version) for e in got] == [(pb.Node, "a", 1), (pb.Node, "b", 1)]
 
             stale = store.nodes.get("a")
             fresh = store.nodes.get("a")

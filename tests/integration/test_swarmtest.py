@@ -5,7 +5,7 @@ import time
 import pytest
 
 from manager.state import store as st
-from manager.state.store import Event
+from manager.state.tables import Event
 from proto import objects_pb2 as pb
 from proto import store_pb2
 from tests.integration.swarmtest import (
@@ -53,8 +53,8 @@ def test_a_running_task_without_its_container_is_named():
 def test_a_state_moving_back_is_named_per_store():
     history = StateHistory()
     for store, state in (("m1", pb.ASSIGNED), ("m1", pb.RUNNING), ("m2", pb.ASSIGNED), ("m1", pb.ASSIGNED)):
-        history.observe(store, Event(store_pb2.StoreAction.UPDATE, "task", "a", web_task("a", state=state)))
-    history.observe("m1", Event(store_pb2.StoreAction.DELETE, "task", "a", web_task("a", state=pb.NEW)))
+        history.observe(store, Event(store_pb2.StoreAction.UPDATE, "a", web_task("a", state=state)))
+    history.observe("m1", Event(store_pb2.StoreAction.DELETE, "a", web_task("a", state=pb.NEW)))
     assert history.violations == ["web.1 (task a) moved back from RUNNING to ASSIGNED in m1's store"]
 
 
