@@ -187,7 +187,7 @@ def _current_violations(swarm: Swarm, checks) -> list[str]:
     assert source is not None, "no manager left to read the swarm's state from"
     store = source.node.manager.store
     running_on = {sim.id: set(sim.executor.running()) for sim in swarm.nodes.values() if sim.node.membership}
-    return state_violations(store.list("service"), store.list("task"), store.list("node"), running_on, checks)
+    return state_violations(store.services.list(), store.tasks.list(), store.nodes.list(), running_on, checks)
 
 
 async def check_swarm(swarm: Swarm, history: StateHistory, checks=CHECKS, settle: float = 5.0) -> None:

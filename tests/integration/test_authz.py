@@ -13,7 +13,7 @@ from covey import pki, tls
 from covey.errors import NOT_A_MANAGER
 from manager.ca import authz
 from manager.ca.authz import ANYONE, MANAGER, NODE, POLICY
-from manager.state import store as st
+from manager.state.actions import update
 from proto import ca_pb2
 from proto import ca_pb2_grpc
 from proto import control_pb2
@@ -146,7 +146,7 @@ def test_every_method_answers_every_caller_as_declared(tmp_path, run):
 
             removed_id = "r" * 25
             cluster.removed_nodes.append(removed_id)
-            await store.write([st.update("cluster", cluster)])
+            await store.write([update(cluster)])
             identities = {
                 "manager": (state.key(), state.cert()),
                 "worker": await _join_worker(addr, cluster),

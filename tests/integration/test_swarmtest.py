@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from manager.state import store as st
+from manager.state.actions import modify
 from manager.state.tables import Event
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -71,7 +71,7 @@ def test_the_decorator_fails_a_test_whose_swarm_moved_a_state_back(tmp_path):
         await swarm.create(service_spec("web"))
         running = (await swarm.until(lambda: swarm.converged("web", 1), what="web running"))[0]
         store = swarm.leader().node.manager.store
-        await st.modify(store, "task", running.id, lambda t: setattr(t.status, "state", pb.ASSIGNED), time.time_ns())
+        await modify(store, pb.Task, running.id, lambda t: setattr(t.status, "state", pb.ASSIGNED), time.time_ns())
 
     with pytest.raises(AssertionError, match=r"web\.1 \(task \w+\) moved back from RUNNING to ASSIGNED in m1's"):
         moves_back(tmp_path)
