@@ -13,20 +13,18 @@ if TYPE_CHECKING:
     from manager.state.store import Store
 
 
-def create(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
-    """Create `obj` in the table of its class. (Legacy form: create(table, obj).)"""
-    return _action(store_pb2.StoreAction.CREATE, _legacy(obj, legacy_obj))
+def create(obj: StoreObject) -> store_pb2.StoreAction:
+    """Create `obj` in the table of its class."""
+    return _action(store_pb2.StoreAction.CREATE, obj)
 
 
-def update(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
-    """Replace `obj`, if its meta.version is still the stored one. (Legacy: update(table, obj).)"""
-    obj = _legacy(obj, legacy_obj)
+def update(obj: StoreObject) -> store_pb2.StoreAction:
+    """Replace `obj`, if its meta.version is still the stored one."""
     return _action(store_pb2.StoreAction.UPDATE, obj, obj.meta.version)
 
 
-def delete(obj: StoreObject | str, legacy_obj: StoreObject | None = None) -> store_pb2.StoreAction:
-    """Delete `obj`, if its meta.version is still the stored one. (Legacy: delete(table, obj).)"""
-    obj = _legacy(obj, legacy_obj)
+def delete(obj: StoreObject) -> store_pb2.StoreAction:
+    """Delete `obj`, if its meta.version is still the stored one."""
     return _action(store_pb2.StoreAction.DELETE, type(obj)(id=obj.id), obj.meta.version)
 
 
@@ -36,28 +34,18 @@ def _action(kind: store_pb2.StoreAction.Kind, obj: StoreObject, expected_version
     return action
 
 
-# legacy: removed when controlapi/dispatcher/ca move to typed tables (then take `obj` alone)
-def _legacy(obj: StoreObject | str, legacy_obj: StoreObject | None) -> StoreObject:
-    if not isinstance(obj, str):
-        return obj
-    if legacy_obj is None or NAMES[type(legacy_obj)] != obj:
-        raise TypeError(f"expected a {obj} object, got {type(legacy_obj).__name__}")
-    return legacy_obj
-
-
-async def modify(store: "Store", cls: type[T] | str, obj_id: str, change: Callable[[T], object],
+async def modify(store: "Store", cls: type[T], obj_id: str, change: Callable[[T], object],
                  now_ns: int, attempts: int = 10) -> T:
     """Read-modify-write one object of class `cls`, retrying when another writer got there
     first. `change(obj)` edits the object in place (it may raise to refuse); returns the
-    object as written. (A table name for `cls` is the legacy form.)
+    object as written.
     """
     def changed(obj: T) -> store_pb2.StoreAction:
         change(obj)
         obj.meta.updated_at_ns = now_ns
         return update(obj)
 
-    table: Table[T] = store.table_named(cls) if isinstance(cls, str) else store.table(cls)
-    obj = await _retrying(store, table, obj_id, changed, attempts)
+    obj = await _retrying(store, store.table(cls), obj_id, changed, attempts)
     obj.meta.version += 1
     return obj
 

@@ -5,7 +5,6 @@ committed through Raft; leader loops subscribe to change events (manager/state/l
 which are handed from pysyncobj's thread to the asyncio loop.
 """
 import asyncio
-import builtins
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
 
 from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NO_LEADER, Unavailable
 from manager.state.raft import safety
-from manager.state.formats import FORMAT_VERSION, NAMES
+from manager.state.formats import FORMAT_VERSION
 from manager.state.tables import T, Event, State, Table, TaskTable
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -53,8 +52,8 @@ class Store:
         self.nodes = Table(self._state, pb.Node)
         self.services = Table(self._state, pb.Service)
         self.tasks = TaskTable(self._state, pb.Task)
-        self._named: dict[str, Table[Any]] = {t.name: t for t in (self.clusters, self.nodes, self.services,
-                                                                  self.tasks)}
+        self._by_class: dict[type, Table[Any]] = {t.cls: t for t in (self.clusters, self.nodes, self.services,
+                                                                     self.tasks)}
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
         # as protobuf; only real term conflicts truncate the log (manager/state/raft/safety.py).
         raft_options, transport = safety.syncobj_options(
@@ -193,33 +192,9 @@ class Store:
 
     def table(self, cls: type[T]) -> Table[T]:
         """The table of objects of class `cls` (store.nodes is store.table(pb.Node))."""
-        return self._named[NAMES[cls]]
+        return self._by_class[cls]
 
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def table_named(self, name: str) -> Table[Any]:
-        return self._named[name]
-
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def get(self, table: str, obj_id: str):
-        return self._named[table].get(obj_id)
-
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def peek(self, table: str, obj_id: str):
-        return self._named[table].peek(obj_id)
-
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def list(self, table: str) -> list:
-        return self._named[table].list()
-
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def view(self, table: str) -> builtins.list:
-        return self._named[table].view()
-
-    # legacy: removed when controlapi/dispatcher/ca move to typed tables
-    def tasks_on(self, node_id: str) -> builtins.list[pb.Task]:
-        return self.tasks.on_node(node_id)
-
-    async def write(self, actions: builtins.list) -> None:
+    async def write(self, actions: list) -> None:
         """Commit one batch; Conflict if a version check fails, Unavailable without a leader."""
         future = self._loop.create_future()
 
@@ -273,7 +248,3 @@ def _settle(future: asyncio.Future, result, error) -> None:
         future.set_exception(Unavailable(NO_LEADER))
     else:
         future.set_exception(Unavailable(f"the write failed in Raft (reason {error})"))
-
-
-# legacy: removed when controlapi/dispatcher/ca move to typed tables (they use st.create, ...)
-from manager.state.actions import create, delete, modify, remove, update  # noqa: E402,F401

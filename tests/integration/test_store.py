@@ -68,7 +68,7 @@ def test_batches_versions_events_and_restart(tmp_path, run):
 
 
 def test_parsed_view_and_tasks_per_node_follow_writes_and_restart(tmp_path, run):
-    """view() and tasks_on() are kept beside the Raft tables; after a restart they are rebuilt
+    """view() and tasks.on_node() are kept beside the Raft tables; after a restart they are rebuilt
     from the journal or snapshot, and they agree with list() at every step."""
     port = free_port_pair()
 
