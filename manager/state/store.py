@@ -186,10 +186,6 @@ class Store:
         except TimeoutError:
             raise Unavailable(f"removing {raft_addr} from Raft did not commit in time") from None
 
-    def tables(self) -> dict[str, dict[str, bytes]]:
-        """A copy of the replicated state (for force-new-cluster and backups)."""
-        return {name: dict(table) for name, table in self._state.tables.items()}
-
     def table(self, cls: type[T]) -> Table[T]:
         """The table of objects of class `cls` (store.nodes is store.table(pb.Node))."""
         return self._by_class[cls]
