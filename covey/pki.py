@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from covey.errors import InvalidArgument
 from covey.ids import base36
 from proto import objects_pb2 as pb
+
 ROLE_OU = {pb.MANAGER: "covey-manager", pb.WORKER: "covey-worker"}
 OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
 # Every manager certificate carries this name: clients pin the CA, not an address.
@@ -36,7 +37,7 @@ CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def new_key_pem() -> bytes:

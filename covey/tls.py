@@ -41,12 +41,12 @@ def _anon_ca_key():
 
 
 def _self_signed(key, name: x509.Name, ca: bool, issuer_key=None, issuer=None) -> bytes:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder()
             .subject_name(name).issuer_name(issuer or name)
             .public_key(key.public_key())
             .serial_number(1 if ca else x509.random_serial_number())
-            .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+            .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
             .not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
             .sign(issuer_key or key, hashes.SHA256()))

@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 
 from covey import __version__
-from coveyd.settings import Settings
 from covey.errors import CoveyError
 from coveyd.localapi import add_local_services
 from coveyd.node import Node
+from coveyd.settings import Settings
 
 log = logging.getLogger("coveyd")
 

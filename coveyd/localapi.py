@@ -2,15 +2,13 @@
 API of this node's manager (if it is one), and the node's own containers."""
 import json
 
-from covey.errors import FailedPrecondition, InvalidArgument, NOT_A_MANAGER, NOT_IN_SWARM, NotFound, PermissionDenied
-from coveyd.node import Node
+from covey.errors import NOT_A_MANAGER, NOT_IN_SWARM, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from covey.rpc import stream, unary
+from coveyd.node import Node
 from manager.ca import authz
-from proto import control_pb2
-from proto import control_pb2_grpc
-from proto import local_pb2
-from proto import local_pb2_grpc
+from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
 from worker.tasks import TASK_NAME_LABEL
+
 
 class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
     def __init__(self, node: Node):

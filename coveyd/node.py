@@ -16,21 +16,16 @@ from pathlib import Path
 import grpc
 
 from covey import __version__, addr, pki, tls
-from coveyd import recovery
-from coveyd.settings import Settings
-from covey.errors import (FailedPrecondition, InvalidArgument, NOT_IN_SWARM, Unavailable,
-                          from_rpc_error)
+from covey.errors import NOT_IN_SWARM, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
 from covey.ids import new_id
-from coveyd.nodestate import Membership, NodeState
 from covey.units import parse_duration
-from manager.state import membership as mship
-from manager.state import store as st
+from coveyd import recovery
+from coveyd.nodestate import Membership, NodeState
+from coveyd.settings import Settings
 from manager.manager import Manager, ManagerConfig, bootstrap
-from proto import ca_pb2
-from proto import ca_pb2_grpc
-from proto import local_pb2
+from manager.state import membership as mship
+from proto import ca_pb2, ca_pb2_grpc, local_pb2
 from proto import objects_pb2 as pb
-
 from worker.agent import Agent, Credentials, describe_node
 from worker.tasks import Reporter, TaskManager
 
@@ -367,7 +362,7 @@ def _renew_in(cert_pem: bytes) -> float:
     """Seconds until this certificate should be renewed: a random point between 50% and
     80% of its life, so that the nodes of a swarm do not all renew at once."""
     due = pki.renewal_due(cert_pem, random.uniform(0.5, 0.8))
-    return max(0.0, (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+    return max(0.0, (due - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def _agent_channel(addr: str, credentials: Credentials) -> grpc.aio.Channel:

@@ -28,9 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script, only deploy/ is there
     sys.path.insert(0, str(REPO))
 
-from worker.executor.executor import cgroup_parent_for, remove_cgroup_parent  # noqa: E402
-
 from tests.support.poll import wait_until  # noqa: E402
+from worker.executor.executor import cgroup_parent_for, remove_cgroup_parent  # noqa: E402
 
 
 def in_netns(netns: str) -> list[str]:

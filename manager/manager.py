@@ -10,21 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
-from manager.state import membership
-from manager.orchestrator import services as orchestrator
-from manager.scheduler import loop as scheduler
-from manager.state import store as st
 from manager.ca import authz
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
 from manager.dispatcher.api import Dispatcher
+from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
+from manager.orchestrator import services as orchestrator
+from manager.scheduler import loop as scheduler
+from manager.state import membership
+from manager.state import store as st
 from manager.state.actions import create
 from manager.state.queries import cluster_of
-from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
-from proto import ca_pb2
-from proto import control_pb2
-from proto import dispatcher_pb2
-from proto import logbroker_pb2
+from proto import ca_pb2, control_pb2, dispatcher_pb2, logbroker_pb2
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)

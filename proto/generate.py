@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grpc_tools import protoc
 import grpc_tools
+from grpc_tools import protoc
 
 PROTO_DIR = Path(__file__).resolve().parent
 INCLUDE = Path(grpc_tools.__file__).parent / "_proto"

@@ -10,20 +10,14 @@ import logging
 import os
 import platform
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import grpc
 
 from covey.errors import NotLeader
-
-from proto import dispatcher_pb2
-
-from proto import dispatcher_pb2_grpc
-from proto import logbroker_pb2_grpc
-
+from proto import dispatcher_pb2, dispatcher_pb2_grpc, logbroker_pb2_grpc
 from proto import objects_pb2 as pb
-
 from worker.logs import LogPublisher
 
 log = logging.getLogger(__name__)

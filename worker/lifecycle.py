@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from proto import objects_pb2 as pb
+
+
 class Do(Enum):
     REPORT = "report"
     PREPARE = "prepare"     # pull the image and create the container (not started)

@@ -13,9 +13,7 @@ from dataclasses import replace
 
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
-
 from proto import specs_pb2 as specs
-
 from worker import lifecycle
 from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit

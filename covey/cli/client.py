@@ -7,8 +7,8 @@ import grpc
 
 from covey import tls
 from covey.errors import InvalidArgument, Unavailable
-from proto import control_pb2_grpc
-from proto import local_pb2_grpc
+from proto import control_pb2_grpc, local_pb2_grpc
+
 DEFAULT_HOST = "unix:///run/covey/covey.sock"
 DEFAULT_CERT_DIR = "/var/lib/covey/certificates"
 

@@ -5,6 +5,8 @@ import time
 from covey.cli.logs import add_log_flags, container_logs
 from covey.cli.output import table, to_json
 from proto import local_pb2
+
+
 def add_parser(subparsers) -> None:
     container = subparsers.add_parser("container", help="the containers on this node").add_subparsers(
         dest="container_cmd", required=True)

@@ -5,8 +5,9 @@ import time
 
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
-from proto import control_pb2
-from proto import local_pb2
+from proto import control_pb2, local_pb2
+
+
 def add_log_flags(parser) -> None:
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("-n", "--tail", default="all", help="number of lines from the end, or 'all'")
@@ -37,7 +38,7 @@ def write(stream: str, when: float, line: str, prefix: str = "", timestamps: boo
     out = sys.stdout if stream == "stdout" else sys.stderr
     out.write(prefix)  # as Docker: context first, then the time
     if timestamps:
-        stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+        stamp = datetime.datetime.fromtimestamp(when, datetime.UTC)
         out.write(stamp.isoformat(timespec="microseconds").replace("+00:00", "Z") + " ")
     out.write(line)
     out.flush()

@@ -3,9 +3,9 @@ import datetime
 
 from covey.cli.output import table, to_json
 from covey.errors import InvalidArgument
-from proto import control_pb2
-from proto import local_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
+
 STATUS = {pb.NodeStatus.UNKNOWN: "Unknown", pb.NodeStatus.DOWN: "Down",
           pb.NodeStatus.READY: "Ready", pb.NodeStatus.DISCONNECTED: "Disconnected"}
 AVAILABILITY = {pb.ACTIVE: "Active", pb.PAUSE: "Pause", pb.DRAIN: "Drain"}
@@ -76,7 +76,7 @@ def list_nodes(conn, args) -> int:
 
 
 def _time(nanos: int) -> str:
-    return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.UTC).isoformat(timespec="seconds")
 
 
 def _pretty(node: pb.Node) -> str:

@@ -4,8 +4,8 @@ import sys
 import time
 
 from proto import control_pb2
-
 from proto import objects_pb2 as pb
+
 STEPS = [pb.NEW, pb.PENDING, pb.ASSIGNED, pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING]
 BAR = 50
 US = pb.UpdateStatus

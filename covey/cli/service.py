@@ -11,6 +11,8 @@ from covey.errors import InvalidArgument
 from covey.units import parse_duration
 from proto import control_pb2
 from proto import objects_pb2 as pb
+
+
 def add_parser(subparsers) -> None:
     service = subparsers.add_parser("service", help="manage services").add_subparsers(dest="service_cmd", required=True)
 

@@ -7,6 +7,7 @@ from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
 from proto import specs_pb2 as specs
+
 MOUNT_HELP = "type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]"
 
 

@@ -20,7 +20,7 @@ DEFAULT_RESTART_DELAY_NS = 5 * 10**9
 
 
 def _time(nanos: int) -> str:
-    return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(nanos / 1e9, datetime.UTC).isoformat(timespec="seconds")
 
 
 def _rollout(title: str, c: specs.UpdateConfig) -> list[str]:

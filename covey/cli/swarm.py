@@ -1,9 +1,9 @@
 """covey swarm init / join / join-token / leave."""
 from covey import addr
 from covey.units import parse_duration
-from proto import control_pb2
-from proto import local_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
+
 ROLE_NAMES = {"worker": pb.WORKER, "manager": pb.MANAGER}
 
 

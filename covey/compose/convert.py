@@ -1,8 +1,8 @@
 """A normalized compose model as a StackSpec: services in creation order, and the
 networks, volumes, secrets and configs the stack owns or expects to exist."""
-from proto import specs_pb2 as specs
 from covey.compose.errors import ComposeError
 from covey.compose.service import NAMESPACE_LABEL, Names, convert_service
+from proto import specs_pb2 as specs
 
 _CONDITION = {"service_started": specs.ServiceDependency.STARTED,
               "service_healthy": specs.ServiceDependency.HEALTHY,

@@ -1,7 +1,7 @@
 """One compose service as a ServiceSpec (the keys compat.SERVICE_KEYS lists)."""
-from proto import specs_pb2 as specs
 from covey.compose import values as v
 from covey.compose.errors import ComposeError
+from proto import specs_pb2 as specs
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 IMAGE_LABEL = "com.docker.stack.image"

@@ -16,11 +16,9 @@ from manager.scheduler import placement
 from manager.state import store as st
 from manager.state.actions import create, modify, remove
 from manager.state.queries import find_service
-from proto import control_pb2
-from proto import control_pb2_grpc
+from proto import control_pb2, control_pb2_grpc
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
-
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 

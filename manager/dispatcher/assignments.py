@@ -16,9 +16,9 @@ from manager.ca import authz
 from manager.dispatcher.sessions import Sessions
 from manager.state import store as st
 from manager.state.actions import update
-from proto import dispatcher_pb2
+from proto import dispatcher_pb2, store_pb2
 from proto import objects_pb2 as pb
-from proto import store_pb2
+
 log = logging.getLogger(__name__)
 
 STATUS_WRITE_ATTEMPTS = 10

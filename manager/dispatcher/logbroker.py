@@ -16,9 +16,9 @@ from covey.aio import NOTHING, get_within
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
-from proto import control_pb2
-from proto import logbroker_pb2
+from proto import control_pb2, logbroker_pb2
 from proto import objects_pb2 as pb
+
 LINES_PER_MESSAGE = 1000
 
 

@@ -20,14 +20,15 @@ import logging
 import time
 
 from covey.errors import InvalidArgument
+from manager.orchestrator import updater
+from manager.orchestrator.tasks import new_task, set_desired
+from manager.scheduler.constraints import parse_constraints
 from manager.state import store as st
 from manager.state.actions import create, delete
 from manager.state.loops import run_planner
-from manager.scheduler.constraints import parse_constraints
-from manager.orchestrator import updater
-from manager.orchestrator.tasks import new_task, set_desired
 from proto import objects_pb2 as pb
 from proto import store_pb2
+
 log = logging.getLogger(__name__)
 
 HISTORY_PER_SLOT = 5

@@ -5,6 +5,8 @@ from covey.ids import new_id
 from manager.state.actions import update
 from proto import objects_pb2 as pb
 from proto import store_pb2
+
+
 def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
     now = time.time_ns()
     return pb.Task(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),

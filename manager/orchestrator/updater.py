@@ -15,8 +15,8 @@ service: nothing to remember.
 import time
 from collections.abc import Callable
 
-from manager.state.actions import create, update
 from manager.orchestrator.tasks import set_desired
+from manager.state.actions import create, update
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 from proto import store_pb2

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from covey.errors import InvalidArgument
 from proto import objects_pb2 as pb
+
 # Key (lower case) -> the attribute's short name in explanations ("2 nodes have role=worker").
 FIXED_KEYS = {"node.id": "id", "node.hostname": "hostname", "node.role": "role",
               "node.platform.os": "os", "node.platform.arch": "arch"}

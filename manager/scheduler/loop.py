@@ -15,6 +15,7 @@ from manager.state.actions import update
 from manager.state.loops import run_planner
 from proto import objects_pb2 as pb
 from proto import store_pb2
+
 log = logging.getLogger(__name__)
 
 

@@ -2,7 +2,8 @@
 object itself, its table picked from its class), and the helpers that write them:
 read-modify-write with retries, removal, a leader loop's plan in chunks.
 """
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from covey.errors import Conflict, NotFound
 from manager.state.formats import NAMES, StoreObject

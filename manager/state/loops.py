@@ -1,7 +1,8 @@
 """Leader loops over the store: a step after every change, planners that plan in a thread."""
 import asyncio
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from covey.aio import NOTHING, get_within
 from manager.state.actions import write_plan

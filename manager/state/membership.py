@@ -16,6 +16,7 @@ from manager.state import store as st
 from manager.state.actions import modify
 from manager.state.loops import each_change
 from proto import objects_pb2 as pb
+
 log = logging.getLogger(__name__)
 
 

@@ -6,19 +6,21 @@ which are handed from pysyncobj's thread to the asyncio loop.
 """
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
-from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
+from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
 
-from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NO_LEADER, Unavailable
-from manager.state.raft import safety
+from covey.errors import NO_LEADER, Conflict, DeadlineExceeded, FailedPrecondition, Unavailable
 from manager.state.formats import FORMAT_VERSION
-from manager.state.tables import T, Event, State, Table, TaskTable
+from manager.state.raft import safety
+from manager.state.tables import Event, State, T, Table, TaskTable
 from proto import objects_pb2 as pb
 from proto import store_pb2
+
 log = logging.getLogger(__name__)
 
 

@@ -5,8 +5,9 @@ version each update and delete read. Apply reads no clock, no randomness and no 
 `Table` is the typed read face of one table on this manager's replica.
 """
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pysyncobj import SyncObjConsumer, replicated
 

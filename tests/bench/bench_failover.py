@@ -19,8 +19,8 @@ from pathlib import Path
 import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from deploy.lab import Lab  # noqa: E402
-from tests.support.poll import wait_until  # noqa: E402
 from manager.state.store import RaftTimings  # noqa: E402
+from tests.support.poll import wait_until  # noqa: E402
 
 
 def leader_of(lab, via):

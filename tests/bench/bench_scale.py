@@ -43,16 +43,15 @@ from pathlib import Path
 
 from benchpaths import REPO  # first: puts the project on sys.path
 
-from coveyd.settings import Settings  # noqa: E402
 from coveyd.node import Node  # noqa: E402
+from coveyd.settings import Settings  # noqa: E402
 from manager.scheduler import placement  # noqa: E402
 from manager.state.store import RaftTimings  # noqa: E402
-from proto import control_pb2
-from proto import local_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
-from worker.agent import AgentSettings  # noqa: E402
 from tests.support.builders import service_spec  # noqa: E402
 from tests.support.poll import until  # noqa: E402
+from worker.agent import AgentSettings  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
 
 SETUP_TIMEOUT = 600.0
@@ -94,7 +93,7 @@ async def agent_host(args) -> None:
                     node.state.erase()
         joined += 1
 
-    async def watch(lag: "LoopLag") -> None:
+    async def watch(lag: LoopLag) -> None:
         while True:
             await asyncio.sleep(15)
             print(f"  agents {args.first}-{args.first + args.count - 1}: {joined} joined; their event loop "
@@ -197,7 +196,7 @@ async def run_case(control, managers, count: int, timeout: float) -> dict:
     await control.CreateService(control_pb2.CreateServiceRequest(spec=spec))
     try:
         await asyncio.wait_for(tracker.done.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     tracker.close()
     elapsed = time.perf_counter() - start
@@ -323,7 +322,7 @@ async def main_async(args) -> dict:
             host.wait()
         try:   # a leader with a backlog of Raft entries to apply can take minutes to stop
             await asyncio.wait_for(asyncio.shield(swarm.close()), TEARDOWN_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             print(f"the managers did not stop within {TEARDOWN_TIMEOUT:g}s (still applying their "
                   "backlog): exiting without them", flush=True)
             shutil.rmtree(work, ignore_errors=True)

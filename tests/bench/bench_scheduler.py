@@ -25,6 +25,7 @@ import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from manager.scheduler.placement import Demand, Load, NodeSet, schedule
 from proto import objects_pb2 as pb
+
 CPU, MIB, GIB = 10**9, 1 << 20, 1 << 30
 PLAIN = {"nano_cpus": CPU // 20, "memory_bytes": 128 * MIB}
 PICKY = {**PLAIN, "constraints": ("node.role==worker", "node.labels.tier!=legacy", "node.platform.arch==amd64"),

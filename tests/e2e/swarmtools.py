@@ -4,8 +4,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.lab import Lab
-from tests.support.poll import wait_until
 from tests.support.images import build_and_push
+from tests.support.poll import wait_until
 from tests.support.registry import Registry
 
 HEARTBEAT = "1s"  # short periods so that Down is seen in ~3 s

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from deploy.lab import Lab
-from tests.support.poll import wait_until
 from tests.e2e.swarmtools import HEARTBEAT, dump_logs, node_table
+from tests.support.poll import wait_until
 
 MANAGERS = ("host1", "host2", "host3")
 

@@ -12,13 +12,14 @@ import re
 import subprocess
 
 import pytest
-from tests.support.poll import holds_for, wait_until
+
 from tests.e2e.swarmtools import (
     REGISTRY,
     node_table,
     swarm_with_registry,
     wait_state,
 )
+from tests.support.poll import holds_for, wait_until
 
 IMAGE = f"{REGISTRY}/covey/httpd:v1"
 MEMBERS = ("host1", "host2", "host3")

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from deploy.lab import REPO
-from tests.support.poll import wait_until
 from tests.e2e.swarmtools import REGISTRY, swarm_with_registry, wait_state
+from tests.support.poll import wait_until
 
 GATHER_TIMEOUT = "3s"
 # Three lines, a little apart, then quiet: every task's output is known in advance.

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.e2e.swarmtools import HEARTBEAT, node_state, node_table, wait_state
 from deploy.lab import Lab
+from tests.e2e.swarmtools import HEARTBEAT, node_state, node_table, wait_state
 from tests.support.poll import holds_for, wait_until
 
 

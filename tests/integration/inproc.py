@@ -1,9 +1,11 @@
 """In-process swarms on loopback: real managers, real TLS, real Raft."""
 import socket
 
-from coveyd.settings import Settings
 from coveyd.node import Node
+from coveyd.settings import Settings
 from proto import local_pb2
+
+
 def free_port_pair() -> int:
     """A port P with P+1 also free (the API port and the Raft port next to it)."""
     for _ in range(50):

@@ -6,9 +6,9 @@ from pathlib import Path
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
-from tests.support.poll import wait_until
 from manager.state.raft import safety
 from proto import objects_pb2 as pb
+from tests.support.poll import wait_until
 
 CLUSTER_KEY = "ab" * 32          # the transport password (store.py passes key.hex())
 AT_REST_KEY = b"r" * 32

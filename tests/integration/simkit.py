@@ -15,19 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import tls
-from coveyd.settings import Settings
 from coveyd.node import Node
+from coveyd.settings import Settings
+from manager.state.store import RaftTimings
+from proto import control_pb2, control_pb2_grpc, local_pb2
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 from tests.integration.inproc import free_port_pair
 from tests.support.builders import SECOND
 from tests.support.poll import TIMEOUT, until
-from manager.state.store import RaftTimings
-from proto import control_pb2
-from proto import control_pb2_grpc
-from proto import local_pb2
-from proto import objects_pb2 as pb
-from proto import specs_pb2 as specs
-
-
 from worker.agent import AgentSettings
 from worker.executor.simulated import SimulatedExecutor, SimulatedRegistry
 
@@ -65,7 +61,7 @@ class Watch:
                 self.violations.append(f"{self.what} false at sample {self.samples}: {ok!r}")
             await asyncio.sleep(self.interval)
 
-    async def __aenter__(self) -> "Watch":
+    async def __aenter__(self) -> Watch:
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -110,7 +106,7 @@ class Swarm:
         self.control: control_pb2_grpc.ControlStub | None = None
         self.via: SimNode | None = None
 
-    async def __aenter__(self) -> "Swarm":
+    async def __aenter__(self) -> Swarm:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -98,7 +98,7 @@ class StateHistory:
                                    f"{pb.TaskState.Name(t.status.state)} in {store_name}'s store")
         self.highest[key] = max(before, t.status.state)
 
-    def watching(self, swarm: Swarm) -> "_Watching":
+    def watching(self, swarm: Swarm) -> _Watching:
         return _Watching(self, swarm)
 
 
@@ -127,7 +127,7 @@ class _Watching:
             self._drain()
             await asyncio.sleep(0.01)
 
-    async def __aenter__(self) -> "_Watching":
+    async def __aenter__(self) -> _Watching:
         self._subscribe_new()
         self._task = asyncio.create_task(self._run())
         return self

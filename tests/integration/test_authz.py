@@ -8,17 +8,14 @@ import pytest
 from google.protobuf import message_factory
 
 import proto
-from tests.integration.inproc import start_manager
 from covey import pki, tls
 from covey.errors import NOT_A_MANAGER
 from manager.ca import authz
 from manager.ca.authz import ANYONE, MANAGER, NODE, POLICY
 from manager.state.actions import update
-from proto import ca_pb2
-from proto import ca_pb2_grpc
-from proto import control_pb2
-from proto import local_pb2
+from proto import ca_pb2, ca_pb2_grpc, control_pb2, local_pb2
 from proto import objects_pb2 as pb
+from tests.integration.inproc import start_manager
 
 DENIED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
 UNAUTHENTICATED = ("UNAUTHENTICATED", "this call needs a node certificate of this swarm")

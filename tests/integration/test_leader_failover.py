@@ -4,13 +4,13 @@ goes on orchestrating."""
 import asyncio
 
 from manager.state.tables import Event
+from proto import control_pb2, store_pb2
+from proto import objects_pb2 as pb
 from tests.integration.simkit import HEARTBEAT, Watch
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import service_spec
 from tests.support.poll import holds
-from proto import control_pb2
-from proto import objects_pb2 as pb
-from proto import store_pb2
+
 GRACE = 2 * 3 * HEARTBEAT     # a new leader waits twice the Down delay before marking any node
 
 
@@ -88,7 +88,7 @@ async def _quiet(store, seconds):
     try:
         await asyncio.wait_for(events.get(), seconds)
         return False
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     finally:
         store.unsubscribe(events)

@@ -3,11 +3,12 @@ real agents over mutual TLS, the simulated executor. Replicated slots and scalin
 services, restart policies, node loss and return, drain and pause, task history."""
 import time
 
+from proto import objects_pb2 as pb
 from tests.integration.simkit import HEARTBEAT
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import SECOND, service_spec
 from tests.support.poll import holds
-from proto import objects_pb2 as pb
+
 FINISHED = pb.COMPLETE  # a task at or past this has ended
 
 

@@ -58,7 +58,7 @@ def closed_by_peer(addr: str, data: bytes, timeout: float = CLOSE_TIMEOUT) -> bo
                     return True
             except ConnectionResetError:
                 return True
-            except socket.timeout:
+            except TimeoutError:
                 break
     return False
 

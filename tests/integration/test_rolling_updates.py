@@ -4,11 +4,12 @@ pause), max failure ratio, and a manual rollback through UpdateService(rollback=
 import grpc
 import pytest
 
+from proto import objects_pb2 as pb
 from tests.integration.simkit import Watch
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import SECOND, service_spec, with_image
 from tests.support.poll import holds
-from proto import objects_pb2 as pb
+
 US = pb.UpdateStatus
 V1, V2 = "registry.local/app:v1", "registry.local/app:v2"
 MONITOR = 0.3

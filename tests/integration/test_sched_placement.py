@@ -4,9 +4,10 @@ explanation kept on a task that cannot be placed, and its placement once a label
 makes room."""
 import os
 
+from proto import objects_pb2 as pb
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import service_spec
-from proto import objects_pb2 as pb
+
 CPUS = os.cpu_count() or 1                                    # what describe_node reports
 MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 

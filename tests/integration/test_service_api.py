@@ -3,17 +3,14 @@ orchestrator turns them into tasks, the scheduler places them, scaling and remov
 them to go. (This node runs no executor: nothing acts on the tasks, so they stay put.)"""
 import grpc
 
-
+from covey import tls
+from manager.state.actions import modify
+from proto import control_pb2, control_pb2_grpc, store_pb2
+from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 from tests.integration.inproc import start_manager
 from tests.support.builders import service_spec
 from tests.support.poll import until
-from covey import tls
-from manager.state.actions import modify
-from proto import control_pb2
-from proto import control_pb2_grpc
-from proto import store_pb2
-from proto import objects_pb2 as pb
-from proto import specs_pb2 as specs
 
 
 def web_spec(name="web"):

@@ -5,10 +5,10 @@ from dataclasses import replace
 import grpc
 import pytest
 
+from proto import control_pb2
 from tests.integration.simkit import fast_settings
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import service_spec
-from proto import control_pb2
 
 
 async def collect(swarm, name: str, **kwargs) -> tuple[list[control_pb2.ServiceLogLine], list[str]]:

@@ -3,13 +3,15 @@ import asyncio
 
 import pytest
 
-from tests.integration.inproc import free_port_pair
 from covey.errors import Conflict
 from manager.state import store as st
 from manager.state.actions import create, delete, modify, update
 from proto import objects_pb2 as pb
 from proto import store_pb2
+from tests.integration.inproc import free_port_pair
 from tests.support import builders
+
+
 async def _open(raft_dir, port):
     addr = f"127.0.0.1:{port}"
     store = st.Store(raft_dir, addr, [], b"k" * 32, addr, st.RaftTimings(), at_rest_key=b"r" * 32)

@@ -36,7 +36,7 @@ def bcrypt_hash(password: str) -> str:
             return hashed
     except ImportError:
         pass
-    import bcrypt   # noqa: the fallback; tell the team if neither exists
+    import bcrypt  # noqa: the fallback; tell the team if neither exists
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
 
 
@@ -68,7 +68,7 @@ class Registry:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start(self, timeout: float = 20.0) -> "Registry":
+    def start(self, timeout: float = 20.0) -> Registry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._config()
         logf = open(self.workdir / "registry.log", "ab")

@@ -4,14 +4,15 @@ import argparse
 import pytest
 
 from covey.cli import service
-from covey.cli.serviceflags import build_spec, edit_spec
 from covey.cli.progress import task_lines
+from covey.cli.serviceflags import build_spec, edit_spec
 from covey.cli.serviceview import pretty_service, ps_order
 from covey.errors import InvalidArgument
 from proto import control_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 from tests.support.builders import task
+
 
 def parse(*argv):
     parser = argparse.ArgumentParser()

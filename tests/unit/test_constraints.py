@@ -5,6 +5,8 @@ from covey.errors import InvalidArgument
 from manager.scheduler.constraints import parse_constraint, parse_constraints, parse_preference
 from proto import objects_pb2 as pb
 from tests.support import builders
+
+
 def node(hostname="web1", os="linux", arch="x86_64", **kw):
     return builders.node("abc123", hostname=hostname, os=os, arch=arch, **kw)
 

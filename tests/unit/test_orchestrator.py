@@ -6,6 +6,7 @@ from proto import store_pb2
 from tests.support import builders
 from tests.support.builders import node
 
+
 def service(sid="s1", replicas=None, mode="replicated"):
     return builders.service(sid, replicas=None if mode == "global" else replicas, image="img")
 

@@ -6,6 +6,8 @@ from covey import pki, tls
 from covey.errors import InvalidArgument
 from covey.ids import ID_LENGTH, base36, new_id
 from proto import objects_pb2 as pb
+
+
 @pytest.fixture(scope="module")
 def ca():
     return pki.create_root_ca("cluster1")
@@ -49,7 +51,7 @@ def test_node_certificate_fields(ca):
     cert = pki.sign_node_cert(ca[0], ca[1], pki.make_csr(key), "node1", pb.WORKER, "cluster1")
     ident = pki.cert_identity(cert)
     assert (ident.node_id, ident.role, ident.cluster_id) == ("node1", pb.WORKER, "cluster1")
-    life = ident.not_after - datetime.datetime.now(datetime.timezone.utc)
+    life = ident.not_after - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(days=89) < life <= datetime.timedelta(days=90)
     assert pki.verify_signed_by(cert, ca[0])
     manager = pki.cert_identity(pki.sign_node_cert(ca[0], ca[1], pki.make_csr(key), "m", pb.MANAGER, "c"))

@@ -9,8 +9,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.transport import Transport
 
 from covey.errors import FailedPrecondition
-from manager.state.raft import safety
-from manager.state.raft import journal
+from manager.state.raft import journal, safety
 from manager.state.raft.journal import DurableJournal, read_journal
 from manager.state.raft.snapshots import SnapshotCodec
 from proto import objects_pb2 as pb

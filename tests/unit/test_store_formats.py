@@ -6,8 +6,7 @@ from covey.errors import FailedPrecondition
 from manager.state import formats
 from manager.state.raft.snapshots import SnapshotCodec
 from proto import objects_pb2 as pb
-from proto import raft_pb2
-from proto import store_pb2
+from proto import raft_pb2, store_pb2
 
 KEY = b"k" * 32
 NODE = pb.Node(id="n1", spec=pb.NodeSpec(labels={"zone": "a"}), meta=pb.Meta(version=3))

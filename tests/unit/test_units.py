@@ -1,8 +1,8 @@
 import pytest
 
-from coveyd.settings import Settings
 from covey.errors import InvalidArgument
 from covey.units import format_bytes, format_duration, parse_bytes, parse_duration
+from coveyd.settings import Settings
 
 
 @pytest.mark.parametrize("text,nanos", [("1s", 10**9), ("250ms", 250 * 10**6), ("1m30s", 90 * 10**9),

@@ -74,7 +74,7 @@ class ContainerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ContainerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ContainerConfig:
         d = dict(d)
         d["mounts"] = [Mount(**m) for m in d.get("mounts", [])]
         d["ulimits"] = [Ulimit(**u) for u in d.get("ulimits", [])]

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from . import rootfs as rootfs_mod
 from .bundle import HostMount, build_spec, resolve_args
@@ -262,7 +262,7 @@ class Executor:
                 if st is None or st["status"] == "stopped":
                     return ExitStatus(exit_code=-1, finished_at=time.time())
             if deadline is not None and time.monotonic() >= deadline:
-                raise asyncio.TimeoutError(f"container {name} still running after {timeout:g}s")
+                raise TimeoutError(f"container {name} still running after {timeout:g}s")
             await asyncio.sleep(self.settings.poll_interval)
 
     async def stop(self, name: str, grace: float | None = None) -> ExitStatus | None:
@@ -281,7 +281,7 @@ class Executor:
         await self.runc.kill(cid, signal)
         try:
             return await self.wait(name, grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.info("container %s ignored %s for %gs: SIGKILL", name, signal, grace)
         await self.runc.kill(cid, "SIGKILL")
         return await self.wait(name, self.settings.kill_timeout)

@@ -32,7 +32,7 @@ class ImageConfig:
     stop_signal: str = ""
 
     @classmethod
-    def from_oci(cls, doc: dict) -> "ImageConfig":
+    def from_oci(cls, doc: dict) -> ImageConfig:
         c = doc.get("config") or {}
         return cls(entrypoint=list(c.get("Entrypoint") or []), cmd=list(c.get("Cmd") or []),
                    env=list(c.get("Env") or []), workdir=c.get("WorkingDir") or "",

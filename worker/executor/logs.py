@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from .logfile import LOG_NAME, LogEntry, decode, rotated_paths
 

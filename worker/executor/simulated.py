@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError, ImageError

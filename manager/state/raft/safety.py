@@ -26,9 +26,9 @@ Use:
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pysyncobj.pickle as pysyncobj_pickle
 import pysyncobj.syncobj as pysyncobj_syncobj
@@ -37,7 +37,7 @@ from pysyncobj.syncobj import SyncObj
 from pysyncobj.transport import TCPTransport
 
 from covey.errors import FailedPrecondition
-from manager.state.raft.journal import DurableJournal, KEY_SIZE
+from manager.state.raft.journal import KEY_SIZE, DurableJournal
 from manager.state.raft.snapshots import SnapshotCodec, SnapshotSerializer
 
 log = logging.getLogger(__name__)

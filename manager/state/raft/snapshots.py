@@ -16,7 +16,7 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from pysyncobj.node import TCPNode
-from pysyncobj.serializer import Serializer, SERIALIZER_STATE
+from pysyncobj.serializer import SERIALIZER_STATE, Serializer
 
 from covey.errors import FailedPrecondition
 from manager.state import formats

@@ -16,7 +16,6 @@ from worker.executor import Executor
 from worker.executor.rootfs import unmount_all
 
 
-
 @pytest.fixture(scope="session")
 def loop():
     loop = asyncio.new_event_loop()

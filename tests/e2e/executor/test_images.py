@@ -6,8 +6,8 @@ import time
 import pytest
 
 from tests.e2e.executor.helpers_executor import output, settings_for
-from tests.support.poll import until
 from tests.support.images import build_and_push, standard_images
+from tests.support.poll import until
 from tests.support.registry import Registry, free_port
 from worker.executor import ContainerConfig, Executor, ImageError
 

@@ -38,6 +38,7 @@ def test_bind_mount(executor, run, ref, names, tmp_path):
 
 def test_missing_bind_source_is_a_clear_error(executor, run, ref, names, tmp_path):
     import pytest
+
     from worker.executor import ExecutorError
     with pytest.raises(ExecutorError, match="bind source path does not exist"):
         run(executor.prepare(ContainerConfig(name=names(), image=ref("covey/busybox:1"),

@@ -4,10 +4,9 @@ import argparse
 import json
 import signal
 
+from coveyd.daemon import make_executor
 from deploy.lab import Lab
 from tests.support.poll import wait_until
-
-from coveyd.daemon import make_executor
 from worker.executor import ContainerConfig
 
 

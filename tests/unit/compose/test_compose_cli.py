@@ -6,8 +6,8 @@ import sys
 
 import yaml
 
-from tests.unit.compose.compose_testlib import REPO, write
 from covey.compose.cli import add_stack_config_parser, run_stack_config
+from tests.unit.compose.compose_testlib import REPO, write
 
 
 def parse(argv):

@@ -1,9 +1,10 @@
 """Conversion of a compose model into the StackSpec that stack deploy sends."""
 import pytest
 
-from tests.unit.compose.compose_testlib import as_dict, stack, write
 from covey.compose import ComposeError, load_stack
 from proto import specs_pb2 as specs
+from tests.unit.compose.compose_testlib import as_dict, stack, write
+
 FULL = """
 services:
   web:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tests.unit.compose.compose_testlib import FIXTURES, GOLDEN, as_dict
 from covey.compose import ComposeError, load_model, load_stack, render_yaml
+from tests.unit.compose.compose_testlib import FIXTURES, GOLDEN, as_dict
 
 GATEWAY_ENV = {"DOMAIN": "example.org", "ADMIN_USER": "root"}
 ENV = {"gateway-env.yml": GATEWAY_ENV}

@@ -2,10 +2,11 @@
 import io
 
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.unit.compose.compose_testlib import FIXTURES
 from covey.compose import ComposeError, load_stack
+from tests.unit.compose.compose_testlib import FIXTURES
 
 settings.register_profile("compose", max_examples=120, derandomize=True, deadline=None,
                           suppress_health_check=list(HealthCheck), database=None)

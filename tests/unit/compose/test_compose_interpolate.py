@@ -1,9 +1,9 @@
 """Interpolation: every syntax, every source of variables, and typed casts."""
 import pytest
 
-from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
 from covey.compose.interpolate import interpolate
+from tests.unit.compose.compose_testlib import model, write
 
 ENV = {"SET": "value", "EMPTY": ""}
 

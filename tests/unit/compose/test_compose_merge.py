@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from tests.unit.compose.compose_testlib import write
 from covey.compose import ComposeError, load_model
+from tests.unit.compose.compose_testlib import write
 
 BASE = """
 services:

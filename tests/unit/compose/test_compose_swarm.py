@@ -1,11 +1,12 @@
 """Keys a swarm cannot carry warn once each (errors with --strict); depends_on orders."""
 import pytest
 
-from tests.unit.compose.compose_testlib import stack, write
 from covey.compose import ComposeError, load_model
 from covey.compose.compat import SERVICE_KEYS, swarm_warnings
 from covey.compose.validate import _validator
 from proto import specs_pb2 as specs
+from tests.unit.compose.compose_testlib import stack, write
+
 SWARMLESS = """
 services:
   web:

@@ -1,8 +1,8 @@
 """Schema validation after interpolation: errors name file, path and line."""
 import pytest
 
-from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
+from tests.unit.compose.compose_testlib import model, write
 
 
 def error_of(tmp_path, text, environ=None) -> ComposeError:

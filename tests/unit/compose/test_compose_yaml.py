@@ -1,9 +1,9 @@
 """YAML read as Docker reads it, in UTF-8 or UTF-16, with lines for errors."""
 import pytest
 
-from tests.unit.compose.compose_testlib import model, write
 from covey.compose import ComposeError, load_model
 from covey.compose.yamlload import decode, parse
+from tests.unit.compose.compose_testlib import model, write
 
 
 def test_yes_no_on_off_stay_strings(tmp_path):

@@ -2,8 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from worker.executor.bundle import (DEFAULT_CAPS, INIT_PATH, HostMount, build_spec, capabilities,
-                                    merge_env, resolve_args, resolve_user)
+from worker.executor.bundle import (
+    DEFAULT_CAPS,
+    INIT_PATH,
+    HostMount,
+    build_spec,
+    capabilities,
+    merge_env,
+    resolve_args,
+    resolve_user,
+)
 from worker.executor.config import ContainerConfig, Ulimit
 from worker.executor.errors import ExecutorError
 from worker.executor.images import ImageConfig

@@ -6,7 +6,6 @@ import time
 import pytest
 
 from proto import dispatcher_pb2
-
 from proto import objects_pb2 as pb
 from worker.executor.simulated import SimulatedExecutor
 from worker.tasks import Reporter, TaskController, TaskManager, container_config
