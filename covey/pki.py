@@ -1,4 +1,4 @@
-"""The swarm's PKI: root CA, node certificates, join tokens (DESIGN.md section 4).
+"""The swarm's PKI: root CA, node certificates, join tokens (docs/design.md, "Security").
 
 A node certificate says who the node is: CN = node ID, OU = its role
 (`covey-manager` / `covey-worker`), O = the cluster ID.

@@ -1,6 +1,6 @@
 """One host's membership in a swarm: init, join, leave, role changes, restarts.
 
-This is the glue DESIGN.md puts in covey/: it composes the manager (when the
+This is the glue that lives in coveyd/: it composes the manager (when the
 node's certificate says manager) and the agent (always).
 """
 import asyncio

@@ -1,6 +1,6 @@
 """What a node keeps on disk about its membership: certificates and swarm.json.
 
-Layout under the data dir (DESIGN.md section 1):
+Layout under the data dir (docs/design.md, "Processes and ports"):
     certificates/ca.crt node.key node.crt raft.key
     swarm.json    cluster and node IDs, addresses, known managers
     raft/         the manager's Raft journal and snapshots

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The lab: many Covey hosts on one machine (DESIGN.md section 6).
+"""The lab: many Covey hosts on one machine (docs/design.md, "The lab and the tests").
 
 A host is a network namespace with one interface (eth0) on an underlay switch,
 a bridge that lives in a namespace of its own: no lab address or route ever

@@ -1,4 +1,4 @@
-"""A task's lifecycle on the agent, as a pure step function (DESIGN.md sections 2 and 3).
+"""A task's lifecycle on the agent, as a pure step function (docs/design.md: "Layout", "Control plane").
 
 `step(view)` looks at what the controller knows (the desired state, the last state it
 reported, its container, the last executor failure) and says what to do next: report a

@@ -1,4 +1,4 @@
-"""Task controllers: the agent's side of running tasks (DESIGN.md section 3).
+"""Task controllers: the agent's side of running tasks (docs/design.md, "Control plane").
 
 Each assigned task gets a controller that walks it through ACCEPTED, PREPARING, READY,
 STARTING, RUNNING and a final state, never past the task's desired state, and reports

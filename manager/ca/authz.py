@@ -1,4 +1,4 @@
-"""Who is calling, and what they may do (DESIGN.md section 4).
+"""Who is calling, and what they may do (docs/design.md, "Security").
 
 Every RPC served on TCP is declared once, in POLICY, and enforced by one wrapper put around
 its handler when its service is registered (serve): no handler authorizes by itself, and a

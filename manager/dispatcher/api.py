@@ -1,4 +1,4 @@
-"""The dispatcher service (covey.Dispatcher, DESIGN.md section 3), composed of its parts:
+"""The dispatcher service (covey.Dispatcher, docs/design.md, "Control plane"), composed of its parts:
 sessions and heartbeats, assignments, status reports."""
 from collections.abc import Callable
 

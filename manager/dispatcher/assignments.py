@@ -2,7 +2,7 @@
 
 Assignments stream: the full set of the node's tasks first, then numbered increments
 as tasks change. Status updates come in batches; every one that would move a task's
-state backwards is dropped (DESIGN.md section 3), which makes replays and reconnects safe.
+state backwards is dropped (docs/design.md, "Control plane"), which makes replays and reconnects safe.
 The batches of all nodes are written together (StatusWriter): one Raft write per round.
 """
 import asyncio

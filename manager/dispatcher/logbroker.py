@@ -1,6 +1,6 @@
 """Service logs, gathered on the leader from every node that ran the service.
 
-Nodes only ever connect out (DESIGN.md section 3), so a node is asked through a stream it
+Nodes only ever connect out (docs/design.md, "Control plane"), so a node is asked through a stream it
 keeps open (LogSubscriptions) and answers each subscription on a stream of its own
 (PublishLogs): its backlog, a message marked caught_up, then, when following, new lines.
 The reader gets the backlogs merged by time, then live lines as they come. A node that is

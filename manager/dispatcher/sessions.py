@@ -1,4 +1,4 @@
-"""The dispatcher's sessions: node sessions and heartbeats (DESIGN.md section 3).
+"""The dispatcher's sessions: node sessions and heartbeats (docs/design.md, "Control plane").
 
 A node opens a Session (a server stream) and then heartbeats (on a stream of its own). Heartbeats are
 kept in memory on the leader; only transitions (Ready, Down) are written to the

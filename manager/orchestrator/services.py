@@ -13,7 +13,7 @@
   tasks of history per slot (per node for global services).
 
 Every change is a store write; nothing here touches a node directly. Managers steer only
-through desired_state (DESIGN.md section 3).
+through desired_state (docs/design.md, "Control plane").
 """
 import heapq
 import logging
@@ -107,7 +107,7 @@ def _replicated(service: pb.Service, tasks: list[pb.Task], gone: set[str], now_n
 
 def _scale_down(slots: dict[int, list[pb.Task]], wanted: int) -> set[int]:
     """The slots to remove when there are too many: those whose task is not running first,
-    then from the nodes that run the most tasks of the service (DESIGN.md section 3),
+    then from the nodes that run the most tasks of the service (docs/design.md, "Control plane"),
     the highest slot first on a tie."""
     extra = len(slots) - wanted
     if extra <= 0:

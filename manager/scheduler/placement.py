@@ -1,4 +1,4 @@
-"""Placement: which node each new task goes to (DESIGN.md section 3, "Scheduler").
+"""Placement: which node each new task goes to (docs/design.md, "Control plane").
 
 Pure and deterministic: no I/O, no clock, no randomness; the same input gives the same output
 whatever the order of the nodes. The leader's loop calls, per group of identical tasks

@@ -1,4 +1,4 @@
-"""The replicated cluster store (DESIGN.md section 3): the asyncio face of the Raft state
+"""The replicated cluster store (docs/design.md, "Control plane"): the asyncio face of the Raft state
 machine (manager/state/tables.py). Readers use the local copy through typed tables
 (store.nodes, store.tasks, ...); writes are batches of actions (manager/state/actions.py),
 committed through Raft; leader loops subscribe to change events (manager/state/loops.py),

@@ -1,4 +1,4 @@
-"""The store's typed tables and the deterministic apply (DESIGN.md section 3).
+"""The store's typed tables and the deterministic apply (docs/design.md, "Control plane").
 
 `State` is what Raft replicates: it applies each StoreBatch atomically, checking the
 version each update and delete read. Apply reads no clock, no randomness and no files.

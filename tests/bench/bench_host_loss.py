@@ -7,7 +7,7 @@ its containers keep running as on a partitioned host). Measured: from that momen
 one of its tasks' slots RUNNING on another node (as reported by those nodes).
 
 The baseline, from the same run, is the heartbeat period: a node is Down after 3 missed
-periods (DESIGN.md section 3), so the recovery cannot be faster than about 2 to 3 periods;
+periods (docs/design.md, "Control plane"), so the recovery cannot be faster than about 2 to 3 periods;
 printed with the ratio. Then the host returns, the swarm settles, and the next run begins.
 
     python3 tests/bench/bench_host_loss.py [--runs 5] [--heartbeat 1] [--nodes 10]

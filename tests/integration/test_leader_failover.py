@@ -62,7 +62,7 @@ async def _answers(swarm):
 
 @swarm_test()
 async def test_leader_loops_stop_when_leadership_is_lost_even_as_a_change_arrives(swarm):
-    """DESIGN.md section 3: the orchestrators and the scheduler run only on the leader, and are
+    """docs/design.md, "Control plane": the orchestrators and the scheduler run only on the leader, and are
     cancelled when it loses leadership. A change arriving at that moment must not keep them
     going (they would go on writing beside the new leader's)."""
     await swarm.create(service_spec("web", replicas=2))

@@ -47,7 +47,7 @@ async def _all_gone(swarm, ids):
 
 @swarm_test(workers=2, drain_managers=True)
 async def test_scale_down_removes_tasks_from_the_most_loaded_nodes(swarm):
-    """DESIGN.md section 3: replicated scale-down removes tasks preferring the most loaded
+    """docs/design.md, "Control plane": replicated scale-down removes tasks preferring the most loaded
     nodes (as Docker does), so that what is left stays spread."""
     await swarm.create(service_spec("web", replicas=4))
     four = await swarm.until(lambda: swarm.converged("web", 4), what="4 running")
@@ -237,7 +237,7 @@ async def test_pause_stops_new_placements_and_keeps_running_tasks(swarm):
 
 @swarm_test(workers=3, drain_managers=True)
 async def test_drain_moves_replicated_tasks_to_other_nodes(swarm):
-    """DESIGN.md section 3 and Docker: draining a node moves its tasks elsewhere."""
+    """docs/design.md, "Control plane" and Docker: draining a node moves its tasks elsewhere."""
     await swarm.create(service_spec("web", replicas=6))
     six = await swarm.until(lambda: swarm.converged("web", 6), what="6 running")
     assert swarm.by_host(six) == {"w1": 2, "w2": 2, "w3": 2}

@@ -1,6 +1,6 @@
 """A simulated executor for scale and integration tests: the interface of `Executor`
 (prepare, start, wait, stop, remove, inspect, names, cid, list, logs, adopt, close), but a
-container is a record in memory and nothing runs. DESIGN.md section 7: real parts
+container is a record in memory and nothing runs. docs/design.md, "The lab and the tests": real parts
 everywhere else; this stands in for runc only where thousands of nodes share one process.
 
 What a container does is read from its image name and environment:

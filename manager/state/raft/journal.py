@@ -1,4 +1,4 @@
-"""A durable, encrypted Raft journal for pysyncobj (DESIGN.md section 3).
+"""A durable, encrypted Raft journal for pysyncobj (docs/design.md, "Control plane").
 
 pysyncobj's FileJournal writes pickles to an mmap and never fsyncs, so an
 acknowledged write can vanish in a power cut. This journal keeps the log in

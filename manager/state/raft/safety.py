@@ -1,4 +1,4 @@
-"""The Raft safety layer over pysyncobj 0.3.17 (DESIGN.md section 3).
+"""The Raft safety layer over pysyncobj 0.3.17 (docs/design.md, "Control plane").
 
 What pysyncobj gets wrong, and what this module does about it:
 

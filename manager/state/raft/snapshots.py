@@ -1,4 +1,4 @@
-"""Raft snapshots as encrypted protobuf, never pickle (DESIGN.md section 3).
+"""Raft snapshots as encrypted protobuf, never pickle (docs/design.md, "Control plane").
 
 pysyncobj calls `serializer(tmp_file, (last_entry, prev_entry, members))` and
 `deserializer(file) -> (last_entry, prev_entry, members)`; with these hooks it
