@@ -296,7 +296,8 @@ class Node:
             server.add_secure_port(membership.listen_addr, creds)
         except RuntimeError:
             await self._stop_manager()
-            raise Unavailable(f"cannot listen on {membership.listen_addr}: the address is in use or not local") from None
+            raise Unavailable(f"cannot listen on {membership.listen_addr}: "
+                              "the address is in use or not local") from None
         await server.start()
         self._cluster_server = server
         self._peers_task = asyncio.create_task(self._remember_peers(membership), name="raft-peers")

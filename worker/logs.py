@@ -25,7 +25,8 @@ class LogPublisher:
     async def serve(self, stub, session_id: str) -> None:
         publishing: dict[str, asyncio.Task] = {}
         try:
-            async for subscription in stub.LogSubscriptions(logbroker_pb2.LogSubscriptionsRequest(session_id=session_id)):
+            request = logbroker_pb2.LogSubscriptionsRequest(session_id=session_id)
+            async for subscription in stub.LogSubscriptions(request):
                 for done in [i for i, t in publishing.items() if t.done()]:
                     del publishing[done]
                 if subscription.close:

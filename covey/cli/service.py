@@ -159,7 +159,8 @@ def list_tasks(conn, args) -> int:
 def inspect_services(conn, args) -> int:
     services = [conn.control.GetService(control_pb2.GetServiceRequest(service=ref)).service for ref in args.services]
     if args.pretty:
-        shown = [pretty_service(s, conn.control.ListTasks(control_pb2.ListTasksRequest(service=s.id)).tasks) for s in services]
+        shown = [pretty_service(s, conn.control.ListTasks(control_pb2.ListTasksRequest(service=s.id)).tasks)
+                 for s in services]
         print("\n\n".join(shown))
         return 0
     print(to_json(services))

@@ -171,7 +171,8 @@ def _restart(args, task: specs.TaskSpec) -> None:
 def _rollout(args, s: specs.ServiceSpec) -> None:
     for kind in ("update", "rollback"):
         config = getattr(s, kind)
-        flag = lambda name: getattr(args, f"{kind}_{name}")  # noqa: E731
+        def flag(name, kind=kind):
+            return getattr(args, f"{kind}_{name}")
         if flag("parallelism") is not None:
             config.parallelism = flag("parallelism")
         if flag("delay"):

@@ -74,7 +74,7 @@ _RULES = {**_TOP, **{("services", "*") + k: f for k, f in _SERVICE.items()}}
 
 
 def _matches(pattern, path) -> bool:
-    return len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path))
+    return len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path, strict=True))
 
 
 def cast(data, path=()):

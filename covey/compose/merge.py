@@ -20,7 +20,7 @@ _UNIQUE = ["ports", "volumes", "secrets", "configs", "expose", "devices", "exter
 
 
 def _matches(patterns, path) -> bool:
-    return any(len(p) == len(path) and all(a == "*" or a == b for a, b in zip(p, path))
+    return any(len(p) == len(path) and all(a == "*" or a == b for a, b in zip(p, path, strict=True))
                for p in patterns)
 
 

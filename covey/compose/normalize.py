@@ -122,7 +122,7 @@ def _service(name: str, spec: dict, ctx: Context) -> dict:
     if "ports" in spec:
         spec["ports"] = _located(lambda: normalize_ports(spec["ports"], path + ("ports",)), ctx)
     if "volumes" in spec:
-        spec["volumes"] = [_located(lambda: normalize_service_volume(v, path + ("volumes", i), ctx), ctx)
+        spec["volumes"] = [_located(lambda v=v, i=i: normalize_service_volume(v, path + ("volumes", i), ctx), ctx)
                            for i, v in enumerate(spec["volumes"] or [])]
     for key in ("secrets", "configs"):
         if key in spec:

@@ -76,7 +76,7 @@ def _construct_mapping(loader, node, deep=False):
         try:
             hash(key)
         except TypeError:
-            raise ComposeError("a mapping key must be a scalar", line=key_node.start_mark.line + 1)
+            raise ComposeError("a mapping key must be a scalar", line=key_node.start_mark.line + 1) from None
         if key in seen:
             raise ComposeError(f"mapping key {key!r} already defined at line {seen[key]}",
                                line=key_node.start_mark.line + 1)
@@ -135,7 +135,7 @@ def decode(raw: bytes, name: str) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ComposeError(f"not valid {encoding.upper()} text (byte {exc.start})", file=name)
+        raise ComposeError(f"not valid {encoding.upper()} text (byte {exc.start})", file=name) from None
 
 
 MAX_DEPTH = 64

@@ -107,8 +107,8 @@ def _increment(changed: list, sent: dict, node_id: str) -> dispatcher_pb2.Assign
         sent.pop(task_id, None)
     if not updated and not removed:
         return None
-    return dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL, updated=list(updated.values()),
-                                 removed=sorted(removed - set(updated)))
+    return dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
+                                             updated=list(updated.values()), removed=sorted(removed - set(updated)))
 
 
 class StatusWriter:

@@ -55,7 +55,8 @@ class LogBroker:
 
     # ------------------------------------------------------------ the reader's side
 
-    async def read(self, service: pb.Service, request: control_pb2.ServiceLogsRequest) -> AsyncIterator[control_pb2.ServiceLogsMessage]:
+    async def read(self, service: pb.Service,
+                   request: control_pb2.ServiceLogsRequest) -> AsyncIterator[control_pb2.ServiceLogsMessage]:
         tasks = {t.id: t for t in self._store.tasks.list() if t.service_id == service.id and t.node_id}
         subscription_id = new_id()
         wanted = logbroker_pb2.LogSubscription(id=subscription_id, service_id=service.id, follow=request.follow,
@@ -87,8 +88,9 @@ class LogBroker:
                     continue
                 if message.lines:
                     tasks.update({t.id: t for t in self._store.tasks.list() if t.service_id == service.id})
+                warnings = [f"node {self._name(node_id)}: {message.err}"] if message.err else []
                 yield control_pb2.ServiceLogsMessage(lines=[self._line(node_id, line, tasks) for line in message.lines],
-                                            warnings=[f"node {self._name(node_id)}: {message.err}"] if message.err else [])
+                                                     warnings=warnings)
         finally:
             del self._subscriptions[subscription_id]
             for node_id in subscription.asked:
@@ -125,7 +127,8 @@ class LogBroker:
         node = self._store.nodes.get(node_id)
         return node.description.hostname if node and node.description.hostname else node_id
 
-    def _line(self, node_id: str, line: logbroker_pb2.TaskLogLine, tasks: dict[str, pb.Task]) -> control_pb2.ServiceLogLine:
+    def _line(self, node_id: str, line: logbroker_pb2.TaskLogLine,
+              tasks: dict[str, pb.Task]) -> control_pb2.ServiceLogLine:
         task = tasks.get(line.task_id)
         return control_pb2.ServiceLogLine(task_id=line.task_id, node_id=node_id, node_hostname=self._name(node_id),
                                  slot=task.slot if task else 0, time=line.time, stream=line.stream, line=line.line)

@@ -148,7 +148,8 @@ def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_n
     return True
 
 
-def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node], now_ns: int) -> list[store_pb2.StoreAction]:
+def _global(service: pb.Service, tasks: list[pb.Task], nodes: list[pb.Node],
+            now_ns: int) -> list[store_pb2.StoreAction]:
     """One task per eligible node that meets the service's constraints (as Docker: a node
     that does not gets none, rather than a task pending forever)."""
     by_node = _live_by(tasks, key=lambda t: t.node_id)

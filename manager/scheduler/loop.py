@@ -47,7 +47,7 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
         except InvalidArgument as exc:  # a spec the control API let through: say so on the tasks
             actions += [_pending(t, pb.PlacementExplanation(text=str(exc))) for t in group]
             continue
-        for task, chosen in zip(group, placed.node_ids):
+        for task, chosen in zip(group, placed.node_ids, strict=False):
             actions.append(_assign(task, chosen))
         explanation = placed.explanation.to_proto() if placed.explanation else None
         for task in group[len(placed.node_ids):]:

@@ -327,7 +327,8 @@ def _attribute(items: list, checks: list) -> list[Exclusion]:
             if not passes(item):
                 failed[i].append(item)
                 break
-    return [Exclusion(name, len(bad), reason(bad)) for (name, _, reason), bad in zip(checks, failed) if bad]
+    return [Exclusion(name, len(bad), reason(bad))
+            for (name, _, reason), bad in zip(checks, failed, strict=True) if bad]
 
 
 # ---------------------------------------------------------------- spread

@@ -58,8 +58,10 @@ async def bench(n: int, workdir: Path, run_id: str) -> dict:
     try:
         build_and_push(workdir / "images", reg.address)
         image = f"{reg.address}/covey/busybox:1"
-        cfg = lambda name: ContainerConfig(name=name, image=image, command=["sleep", "600"],
-                                           stop_grace_period=0.1)
+
+        def cfg(name):
+            return ContainerConfig(name=name, image=image, command=["sleep", "600"], stop_grace_period=0.1)
+
         await ex.run(cfg("warmup"))                      # pulls and unpacks the image once
         spec = bare_bundle(ex, "warmup", workdir / "bare")
         await ex.remove("warmup", force=True)

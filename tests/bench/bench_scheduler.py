@@ -114,7 +114,10 @@ def naive_place(demand: Demand, count: int, nodes: list[pb.Node], state: dict) -
             break
         for pref in demand.preferences:
             label = pref.split("=", 1)[1][len("node.labels."):]
-            key = lambda n, label=label: (0, n.spec.labels[label]) if label in n.spec.labels else (1, "")
+
+            def key(n, label=label):
+                return (0, n.spec.labels[label]) if label in n.spec.labels else (1, "")
+
             tasks = {}
             for n in eligible:
                 tasks[key(n)] = tasks.get(key(n), 0) + state[n.id]["svc"].get(demand.service_id, 0)

@@ -118,7 +118,8 @@ def test_healthchecks_hold_a_task_in_starting_then_fail_it_when_unhealthy(lab):
     # Healthy only once /tmp/ok exists (made after 2 s): Starting until then, then Running.
     # (Failed checks within the start period do not count, as in Docker.)
     lab.covey(m, "service", "create", "-d", "--name", "slow", "--health-cmd", "test -f /tmp/ok",
-              "--health-interval", "300ms", "--health-start-period", "20s", busybox, "sh", "-c", "sleep 2; touch /tmp/ok; exec sleep 3600")
+              "--health-interval", "300ms", "--health-start-period", "20s", busybox,
+              "sh", "-c", "sleep 2; touch /tmp/ok; exec sleep 3600")
     wait_until(lambda: [t["status"].get("state") for t in tasks(lab, "slow")] == ["STARTING"], 30, 0.1,
                "the task started, waiting for its healthcheck")
     wait_until(lambda: [t["status"].get("state") for t in tasks(lab, "slow")] == ["RUNNING"], 30, 0.2,

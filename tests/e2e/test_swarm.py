@@ -133,8 +133,9 @@ def test_anonymous_client_can_only_fetch_the_ca(lab):
             async with tls.secure_channel("{manager(lab).addr}:4242", ca, key, cert) as ch:
                 root = await ca_pb2_grpc.CAStub(ch).GetRootCA(ca_pb2.GetRootCARequest(), timeout=5)
                 print("ca", root.ca_cert_pem == ca)
-                for name, call in [("list", control_pb2_grpc.ControlStub(ch).ListNodes(control_pb2.ListNodesRequest(), timeout=5)),
-                                   ("token", control_pb2_grpc.ControlStub(ch).JoinToken(control_pb2.JoinTokenRequest(), timeout=5)),
+                control = control_pb2_grpc.ControlStub(ch)
+                for name, call in [("list", control.ListNodes(control_pb2.ListNodesRequest(), timeout=5)),
+                                   ("token", control.JoinToken(control_pb2.JoinTokenRequest(), timeout=5)),
                                    ("heartbeat", dispatcher_pb2_grpc.DispatcherStub(ch).Heartbeats(iter(()),
                                                                                    timeout=5).read())]:
                     try:

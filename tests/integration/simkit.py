@@ -145,7 +145,7 @@ class Swarm:
         if manager:
             for sim in sims:  # one Raft membership change at a time
                 await one(sim)
-                await self.until(lambda: sim.node.manager.store.ready(), what=f"{sim.hostname} caught up")
+                await self.until(lambda sim=sim: sim.node.manager.store.ready(), what=f"{sim.hostname} caught up")
         else:
             await asyncio.gather(*(one(sim) for sim in sims))
         for sim in sims:

@@ -117,7 +117,7 @@ def test_handshake_flood_does_not_lock_peers_out(cluster, monkeypatch):
         for _ in range(20):                          # each one accepted before the next
             idle.append(socket.create_connection((host, int(port)), timeout=TIMEOUT))
             local = idle[-1].getsockname()[1]
-            wait_until(lambda: transport._handshakes and _peer_port(transport._handshakes[-1]) == local,
+            wait_until(lambda local=local: transport._handshakes and _peer_port(transport._handshakes[-1]) == local,
                        TIMEOUT, interval=0.01, what="the connection to be accepted")
             assert len(transport._handshakes) <= 8
         evicted = sum(closed_by_peer_socket(s) for s in idle[:12])

@@ -127,7 +127,7 @@ def test_compaction_writes_protobuf_snapshot_and_restart_restores(single, tmp_pa
     codec = SnapshotCodec(str(snapshot_file), AT_REST_KEY, dict, dict)
     snap = raft_pb2.RaftSnapshot.FromString(codec.open(str(snapshot_file)))
     assert snap.format_version == 2 and snap.members == [replica.addr]
-    assert {n.id: n.spec.labels["v"] for n in snap.store.nodes} == {f"n{i}": "before-%d" % i for i in range(30)}
+    assert {n.id: n.spec.labels["v"] for n in snap.store.nodes} == {f"n{i}": f"before-{i}" for i in range(30)}
     assert b"before-" not in snapshot_file.read_bytes()   # sealed at rest
     replica.write("node", "after", b"after-snapshot")
     expected = {name: dict(t) for name, t in replica.state.tables.items()}

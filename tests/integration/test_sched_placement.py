@@ -82,7 +82,7 @@ async def test_reservations_fill_nodes_explain_and_a_new_node_takes_the_rest(swa
     await swarm.join("w2")                      # a node with room: both pending tasks go there
     cpu_all = await swarm.until(lambda: swarm.converged("cpu", 3), what="cpu: 3 running")
     mem_all = await swarm.until(lambda: swarm.converged("mem", 3), what="mem: 3 running")
-    cpu_wait, mem_wait, spread, cpu_all, mem_all = cpu_wait, mem_wait, spread, swarm.by_host(cpu_all), swarm.by_host(mem_all)
+    cpu_all, mem_all = swarm.by_host(cpu_all), swarm.by_host(mem_all)
     assert spread == ({"m1": 1, "w1": 1}, {"m1": 1, "w1": 1})
     (excluded, reason), = filters(cpu_wait).values()
     assert list(filters(cpu_wait)) == ["cpu"] and excluded == 2
@@ -134,7 +134,8 @@ async def test_global_service_runs_only_on_nodes_meeting_its_constraints(swarm):
     two = await swarm.until(lambda: running(swarm, "gpu-agent", 2), what="gpu-agent on w3 too")
     assert swarm.by_host(two) == swarm.containers("gpu-agent") == {"w2": 1, "w3": 1}
     live = await swarm.live("gpu-agent")
-    assert {swarm.hostname_of(t.node_id): pb.TaskState.Name(t.status.state) for t in live} == {"w2": "RUNNING", "w3": "RUNNING"}
+    states = {swarm.hostname_of(t.node_id): pb.TaskState.Name(t.status.state) for t in live}
+    assert states == {"w2": "RUNNING", "w3": "RUNNING"}
 
 
 @swarm_test(workers=1)

@@ -19,7 +19,8 @@ def decoded(actions):
     out = []
     for a in actions:
         obj = a.task if a.kind != store_pb2.StoreAction.DELETE else None
-        out.append((store_pb2.StoreAction.Kind.Name(a.kind), a.task.id if a.kind != store_pb2.StoreAction.CREATE else None, obj))
+        task_id = a.task.id if a.kind != store_pb2.StoreAction.CREATE else None
+        out.append((store_pb2.StoreAction.Kind.Name(a.kind), task_id, obj))
     return out
 
 
@@ -47,7 +48,8 @@ def test_scale_down_tells_the_highest_slots_to_go():
 def test_scale_down_removes_tasks_not_yet_running_then_from_the_busiest_nodes():
     placed = {1: "n1", 2: "n1", 3: "n1", 4: "n2", 5: "n2", 6: "n3"}
     tasks = [task(f"t{s}", slot=s, node_id=n) for s, n in placed.items()] + [task("p7", slot=7, state=pb.PENDING)]
-    removed = [tid for kind, tid, obj in decoded(plan([service(replicas=4)], tasks, [])) if obj.desired_state == pb.REMOVE]
+    planned = decoded(plan([service(replicas=4)], tasks, []))
+    removed = [tid for kind, tid, obj in planned if obj.desired_state == pb.REMOVE]
     assert sorted(removed) == ["p7", "t2", "t3"]  # n1 and n2 tie at 2 after t3: the node ID decides
     kept = [t for t in tasks if t.id not in removed]
     assert sorted(placed[t.slot] for t in kept) == ["n1", "n2", "n2", "n3"]
@@ -59,7 +61,8 @@ def test_scale_down_removes_tasks_not_yet_running_then_from_the_busiest_nodes():
 def test_global_one_task_per_eligible_node():
     nodes = [node("n1"), node("n2"), node("n3", state=pb.NodeStatus.DOWN), node("n4", availability=pb.PAUSE)]
     tasks = [task("old", node_id="n2")]
-    created = [obj.node_id for kind, _, obj in decoded(plan([service(mode="global")], tasks, nodes)) if kind == "CREATE"]
+    planned = decoded(plan([service(mode="global")], tasks, nodes))
+    created = [obj.node_id for kind, _, obj in planned if kind == "CREATE"]
     assert created == ["n1"]
 
 

@@ -96,7 +96,7 @@ def test_a_node_set_shared_by_the_groups_of_a_pass_places_as_plain_lists_do():
               Demand("cache", memory_bytes=GIB, constraints=["node.role==worker"], max_replicas=1),
               Demand("web", 2, memory_bytes=GIB, preferences=["spread=node.labels.dc"])]
     shared, plain = NodeSet(cluster + cluster[:2]), [Load(), Load()]  # duplicates count once
-    for demand, count in zip(groups, [7, 7, 7, 30]):
+    for demand, count in zip(groups, [7, 7, 7, 30], strict=True):
         a, b = schedule(demand, count, shared, plain[0]), schedule(demand, count, cluster, plain[1])
         assert a == b
     assert a.unplaced and a.explanation.nodes_total == 8

@@ -26,7 +26,8 @@ def test_a_format_1_entry_is_migrated():
     assert batch.format_version == formats.FORMAT_VERSION
     update, delete = batch.actions
     assert update.WhichOneof("object") == "node" and update.node == NODE and update.expected_version == 3
-    assert delete.WhichOneof("object") == "task" and delete.task.id == "t1" and delete.kind == store_pb2.StoreAction.DELETE
+    assert delete.WhichOneof("object") == "task" and delete.task.id == "t1"
+    assert delete.kind == store_pb2.StoreAction.DELETE
 
 
 def test_a_newer_entry_is_refused_with_what_to_do():

@@ -74,7 +74,7 @@ class LogWriter:
             os.truncate(self.path, 0)
         else:
             paths = rotated_paths(self.path, self.max_files)  # oldest first
-            for older, newer in zip(paths, paths[1:]):
+            for older, newer in zip(paths, paths[1:], strict=False):
                 if os.path.exists(newer):
                     os.replace(newer, older)
         self._f = open(self.path, "ab", buffering=0)

@@ -39,7 +39,7 @@ def _runc_error(cdir: str, stderr_tail: str) -> str:
     """runc's own message: the last 'error' record of its JSON log, else its stderr."""
     try:
         with open(os.path.join(cdir, "runc.log")) as f:
-            errors = [json.loads(l).get("msg", "") for l in f if '"error"' in l]
+            errors = [json.loads(line).get("msg", "") for line in f if '"error"' in line]
         if errors:
             return errors[-1]
     except (OSError, ValueError):
@@ -50,7 +50,7 @@ def _runc_error(cdir: str, stderr_tail: str) -> str:
 def _oom_killed(memory_cgroup: str) -> bool:
     try:
         with open(os.path.join(memory_cgroup, "memory.oom_control")) as f:
-            return any(l.split()[0] == "oom_kill" and int(l.split()[1]) > 0 for l in f)
+            return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in f)
     except (OSError, IndexError, ValueError):
         return False
 

@@ -21,7 +21,7 @@ def test_named_volume_persists_across_containers(executor, run, ref, names):
                                      entrypoint=sh("cat /data/f; touch /data/g || echo ro"))))
     lines = run(output(executor, second)).splitlines()
     # stdout and stderr come through two pipes: their relative order is not kept
-    assert lines[0] == "kept" and "ro" in lines and any("Read-only file system" in l for l in lines)
+    assert lines[0] == "kept" and "ro" in lines and any("Read-only file system" in line for line in lines)
     assert vol in executor.volumes.list()
     executor.volumes.remove(vol)
 

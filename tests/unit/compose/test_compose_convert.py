@@ -164,7 +164,8 @@ def test_ports(full):
     spec, _ = full
     ports = [(p.protocol, p.target_port, p.published_port, p.publish_mode)
              for p in spec.services[0].endpoint.ports]
-    tcp, udp, ingress, host = specs.PortConfig.TCP, specs.PortConfig.UDP, specs.PortConfig.INGRESS, specs.PortConfig.HOST
+    pc = specs.PortConfig
+    tcp, udp, ingress, host = pc.TCP, pc.UDP, pc.INGRESS, pc.HOST
     assert ports == [(tcp, 8080, 80, ingress), (udp, 53, 53, ingress), (tcp, 443, 8443, host),
                      (tcp, 7000, 9000, ingress), (tcp, 7001, 9001, ingress)]
 

@@ -25,7 +25,7 @@ def test_rotation_keeps_max_files_and_newest_lines(tmp_path):
     assert files == [LOG_NAME, f"{LOG_NAME}.1", f"{LOG_NAME}.2"]
     assert all(os.path.getsize(tmp_path / f) <= 300 for f in files)
     got = asyncio.run(_collect(tmp_path, 3))
-    nums = [int(l.split()[1]) for l in got]
+    nums = [int(entry.split()[1]) for entry in got]
     assert nums == sorted(nums) and nums[-1] == 99 and nums[0] > 0
 
 

@@ -133,7 +133,8 @@ def test_remove_takes_the_container_away():
     async def go():
         ex, rec = SimulatedExecutor(), Recorder()
         manager = TaskManager(ex, rec)
-        await manager.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=[task()]))
+        complete = dispatcher_pb2.AssignmentsMessage.COMPLETE
+        await manager.apply(dispatcher_pb2.AssignmentsMessage(type=complete, updated=[task()]))
         await until(lambda: rec.last() == "RUNNING")
         await manager.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
                                                   updated=[task(desired=pb.REMOVE)]))
