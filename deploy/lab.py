@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script, only deploy/ is there
     sys.path.insert(0, str(REPO))
 
+from covey.addr import API_PORT  # noqa: E402
 from tests.support.poll import wait_until  # noqa: E402
 from worker.executor.executor import cgroup_parent_for, remove_cgroup_parent  # noqa: E402
 
@@ -207,7 +208,7 @@ class Lab:
                   for role in ("worker", "manager")}
         for i, host in enumerate(self.hosts[1:members or len(self.hosts)], start=1):
             role = "manager" if i < managers else "worker"
-            self.covey(host, "swarm", "join", "--token", tokens[role], f"{first.addr}:4242")
+            self.covey(host, "swarm", "join", "--token", tokens[role], f"{first.addr}:{API_PORT}")
         return init
 
     # ------------------------------------------------------------ state file
