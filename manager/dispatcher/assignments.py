@@ -124,6 +124,8 @@ class StatusWriter:
 
     async def submit(self, updates: dict[str, pb.TaskStatus]) -> None:
         """Returns once the reports are committed (or found stale); raises what the write raised."""
+        if not updates:
+            return  # nothing to commit, and a round opened for nothing would never settle
         for task_id, status in updates.items():
             held = self._pending.get(task_id)
             if held is None or status.state > held.state:

@@ -170,6 +170,18 @@ def test_status_writer_fails_the_round_when_its_retries_run_out(run):
     assert store.writes == STATUS_WRITE_ATTEMPTS
 
 
+def test_status_writer_returns_at_once_for_an_empty_report(run):
+    """A report with no updates has nothing to commit: it must not wait for a round that no
+    writer will ever settle."""
+    from manager.dispatcher.assignments import StatusWriter
+
+    class Untouched:
+        async def write(self, actions):
+            raise AssertionError("nothing to write")
+
+    run(StatusWriter(Untouched()).submit({}), timeout=5)
+
+
 def test_format_1_entries_in_the_raft_log_apply_and_replay(tmp_path, run):
     """A data dir whose log holds format 1 entries (table name + object bytes) loads: each
     is migrated when applied, the first time and when the log is replayed at restart."""
