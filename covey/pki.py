@@ -111,7 +111,7 @@ def make_csr(key_pem: bytes) -> bytes:
 
 
 def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, node_id: str,
-                   role: int, cluster_id: str,
+                   role: pb.NodeRole, cluster_id: str,
                    lifetime: datetime.timedelta = NODE_CERT_LIFETIME) -> bytes:
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
@@ -144,7 +144,7 @@ def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, node_i
 @dataclass(frozen=True)
 class Identity:
     node_id: str
-    role: int
+    role: pb.NodeRole
     cluster_id: str
     not_after: datetime.datetime
 

@@ -16,7 +16,7 @@ from proto import objects_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-def token_role(cluster: pb.Cluster, token: str) -> int:
+def token_role(cluster: pb.Cluster, token: str) -> pb.NodeRole:
     """The role a join token grants; InvalidArgument for any token that grants none."""
     digest, _ = pki.parse_token(token)
     if digest != cluster.root_ca.ca_digest:
