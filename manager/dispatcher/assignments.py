@@ -136,9 +136,9 @@ class StatusWriter:
         await asyncio.shield(this_round)  # a caller that goes away does not cancel the others' round
 
     async def _write_rounds(self) -> None:
-        while self._pending:
-            pending, self._pending = self._pending, {}
-            this_round, self._round = self._round, None
+        # submit opens a round whenever it adds a report, so pending reports always have one
+        while self._pending and (this_round := self._round) is not None:
+            pending, self._pending, self._round = self._pending, {}, None
             try:
                 await self._write(pending)
                 this_round.set_result(None)
