@@ -103,7 +103,7 @@ def _retire_replaced(slots: dict[int, list[pb.Task]], current: int) -> list[stor
     return actions
 
 
-def _set_status(service: pb.Service, state: int, message: str, now_ns: int) -> store_pb2.StoreAction:
+def _set_status(service: pb.Service, state: pb.UpdateStatus.State, message: str, now_ns: int) -> store_pb2.StoreAction:
     changed = pb.Service()
     changed.CopyFrom(service)
     changed.update_status.state = state
