@@ -157,7 +157,10 @@ def cert_identity(cert_pem: bytes) -> Identity:
         attrs = cert.subject.get_attributes_for_oid(oid)
         if len(attrs) != 1:
             raise ValueError(f"certificate subject must have exactly one {oid._name}")
-        return attrs[0].value
+        value = attrs[0].value
+        if not isinstance(value, str):  # only a few attributes (not these) may be bytes
+            raise ValueError(f"certificate subject's {oid._name} is not a string")
+        return value
 
     ou = one(NameOID.ORGANIZATIONAL_UNIT_NAME)
     if ou not in OU_ROLE:
