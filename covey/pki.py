@@ -111,7 +111,7 @@ def make_csr(key_pem: bytes) -> bytes:
 
 
 def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, node_id: str,
-                   role: int, cluster_id: str,
+                   role: pb.NodeRole, cluster_id: str,
                    lifetime: datetime.timedelta = NODE_CERT_LIFETIME) -> bytes:
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
@@ -144,7 +144,7 @@ def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, node_i
 @dataclass(frozen=True)
 class Identity:
     node_id: str
-    role: int
+    role: pb.NodeRole
     cluster_id: str
     not_after: datetime.datetime
 
@@ -157,7 +157,10 @@ def cert_identity(cert_pem: bytes) -> Identity:
         attrs = cert.subject.get_attributes_for_oid(oid)
         if len(attrs) != 1:
             raise ValueError(f"certificate subject must have exactly one {oid._name}")
-        return attrs[0].value
+        value = attrs[0].value
+        if not isinstance(value, str):  # only a few attributes (not these) may be bytes
+            raise ValueError(f"certificate subject's {oid._name} is not a string")
+        return value
 
     ou = one(NameOID.ORGANIZATIONAL_UNIT_NAME)
     if ou not in OU_ROLE:

@@ -92,7 +92,8 @@ def _pair(key_pem: bytes, cert_pem: bytes) -> bool:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError:
         return False
-    return key.public_key().public_numbers() == cert.public_key().public_numbers()
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
 
 
 def channel_credentials(ca_cert_pem: bytes, key_pem: bytes, cert_pem: bytes) -> grpc.ChannelCredentials:
@@ -133,6 +134,8 @@ def fetch_unverified_ca(addr: str, timeout: float) -> bytes:
 
 
 def _unverified_chain(tls: ssl.SSLSocket) -> list[str]:
-    # Public since Python 3.13; a private method of the same name since 3.10.
-    getter = getattr(tls, "get_unverified_chain", None) or tls._sslobj.get_unverified_chain
+    # Public since Python 3.13; a private method of the same name since 3.10, which typeshed
+    # (rightly) does not know: hence the ignore.
+    getter = (getattr(tls, "get_unverified_chain", None)
+              or tls._sslobj.get_unverified_chain)  # type: ignore[attr-defined]
     return [c if isinstance(c, str) else c.public_bytes() for c in getter()]

@@ -60,6 +60,13 @@ class Node:
         self._peers_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one membership change at a time
 
+    @property
+    def _member(self) -> Membership:
+        """This node's membership, for the paths that only run inside a swarm."""
+        if self.membership is None:
+            raise FailedPrecondition(NOT_IN_SWARM)
+        return self.membership
+
     # ------------------------------------------------------------ lifecycle
 
     async def resume(self) -> None:
@@ -69,7 +76,7 @@ class Node:
             return
         self.membership = membership
         if self.state.identity().role == pb.MANAGER:
-            await self._start_manager()
+            await self._start_manager(membership)
         self._start_agent()
         log.info("resumed as node %s of cluster %s", membership.node_id, membership.cluster_id)
 
@@ -108,8 +115,8 @@ class Node:
                                     listen_addr=addr.join(listen_host, listen_port), advertise_addr=api_addr,
                                     raft_addr=addr.raft_addr(api_addr), managers=[api_addr])
             try:
-                await self._start_manager(membership)
-                cluster = await bootstrap(self.manager, cluster_id, self.hostname, ca_cert, ca_key,
+                manager = await self._start_manager(membership)
+                cluster = await bootstrap(manager, cluster_id, self.hostname, ca_cert, ca_key,
                                           heartbeat, cert_expiry)
             except BaseException:
                 await self._stop_manager()
@@ -134,15 +141,15 @@ class Node:
         store = self.manager.store
         await _wait(lambda: store.caught_up() and store.clusters.list(), self.settings.manager_ready_timeout,
                     "the Raft log to be applied")
-        state, me = recovery.read_state(store), self.membership
+        state, me = recovery.read_state(store), self._member
         await self._stop_manager()
         old = self.state.raft_dir.with_name(f"raft.before-force-new-cluster.{int(time.time())}")
         self.state.raft_dir.rename(old)
         me.raft_peers = []
-        await self._start_manager(me)
+        manager = await self._start_manager(me)
         try:
-            await self.manager.store.wait_ready(self.settings.manager_ready_timeout)
-            cluster = await recovery.restore_alone(self.manager.store, state, me)
+            await manager.store.wait_ready(self.settings.manager_ready_timeout)
+            cluster = await recovery.restore_alone(manager.store, state, me)
         except BaseException:
             await self._stop_manager()
             shutil.rmtree(self.state.raft_dir, ignore_errors=True)
@@ -208,7 +215,7 @@ class Node:
             if not self.membership:
                 raise FailedPrecondition(NOT_IN_SWARM)
             if self.manager is not None:
-                await self._leave_raft(request.force)
+                await self._leave_raft(self.manager, self.membership, request.force)
             await self.close()
             if self.tasks is not None:
                 await self.tasks.remove_all()  # as Docker: a node that leaves runs no task of the swarm
@@ -216,24 +223,27 @@ class Node:
             self.membership = None
             log.info("left the swarm")
 
-    async def _leave_raft(self, force: bool) -> None:
-        store = self.manager.store
-        me = store.nodes.get(self.membership.node_id)
+    async def _leave_raft(self, manager: Manager, membership: Membership, force: bool) -> None:
+        store = manager.store
         if not force:
             if len(mship.managers(store)) <= 1:
                 raise FailedPrecondition(LAST_MANAGER)
+            me = store.nodes.get(membership.node_id)
+            if me is None:
+                raise FailedPrecondition(f"node {membership.node_id} is not in the swarm's state yet: "
+                                         "try again, or use --force to leave at once")
             mship.check_can_lose(store, me, "remove")
             raise FailedPrecondition("this node is a manager: demote it first (covey node demote), "
                                      "or use --force to leave at once")
         if len(mship.managers(store)) > 1:
             try:  # best effort: the others stop counting on this member
-                await store.remove_member(self.membership.raft_addr, wait=not store.is_leader())
+                await store.remove_member(membership.raft_addr, wait=not store.is_leader())
             except Exception as exc:
                 log.warning("could not leave Raft cleanly: %s", exc)
 
     # ------------------------------------------------------------ role changes
 
-    async def _renew(self, channel, desired_role: int) -> Credentials:
+    async def _renew(self, channel, desired_role: pb.NodeRole) -> Credentials:
         """Renew the certificate (the agent calls this when the managers ask for another role)."""
         key = pki.new_key_pem()
         request = ca_pb2.RenewNodeCertificateRequest(csr_pem=pki.make_csr(key))
@@ -242,7 +252,7 @@ class Node:
         if not pki.verify_signed_by(response.cert_pem, ca_cert):
             raise Unavailable("the renewed certificate does not check out")
         async with self._lock:
-            me = self.membership
+            me = self._member
             if response.role == pb.MANAGER and self.manager is None:
                 api_host, api_port = addr.split(response.api_addr, addr.API_PORT)
                 me.listen_addr, me.advertise_addr = addr.join("0.0.0.0", api_port), response.api_addr
@@ -277,8 +287,7 @@ class Node:
         """A channel to another manager, with this node's certificate."""
         return tls.secure_channel(addr, self.state.ca_cert(), self.state.key(), self.state.cert())
 
-    async def _start_manager(self, membership: Membership | None = None) -> None:
-        membership = membership or self.membership
+    async def _start_manager(self, membership: Membership) -> Manager:
         listen_host, _ = addr.split(membership.listen_addr, addr.API_PORT)
         _, raft_port = addr.split(membership.raft_addr, addr.API_PORT + addr.RAFT_PORT_OFFSET)
         config = ManagerConfig(node_id=membership.node_id, raft_dir=self.state.raft_dir,
@@ -288,9 +297,9 @@ class Node:
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,
                                ready_timeout=self.settings.manager_ready_timeout,
                                log_gather_timeout=self.settings.log_gather_timeout)
-        self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
+        manager = self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
-        self.manager.add_to_server(server)
+        manager.add_to_server(server)
         creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self.state.ca_cert()))
         try:
             server.add_secure_port(membership.listen_addr, creds)
@@ -300,7 +309,8 @@ class Node:
                               "the address is in use or not local") from None
         await server.start()
         self._cluster_server = server
-        self._peers_task = asyncio.create_task(self._remember_peers(membership), name="raft-peers")
+        self._peers_task = asyncio.create_task(self._remember_peers(manager, membership), name="raft-peers")
+        return manager
 
     async def _stop_manager(self) -> None:
         if self._peers_task is not None:
@@ -314,12 +324,12 @@ class Node:
             await self.manager.close()
             self.manager = None
 
-    async def _remember_peers(self, membership: Membership) -> None:
+    async def _remember_peers(self, manager: Manager, membership: Membership) -> None:
         """Keep swarm.json's Raft peers current, so a restart finds the other managers."""
-        events = self.manager.store.subscribe()
+        events = manager.store.subscribe()
         try:
             while True:
-                peers = self.manager.raft_peers()
+                peers = manager.raft_peers()
                 if peers and peers != membership.raft_peers:
                     membership.raft_peers = peers
                     if self.membership is membership:
@@ -328,14 +338,14 @@ class Node:
                 while not isinstance(event.obj, pb.Node):
                     event = await events.get()
         finally:
-            if self.manager is not None:
-                self.manager.store.unsubscribe(events)
+            # _stop_manager cancels this task before it closes the manager
+            manager.store.unsubscribe(events)
 
     def _start_agent(self) -> None:
         identity = self.state.identity()
         credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
         agent = Agent(describe_node(self.hostname, __version__), credentials,
-                      self.membership.managers, _agent_channel, self.settings.agent,
+                      self._member.managers, _agent_channel, self.settings.agent,
                       on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
                       tasks=self.tasks)
         self._agent_task = asyncio.create_task(agent.run(), name="agent")

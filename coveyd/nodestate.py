@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from covey import pki
+from proto import objects_pb2 as pb
 
 
 @dataclass
 class Membership:
     cluster_id: str
     node_id: str
-    role: int
+    role: pb.NodeRole
     listen_addr: str = ""       # manager gRPC listener, host:port
     advertise_addr: str = ""    # manager gRPC address given to others, host:port
     raft_addr: str = ""         # host:port of this manager's Raft peer port

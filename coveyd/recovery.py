@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from coveyd.nodestate import Membership
 from manager.state.actions import PLAN_CHUNK, create
+from manager.state.formats import StoreObject
 from manager.state.store import Store
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -36,7 +37,7 @@ def alone(state: SwarmState, me: Membership) -> tuple[pb.Cluster, list[store_pb2
     for node in nodes:
         if node.id == me.node_id:
             node.manager_status.CopyFrom(pb.ManagerStatus(raft_addr=me.raft_addr, api_addr=me.advertise_addr))
-    objects = [cluster, *nodes, *state.services, *state.tasks]
+    objects: list[StoreObject] = [cluster, *nodes, *state.services, *state.tasks]
     return cluster, [create(obj) for obj in objects]
 
 

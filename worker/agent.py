@@ -10,8 +10,9 @@ import logging
 import os
 import platform
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import grpc
 
@@ -38,7 +39,13 @@ class Credentials:
     ca_cert: bytes
     key: bytes
     cert: bytes
-    role: int = pb.WORKER  # the role this certificate carries
+    role: pb.NodeRole = pb.WORKER  # the role this certificate carries
+
+
+async def _never() -> NoReturn:
+    """Wait until cancelled: for the parts of a session this agent does not take part in."""
+    await asyncio.Event().wait()
+    raise AssertionError("an event no one can set was set")
 
 
 class RoleChanged(Exception):
@@ -59,7 +66,8 @@ class Agent:
     def __init__(self, description: pb.NodeDescription, credentials: Credentials,
                  managers: list[str], channel_factory: Callable, settings: AgentSettings,
                  on_managers: Callable[[list[str]], None] = lambda m: None,
-                 renew: Callable | None = None, renew_in: Callable[[bytes], float] | None = None,
+                 renew: Callable[[Any, pb.NodeRole], Awaitable[Credentials]] | None = None,
+                 renew_in: Callable[[bytes], float] | None = None,
                  tasks=None):
         self._description = description
         self._credentials = credentials
@@ -126,7 +134,7 @@ class Agent:
             await self._follow_role(channel, message.role)
         raise ConnectionError("the dispatcher ended the session")
 
-    async def _follow_role(self, channel, desired_role: int) -> None:
+    async def _follow_role(self, channel, desired_role: pb.NodeRole) -> None:
         """The managers want this node in another role: renew the certificate for it."""
         if self._renew is None or desired_role == self._credentials.role:
             return
@@ -145,7 +153,7 @@ class Agent:
     async def _renew_when_due(self, channel) -> None:
         """Renew the certificate before it expires; the session goes on with the new one."""
         if self._renew is None or self._renew_in is None:
-            await asyncio.Event().wait()  # never: this agent does not renew
+            await _never()  # this agent does not renew
         while True:
             await asyncio.sleep(self._renew_in(self._credentials.cert))
             self._credentials = await self._renew(channel, self._credentials.role)
@@ -155,7 +163,7 @@ class Agent:
     async def _assignments(self, stub, session_id: str) -> None:
         """Follow the tasks assigned here; a gap in the increments means: start over."""
         if self._tasks is None:
-            return await asyncio.Event().wait()
+            await _never()
         expected = 1
         async for message in stub.Assignments(dispatcher_pb2.AssignmentsRequest(session_id=session_id)):
             if message.type == dispatcher_pb2.AssignmentsMessage.INCREMENTAL:
@@ -167,13 +175,13 @@ class Agent:
 
     async def _publish_logs(self, stub, session_id: str) -> None:
         if self._tasks is None:
-            return await asyncio.Event().wait()
+            await _never()
         await LogPublisher(self._tasks, self._settings.logs_poll).serve(stub, session_id)
 
     async def _send_status(self, stub, session_id: str) -> None:
         """Send task status reports in batches; a batch that fails is sent again later."""
         if self._tasks is None:
-            return await asyncio.Event().wait()
+            await _never()
         reporter = self._tasks.reporter
         call = stub.TaskStatusReports()
         try:

@@ -30,7 +30,7 @@ class Do(Enum):
 @dataclass(frozen=True)
 class Action:
     do: Do
-    state: int = 0          # REPORT: the state, its message, error and exit code
+    state: pb.TaskState = pb.NEW  # REPORT: the state, its message, error and exit code
     message: str = ""
     err: str = ""
     exit_code: int = 0
@@ -66,7 +66,7 @@ ADOPTED = "adopted after a restart"
 RUNNING_STATUSES = ("running", "paused")
 
 
-def report(state: int, message: str = "", err: str = "", exit_code: int = 0) -> Action:
+def report(state: pb.TaskState, message: str = "", err: str = "", exit_code: int = 0) -> Action:
     return Action(Do.REPORT, state, message, err, exit_code)
 
 

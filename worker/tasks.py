@@ -66,7 +66,7 @@ class Reporter:
         self._pending: dict[str, pb.TaskStatus] = {}
         self.ready = asyncio.Event()
 
-    def report(self, task_id: str, state: int, message: str = "", err: str = "", exit_code: int = 0) -> None:
+    def report(self, task_id: str, state: pb.TaskState, message: str = "", err: str = "", exit_code: int = 0) -> None:
         waiting = self._pending.get(task_id)
         if waiting is not None and waiting.state > state:
             return  # states only move forward; the later one waiting to be sent stands

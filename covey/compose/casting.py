@@ -2,6 +2,8 @@
 
 A value that does not parse stays a string, so that the schema reports it with its path.
 """
+from collections.abc import Callable
+
 from covey.compose.yamlload import OverrideTag
 
 _TRUE = {"y", "yes", "true", "on"}
@@ -36,7 +38,10 @@ def _to_float(text: str):
         return text
 
 
-_SERVICE = {
+# path pattern ("*" for any key) -> the cast for the string found there
+_Rules = dict[tuple[str, ...], Callable[[str], object]]
+
+_SERVICE: _Rules = {
     ("deploy", "replicas"): _to_int,
     ("deploy", "update_config", "parallelism"): _to_int,
     ("deploy", "update_config", "max_failure_ratio"): _to_float,
@@ -61,7 +66,7 @@ _SERVICE = {
     ("scale",): _to_int, ("pids_limit",): _to_int, ("cpu_shares",): _to_int,
     ("cpu_count",): _to_int, ("cpu_percent",): _to_float, ("oom_score_adj",): _to_int,
 }
-_TOP = {
+_TOP: _Rules = {
     ("networks", "*", "external"): _to_bool,
     ("networks", "*", "internal"): _to_bool,
     ("networks", "*", "attachable"): _to_bool,
@@ -70,7 +75,7 @@ _TOP = {
     ("secrets", "*", "external"): _to_bool,
     ("configs", "*", "external"): _to_bool,
 }
-_RULES = {**_TOP, **{("services", "*") + k: f for k, f in _SERVICE.items()}}
+_RULES: _Rules = {**_TOP, **{("services", "*") + k: f for k, f in _SERVICE.items()}}
 
 
 def _matches(pattern, path) -> bool:

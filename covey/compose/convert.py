@@ -30,7 +30,8 @@ def convert(model: dict, stack: str, ctx, read_files: bool = True) -> specs.Stac
 
 def creation_order(services: dict) -> list[str]:
     """Services sorted so that each comes after what it depends on (then by name)."""
-    order, state = [], {}
+    order: list[str] = []
+    state: dict[str, str] = {}  # service -> "visiting" | "done"
 
     def visit(name, chain):
         if state.get(name) == "done":
@@ -65,8 +66,8 @@ def _dependencies(out, model, names: Names):
                                  required=options.get("required", True) is not False)
 
 
-def _used_networks(model) -> set:
-    used = set()
+def _used_networks(model) -> set[str]:
+    used: set[str] = set()
     for spec in model["services"].values():
         used.update(spec.get("networks") or {"default": {}})
     return used

@@ -70,12 +70,13 @@ class Interpolator:
             raise _Failure(f"invalid interpolation format: unexpected {rest!r} in ${{{body}}}")
         arg = rest[len(op):]
         value = self.env.get(name)
-        present = value is not None and (value != "" or not op.startswith(":"))
+        if value == "" and op.startswith(":"):
+            value = None  # the ":" forms take an empty value for a missing one
         if op.endswith("-"):
-            return value if present else self.substitute(arg)
+            return value if value is not None else self.substitute(arg)
         if op.endswith("+"):
-            return self.substitute(arg) if present else ""
-        if not present:
+            return self.substitute(arg) if value is not None else ""
+        if value is None:
             raise _Failure(f"required variable {name} is missing a value"
                            + (f": {self.substitute(arg)}" if arg else ""))
         return value

@@ -68,7 +68,7 @@ def _construct_float(loader, node):
 
 
 def _construct_mapping(loader, node, deep=False):
-    seen = {}
+    seen: dict[object, int] = {}  # key -> the line it is defined on
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue

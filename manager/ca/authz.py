@@ -14,21 +14,30 @@ import enum
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from covey import pki
-from covey.errors import NOT_A_MANAGER, CoveyError, PermissionDenied, Unauthenticated
+from covey.errors import NOT_A_MANAGER, CoveyError, FailedPrecondition, PermissionDenied, Unauthenticated
 from proto import objects_pb2 as pb
 
 
 @dataclass(frozen=True)
 class Caller:
     node_id: str | None = None
-    role: int | None = None
+    role: pb.NodeRole | None = None
     local: bool = False  # the node itself, on its root-only unix socket
+
+
+def calling_node(caller: Caller | None) -> str:
+    """The ID of the node making a NODE or MANAGER call: authorize gives every such TCP call
+    one; an anonymous (ANYONE) or local caller has none, and may not make the calls that ask."""
+    if caller is None or caller.node_id is None:
+        raise FailedPrecondition("this call must come from a node of the swarm, over its certificate")
+    return caller.node_id
 
 
 LOCAL = Caller(local=True)
@@ -68,9 +77,10 @@ POLICY: dict[str, Access] = {
     "/covey.Control/ListTasks": MANAGER,
 }
 
-# (request or request iterator, context, Caller: None for ANYONE) -> response, or an async
-# iterator of responses for a server-streaming method.
-Handler = Callable[[object, grpc.aio.ServicerContext, Caller | None], object]
+# (request or request iterator, context, Caller: None for ANYONE) -> an awaitable response, or
+# an async iterator of responses for a server-streaming method. Any for the request and the
+# result: their types depend on the method, which only its descriptor says (_guarded).
+Handler = Callable[[Any, grpc.aio.ServicerContext, Caller | None], Any]
 
 # Certificates whose signature was checked. Every heartbeat and status report is a call; a
 # signature check per call was the largest cost of a heartbeat on a leader with 1,000 nodes.

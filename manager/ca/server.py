@@ -16,7 +16,7 @@ from proto import objects_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-def token_role(cluster: pb.Cluster, token: str) -> int:
+def token_role(cluster: pb.Cluster, token: str) -> pb.NodeRole:
     """The role a join token grants; InvalidArgument for any token that grants none."""
     digest, _ = pki.parse_token(token)
     if digest != cluster.root_ca.ca_digest:
@@ -33,8 +33,8 @@ class CAServer:
     def __init__(self, store: st.Store, managers):
         self._store = store
         self._managers = managers  # () -> list of manager API addresses
-        self.handlers = {"GetRootCA": self.get_root_ca, "IssueNodeCertificate": self.issue,
-                         "RenewNodeCertificate": self.renew}
+        self.handlers: dict[str, authz.Handler] = {
+            "GetRootCA": self.get_root_ca, "IssueNodeCertificate": self.issue, "RenewNodeCertificate": self.renew}
 
     async def get_root_ca(self, request, context, caller):
         return ca_pb2.GetRootCAResponse(ca_cert_pem=cluster_of(self._store).root_ca.ca_cert_pem)
@@ -82,11 +82,12 @@ class CAServer:
             await self._store.add_member(raft_addr)
         return peers
 
-    async def renew(self, request, context, caller: authz.Caller):
+    async def renew(self, request, context, caller: authz.Caller | None):
         cluster = cluster_of(self._store)
-        node = self._store.nodes.get(caller.node_id)
+        node_id = authz.calling_node(caller)
+        node = self._store.nodes.get(node_id)
         if node is None:
-            raise PermissionDenied(f"node {caller.node_id} is not a member of this swarm")
+            raise PermissionDenied(f"node {node_id} is not a member of this swarm")
         # The role in the store, not the desired one: it changes only once Raft membership has
         # (manager/state/membership.py), so a worker certificate never goes to a Raft member.
         cert = pki.sign_node_cert(cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem,

@@ -39,7 +39,7 @@ class Control:
                  "UpdateService": services.update, "RemoveService": services.remove,
                  "ListTasks": tasks.list}
         # Method name -> authz.Handler, for authz.serve and the unix socket.
-        self.handlers = {name: self._unary(fn) for name, fn in unary.items()}
+        self.handlers: dict[str, authz.Handler] = {name: self._unary(fn) for name, fn in unary.items()}
         self.handlers["ServiceLogs"] = self._streaming(services.logs)
 
     def _check_serving(self) -> None:
@@ -48,14 +48,14 @@ class Control:
         if not self._store.ready():  # any answer now could be stale
             raise Unavailable(CATCHING_UP)
 
-    def _unary(self, fn):
-        async def handler(request, context, caller: authz.Caller):
+    def _unary(self, fn) -> authz.Handler:
+        async def handler(request, context, caller: authz.Caller | None):
             self._check_serving()
             return await fn(request)
         return handler
 
-    def _streaming(self, fn):
-        async def handler(request, context, caller: authz.Caller):
+    def _streaming(self, fn) -> authz.Handler:
+        async def handler(request, context, caller: authz.Caller | None):
             self._check_serving()
             async for message in fn(request, context):
                 yield message

@@ -2,6 +2,7 @@
 sessions and heartbeats, assignments, status reports."""
 from collections.abc import Callable
 
+from manager.ca import authz
 from manager.dispatcher.assignments import Assignments, StatusReports, StatusWriter
 from manager.dispatcher.sessions import Sessions
 from manager.state import store as st
@@ -14,5 +15,6 @@ class Dispatcher:
         assignments = Assignments(store, self.sessions)
         reports = StatusReports(store, self.sessions, StatusWriter(store))
         # Method name -> authz.Handler, for authz.serve.
-        self.handlers = {"Session": self.sessions.open, "Heartbeats": self.sessions.heartbeats,
-                         "Assignments": assignments.stream, "TaskStatusReports": reports.stream}
+        self.handlers: dict[str, authz.Handler] = {
+            "Session": self.sessions.open, "Heartbeats": self.sessions.heartbeats,
+            "Assignments": assignments.stream, "TaskStatusReports": reports.stream}

@@ -37,8 +37,8 @@ class Assignments:
         self._sessions = sessions
 
     async def stream(self, request: dispatcher_pb2.AssignmentsRequest, context,
-                     caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.AssignmentsMessage]:
-        node_id = caller.node_id
+                     caller: authz.Caller | None) -> AsyncIterator[dispatcher_pb2.AssignmentsMessage]:
+        node_id = authz.calling_node(caller)
         self._sessions.check(node_id, request.session_id)
         events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
         try:
@@ -66,9 +66,9 @@ class StatusReports:
         self._writer = writer
 
     async def stream(self, requests: AsyncIterator[dispatcher_pb2.UpdateTaskStatusRequest], context,
-                     caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.UpdateTaskStatusResponse]:
+                     caller: authz.Caller | None) -> AsyncIterator[dispatcher_pb2.UpdateTaskStatusResponse]:
         """Each batch is answered once it is committed."""
-        async for node_id, request in self._sessions.in_session(caller.node_id, requests):
+        async for node_id, request in self._sessions.in_session(authz.calling_node(caller), requests):
             updates = {}
             for u in request.updates:
                 task = self._store.tasks.peek(u.task_id)
@@ -138,9 +138,9 @@ class StatusWriter:
         await asyncio.shield(this_round)  # a caller that goes away does not cancel the others' round
 
     async def _write_rounds(self) -> None:
-        while self._pending:
-            pending, self._pending = self._pending, {}
-            this_round, self._round = self._round, None
+        # submit opens a round whenever it adds a report, so pending reports always have one
+        while self._pending and (this_round := self._round) is not None:
+            pending, self._pending, self._round = self._pending, {}, None
             try:
                 await self._write(pending)
                 this_round.set_result(None)

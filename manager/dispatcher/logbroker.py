@@ -38,7 +38,7 @@ class LogBroker:
     # ------------------------------------------------------------ the nodes' side
 
     async def subscriptions_for(self, node_id: str) -> AsyncIterator[logbroker_pb2.LogSubscription]:
-        outbox = asyncio.Queue()
+        outbox: asyncio.Queue[logbroker_pb2.LogSubscription] = asyncio.Queue()
         self._outboxes[node_id] = outbox
         try:
             while True:
@@ -141,21 +141,23 @@ class LogBrokerAPI:
     def __init__(self, broker: LogBroker, check_session: Callable[[str, str], None]):
         self._broker = broker
         self._check_session = check_session  # (node ID, session ID): NotFound unless it is current
-        self.handlers = {"LogSubscriptions": self.subscriptions, "PublishLogs": self.publish}
+        self.handlers: dict[str, authz.Handler] = {"LogSubscriptions": self.subscriptions, "PublishLogs": self.publish}
 
-    async def subscriptions(self, request, context, caller: authz.Caller):
-        self._check_session(caller.node_id, request.session_id)
-        async for subscription in self._broker.subscriptions_for(caller.node_id):
+    async def subscriptions(self, request, context, caller: authz.Caller | None):
+        node_id = authz.calling_node(caller)
+        self._check_session(node_id, request.session_id)
+        async for subscription in self._broker.subscriptions_for(node_id):
             yield subscription
 
-    async def publish(self, request_iterator, context, caller: authz.Caller):
-        node_id, subscription_id = None, None
+    async def publish(self, request_iterator, context, caller: authz.Caller | None):
+        node_id = authz.calling_node(caller)
+        subscription_id: str | None = None  # set by the first message, once its session checks out
         try:
             async for message in request_iterator:
-                if node_id is None:
-                    self._check_session(caller.node_id, message.session_id)
-                    node_id, subscription_id = caller.node_id, message.subscription_id
+                if subscription_id is None:
+                    self._check_session(node_id, message.session_id)
+                    subscription_id = message.subscription_id
                 self._broker.deliver(node_id, subscription_id, message)
         finally:
-            if node_id is not None:
+            if subscription_id is not None:
                 self._broker.deliver(node_id, subscription_id, None)

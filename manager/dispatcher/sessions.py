@@ -56,11 +56,11 @@ class Sessions:
     # ------------------------------------------------------------ RPCs
 
     async def open(self, request: dispatcher_pb2.SessionRequest, context,
-                   caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.SessionMessage]:
+                   caller: authz.Caller | None) -> AsyncIterator[dispatcher_pb2.SessionMessage]:
         """The Session RPC: the node's session messages until another session replaces it."""
         if not self._store.is_leader():
             raise NotLeader(self._leader_api_addr())
-        node_id = caller.node_id
+        node_id = authz.calling_node(caller)
         session = _Session(new_id(), time.monotonic() + self._down_after(), asyncio.Event())
         previous = self._sessions.get(node_id)
         self._sessions[node_id] = session
@@ -82,8 +82,8 @@ class Sessions:
             log.info("node %s: session %s closed", node_id, session.session_id)
 
     async def heartbeats(self, requests: AsyncIterator[dispatcher_pb2.HeartbeatRequest], context,
-                         caller: authz.Caller) -> AsyncIterator[dispatcher_pb2.HeartbeatResponse]:
-        async for node_id, _ in self.in_session(caller.node_id, requests):
+                         caller: authz.Caller | None) -> AsyncIterator[dispatcher_pb2.HeartbeatResponse]:
+        async for node_id, _ in self.in_session(authz.calling_node(caller), requests):
             self._deadlines[node_id] = time.monotonic() + self._down_after()
             jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
             yield dispatcher_pb2.HeartbeatResponse(period_ns=int(jittered * 1e9))

@@ -15,7 +15,7 @@ def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
                    status=pb.TaskStatus(state=pb.PENDING, timestamp_ns=now, message="pending task scheduling"))
 
 
-def set_desired(task: pb.Task, state: int) -> store_pb2.StoreAction:
+def set_desired(task: pb.Task, state: pb.TaskState) -> store_pb2.StoreAction:
     changed = pb.Task()
     changed.CopyFrom(task)
     changed.desired_state = state

@@ -14,6 +14,7 @@ service: nothing to remember.
 """
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from manager.orchestrator.tasks import set_desired
 from manager.state.actions import create, update
@@ -28,8 +29,12 @@ ROLLING = {US.UPDATING: ("update", US.COMPLETED, US.PAUSED),
            US.ROLLBACK_STARTED: ("rollback", US.ROLLBACK_COMPLETED, US.ROLLBACK_PAUSED)}
 
 
-def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
-         make_task: Callable[[object], pb.Task]) -> list[store_pb2.StoreAction]:
+# What a slot is keyed by: its number for a replicated service, its node ID for a global one.
+Slot = TypeVar("Slot", int, str)
+
+
+def step(service: pb.Service, slots: dict[Slot, list[pb.Task]], tasks: list[pb.Task], now_ns: int,
+         make_task: Callable[[Slot], pb.Task]) -> list[store_pb2.StoreAction]:
     """The writes that move the service's update on by one step (none when there is nothing to do).
 
     `slots` holds the live tasks of each filled slot (a node, for global services), newest
@@ -73,11 +78,13 @@ def step(service: pb.Service, slots: dict, tasks: list[pb.Task], now_ns: int,
     return actions
 
 
-def _adopt_unchanged(service: pb.Service, slots: dict) -> tuple[list[store_pb2.StoreAction], set]:
+def _adopt_unchanged(service: pb.Service,
+                     slots: dict[Slot, list[pb.Task]]) -> tuple[list[store_pb2.StoreAction], set[Slot]]:
     """A task whose spec is already the service's (a rollback to what it runs, or an update
     that changed no task setting) is kept: it takes the new version instead of a restart,
     and any other live task of its slot goes."""
-    actions, adopted = [], set()
+    actions: list[store_pb2.StoreAction] = []
+    adopted: set[Slot] = set()
     for slot, live in slots.items():
         if live[0].spec_version == service.spec_version:
             continue
@@ -94,7 +101,7 @@ def _adopt_unchanged(service: pb.Service, slots: dict) -> tuple[list[store_pb2.S
     return actions, adopted
 
 
-def _retire_replaced(slots: dict[int, list[pb.Task]], current: int) -> list[store_pb2.StoreAction]:
+def _retire_replaced(slots: dict[Slot, list[pb.Task]], current: int) -> list[store_pb2.StoreAction]:
     """Start-first: an old task goes once the new task of its slot runs."""
     actions = []
     for live in slots.values():
@@ -103,7 +110,7 @@ def _retire_replaced(slots: dict[int, list[pb.Task]], current: int) -> list[stor
     return actions
 
 
-def _set_status(service: pb.Service, state: int, message: str, now_ns: int) -> store_pb2.StoreAction:
+def _set_status(service: pb.Service, state: pb.UpdateStatus.State, message: str, now_ns: int) -> store_pb2.StoreAction:
     changed = pb.Service()
     changed.CopyFrom(service)
     changed.update_status.state = state

@@ -49,7 +49,9 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
             continue
         for task, chosen in zip(group, placed.node_ids, strict=False):
             actions.append(_assign(task, chosen))
-        explanation = placed.explanation.to_proto() if placed.explanation else None
+        if placed.explanation is None:  # every task was placed
+            continue
+        explanation = placed.explanation.to_proto()
         for task in group[len(placed.node_ids):]:
             if task.explanation != explanation:
                 actions.append(_pending(task, explanation))

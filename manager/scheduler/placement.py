@@ -20,6 +20,7 @@ node id. Heaps make a group of N tasks cost O(nodes + N log nodes), not O(N x no
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -255,12 +256,15 @@ def _static_filters(demand: Demand) -> list[_Static]:
     if demand.platforms:
         filters.append(_platform_filter(demand.platforms))
     for c in parse_constraints(demand.constraints):
-        filters.append(_Static(f"constraint {c.text}", c.matches,
-                               lambda nodes, c=c: _constraint_reason(c, nodes)))
+        filters.append(_Static(f"constraint {c.text}", c.matches, functools.partial(_constraint_reason, c)))
     return filters
 
 
 # ---------------------------------------------------------------- dynamic filters
+
+def _port_free(port: Port, cand: _Cand) -> bool:
+    return port not in cand.ports
+
 
 class _Cand:
     """A node that passed the static filters, with what is left on it."""
@@ -300,7 +304,7 @@ def _dynamic_exclusions(demand: Demand, cands: list[_Cand]) -> list[Exclusion]:
                        lambda cs: _largest_free(cs, "free_mem", format_bytes(demand.memory_bytes),
                                                 format_bytes)))
     for port in demand.host_ports:
-        checks.append((f"host port {port[0]}/{port[1]}", lambda c, p=port: p not in c.ports,
+        checks.append((f"host port {port[0]}/{port[1]}", functools.partial(_port_free, port),
                        lambda cs: f"in use on {_names(c.node for c in cs)}"))
     if demand.max_replicas:
         most = demand.max_replicas
@@ -385,9 +389,9 @@ def _pick(group: _Group, cand: Callable[[int], _Cand], fits: Callable[[_Cand], b
             if fits(found):
                 return found
         else:
-            found = _pick(heap[0][2], cand, fits)
-            if found is not None:
-                return found
+            deeper = _pick(heap[0][2], cand, fits)
+            if deeper is not None:
+                return deeper
         heapq.heappop(heap)
     return None
 

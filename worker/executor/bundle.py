@@ -70,7 +70,8 @@ def resolve_user(user: str, rootfs: Path) -> tuple[int, int, list[int]]:
     name, _, group = user.partition(":")
     passwd = _table(rootfs / "etc" / "passwd")
     groups = _table(rootfs / "etc" / "group")
-    uid, gid, uname = None, None, None
+    uid: int | None = None
+    gid, uname = 0, None  # gid is set with uid below, whichever way uid is found
     for row in passwd:
         if len(row) >= 4 and (row[0] == name or (name.isdigit() and row[2] == name)):
             uid, gid, uname = int(row[2]), int(row[3]), row[0]

@@ -9,6 +9,7 @@ root, cgroup parent and name prefix.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 
 from . import rootfs as rootfs_mod
 from .bundle import HostMount, build_spec, resolve_args
@@ -210,6 +212,7 @@ class Executor:
                 cwd=_PKG_ROOT, start_new_session=True)
         try:
             async with asyncio.timeout(s.shim_timeout):
+                assert proc.stdout is not None  # stdout=PIPE above
                 line = await proc.stdout.readline()
         except TimeoutError:
             proc.kill()
@@ -322,7 +325,8 @@ class Executor:
             await mon.stop()
 
     # ---- queries (also the node-local debug view: covey container ls/inspect/logs) ----
-    async def inspect(self, name: str, runc_state: dict | None = ...) -> ContainerInfo:
+    async def inspect(self, name: str, runc_state: dict | None | EllipsisType = ...) -> ContainerInfo:
+        """runc_state: the container's `runc state`, None when runc has none; ... to ask runc."""
         meta = self._meta(name)
         cid, cdir = self.cid(name), self._dir(name)
         cfg = ContainerConfig.from_dict(meta["config"])
@@ -380,7 +384,7 @@ class Executor:
         return mon.state if mon else None
 
     # ---- restart safety --------------------------------------------------------------
-    async def adopt(self) -> list[ContainerInfo]:
+    async def adopt(self) -> builtins.list[ContainerInfo]:
         """After a coveyd restart: take back the containers this executor started (running,
         created or exited, with their exit codes), and clean up what is half made: runc
         containers with no files, files with no runc container, stray mounts."""
@@ -395,7 +399,7 @@ class Executor:
                 await self._cleanup(cid, cdir)
                 continue
             info = await self.inspect(name, st)
-            if info.status == "running":
+            if info.status == "running" and info.config is not None:  # inspect always gives config
                 meta = self._meta(name)
                 self._watch_health(name, info.config, started_at=time.monotonic() -
                                    max(0.0, time.time() - meta["started_at"]))

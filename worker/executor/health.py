@@ -64,7 +64,7 @@ class HealthMonitor:
 
     def start(self) -> None:
         if self.argv and self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
+            self._task = asyncio.ensure_future(self._loop(self.argv))
 
     async def stop(self) -> None:
         if self._task:
@@ -75,16 +75,16 @@ class HealthMonitor:
                 pass
             self._task = None
 
-    async def _loop(self) -> None:
+    async def _loop(self, argv: list[str]) -> None:
         while True:
             await asyncio.sleep(self.hc.interval)
-            result = await self.probe()
+            result = await self.probe(argv)
             self._record(result)
 
-    async def probe(self) -> ProbeResult:
+    async def probe(self, argv: list[str]) -> ProbeResult:
         start = time.time()
         try:
-            res = await self.runc.exec(self.cid, self.argv, self.hc.timeout)
+            res = await self.runc.exec(self.cid, argv, self.hc.timeout)
             code, out = res.rc, (res.out + res.err)[-MAX_OUTPUT:]
         except CommandError as e:     # timed out
             code, out = -1, f"health check exceeded timeout ({self.hc.timeout:g}s): {e}"

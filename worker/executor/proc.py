@@ -24,6 +24,7 @@ async def run(argv: list[str], timeout: float, *, check: bool = True,
     try:
         async with asyncio.timeout(timeout):
             out, err = await proc.communicate()
+            rc = await proc.wait()  # at once: communicate waited for the exit
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -34,7 +35,7 @@ async def run(argv: list[str], timeout: float, *, check: bool = True,
             proc.kill()
             await proc.wait()
         raise
-    res = Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    res = Result(rc, out.decode(errors="replace"), err.decode(errors="replace"))
     if check and res.rc != 0:
         raise CommandError(f"{' '.join(argv[:3])} failed (exit {res.rc}): "
                            f"{(res.err or res.out).strip()[-800:]}")

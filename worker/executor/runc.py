@@ -3,6 +3,7 @@ machine never see each other's containers. `runc create` is run by the shim (see
 never here: its detached child would keep any pipe we gave it."""
 from __future__ import annotations
 
+import builtins
 import json
 
 from .errors import CommandError
@@ -45,7 +46,7 @@ class Runc:
         if res.rc != 0 and "does not exist" not in res.err:
             raise CommandError(f"runc delete {cid}: {res.err.strip()}")
 
-    async def exec(self, cid: str, argv: list[str], timeout: float) -> Result:
+    async def exec(self, cid: str, argv: builtins.list[str], timeout: float) -> Result:
         """Run a process in the container (healthchecks) and collect its output. The process
         gets the container's env, user and cwd (runc reuses the bundle's process spec)."""
         return await run(self.argv("exec", cid, *argv), timeout, check=False)

@@ -144,7 +144,8 @@ def serve(a, init_pid: int, out_r: int, err_r: int) -> int:
     for fd in pumps:
         sel.register(fd, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
-    status, deadline = None, None
+    status: int | None = None            # init's wait status, once reaped
+    deadline: float | None = None
     while pumps:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         events = sel.select(timeout)
@@ -192,7 +193,7 @@ def serve(a, init_pid: int, out_r: int, err_r: int) -> int:
     return 0
 
 
-def _reap(init_pid: int, status):
+def _reap(init_pid: int, status: int | None) -> int | None:
     """Reap every exited child (orphans come to us as subreaper); keep init's status."""
     while True:
         try:

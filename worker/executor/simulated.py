@@ -23,6 +23,7 @@ Without SIM_EXIT or SIM_RUN it runs until stopped. `stop` ends it as SIGTERM wou
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ class SimulatedExecutor:
         else:
             async with asyncio.timeout(timeout):
                 await c.exited.wait()
+        if c.exit is None:  # _exit sets exit before exited
+            raise ExecutorError(f"container {name} exited without an exit status")
         return c.exit
 
     async def stop(self, name: str, grace: float | None = None) -> ExitStatus | None:
@@ -224,7 +227,7 @@ class SimulatedExecutor:
     def health(self, name: str) -> HealthState | None:
         return self._get(name).health
 
-    async def adopt(self) -> list[ContainerInfo]:
+    async def adopt(self) -> builtins.list[ContainerInfo]:
         """Nothing survives a restart of the process: there is nothing to adopt."""
         return []
 

@@ -177,7 +177,8 @@ class DurableJournal(Journal):
         self._lock = threading.Lock()
         self._pending = bytearray()    # ops since the last record
         self._rewrite = False          # head dropped (compaction) or cleared: rewrite the file
-        self._fd = None
+        self._fd: int | None = None
+        self._entries: list[tuple[bytes, int, int]]  # (command, index, term), from the file or new
         if os.path.exists(path):
             self._open_existing()
         else:
@@ -212,7 +213,7 @@ class DurableJournal(Journal):
         self._pending.clear()
         self._rewrite = False
 
-    def _seal(self, ops: bytes) -> bytes:
+    def _seal(self, ops: bytes | bytearray) -> bytes:
         nonce = os.urandom(_NONCE)
         sealed = nonce + self._aead.encrypt(nonce, bytes(ops), self._file_id + self._seq.to_bytes(8, "little"))
         self._seq += 1

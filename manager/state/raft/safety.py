@@ -131,11 +131,13 @@ def _create_journal(journalFile=None):
     return DurableJournal(os.path.abspath(journalFile), key)
 
 
-def _create_serializer(fileName, *args):
+def _create_serializer(fileName, transmissionBatchSize, tryUseFork, serializer, deserializer, serializeChecker):
+    """Called as pysyncobj 0.3.17's SyncObj calls its Serializer, with these six."""
+    args = (fileName, transmissionBatchSize, tryUseFork, serializer, deserializer, serializeChecker)
     codec = _SNAPSHOTS.get(os.path.abspath(fileName)) if fileName else None
     if codec is None:
-        return _STOCK_SERIALIZER(fileName, *args)
-    return SnapshotSerializer(fileName, *args, codec=codec)
+        return _STOCK_SERIALIZER(*args)
+    return SnapshotSerializer(*args, codec=codec)
 
 
 # ---------------------------------------------------------------- 1. truncation fix
@@ -159,7 +161,9 @@ def _on_message_received(self, node, message):
             journal.setRaftCommitIndex(commit)
 
 
-_on_message_received._covey_fixed = True
+# A marker on the function itself, which install() looks for on SyncObj's handler: mypy
+# has no attributes for functions.
+_on_message_received._covey_fixed = True  # type: ignore[attr-defined]
 
 
 def _plan_append(self, message):
