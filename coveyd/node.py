@@ -21,7 +21,7 @@ from covey.ids import new_id
 from covey.units import parse_duration
 from coveyd import recovery
 from coveyd.nodestate import Membership, NodeState
-from coveyd.settings import Settings
+from coveyd.settings import DEFAULT_HEARTBEAT, Settings
 from manager.manager import Manager, ManagerConfig, bootstrap
 from manager.state import membership as mship
 from proto import ca_pb2, ca_pb2_grpc, local_pb2
@@ -56,6 +56,7 @@ class Node:
         self.membership: Membership | None = None
         self.manager: Manager | None = None
         self._cluster_server: grpc.aio.Server | None = None
+        self.agent: Agent | None = None   # this node's session with the leader
         self._agent_task: asyncio.Task | None = None
         self._peers_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one membership change at a time
@@ -99,7 +100,7 @@ class Node:
             listen_host, listen_port = addr.parse_ip_port(request.listen_addr or f"0.0.0.0:{addr.API_PORT}",
                                                    addr.API_PORT, "listen address")
             adv_host, adv_port = addr.parse_ip_port(request.advertise_addr, listen_port, "advertise address")
-            heartbeat = request.heartbeat_period_ns or parse_duration("5s")
+            heartbeat = request.heartbeat_period_ns or parse_duration(DEFAULT_HEARTBEAT)
             cert_expiry = request.cert_expiry_ns or int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)
             if cert_expiry < parse_duration("10s"):
                 raise InvalidArgument("--cert-expiry must be at least 10s")
@@ -214,6 +215,8 @@ class Node:
         async with self._lock:
             if not self.membership:
                 raise FailedPrecondition(NOT_IN_SWARM)
+            if self.agent is not None and (self.manager is None or request.force):
+                await self.agent.leave()  # Down at once; a manager without --force is refused below
             if self.manager is not None:
                 await self._leave_raft(self.manager, self.membership, request.force)
             await self.close()
@@ -348,6 +351,7 @@ class Node:
                       self._member.managers, _agent_channel, self.settings.agent,
                       on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
                       tasks=self.tasks)
+        self.agent = agent
         self._agent_task = asyncio.create_task(agent.run(), name="agent")
 
     async def _stop_agent(self) -> None:

@@ -9,7 +9,9 @@ from covey.units import parse_duration
 from manager.state.store import RaftTimings
 from worker.agent import AgentSettings
 
-DEFAULT_HEARTBEAT = "5s"
+# Nodes heartbeat every second: a dead host is Down within 4 s, its tasks elsewhere within
+# 5 s (manager/dispatcher/sessions.py says how the figures fit together).
+DEFAULT_HEARTBEAT = "1s"
 
 
 @dataclass

@@ -41,6 +41,7 @@ class ManagerConfig:
     ready_timeout: float = 30.0
     reconcile_period: float = 1.0
     log_gather_timeout: float = 10.0  # service logs: how long to wait for each node's backlog
+    leader_poll: float = 0.05         # how often the leader watch looks at who leads
 
 
 class Manager:
@@ -50,12 +51,13 @@ class Manager:
         self._step_down = step_down  # called when this leader is demoted
         self._dial = dial  # host:port -> a grpc.aio channel with this node's certificate
         logs = LogBroker(store, config.log_gather_timeout)
-        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr)
+        self.dispatcher = Dispatcher(store, self.manager_addrs, self.leader_api_addr, config.leader_poll)
         self.logs = LogBrokerAPI(logs, self.dispatcher.sessions.check)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = Control(store, self.manager_status, config.api_addr,
                                self.dispatcher.sessions.end_session, logs, self._leader_channel)
         self._leader_tasks: list[asyncio.Task] = []
+        self._watch = asyncio.create_task(_supervise("leader watch", self.dispatcher.leader.run))
 
     @classmethod
     async def open(cls, config: ManagerConfig, step_down=lambda: None, dial=None) -> "Manager":
@@ -127,9 +129,9 @@ class Manager:
         return status
 
     async def close(self) -> None:
-        for task in self._leader_tasks:
+        for task in [*self._leader_tasks, self._watch]:
             task.cancel()
-        await asyncio.gather(*self._leader_tasks, return_exceptions=True)
+        await asyncio.gather(*self._leader_tasks, self._watch, return_exceptions=True)
         await asyncio.to_thread(self.store.close)
 
 

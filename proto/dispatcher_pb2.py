@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import objects_pb2 as objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x64ispatcher.proto\x12\x05\x63ovey\x1a\robjects.proto\"=\n\x0eSessionRequest\x12+\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x16.covey.NodeDescription\"\x87\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08managers\x18\x02 \x03(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x1d\n\x04role\x18\x05 \x01(\x0e\x32\x0f.covey.NodeRole\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x11HeartbeatResponse\x12\x11\n\tperiod_ns\x18\x01 \x01(\x03\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xaa\x01\n\x12\x41ssignmentsMessage\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.covey.AssignmentsMessage.Type\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x1c\n\x07updated\x18\x03 \x03(\x0b\x32\x0b.covey.Task\x12\x0f\n\x07removed\x18\x04 \x03(\t\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"F\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.covey.TaskStatus\"W\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07updates\x18\x02 \x03(\x0b\x32\x17.covey.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse2\xad\x02\n\nDispatcher\x12\x39\n\x07Session\x12\x15.covey.SessionRequest\x1a\x15.covey.SessionMessage0\x01\x12\x43\n\nHeartbeats\x12\x17.covey.HeartbeatRequest\x1a\x18.covey.HeartbeatResponse(\x01\x30\x01\x12\x45\n\x0b\x41ssignments\x12\x19.covey.AssignmentsRequest\x1a\x19.covey.AssignmentsMessage0\x01\x12X\n\x11TaskStatusReports\x12\x1e.covey.UpdateTaskStatusRequest\x1a\x1f.covey.UpdateTaskStatusResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x64ispatcher.proto\x12\x05\x63ovey\x1a\robjects.proto\"=\n\x0eSessionRequest\x12+\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x16.covey.NodeDescription\"\x87\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08managers\x18\x02 \x03(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x1d\n\x04role\x18\x05 \x01(\x0e\x32\x0f.covey.NodeRole\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x11HeartbeatResponse\x12\x11\n\tperiod_ns\x18\x01 \x01(\x03\"\x0f\n\rLeaderRequest\"$\n\rLeaderMessage\x12\x13\n\x0bleader_addr\x18\x01 \x01(\t\"\"\n\x0cLeaveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x0f\n\rLeaveResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xaa\x01\n\x12\x41ssignmentsMessage\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.covey.AssignmentsMessage.Type\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x1c\n\x07updated\x18\x03 \x03(\x0b\x32\x0b.covey.Task\x12\x0f\n\x07removed\x18\x04 \x03(\t\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"F\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.covey.TaskStatus\"W\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07updates\x18\x02 \x03(\x0b\x32\x17.covey.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse2\x99\x03\n\nDispatcher\x12\x39\n\x07Session\x12\x15.covey.SessionRequest\x1a\x15.covey.SessionMessage0\x01\x12\x43\n\nHeartbeats\x12\x17.covey.HeartbeatRequest\x1a\x18.covey.HeartbeatResponse(\x01\x30\x01\x12\x45\n\x0b\x41ssignments\x12\x19.covey.AssignmentsRequest\x1a\x19.covey.AssignmentsMessage0\x01\x12X\n\x11TaskStatusReports\x12\x1e.covey.UpdateTaskStatusRequest\x1a\x1f.covey.UpdateTaskStatusResponse(\x01\x30\x01\x12\x36\n\x06Leader\x12\x14.covey.LeaderRequest\x1a\x14.covey.LeaderMessage0\x01\x12\x32\n\x05Leave\x12\x13.covey.LeaveRequest\x1a\x14.covey.LeaveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,18 +40,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATREQUEST']._serialized_end=281
   _globals['_HEARTBEATRESPONSE']._serialized_start=283
   _globals['_HEARTBEATRESPONSE']._serialized_end=321
-  _globals['_ASSIGNMENTSREQUEST']._serialized_start=323
-  _globals['_ASSIGNMENTSREQUEST']._serialized_end=363
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=366
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=536
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=499
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=536
-  _globals['_TASKSTATUSUPDATE']._serialized_start=538
-  _globals['_TASKSTATUSUPDATE']._serialized_end=608
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=610
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=697
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=699
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=725
-  _globals['_DISPATCHER']._serialized_start=728
-  _globals['_DISPATCHER']._serialized_end=1029
+  _globals['_LEADERREQUEST']._serialized_start=323
+  _globals['_LEADERREQUEST']._serialized_end=338
+  _globals['_LEADERMESSAGE']._serialized_start=340
+  _globals['_LEADERMESSAGE']._serialized_end=376
+  _globals['_LEAVEREQUEST']._serialized_start=378
+  _globals['_LEAVEREQUEST']._serialized_end=412
+  _globals['_LEAVERESPONSE']._serialized_start=414
+  _globals['_LEAVERESPONSE']._serialized_end=429
+  _globals['_ASSIGNMENTSREQUEST']._serialized_start=431
+  _globals['_ASSIGNMENTSREQUEST']._serialized_end=471
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=474
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=644
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=607
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=644
+  _globals['_TASKSTATUSUPDATE']._serialized_start=646
+  _globals['_TASKSTATUSUPDATE']._serialized_end=716
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=718
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=805
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=807
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=833
+  _globals['_DISPATCHER']._serialized_start=836
+  _globals['_DISPATCHER']._serialized_end=1245
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,26 @@ class HeartbeatResponse(_message.Message):
     period_ns: int
     def __init__(self, period_ns: _Optional[int] = ...) -> None: ...
 
+class LeaderRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LeaderMessage(_message.Message):
+    __slots__ = ("leader_addr",)
+    LEADER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    leader_addr: str
+    def __init__(self, leader_addr: _Optional[str] = ...) -> None: ...
+
+class LeaveRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class LeaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class AssignmentsRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,16 @@ class DispatcherStub:
                 request_serializer=dispatcher__pb2.UpdateTaskStatusRequest.SerializeToString,
                 response_deserializer=dispatcher__pb2.UpdateTaskStatusResponse.FromString,
                 _registered_method=True)
+        self.Leader = channel.unary_stream(
+                '/covey.Dispatcher/Leader',
+                request_serializer=dispatcher__pb2.LeaderRequest.SerializeToString,
+                response_deserializer=dispatcher__pb2.LeaderMessage.FromString,
+                _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/covey.Dispatcher/Leave',
+                request_serializer=dispatcher__pb2.LeaveRequest.SerializeToString,
+                response_deserializer=dispatcher__pb2.LeaveResponse.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -86,6 +96,18 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Leader(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leave(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +130,16 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.TaskStatusReports,
                     request_deserializer=dispatcher__pb2.UpdateTaskStatusRequest.FromString,
                     response_serializer=dispatcher__pb2.UpdateTaskStatusResponse.SerializeToString,
+            ),
+            'Leader': grpc.unary_stream_rpc_method_handler(
+                    servicer.Leader,
+                    request_deserializer=dispatcher__pb2.LeaderRequest.FromString,
+                    response_serializer=dispatcher__pb2.LeaderMessage.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
+                    request_deserializer=dispatcher__pb2.LeaveRequest.FromString,
+                    response_serializer=dispatcher__pb2.LeaveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +250,60 @@ class Dispatcher:
             '/covey.Dispatcher/TaskStatusReports',
             dispatcher__pb2.UpdateTaskStatusRequest.SerializeToString,
             dispatcher__pb2.UpdateTaskStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.Dispatcher/Leader',
+            dispatcher__pb2.LeaderRequest.SerializeToString,
+            dispatcher__pb2.LeaderMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Dispatcher/Leave',
+            dispatcher__pb2.LeaveRequest.SerializeToString,
+            dispatcher__pb2.LeaveResponse.FromString,
             options,
             channel_credentials,
             insecure,

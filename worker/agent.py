@@ -1,9 +1,12 @@
-"""The agent: keeps this node's session with the managers' dispatcher.
+"""The agent: keeps this node's session with the leader's dispatcher.
 
-It opens a Session stream, heartbeats at the period the dispatcher asks for,
-and on any failure tries the next known manager after a backoff. The managers
-list it learns from session messages is handed to `on_managers` so the node
-can persist it and find the swarm again after a restart.
+It asks every known manager for a session at once; followers answer with the leader's
+address, and the leader opens the session. Within it, the agent heartbeats at the period the
+dispatcher asks for (an answer that does not come within two periods ends the session:
+the link or the leader is gone), and watches another manager, which names the new leader as
+soon as it follows one (a paused or cut-off leader just goes quiet). The managers list it
+learns from session messages is handed to `on_managers` so the node can persist it and find
+the swarm again after a restart.
 """
 import asyncio
 import logging
@@ -28,8 +31,10 @@ log = logging.getLogger(__name__)
 class AgentSettings:
     connect_timeout: float = 5.0
     rpc_timeout: float = 5.0
-    backoff_initial: float = 0.2
-    backoff_max: float = 5.0
+    backoff_initial: float = 0.1   # no manager leads: ask them all again after this, doubling...
+    backoff_max: float = 1.0       # ...up to this
+    leaderless_retry: float = 0.2  # a follower that knows no leader yet is asked again after this
+    heartbeat_timeout_periods: float = 2.0  # a heartbeat unanswered this long ends the session
     status_batch: float = 0.1   # status reports that come within this are sent together
     logs_poll: float = 0.5      # following service logs: how often to look for new tasks here
 
@@ -50,6 +55,27 @@ async def _never() -> NoReturn:
 
 class RoleChanged(Exception):
     """The node has a new certificate (a new role, or a renewal): reconnect with it."""
+
+
+class LeaderMoved(Exception):
+    """The watched manager follows another leader: open a session there."""
+
+    def __init__(self, addr: str):
+        super().__init__(f"the leader is now {addr}")
+        self.addr = addr
+
+
+@dataclass
+class Opened:
+    """A session the leader accepted: its channel, its stream and its first message."""
+    addr: str
+    channel: Any
+    call: Any
+    first: dispatcher_pb2.SessionMessage
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await self.channel.close()
 
 
 
@@ -78,55 +104,152 @@ class Agent:
         self._renew = renew  # async (channel, desired_role) -> Credentials
         self._renew_in = renew_in  # certificate PEM -> seconds until it should be renewed
         self._tasks = tasks  # worker.tasks.TaskManager, or None for a node that runs nothing
-        self._next_addr: str | None = None
+        self._session: tuple[str, str] | None = None  # (leader address, session ID) while in one
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        backoff = self._settings.backoff_initial
-        attempt = 0
+        failures, hint = 0, ""
         while True:
-            addr = self._next_addr or self._managers[attempt % len(self._managers)]
-            self._next_addr = None
-            attempt += 1
             try:
-                await self._session(addr)
-                backoff = self._settings.backoff_initial
-            except asyncio.CancelledError:
-                raise
+                opened = await self._open(hint)
+            except (grpc.RpcError, ConnectionError, OSError, TimeoutError) as exc:
+                failures, hint = failures + 1, ""
+                log.warning("no session with a leader: %s", exc)
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            failures, hint = 0, ""
+            try:
+                await self._serve(opened)
+            except LeaderMoved as moved:
+                hint = moved.addr
+                log.info("leaving the session with %s: %s", opened.addr, moved)
             except RoleChanged:
-                backoff = 0
+                pass
             except grpc.RpcError as exc:
-                self._next_addr = _leader_hint(exc)
-                log.warning("session with %s ended: %s %s", addr, exc.code().name, exc.details())
-                if self._next_addr:
-                    backoff = self._settings.backoff_initial / 4  # go to the leader at once
+                log.warning("session with %s ended: %s %s", opened.addr, exc.code().name, exc.details())
             except Exception as exc:  # keep the node trying whatever went wrong
-                log.warning("session with %s failed: %r", addr, exc)
-            self.connected.clear()
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(max(backoff, self._settings.backoff_initial) * 2, self._settings.backoff_max)
+                log.warning("session with %s failed: %r", opened.addr, exc)
+            finally:
+                self.connected.clear()
+                self._session = None
 
-    async def _session(self, addr: str) -> None:
+    @property
+    def leader(self) -> str | None:
+        """The address of the manager this agent has its session with, if any."""
+        return self._session[0] if self._session else None
+
+    def _backoff(self, failures: int) -> float:
+        s = self._settings
+        return min(s.backoff_initial * 2 ** (failures - 1), s.backoff_max) * random.uniform(0.5, 1.0)
+
+    async def _open(self, hint: str) -> Opened:
+        """A session with the leader. Every known manager is asked at once (and the one `hint`
+        names); a follower's answer names the leader, which is asked next, and a follower is
+        asked again every `leaderless_retry` until some manager leads and accepts."""
+        pending: dict[asyncio.Task, str] = {}
+        winner: Opened | None = None
+        errors: dict[str, str] = {}
+
+        def ask(addr: str, delay: float = 0.0) -> None:
+            if addr and addr not in pending.values():
+                pending[asyncio.create_task(self._try_session(addr, delay))] = addr
+        for addr in dict.fromkeys([hint, *self._managers]):
+            ask(addr)
+        try:
+            async with asyncio.timeout(self._settings.rpc_timeout):
+                while pending and winner is None:
+                    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        addr = pending.pop(task)
+                        try:
+                            opened = task.result()
+                        except grpc.RpcError as exc:  # a follower, or a leader not ready yet
+                            errors[addr] = exc.details() or exc.code().name
+                            ask(_leader_hint(exc) or "")
+                            ask(addr, self._settings.leaderless_retry)
+                            continue
+                        except (ConnectionError, OSError, TimeoutError) as exc:
+                            errors[addr] = str(exc) or type(exc).__name__
+                            continue
+                        if winner is None:
+                            winner = opened
+                        else:
+                            await opened.close()
+        except TimeoutError:
+            pass
+        finally:
+            for task in pending:
+                task.cancel()
+            for result in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(result, Opened):
+                    await result.close()
+        if winner is None:
+            raise ConnectionError("; ".join(f"{a}: {e}" for a, e in errors.items()) or "no manager answered")
+        return winner
+
+    async def _try_session(self, addr: str, delay: float) -> Opened:
+        await asyncio.sleep(delay)
+        channel = self._channel_factory(addr, self._credentials)
+        try:
+            await _connect(channel, self._settings.connect_timeout)
+            call = dispatcher_pb2_grpc.DispatcherStub(channel).Session(
+                dispatcher_pb2.SessionRequest(description=self._description))
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                raise ConnectionError("the dispatcher closed the session at once")
+            return Opened(addr, channel, call, first)
+        except BaseException:
+            await channel.close()
+            raise
+
+    async def _serve(self, opened: Opened) -> None:
+        first, channel = opened.first, opened.channel
+        try:
+            self._learn(first)
+            log.info("session %s with %s established", first.session_id, opened.addr)
+            await self._follow_role(channel, first.role)
+            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+            self._session = (opened.addr, first.session_id)
+            self.connected.set()
+            period = first.heartbeat_period_ns / 1e9
+            await _first_to_end(self._read(opened.call, channel), self._heartbeat(stub, first.session_id, period),
+                                self._renew_when_due(channel), self._assignments(stub, first.session_id),
+                                self._send_status(stub, first.session_id),
+                                self._publish_logs(logbroker_pb2_grpc.LogBrokerStub(channel), first.session_id),
+                                self._watch_leader(opened.addr))
+        finally:
+            await opened.close()
+
+    async def leave(self) -> None:
+        """Tell the leader this node leaves (it is Down at once); best effort. On a channel of
+        its own: the leader ends the session, which closes the session's channel."""
+        if self._session is None:
+            return
+        leader, session_id = self._session
+        try:
+            async with self._channel_factory(leader, self._credentials) as channel:
+                await dispatcher_pb2_grpc.DispatcherStub(channel).Leave(
+                    dispatcher_pb2.LeaveRequest(session_id=session_id), timeout=self._settings.rpc_timeout)
+        except grpc.RpcError as exc:
+            log.warning("could not tell the leader this node leaves: %s", exc.details())
+
+    async def _watch_leader(self, leader: str) -> None:
+        """Watch a manager other than the leader; when it follows another one, move there."""
+        while True:
+            others = [m for m in self._managers if m != leader]
+            if others:
+                try:
+                    await self._follow_watch(random.choice(others), leader)
+                except (grpc.RpcError, ConnectionError, OSError, TimeoutError) as exc:
+                    log.debug("leader watch: %r", exc)
+            await asyncio.sleep(self._settings.leaderless_retry)  # a lone manager, or the watch broke
+
+    async def _follow_watch(self, addr: str, leader: str) -> None:
         async with self._channel_factory(addr, self._credentials) as channel:
             await _connect(channel, self._settings.connect_timeout)
-            stub = dispatcher_pb2_grpc.DispatcherStub(channel)
-            call = stub.Session(dispatcher_pb2.SessionRequest(description=self._description))
-            try:
-                async with asyncio.timeout(self._settings.rpc_timeout):
-                    first = await call.read()
-                if first is grpc.aio.EOF:
-                    raise ConnectionError("the dispatcher closed the session at once")
-                self._learn(first)
-                log.info("session %s with %s established", first.session_id, addr)
-                await self._follow_role(channel, first.role)
-                self.connected.set()
-                period = first.heartbeat_period_ns / 1e9
-                await _first_to_end(self._read(call, channel), self._heartbeat(stub, first.session_id, period),
-                                    self._renew_when_due(channel), self._assignments(stub, first.session_id),
-                                    self._send_status(stub, first.session_id),
-                                    self._publish_logs(logbroker_pb2_grpc.LogBrokerStub(channel), first.session_id))
-            finally:
-                call.cancel()
+            async for message in dispatcher_pb2_grpc.DispatcherStub(channel).Leader(dispatcher_pb2.LeaderRequest()):
+                if message.leader_addr and message.leader_addr != leader:
+                    raise LeaderMoved(message.leader_addr)
 
     async def _read(self, call, channel) -> None:
         while (message := await call.read()) is not grpc.aio.EOF:
@@ -201,15 +324,16 @@ class Agent:
         call = stub.Heartbeats()
         try:
             while True:
-                response = await self._ask(call, dispatcher_pb2.HeartbeatRequest(session_id=session_id))
+                timeout = self._settings.heartbeat_timeout_periods * period
+                response = await self._ask(call, dispatcher_pb2.HeartbeatRequest(session_id=session_id), timeout)
                 period = response.period_ns / 1e9 or period
                 await asyncio.sleep(period)
         finally:
             call.cancel()
 
-    async def _ask(self, call, request):
+    async def _ask(self, call, request, timeout: float | None = None):
         """One request on a stream the dispatcher answers message by message."""
-        async with asyncio.timeout(self._settings.rpc_timeout):
+        async with asyncio.timeout(timeout or self._settings.rpc_timeout):
             await call.write(request)
             response = await call.read()
         if response is grpc.aio.EOF:

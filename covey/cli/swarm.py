@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
     init = swarm.add_parser("init", help="create a swarm with this node as its manager")
     init.add_argument("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this one on")
     init.add_argument("--listen-addr", default=f"0.0.0.0:{addr.API_PORT}", help="ADDR:PORT to listen on")
-    init.add_argument("--dispatcher-heartbeat", default="5s", help="heartbeat period of the nodes")
+    init.add_argument("--dispatcher-heartbeat", help="heartbeat period of the nodes (default 1s)")
     init.add_argument("--cert-expiry", default="2160h", help="lifetime of node certificates")
     init.add_argument("--force-new-cluster", action="store_true",
                       help="on a surviving manager: a one-manager swarm with all the state")
@@ -45,7 +45,8 @@ def _join_command(role: str, token: str, addr: str) -> str:
 def init_swarm(conn, args) -> int:
     response = conn.node.SwarmInit(local_pb2.SwarmInitRequest(
         advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
-        heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat), force_new_cluster=args.force_new_cluster,
+        heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat) if args.dispatcher_heartbeat else 0,
+        force_new_cluster=args.force_new_cluster,
         cert_expiry_ns=parse_duration(args.cert_expiry)))
     if args.force_new_cluster:
         print(f"Forced a new cluster: this node ({response.node_id}) is its only manager, with all the state.")

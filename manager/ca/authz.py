@@ -59,6 +59,8 @@ POLICY: dict[str, Access] = {
     "/covey.Dispatcher/Heartbeats": NODE,
     "/covey.Dispatcher/Assignments": NODE,
     "/covey.Dispatcher/TaskStatusReports": NODE,
+    "/covey.Dispatcher/Leader": NODE,
+    "/covey.Dispatcher/Leave": NODE,
     "/covey.LogBroker/LogSubscriptions": NODE,
     "/covey.LogBroker/PublishLogs": NODE,
     "/covey.Control/GetCluster": MANAGER,

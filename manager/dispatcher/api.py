@@ -1,20 +1,25 @@
 """The dispatcher service (covey.Dispatcher, docs/design.md, "Control plane"), composed of its parts:
-sessions and heartbeats, assignments, status reports."""
+sessions and heartbeats, assignments, status reports, and the leader watch."""
 from collections.abc import Callable
 
 from manager.ca import authz
-from manager.dispatcher.assignments import Assignments, StatusReports, StatusWriter
+from manager.dispatcher.assignments import Assignments, StatusReports
+from manager.dispatcher.leader import LeaderWatch
 from manager.dispatcher.sessions import Sessions
+from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
 
 
 class Dispatcher:
     def __init__(self, store: st.Store, managers: Callable[[], list[str]],
-                 leader_api_addr: Callable[[], str | None]):
-        self.sessions = Sessions(store, managers, leader_api_addr)
+                 leader_api_addr: Callable[[], str | None], leader_poll: float):
+        writer = StatusWriter(store)
+        self.sessions = Sessions(store, managers, leader_api_addr, writer)
+        self.leader = LeaderWatch(leader_api_addr, leader_poll)
         assignments = Assignments(store, self.sessions)
-        reports = StatusReports(store, self.sessions, StatusWriter(store))
+        reports = StatusReports(store, self.sessions, writer)
         # Method name -> authz.Handler, for authz.serve.
         self.handlers: dict[str, authz.Handler] = {
             "Session": self.sessions.open, "Heartbeats": self.sessions.heartbeats,
-            "Assignments": assignments.stream, "TaskStatusReports": reports.stream}
+            "Assignments": assignments.stream, "TaskStatusReports": reports.stream,
+            "Leader": self.leader.stream, "Leave": self.sessions.leave}

@@ -3,26 +3,22 @@
 Assignments stream: the full set of the node's tasks first, then numbered increments
 as tasks change. Status updates come in batches; every one that would move a task's
 state backwards is dropped (docs/design.md, "Control plane"), which makes replays and reconnects safe.
-The batches of all nodes are written together (StatusWriter): one Raft write per round.
+The batches of all nodes are written together (status.StatusWriter): one Raft write per round.
 """
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from covey.aio import NOTHING, get_within
-from covey.errors import NO_LEADER, Conflict, PermissionDenied, Unavailable
+from covey.errors import PermissionDenied
 from manager.ca import authz
 from manager.dispatcher.sessions import Sessions
+from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
-from manager.state.actions import update
 from proto import dispatcher_pb2, store_pb2
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-STATUS_WRITE_ATTEMPTS = 10
-
 
 def assigned_to(task: pb.Task, node_id: str) -> bool:
     """A task the node must know about: placed on it, and past scheduling."""
@@ -109,77 +105,3 @@ def _increment(changed: list, sent: dict, node_id: str) -> dispatcher_pb2.Assign
         return None
     return dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
                                              updated=list(updated.values()), removed=sorted(removed - set(updated)))
-
-
-class StatusWriter:
-    """The status reports of every node, written together: one Raft write per round for all
-    that came in while the previous round was being committed. With a write per report,
-    1,000 nodes starting their tasks would queue thousands of small writes."""
-
-    def __init__(self, store: st.Store):
-        self._store = store
-        self._pending: dict[str, pb.TaskStatus] = {}   # task ID -> its newest report
-        self._round: asyncio.Future | None = None      # settles when the pending reports are written
-        self._writer: asyncio.Task | None = None
-
-    async def submit(self, updates: dict[str, pb.TaskStatus]) -> None:
-        """Returns once the reports are committed (or found stale); raises what the write raised."""
-        if not updates:
-            return  # nothing to commit, and a round opened for nothing would never settle
-        for task_id, status in updates.items():
-            held = self._pending.get(task_id)
-            if held is None or status.state > held.state:
-                self._pending[task_id] = status
-        if self._round is None:
-            self._round = asyncio.get_running_loop().create_future()
-        this_round = self._round
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_rounds())
-        await asyncio.shield(this_round)  # a caller that goes away does not cancel the others' round
-
-    async def _write_rounds(self) -> None:
-        # submit opens a round whenever it adds a report, so pending reports always have one
-        while self._pending and (this_round := self._round) is not None:
-            pending, self._pending, self._round = self._pending, {}, None
-            try:
-                await self._write(pending)
-                this_round.set_result(None)
-            except asyncio.CancelledError:
-                _fail(this_round, Unavailable(NO_LEADER))
-                raise
-            except Exception as exc:
-                _fail(this_round, exc)
-
-    async def _write(self, pending: dict[str, pb.TaskStatus]) -> None:
-        for _ in range(STATUS_WRITE_ATTEMPTS):
-            actions = _status_actions(self._store, pending)
-            if not actions:
-                return
-            try:
-                return await self._store.write(actions)
-            except Conflict:
-                continue  # a task changed meanwhile (e.g. its desired state): read again
-        # Out of attempts: fail the round, so that the agents keep the reports and resend them.
-        raise Conflict(f"task status reports kept conflicting after {STATUS_WRITE_ATTEMPTS} attempts")
-
-
-def _fail(future: asyncio.Future, exc: Exception) -> None:
-    future.set_exception(exc)
-    future.exception()  # marked as seen: no warning when every caller has gone meanwhile
-
-
-def _status_actions(store: st.Store, updates: dict) -> list:
-    actions = []
-    for task_id, status in updates.items():
-        current = store.tasks.peek(task_id)
-        if current is None:
-            continue  # removed meanwhile: nothing to record
-        if status.state <= current.status.state:
-            continue  # never backwards (a replay, or a report that raced a newer one)
-        task = pb.Task()
-        task.CopyFrom(current)
-        task.status.CopyFrom(status)
-        task.status.timestamp_ns = task.status.timestamp_ns or time.time_ns()
-        task.meta.updated_at_ns = time.time_ns()
-        actions.append(update(task))
-    return actions

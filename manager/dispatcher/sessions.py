@@ -1,10 +1,8 @@
 """The dispatcher's sessions: node sessions and heartbeats (docs/design.md, "Control plane").
 
 A node opens a Session (a server stream) and then heartbeats (on a stream of its own). Heartbeats are
-kept in memory on the leader; only transitions (Ready, Down) are written to the
-store. A node that misses 3 periods goes Down. A manager that has just become
-leader gives every node twice that before marking any Down, since nodes need
-time to find it.
+kept in memory on the leader; only transitions (Ready, Down) are written to the store, with
+why a node is Down ("heartbeat failure", "left the swarm") in its status message.
 """
 import asyncio
 import logging
@@ -14,9 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from covey import addr
-from covey.errors import NotFound, NotLeader
+from covey.errors import FailedPrecondition, NotFound, NotLeader
 from covey.ids import new_id
 from manager.ca import authz
+from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
 from manager.state.actions import modify
 from manager.state.queries import cluster_of
@@ -25,8 +24,20 @@ from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-MISSED_HEARTBEATS = 3
-NEW_LEADER_GRACE = 2
+# A node is Down after this many periods without a heartbeat. With the default period (1 s) a
+# host that dies has its tasks running elsewhere within about 4.5 s (Down at 4 s, replaced
+# in ~0.5 s), and a 2 s network blip never marks a node Down: its last heartbeat is at most
+# a period old when the link goes, and its agent is back within ~0.2 s of the link's return
+# (1 + 2 + 0.2 s < 4 s).
+DOWN_AFTER_PERIODS = 4
+# A new leader has seen no heartbeat yet: every node gets this share of the Down delay
+# (2 s by default) from the election to open a session with it. Agents watch another
+# manager and reach the new leader within a few hundred milliseconds of its election
+# (tests/e2e/test_failure_detection.py), so a healthy node is never marked Down, while a
+# leader's host that was cut off has its tasks replaced within about 4 s of losing the link.
+NEW_LEADER_GRACE = 0.5
+HEARTBEAT_FAILURE = "heartbeat failure"
+LEFT = "left the swarm"
 
 
 @dataclass
@@ -40,18 +51,20 @@ class Sessions:
     """The session of each node (one at a time), its heartbeats, and the Down monitor."""
 
     def __init__(self, store: st.Store, managers: Callable[[], list[str]],
-                 leader_api_addr: Callable[[], str | None]):
+                 leader_api_addr: Callable[[], str | None], status: StatusWriter):
         self._store = store
+        self._status = status                    # task status reports, written in rounds
         self._managers = managers                # the managers' API addresses
         self._leader_api_addr = leader_api_addr  # host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}
         self._deadlines: dict[str, float] = {}   # node ID -> when it goes Down
+        self._leaving: set[str] = set()          # nodes that said they leave, before it is stored
 
     def heartbeat_period(self) -> float:
         return cluster_of(self._store).spec.heartbeat_period_ns / 1e9
 
     def _down_after(self) -> float:
-        return MISSED_HEARTBEATS * self.heartbeat_period()
+        return DOWN_AFTER_PERIODS * self.heartbeat_period()
 
     # ------------------------------------------------------------ RPCs
 
@@ -61,6 +74,8 @@ class Sessions:
         if not self._store.is_leader():
             raise NotLeader(self._leader_api_addr())
         node_id = authz.calling_node(caller)
+        if self._has_left(node_id):  # its agent may not have stopped yet
+            raise FailedPrecondition(f"node {node_id} left the swarm")
         session = _Session(new_id(), time.monotonic() + self._down_after(), asyncio.Event())
         previous = self._sessions.get(node_id)
         self._sessions[node_id] = session
@@ -87,6 +102,25 @@ class Sessions:
             self._deadlines[node_id] = time.monotonic() + self._down_after()
             jittered = self.heartbeat_period() * random.uniform(0.9, 1.0)  # spread heartbeats out in time
             yield dispatcher_pb2.HeartbeatResponse(period_ns=int(jittered * 1e9))
+
+    async def leave(self, request: dispatcher_pb2.LeaveRequest, context,
+                    caller: authz.Caller | None) -> dispatcher_pb2.LeaveResponse:
+        """The node leaves: Down at once, so that its tasks go elsewhere now; it removes their
+        containers as it goes, so they are recorded shut down."""
+        node_id = authz.calling_node(caller)
+        self.check(node_id, request.session_id)
+        self._leaving.add(node_id)
+        self.end_session(node_id)
+        await self._set_down(node_id, LEFT)
+        now = time.time_ns()
+        await self._status.submit({t.id: pb.TaskStatus(state=pb.SHUTDOWN, message=LEFT, timestamp_ns=now)
+                                   for t in self._store.tasks.on_node(node_id) if t.status.state < pb.COMPLETE})
+        return dispatcher_pb2.LeaveResponse()
+
+    def _has_left(self, node_id: str) -> bool:
+        node = self._store.nodes.get(node_id)
+        return node_id in self._leaving or (
+            node is not None and node.status.state == pb.NodeStatus.DOWN and node.status.message == LEFT)
 
     def check(self, node_id: str, session_id: str) -> None:
         if not self.alive(node_id, session_id):
@@ -156,12 +190,12 @@ class Sessions:
             node.status.addr = addr
         await modify(self._store, pb.Node, node_id, change, time.time_ns())
 
-    async def _set_down(self, node_id: str) -> None:
+    async def _set_down(self, node_id: str, why: str) -> None:
         def change(node):
             node.status.state = pb.NodeStatus.DOWN
-            node.status.message = "heartbeat failure"
+            node.status.message = why
         await modify(self._store, pb.Node, node_id, change, time.time_ns())
-        log.warning("node %s is down: heartbeat failure", node_id)
+        log.warning("node %s is down: %s", node_id, why)
 
     # ------------------------------------------------------------ leader loop
 
@@ -174,8 +208,18 @@ class Sessions:
             if node.status.state != pb.NodeStatus.DOWN:
                 self._deadlines.setdefault(node.id, grace)
         while True:
-            await asyncio.sleep(min(self.heartbeat_period() / 4, 1.0))
+            tick = min(self.heartbeat_period() / 10, 0.25)
+            due = time.monotonic() + tick
+            await asyncio.sleep(tick)
+            self._forgive(time.monotonic() - due)
             await self._expire(time.monotonic())
+
+    def _forgive(self, late: float) -> None:
+        """This loop ran late: the heartbeats that waited in it meanwhile are no node's fault
+        (a leader busy with a large plan must not mark its nodes Down)."""
+        if late > 0.05:
+            for node_id in self._deadlines:
+                self._deadlines[node_id] += late
 
     async def _expire(self, now: float) -> None:
         for node_id in list(self._deadlines):
@@ -188,7 +232,7 @@ class Sessions:
                 continue
             self.end_session(node_id)
             try:
-                await self._set_down(node_id)
+                await self._set_down(node_id, HEARTBEAT_FAILURE)
             except Exception:
                 log.exception("node %s: could not mark it down", node_id)
                 self._deadlines[node_id] = now  # try again on the next pass

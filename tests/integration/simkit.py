@@ -27,7 +27,7 @@ from tests.support.poll import TIMEOUT, until
 from worker.agent import AgentSettings
 from worker.executor.simulated import SimulatedExecutor, SimulatedRegistry
 
-HEARTBEAT = 0.3          # s: a node is Down after 3 missed periods, 0.9 s
+HEARTBEAT = 0.3          # s: a node is Down after 4 periods without one, 1.2 s
 
 
 def fast_settings() -> Settings:

@@ -114,7 +114,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
     """The dispatcher's StatusWriter: reports that come in together are committed in a few
     writes, not one each; a report that would move a state backwards, or names a task that is
     gone, is dropped; every caller returns once its reports are in the store."""
-    from manager.dispatcher.assignments import StatusWriter
+    from manager.dispatcher.status import StatusWriter
 
     async def scenario():
         store = await _open(tmp_path, free_port_pair())
@@ -150,7 +150,7 @@ def test_status_reports_of_many_nodes_share_raft_writes(tmp_path, run):
 def test_status_writer_fails_the_round_when_its_retries_run_out(run):
     """A round that conflicts on every attempt must raise, not report success: the agent
     keeps the reports of a failed round and sends them again."""
-    from manager.dispatcher.assignments import STATUS_WRITE_ATTEMPTS, StatusWriter
+    from manager.dispatcher.status import STATUS_WRITE_ATTEMPTS, StatusWriter
 
     class AssignedTasks:
         def peek(self, task_id):
@@ -173,7 +173,7 @@ def test_status_writer_fails_the_round_when_its_retries_run_out(run):
 def test_status_writer_returns_at_once_for_an_empty_report(run):
     """A report with no updates has nothing to commit: it must not wait for a round that no
     writer will ever settle."""
-    from manager.dispatcher.assignments import StatusWriter
+    from manager.dispatcher.status import StatusWriter
 
     class Untouched:
         async def write(self, actions):
