@@ -9,6 +9,8 @@ import json
 from .errors import CommandError
 from .proc import Result, run
 
+LIST_ATTEMPTS = 3
+
 
 class Runc:
     def __init__(self, root: str, *, binary: str = "runc", timeout: float = 30.0):
@@ -37,8 +39,15 @@ class Runc:
         return json.loads(res.out)
 
     async def list(self) -> list[dict]:
-        res = await run(self.argv("list", "--format", "json"), self.timeout)
-        return json.loads(res.out or "null") or []
+        """Every container runc knows. runc reads its state dir, then each container's state:
+        one deleted in between fails the whole listing, so list again (a few times at most)."""
+        for _ in range(LIST_ATTEMPTS):
+            res = await run(self.argv("list", "--format", "json"), self.timeout, check=False)
+            if res.rc == 0:
+                return json.loads(res.out or "null") or []
+            if "no such file or directory" not in res.err:
+                break
+        raise CommandError(f"runc list: {res.err.strip()}")
 
     async def delete(self, cid: str, *, force: bool = True) -> None:
         res = await run(self.argv("delete", *(["--force"] if force else []), cid),
