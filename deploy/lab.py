@@ -146,6 +146,15 @@ class Lab:
         for host in self.hosts:
             remove_cgroup_parent(cgroup_parent_for(host.data_dir))
 
+    def cut(self, host: Host) -> None:
+        """Cut the host off the underlay (its eth0 down): a network partition of that one host;
+        its processes go on."""
+        _ip("-n", host.netns, "link", "set", "eth0", "down")
+
+    def heal(self, host: Host) -> None:
+        """Undo `cut`: the host's eth0 up again."""
+        _ip("-n", host.netns, "link", "set", "eth0", "up")
+
     def run_in(self, host: Host, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command inside a host's network namespace."""
         kwargs.setdefault("capture_output", True)
@@ -182,6 +191,14 @@ class Lab:
         _end(pid, timeout, "coveyd", sig)
         self._save()
 
+    def pause_coveyd(self, host: Host) -> None:
+        """Freeze the coveyd the lab started on `host` (SIGSTOP): alive, its sockets open, silent."""
+        os.kill(self.pids[host.index], signal.SIGSTOP)
+
+    def resume_coveyd(self, host: Host) -> None:
+        """Undo `pause_coveyd` (SIGCONT)."""
+        os.kill(self.pids[host.index], signal.SIGCONT)
+
     def covey(self, host: Host, *args: str, check: bool = True, timeout: float = 60.0,
               env: dict | None = None) -> subprocess.CompletedProcess:
         """Run the covey CLI against `host`'s local socket."""
@@ -195,15 +212,16 @@ class Lab:
 
     # ------------------------------------------------------------ a whole swarm
 
-    def form_swarm(self, heartbeat: str = "5s", managers: int = 1, members: int | None = None) -> str:
+    def form_swarm(self, heartbeat: str | None = None, managers: int = 1, members: int | None = None) -> str:
         """coveyd on every host; host1 inits, the next `managers - 1` hosts join as managers,
         the rest of the first `members` hosts (default: all) as workers; the hosts after
-        them run coveyd outside the swarm. Returns init's output."""
+        them run coveyd outside the swarm. Without `heartbeat`, the swarm has the product's
+        default period (no --dispatcher-heartbeat). Returns init's output."""
         for host in self.hosts:
             self.start_coveyd(host)
         first = self.hosts[0]
-        init = self.covey(first, "swarm", "init", "--advertise-addr", first.addr,
-                          "--dispatcher-heartbeat", heartbeat).stdout
+        period = ["--dispatcher-heartbeat", heartbeat] if heartbeat else []
+        init = self.covey(first, "swarm", "init", "--advertise-addr", first.addr, *period).stdout
         tokens = {role: self.covey(first, "swarm", "join-token", "-q", role).stdout.strip()
                   for role in ("worker", "manager")}
         for i, host in enumerate(self.hosts[1:members or len(self.hosts)], start=1):
@@ -230,8 +248,10 @@ class Lab:
 
 
 def _end(pid: int, timeout: float, what: str, sig: int = signal.SIGTERM) -> None:
-    """Signal a process the lab started, and wait until it is gone (SIGKILL after `timeout`)."""
+    """Signal a process the lab started, and wait until it is gone (SIGKILL after `timeout`).
+    SIGCONT follows the signal, so that a paused process (pause_coveyd) acts on it too."""
     _signal(pid, sig)
+    _signal(pid, signal.SIGCONT)
     try:
         wait_until(lambda: not _alive(pid), timeout, 0.05, f"{what} {pid} to exit")
     except TimeoutError:
@@ -291,7 +311,7 @@ def main(argv=None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--hosts", type=int, default=3)
         p.add_argument("--prefix")
-        p.add_argument("--heartbeat", default="5s")
+        p.add_argument("--heartbeat", help="dispatcher heartbeat period, e.g. 1s (default: the product's)")
         if name == "swarm":
             p.add_argument("--example", action="store_true",
                            help="also a registry on host1 with example images, and a service 'web' on every host")

@@ -1,5 +1,6 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import json
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,17 +14,19 @@ REGISTRY = "10.1.0.1:5000"  # on host1
 
 
 @contextmanager
-def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = (), members: int | None = None):
-    """A lab swarm (host1 its manager) whose host1 also runs a registry with the test images.
-    With `members`, only the first `members` hosts join; the others run coveyd outside the
-    swarm. At the end, no container of the lab is left running, whatever the tests did."""
+def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = (), members: int | None = None,
+                        managers: int = 1, heartbeat: str | None = HEARTBEAT):
+    """A lab swarm (host1 its manager, with the next `managers - 1` hosts) whose host1 also
+    runs a registry with the test images. With `members`, only the first `members` hosts join;
+    the others run coveyd outside the swarm. `heartbeat=None`: the product's default period.
+    At the end, no container of the lab is left running, whatever the tests did."""
     lab = Lab(hosts, coveyd_args=("--insecure-registry", REGISTRY, *coveyd_args)).up()
     registry = None
     try:
         first = lab.hosts[0]
         registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
         build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
-        lab.form_swarm(HEARTBEAT, members=members)
+        lab.form_swarm(heartbeat, managers=managers, members=members)
         wanted = members or hosts
         wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == wanted, 30, 0.2,
                    f"{wanted} Ready")
@@ -50,6 +53,58 @@ def wait_state(lab: Lab, manager, hostname: str, state: str, timeout: float = 30
                f"{hostname} to be {state}")
 
 
+def host_named(lab: Lab, name: str):
+    """The lab host of a hostname ("host3")."""
+    return lab.hosts[int(name.removeprefix("host")) - 1]
+
+
+def answering_table(lab: Lab, via: str) -> dict | None:
+    """node_table through the manager named `via`, or None while it cannot answer (no leader
+    yet, or it is still starting)."""
+    try:
+        return node_table(lab, host_named(lab, via))
+    except RuntimeError:
+        return None
+
+
+def manager_statuses(lab: Lab, via: str) -> dict | None:
+    """hostname -> 'Leader' / 'Reachable' / 'Unreachable' / '' (worker), as `node ls` says."""
+    nodes = answering_table(lab, via)
+    if nodes is None:
+        return None
+    out = {}
+    for name, node in nodes.items():
+        ms = node.get("manager_status")
+        if node.get("role") != "MANAGER":
+            out[name] = ""
+        elif ms.get("leader"):
+            out[name] = "Leader"
+        else:
+            out[name] = ms.get("reachability", "UNKNOWN").capitalize()
+    return out
+
+
+def healthy(lab: Lab, via: str, managers: tuple[str, ...], timeout: float = 60.0) -> dict:
+    """The swarm as seen from `via` once it has one leader, the other managers reachable and
+    every node Ready; returns manager_statuses then."""
+    seen = {}
+
+    def check():
+        nodes, statuses = answering_table(lab, via), manager_statuses(lab, via)
+        if not nodes or not statuses:
+            return None
+        seen.update({name: (n["status"].get("state"), statuses[name]) for name, n in nodes.items()})
+        ready = all(n["status"].get("state") == "READY" for n in nodes.values())
+        roles = sorted(statuses[m] for m in managers)
+        if ready and roles == ["Leader"] + ["Reachable"] * (len(managers) - 1):
+            return statuses
+        return None
+    try:
+        return wait_until(check, timeout, 0.3, f"a healthy swarm seen from {via}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; last seen: {seen}") from None
+
+
 def dump_logs(lab: Lab, lines: int = 40) -> None:
     """Print the end of every host's coveyd log (pytest shows it when a test failed)."""
     for host in lab.hosts:
@@ -58,6 +113,12 @@ def dump_logs(lab: Lab, lines: int = 40) -> None:
             print(f"----- {host.name} ({host.log_file})\n" + "\n".join(tail))
 
 
+def runc_running(host) -> list:
+    """The host's running containers as runc sees them (cheaper than the CLI, for cleanup;
+    and what really runs, whatever its coveyd says)."""
+    listed = subprocess.run(["runc", "--root", str(host.socket.parent / "runc"), "list", "--format", "json"],
+                            check=True, capture_output=True, text=True).stdout
+    return [c["id"] for c in json.loads(listed) or [] if c["status"] == "running"]
 
 
 def cgroup_dirs(parent: str) -> list[Path]:

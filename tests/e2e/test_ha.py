@@ -11,7 +11,8 @@ import time
 import pytest
 
 from deploy.lab import Lab
-from tests.e2e.swarmtools import HEARTBEAT, dump_logs, node_table
+from tests.e2e.swarmtools import HEARTBEAT, answering_table, dump_logs, host_named, manager_statuses
+from tests.e2e.swarmtools import healthy as healthy_from
 from tests.support.poll import wait_until
 
 MANAGERS = ("host1", "host2", "host3")
@@ -28,52 +29,8 @@ def lab():
         dump_logs(lab)
 
 
-def host(lab, name):
-    return lab.hosts[int(name[-1]) - 1]
-
-
-def table(lab, via):
-    try:
-        return node_table(lab, host(lab, via))
-    except RuntimeError:
-        return None  # no leader yet, or this manager is still starting
-
-
-def manager_statuses(lab, via) -> dict | None:
-    """hostname -> 'Leader' / 'Reachable' / 'Unreachable' / '' (worker), as `node ls` says."""
-    nodes = table(lab, via)
-    if nodes is None:
-        return None
-    out = {}
-    for name, node in nodes.items():
-        ms = node.get("manager_status")
-        if node.get("role") != "MANAGER":
-            out[name] = ""
-        elif ms.get("leader"):
-            out[name] = "Leader"
-        else:
-            out[name] = ms.get("reachability", "UNKNOWN").capitalize()
-    return out
-
-
 def healthy(lab, via="host1", managers=MANAGERS):
-    """The swarm as seen from `via` once it has one leader, the other managers reachable, all Ready."""
-    seen = {}
-
-    def check():
-        nodes, statuses = table(lab, via), manager_statuses(lab, via)
-        if not nodes or not statuses:
-            return None
-        seen.update({name: (n["status"].get("state"), statuses[name]) for name, n in nodes.items()})
-        ready = all(n["status"].get("state") == "READY" for n in nodes.values())
-        roles = sorted(statuses[m] for m in managers)
-        if ready and roles == ["Leader"] + ["Reachable"] * (len(managers) - 1):
-            return statuses
-        return None
-    try:
-        return wait_until(check, 60, 0.3, f"a healthy swarm seen from {via}")
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; last seen: {seen}") from None
+    return healthy_from(lab, via, managers)
 
 
 def leader(lab, via="host1"):
@@ -84,7 +41,7 @@ def test_three_managers_form(lab):
     for via in MANAGERS:  # every manager answers the control API
         statuses = healthy(lab, via)
         assert statuses["host4"] == ""
-    roles = {h: json.loads(lab.covey(host(lab, h), "node", "inspect", h).stdout)[0]["role"] for h in MANAGERS}
+    roles = {h: json.loads(lab.covey(host_named(lab, h), "node", "inspect", h).stdout)[0]["role"] for h in MANAGERS}
     assert set(roles.values()) == {"MANAGER"}
 
 
@@ -101,7 +58,7 @@ class Writer(threading.Thread):
         i = 0
         while not self.stop.is_set() and i < 200:
             key = f"w{i}"
-            result = self.lab.covey(host(self.lab, self.via), "node", "update", "--label-add", f"{key}=1",
+            result = self.lab.covey(host_named(self.lab, self.via), "node", "update", "--label-add", f"{key}=1",
                                     "host4", check=False, timeout=30)
             (self.acked if result.returncode == 0 else self.failed).append((key, result.stderr.strip()))
             i += 1
@@ -111,20 +68,20 @@ def test_leader_killed_while_writing_loses_nothing_and_doubles_nothing(lab):
     old_leader = leader(lab)
     via = next(m for m in MANAGERS if m != old_leader)
     # host4 is stopped, so the label updates are the only writes to its node object.
-    lab.stop_coveyd(host(lab, "host4"))
-    wait_until(lambda: table(lab, via)["host4"]["status"].get("state") == "DOWN", 30, 0.3, "host4 Down")
-    version_before = table(lab, via)["host4"]["meta"]["version"]  # read after it went Down
-    labels_before = set(table(lab, via)["host4"]["spec"].get("labels", {}))
+    lab.stop_coveyd(host_named(lab, "host4"))
+    wait_until(lambda: answering_table(lab, via)["host4"]["status"].get("state") == "DOWN", 30, 0.3, "host4 Down")
+    version_before = answering_table(lab, via)["host4"]["meta"]["version"]  # read after it went Down
+    labels_before = set(answering_table(lab, via)["host4"]["spec"].get("labels", {}))
     writer = Writer(lab, via)
     writer.start()
     wait_until(lambda: len(writer.acked) >= 5, 30, 0.05, "some writes before the kill")
-    lab.stop_coveyd(host(lab, old_leader), signal.SIGKILL)
+    lab.stop_coveyd(host_named(lab, old_leader), signal.SIGKILL)
     killed_at, acked_at_kill = time.monotonic(), len(writer.acked)
     wait_until(lambda: len(writer.acked) >= acked_at_kill + 5, 60, 0.05, "writes after the failover")
     writer.stop.set()
     writer.join(60)
     failover = time.monotonic() - killed_at
-    lab.start_coveyd(host(lab, old_leader))
+    lab.start_coveyd(host_named(lab, old_leader))
     wait_until(lambda: (manager_statuses(lab, via) or {}).get(old_leader) == "Reachable", 60, 0.3,
                f"{old_leader} back")
 
@@ -135,7 +92,7 @@ def test_leader_killed_while_writing_loses_nothing_and_doubles_nothing(lab):
         assert acked <= applied, f"acknowledged writes lost on {manager}: {acked - applied}"
         # Each applied update bumps the version once: no write applied twice.
         assert int(node["meta"]["version"]) - int(version_before) == len(applied)
-    lab.start_coveyd(host(lab, "host4"))
+    lab.start_coveyd(host_named(lab, "host4"))
     healthy(lab, via)
     for _, error in writer.failed:  # failed writes said why
         assert "leader" in error or "not committed" in error or "cannot connect" in error, error
@@ -143,7 +100,7 @@ def test_leader_killed_while_writing_loses_nothing_and_doubles_nothing(lab):
 
 
 def _converged(lab, manager, acked):
-    nodes = table(lab, manager)
+    nodes = answering_table(lab, manager)
     if not nodes:
         return None
     node = nodes["host4"]
@@ -155,92 +112,92 @@ def test_promote_and_demote_round_trips_including_the_leader(lab):
     for target in (follower, leader(lab)):
         via = next(m for m in MANAGERS if m != target)
         healthy(lab, via)  # quorum checks use the view of the manager that takes the call
-        lab.covey(host(lab, via), "node", "demote", target)
+        lab.covey(host_named(lab, via), "node", "demote", target)
         others = [m for m in MANAGERS if m != target]
         # A demoted leader steps down first and shows Unreachable until the new leader
         # has taken it out of Raft; then it is a worker.
         wait_until(lambda: (manager_statuses(lab, via) or {}).get(target) == "", 60, 0.3, f"{target} a worker")
         healthy(lab, via, managers=others)
         wait_until(lambda: _cert_role(lab, target) == "covey-worker", 30, 0.3, f"{target} to hold a worker cert")
-        lab.covey(host(lab, via), "node", "promote", target)
+        lab.covey(host_named(lab, via), "node", "promote", target)
         healthy(lab, via)
         wait_until(lambda: _cert_role(lab, target) == "covey-manager", 30, 0.3, f"{target} to hold a manager cert")
         # The promoted manager answers the control API itself, once it has caught up.
-        wait_until(lambda: table(lab, target), 30, 0.3, f"{target} to answer as a manager")
+        wait_until(lambda: answering_table(lab, target), 30, 0.3, f"{target} to answer as a manager")
 
 
 def _cert_role(lab, name):
     from covey import pki
-    cert = host(lab, name).data_dir / "certificates" / "node.crt"
+    cert = host_named(lab, name).data_dir / "certificates" / "node.crt"
     return pki.ROLE_OU[pki.cert_identity(cert.read_bytes()).role]
 
 
 def test_quorum_rules(lab):
     healthy(lab)
-    lab.covey(host(lab, "host1"), "node", "demote", "host4", check=False)  # a worker: nothing to do
+    lab.covey(host_named(lab, "host1"), "node", "demote", "host4", check=False)  # a worker: nothing to do
     victim = "host3"
-    lab.stop_coveyd(host(lab, victim), signal.SIGKILL)
+    lab.stop_coveyd(host_named(lab, victim), signal.SIGKILL)
     wait_until(lambda: (manager_statuses(lab, "host1") or {}).get(victim) == "Unreachable", 30, 0.3,
                f"{victim} unreachable")
-    refused = lab.covey(host(lab, "host1"), "node", "demote", "host2", check=False)
+    refused = lab.covey(host_named(lab, "host1"), "node", "demote", "host2", check=False)
     assert refused.returncode != 0 and "quorum" in refused.stderr
-    leave = lab.covey(host(lab, "host2"), "swarm", "leave", check=False)
+    leave = lab.covey(host_named(lab, "host2"), "swarm", "leave", check=False)
     assert leave.returncode != 0 and "quorum" in leave.stderr
-    rm = lab.covey(host(lab, "host1"), "node", "rm", "--force", "host2", check=False)
+    rm = lab.covey(host_named(lab, "host1"), "node", "rm", "--force", "host2", check=False)
     assert rm.returncode != 0 and "demoted" in rm.stderr
-    lab.start_coveyd(host(lab, victim))
+    lab.start_coveyd(host_named(lab, victim))
     healthy(lab)
 
 
 def test_quorum_loss_fails_fast_and_recovers(lab):
     survivor = "host1"
     for name in ("host2", "host3"):
-        lab.stop_coveyd(host(lab, name), signal.SIGKILL)
+        lab.stop_coveyd(host_named(lab, name), signal.SIGKILL)
     started = time.monotonic()
     deadline = started + 30
     while True:  # the survivor notices it lost the majority, then every write fails fast
-        result = lab.covey(host(lab, survivor), "node", "update", "--label-add", "q=1", "host4", check=False)
+        result = lab.covey(host_named(lab, survivor), "node", "update", "--label-add", "q=1", "host4", check=False)
         if result.returncode != 0:
             break
         assert time.monotonic() < deadline, "writes kept succeeding without a quorum"
     assert "does not have a leader" in result.stderr, result.stderr
     t0 = time.monotonic()
-    again = lab.covey(host(lab, survivor), "node", "update", "--label-add", "q=2", "host4", check=False)
+    again = lab.covey(host_named(lab, survivor), "node", "update", "--label-add", "q=2", "host4", check=False)
     assert again.returncode != 0 and time.monotonic() - t0 < 15
     for name in ("host2", "host3"):
-        lab.start_coveyd(host(lab, name))
+        lab.start_coveyd(host_named(lab, name))
     healthy(lab)
-    lab.covey(host(lab, survivor), "node", "update", "--label-add", "q=3", "host4")
+    lab.covey(host_named(lab, survivor), "node", "update", "--label-add", "q=3", "host4")
 
 
 def test_full_restart_keeps_everything(lab):
-    before = {k: v["id"] for k, v in table(lab, "host1").items()}
-    labels = table(lab, "host1")["host4"]["spec"]["labels"]
+    before = {k: v["id"] for k, v in answering_table(lab, "host1").items()}
+    labels = answering_table(lab, "host1")["host4"]["spec"]["labels"]
     for name in MANAGERS:
-        lab.stop_coveyd(host(lab, name), signal.SIGKILL)
+        lab.stop_coveyd(host_named(lab, name), signal.SIGKILL)
     for name in MANAGERS:
-        lab.start_coveyd(host(lab, name))
+        lab.start_coveyd(host_named(lab, name))
     healthy(lab)
-    after = table(lab, "host2")
+    after = answering_table(lab, "host2")
     assert {k: v["id"] for k, v in after.items()} == before
     assert after["host4"]["spec"]["labels"] == labels
 
 
 def test_force_new_cluster_on_a_survivor(lab):
     for name in ("host2", "host3"):
-        lab.stop_coveyd(host(lab, name), signal.SIGKILL)
-    survivor = host(lab, "host1")
+        lab.stop_coveyd(host_named(lab, name), signal.SIGKILL)
+    survivor = host_named(lab, "host1")
     out = lab.covey(survivor, "swarm", "init", "--force-new-cluster").stdout
     assert "only manager" in out
     statuses = wait_until(lambda: _only_manager(lab), 60, 0.3, "a one-manager swarm")
     assert statuses == {"host1": "Leader", "host4": ""}
     lab.covey(survivor, "node", "update", "--label-add", "after=force", "host4")
     # The worker kept going: it is Ready and reconnected to the survivor by itself.
-    wait_until(lambda: table(lab, "host1")["host4"]["status"].get("state") == "READY", 30, 0.3, "host4 Ready")
+    wait_until(lambda: answering_table(lab, "host1")["host4"]["status"].get("state") == "READY", 30, 0.3, "host4 Ready")
     # A lost manager that comes back is refused: its certificate is denied.
-    lab.start_coveyd(host(lab, "host2"))
-    denied = lab.run_in(host(lab, "host2"), ["python3", "-m", "covey.cli.main", "-H", f"tcp://{survivor.addr}:4242",
-                                            "--cert-dir", str(host(lab, "host2").data_dir / "certificates"),
+    lab.start_coveyd(host_named(lab, "host2"))
+    denied = lab.run_in(host_named(lab, "host2"), ["python3", "-m", "covey.cli.main", "-H", f"tcp://{survivor.addr}:4242",
+                                            "--cert-dir", str(host_named(lab, "host2").data_dir / "certificates"),
                                             "node", "ls"], cwd=str(lab.dir))
     assert denied.returncode != 0 and "removed" in denied.stderr
 

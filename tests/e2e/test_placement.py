@@ -9,13 +9,13 @@ label dropped, and every container gone, so the tests do not depend on one anoth
 """
 import json
 import re
-import subprocess
 
 import pytest
 
 from tests.e2e.swarmtools import (
     REGISTRY,
     node_table,
+    runc_running,
     swarm_with_registry,
     wait_state,
 )
@@ -48,13 +48,6 @@ def clean(lab):
     # Out of the swarm, nothing removes what a test left running on host4.
     lab.remove_containers([host4])
     wait_until(lambda: not any(runc_running(h) for h in lab.hosts), 60, 0.3, "every container removed")
-
-
-def runc_running(host) -> list:
-    """The host's running containers as runc sees them (cheaper than the CLI, for cleanup)."""
-    listed = subprocess.run(["runc", "--root", str(host.socket.parent / "runc"), "list", "--format", "json"],
-                            check=True, capture_output=True, text=True).stdout
-    return [c["id"] for c in json.loads(listed) or [] if c["status"] == "running"]
 
 
 # ---------------------------------------------------------------- reading the swarm

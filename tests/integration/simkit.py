@@ -17,6 +17,7 @@ from pathlib import Path
 from covey import tls
 from coveyd.node import Node
 from coveyd.settings import Settings
+from manager.state.queries import cluster_of
 from manager.state.store import RaftTimings
 from proto import control_pb2, control_pb2_grpc, local_pb2
 from proto import objects_pb2 as pb
@@ -96,7 +97,7 @@ class SimNode:
 @dataclass
 class Swarm:
     tmp_path: Path
-    heartbeat: float = HEARTBEAT
+    heartbeat: float | None = HEARTBEAT  # None: the product's default period
     settings: Settings = field(default_factory=fast_settings)
     registry: SimulatedRegistry = field(default_factory=SimulatedRegistry)
     nodes: dict[str, SimNode] = field(default_factory=dict)
@@ -125,7 +126,7 @@ class Swarm:
         port = free_port_pair()
         await sim.node.init(local_pb2.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
                                                 listen_addr=f"127.0.0.1:{port}",
-                                                heartbeat_period_ns=int(self.heartbeat * SECOND)))
+                                                heartbeat_period_ns=int((self.heartbeat or 0) * SECOND)))
         await self.use(hostname)
         await self.until_ready(hostname)
         return sim
@@ -180,6 +181,10 @@ class Swarm:
     async def stop(self, hostname: str) -> None:
         """The whole node goes (a manager's Raft member too)."""
         await self.nodes[hostname].node.close()
+
+    def heartbeat_period(self) -> float:
+        """The heartbeat period in force (s), as the swarm's cluster object holds it."""
+        return cluster_of(self.leader().node.manager.store).spec.heartbeat_period_ns / SECOND
 
     def leader(self) -> SimNode | None:
         for sim in self.nodes.values():
