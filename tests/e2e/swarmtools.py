@@ -1,6 +1,6 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
+import asyncio
 import json
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -8,6 +8,7 @@ from deploy.lab import Lab
 from tests.support.images import build_and_push
 from tests.support.poll import wait_until
 from tests.support.registry import Registry
+from worker.executor.runc import Runc
 
 HEARTBEAT = "1s"  # short periods so that Down is seen in ~3 s
 REGISTRY = "10.1.0.1:5000"  # on host1
@@ -116,9 +117,8 @@ def dump_logs(lab: Lab, lines: int = 40) -> None:
 def runc_running(host) -> list:
     """The host's running containers as runc sees them (cheaper than the CLI, for cleanup;
     and what really runs, whatever its coveyd says)."""
-    listed = subprocess.run(["runc", "--root", str(host.socket.parent / "runc"), "list", "--format", "json"],
-                            check=True, capture_output=True, text=True).stdout
-    return [c["id"] for c in json.loads(listed) or [] if c["status"] == "running"]
+    listed = asyncio.run(Runc(str(host.socket.parent / "runc")).list())  # lists again if one vanishes meanwhile
+    return [c["id"] for c in listed if c["status"] == "running"]
 
 
 def cgroup_dirs(parent: str) -> list[Path]:
