@@ -333,12 +333,30 @@ class Agent:
 
     async def _ask(self, call, request, timeout: float | None = None):
         """One request on a stream the dispatcher answers message by message."""
-        async with asyncio.timeout(timeout or self._settings.rpc_timeout):
+        async with asyncio.timeout(self._settings.rpc_timeout):
             await call.write(request)
-            response = await call.read()
+        response = await _within_own_time(call.read(), timeout or self._settings.rpc_timeout)
         if response is grpc.aio.EOF:
             raise ConnectionError("the dispatcher ended the stream")
         return response
+
+
+async def _within_own_time(awaitable, timeout: float, tick: float = 0.1):
+    """Await with a timeout that counts only the time this process's loop kept up: a loop that
+    ran late (a busy node; 500 simulated ones in one process) delayed the reading, not the
+    peer. Without this, a busy node would leave a healthy leader, and reconnect storms follow."""
+    task = asyncio.ensure_future(awaitable)
+    loop = asyncio.get_running_loop()
+    try:
+        while timeout > 0:
+            started = loop.time()
+            done, _ = await asyncio.wait({task}, timeout=tick)
+            if done:
+                return task.result()
+            timeout -= min(loop.time() - started, tick)   # a late wake-up counts one tick
+        raise TimeoutError()
+    finally:
+        task.cancel()
 
 
 async def _connect(channel, timeout: float) -> None:
