@@ -13,11 +13,10 @@ from manager.state import store as st
 class Dispatcher:
     def __init__(self, store: st.Store, managers: Callable[[], list[str]],
                  leader_api_addr: Callable[[], str | None], leader_poll: float):
-        writer = StatusWriter(store)
-        self.sessions = Sessions(store, managers, leader_api_addr, writer)
+        self.sessions = Sessions(store, managers, leader_api_addr)
         self.leader = LeaderWatch(leader_api_addr, leader_poll)
         assignments = Assignments(store, self.sessions)
-        reports = StatusReports(store, self.sessions, writer)
+        reports = StatusReports(store, self.sessions, StatusWriter(store))
         # Method name -> authz.Handler, for authz.serve.
         self.handlers: dict[str, authz.Handler] = {
             "Session": self.sessions.open, "Heartbeats": self.sessions.heartbeats,

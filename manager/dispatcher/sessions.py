@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from covey import addr
-from covey.errors import FailedPrecondition, NotFound, NotLeader
+from covey.errors import Conflict, FailedPrecondition, NotFound, NotLeader
 from covey.ids import new_id
 from manager.ca import authz
-from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
-from manager.state.actions import modify
+from manager.state.actions import modify, update
 from manager.state.queries import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
@@ -45,6 +44,7 @@ LATE_FACTOR = 2.0
 RECENT_GAPS = 10
 HEARTBEAT_FAILURE = "heartbeat failure"
 LEFT = "left the swarm"
+RETIRE_ATTEMPTS = 5
 
 
 @dataclass
@@ -58,9 +58,8 @@ class Sessions:
     """The session of each node (one at a time), its heartbeats, and the Down monitor."""
 
     def __init__(self, store: st.Store, managers: Callable[[], list[str]],
-                 leader_api_addr: Callable[[], str | None], status: StatusWriter):
+                 leader_api_addr: Callable[[], str | None]):
         self._store = store
-        self._status = status                    # task status reports, written in rounds
         self._managers = managers                # the managers' API addresses
         self._leader_api_addr = leader_api_addr  # host:port of the leader's API, or None
         self._sessions: dict[str, _Session] = {}
@@ -114,16 +113,14 @@ class Sessions:
 
     async def leave(self, request: dispatcher_pb2.LeaveRequest, context,
                     caller: authz.Caller | None) -> dispatcher_pb2.LeaveResponse:
-        """The node leaves: Down at once, so that its tasks go elsewhere now; it removes their
-        containers as it goes, so they are recorded shut down."""
+        """The node leaves: Down at once, and its tasks retired, so that their slots are filled
+        elsewhere now."""
         node_id = authz.calling_node(caller)
         self.check(node_id, request.session_id)
         self._leaving.add(node_id)
         self.end_session(node_id)
         await self._set_down(node_id, LEFT)
-        now = time.time_ns()
-        await self._status.submit({t.id: pb.TaskStatus(state=pb.SHUTDOWN, message=LEFT, timestamp_ns=now)
-                                   for t in self._store.tasks.on_node(node_id) if t.status.state < pb.COMPLETE})
+        await self._retire_tasks(node_id)
         return dispatcher_pb2.LeaveResponse()
 
     def _allowance(self, node_id: str) -> float:
@@ -209,6 +206,21 @@ class Sessions:
             node.status.addr = addr
         await modify(self._store, pb.Node, node_id, change, time.time_ns())
 
+    async def _retire_tasks(self, node_id: str) -> None:
+        """The tasks of a node that left: told to stop, and recorded stopped (the node removes
+        their containers as it goes). Stopped, not finished: no restart delay holds their slots."""
+        for _ in range(RETIRE_ATTEMPTS):
+            now = time.time_ns()
+            actions = [update(_retired(task, now)) for task in self._store.tasks.on_node(node_id)
+                       if task.desired_state < pb.SHUTDOWN or task.status.state < pb.COMPLETE]
+            if not actions:
+                return
+            try:
+                return await self._store.write(actions)
+            except Conflict:
+                continue  # a task changed meanwhile: read again
+        raise Conflict(f"node {node_id} left, but its tasks kept changing: they are replaced once it is Down")
+
     async def _set_down(self, node_id: str, why: str) -> None:
         def change(node):
             node.status.state = pb.NodeStatus.DOWN
@@ -255,3 +267,13 @@ class Sessions:
             except Exception:
                 log.exception("node %s: could not mark it down", node_id)
                 self._deadlines[node_id] = now  # try again on the next pass
+
+
+def _retired(task: pb.Task, now_ns: int) -> pb.Task:
+    retired = pb.Task()
+    retired.CopyFrom(task)
+    retired.desired_state = max(task.desired_state, pb.SHUTDOWN)
+    if task.status.state < pb.COMPLETE:
+        retired.status.CopyFrom(pb.TaskStatus(state=pb.SHUTDOWN, message=LEFT, timestamp_ns=now_ns))
+    retired.meta.updated_at_ns = now_ns
+    return retired

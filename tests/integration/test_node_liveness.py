@@ -1,6 +1,7 @@
 """Why and when a node is Down: a node that leaves says so, and is Down at once."""
 import time
 
+from manager.orchestrator.services import DEFAULT_RESTART_DELAY_NS
 from proto import local_pb2
 from proto import objects_pb2 as pb
 from tests.integration.simkit import HEARTBEAT, Watch
@@ -25,6 +26,9 @@ async def test_a_node_that_leaves_is_down_at_once_and_its_tasks_move(swarm):
         return live if live and all(swarm.hostname_of(t.node_id) == "w2" for t in live) else None
     after = await swarm.until(moved, what="web: both tasks on w2")
     assert leaving.id not in {t.id for t in after}
+    refilled = next(t for t in after if t.slot == leaving.slot)
+    # At once: a node that left does not end its tasks, so no restart delay holds the slot.
+    assert (refilled.meta.created_at_ns - left) / SECOND < DEFAULT_RESTART_DELAY_NS / SECOND
 
 
 @swarm_test(managers=3, workers=2, drain_managers=True)

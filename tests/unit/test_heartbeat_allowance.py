@@ -11,7 +11,7 @@ def beats(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(sessions_module.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(Sessions, "heartbeat_period", lambda self: 1.0)
-    s = Sessions(store=None, managers=list, leader_api_addr=lambda: None, status=None)
+    s = Sessions(store=None, managers=list, leader_api_addr=lambda: None)
 
     def beat(gap: float, node: str = "n1") -> float:
         now[0] += gap
