@@ -5,9 +5,9 @@ manager seals (the state never leaves it unencrypted); the CLI opens, to verify,
             | nonce (12) | passphrase check (16) | ciphertext length u64 | header digest (8)
     BODY    AES-256-GCM(Backup, proto/backup.proto), the whole header as associated data
 
-Big endian. scrypt(passphrase, salt) gives the AES key and the passphrase check, so that a
-wrong passphrase is told apart from damaged contents; the header digest (SHA-256) tells a
-damaged header apart from a wrong passphrase before scrypt runs on its parameters.
+Big endian. scrypt (hashlib's, OpenSSL) of the passphrase and salt gives the AES key and the
+passphrase check, so that a wrong passphrase is told apart from damaged contents; the header
+digest (SHA-256) tells a damaged header apart from a wrong passphrase before scrypt runs.
 """
 import hashlib
 import hmac
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from google.protobuf.message import DecodeError
 
 from covey.errors import InvalidArgument
@@ -110,8 +109,11 @@ def _require(passphrase: str) -> None:
 
 
 def _derive(passphrase: str, salt: bytes, kdf: ScryptParams) -> tuple[bytes, bytes]:
-    out = Scrypt(salt=salt, length=_KEY + _CHECK, n=1 << kdf.log2_n, r=kdf.r, p=kdf.p).derive(
-        passphrase.encode())
+    # hashlib's scrypt (OpenSSL) releases the GIL; cryptography's holds it for the whole
+    # 0.3 s, which would stall the manager's event loop and its Raft thread.
+    n = 1 << kdf.log2_n
+    out = hashlib.scrypt(passphrase.encode(), salt=salt, n=n, r=kdf.r, p=kdf.p,
+                         maxmem=128 * kdf.r * (n + 2 + kdf.p), dklen=_KEY + _CHECK)
     return out[:_KEY], out[_KEY:]
 
 
