@@ -34,6 +34,14 @@ class RaftTimings:
     connection_timeout: float = 3.5
     leader_fallback: float = 1.4    # a leader cut off from the majority steps down (= election_max)
     write_timeout: float = 10.0     # a write not committed by then fails
+    snapshot_timeout: float = 10.0  # Store.snapshot: pysyncobj's thread must take the copy by then
+
+
+@dataclass(frozen=True)
+class StoreCopy:
+    """Every table (name -> id -> serialized object) as of one applied Raft entry."""
+    index: int
+    tables: dict[str, dict[str, bytes]]
 
 
 class Store:
@@ -215,6 +223,31 @@ class Store:
             raise Conflict(detail)
         if outcome == "refused":
             raise FailedPrecondition(detail)
+
+    async def snapshot(self) -> StoreCopy:
+        """A copy of every table at one applied index, for backups. Entries are applied on
+        pysyncobj's thread, so the copy is taken there, at the end of a tick, between two
+        entries (as the Raft snapshots are: raft/snapshots.py). Copying the dicts of bytes is
+        all it does there: 10,000 tasks take about a millisecond."""
+        future = self._loop.create_future()
+        taken = False
+
+        def copy() -> None:  # on pysyncobj's thread, once
+            nonlocal taken
+            if not taken and not self._loop.is_closed():
+                taken = True
+                result = StoreCopy(self._raft.raftLastApplied,
+                                   {name: dict(table) for name, table in self._state.tables.items()})
+                self._loop.call_soon_threadsafe(_settle, future, result, FAIL_REASON.SUCCESS)
+
+        self._raft.addOnTickCallback(copy)
+        try:
+            async with asyncio.timeout(self._timings.snapshot_timeout):
+                return await future
+        except TimeoutError:
+            raise Unavailable("this manager's Raft thread did not take a copy of the store in time") from None
+        finally:
+            self._raft.removeOnTickCallback(copy)
 
     async def wait_ready(self, timeout: float) -> None:
         deadline = self._loop.time() + timeout
