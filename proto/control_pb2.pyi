@@ -1,3 +1,4 @@
+from proto import backup_pb2 as _backup_pb2
 from proto import objects_pb2 as _objects_pb2
 from proto import specs_pb2 as _specs_pb2
 from google.protobuf.internal import containers as _containers
@@ -224,3 +225,17 @@ class ServiceLogLine(_message.Message):
     stream: str
     line: str
     def __init__(self, task_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_hostname: _Optional[str] = ..., slot: _Optional[int] = ..., time: _Optional[float] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ("passphrase",)
+    PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
+    passphrase: str
+    def __init__(self, passphrase: _Optional[str] = ...) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("summary", "data")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    summary: _backup_pb2.BackupSummary
+    data: bytes
+    def __init__(self, summary: _Optional[_Union[_backup_pb2.BackupSummary, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -104,6 +104,11 @@ class ControlStub:
                 request_serializer=control__pb2.JoinTokenRequest.SerializeToString,
                 response_deserializer=control__pb2.JoinTokenResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/covey.Control/Backup',
+                request_serializer=control__pb2.BackupRequest.SerializeToString,
+                response_deserializer=control__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -193,6 +198,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +276,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.JoinToken,
                     request_deserializer=control__pb2.JoinTokenRequest.FromString,
                     response_serializer=control__pb2.JoinTokenResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=control__pb2.BackupRequest.FromString,
+                    response_serializer=control__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +661,33 @@ class Control:
             '/covey.Control/JoinToken',
             control__pb2.JoinTokenRequest.SerializeToString,
             control__pb2.JoinTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/covey.Control/Backup',
+            control__pb2.BackupRequest.SerializeToString,
+            control__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

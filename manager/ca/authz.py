@@ -77,6 +77,7 @@ POLICY: dict[str, Access] = {
     "/covey.Control/RemoveService": MANAGER,
     "/covey.Control/ServiceLogs": MANAGER,
     "/covey.Control/ListTasks": MANAGER,
+    "/covey.Control/Backup": MANAGER,          # the CA key, Raft key and join tokens are in it
 }
 
 # (request or request iterator, context, Caller: None for ANYONE) -> an awaitable response, or

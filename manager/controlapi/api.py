@@ -1,4 +1,4 @@
-"""The control API (covey.Control): what `covey node / service / swarm join-token` call.
+"""The control API (covey.Control): what `covey node / service / swarm join-token / backup` call.
 
 One module per object kind holds the handlers; this one composes them into the service
 and puts the check every call needs (a quorum, a caught-up store) in front of each.
@@ -11,6 +11,7 @@ import grpc
 
 from covey.errors import NO_LEADER, Unavailable
 from manager.ca import authz
+from manager.controlapi.backup import BackupAPI
 from manager.controlapi.cluster import ClusterAPI
 from manager.controlapi.nodes import NodeAPI
 from manager.controlapi.services import ServiceAPI
@@ -41,6 +42,7 @@ class Control:
         # Method name -> authz.Handler, for authz.serve and the unix socket.
         self.handlers: dict[str, authz.Handler] = {name: self._unary(fn) for name, fn in unary.items()}
         self.handlers["ServiceLogs"] = self._streaming(services.logs)
+        self.handlers["Backup"] = self._streaming(BackupAPI(store).backup)
 
     def _check_serving(self) -> None:
         if not self._store.has_quorum():
