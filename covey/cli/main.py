@@ -28,8 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if not getattr(args, "needs_daemon", True):
-        return args.run(None, args)
+    needs_daemon = getattr(args, "needs_daemon", True)
+    if not (needs_daemon(args) if callable(needs_daemon) else needs_daemon):
+        try:
+            return args.run(None, args)
+        except CoveyError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
     try:
         conn = client.connect(args.host, args.cert_dir)
         try:

@@ -1,7 +1,15 @@
-"""covey swarm init / join / join-token / leave."""
-from covey import addr
+"""covey swarm init / join / join-token / leave / backup."""
+import datetime
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from covey import addr, backupfile
+from covey.errors import InvalidArgument, Unavailable
 from covey.units import parse_duration
-from proto import control_pb2, local_pb2
+from proto import backup_pb2, control_pb2, local_pb2
 from proto import objects_pb2 as pb
 
 ROLE_NAMES = {"worker": pb.WORKER, "manager": pb.MANAGER}
@@ -35,6 +43,14 @@ def add_parser(subparsers) -> None:
     leave = swarm.add_parser("leave", help="leave the swarm")
     leave.add_argument("-f", "--force", action="store_true", help="leave even as the last manager")
     leave.set_defaults(run=leave_swarm)
+
+    backup = swarm.add_parser("backup", help="write an encrypted backup of the swarm's state, or verify one")
+    where = backup.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", help="file to write (default: covey-backup-CLUSTER-INDEX.cvyb)")
+    where.add_argument("--verify", metavar="FILE", help="check that FILE is a readable backup (needs no swarm)")
+    backup.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
+                                                  "(default: ask twice on the terminal)")
+    backup.set_defaults(run=backup_swarm, needs_daemon=lambda args: not args.verify)
 
 
 def _join_command(role: str, token: str, addr: str) -> str:
@@ -80,3 +96,86 @@ def leave_swarm(conn, args) -> int:
     conn.node.SwarmLeave(local_pb2.SwarmLeaveRequest(force=args.force))
     print("Node left the swarm.")
     return 0
+
+
+# ---------------------------------------------------------------- backup
+
+
+def backup_swarm(conn, args) -> int:
+    if args.verify:
+        return _verify(args)
+    passphrase = read_passphrase(args.passphrase_file, confirm=True)
+    stream = conn.control.Backup(control_pb2.BackupRequest(passphrase=passphrase))
+    first = next(stream)  # a refusal comes here, before any file is made
+    if first.WhichOneof("part") != "summary":
+        raise Unavailable("the manager's answer did not start with the backup's summary")
+    summary = first.summary
+    path = Path(args.output or f"covey-backup-{summary.cluster_id[:12]}-{summary.raft_index}.cvyb")
+    try:
+        write_private(path, (chunk.data for chunk in stream), summary.size)
+    except OSError as exc:
+        stream.cancel()
+        raise InvalidArgument(f"cannot write {path}: {exc.strerror}") from None
+    print(f"Backup written to {path} ({summary.size} bytes, encrypted).")
+    print(describe(summary))
+    return 0
+
+
+def _verify(args) -> int:
+    passphrase = read_passphrase(args.passphrase_file, confirm=False)
+    path = Path(args.verify)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    backup = backupfile.read(data, passphrase, str(path))
+    print(f"{path} is a readable backup.")
+    print(describe(backupfile.summary_of(backup, len(data))))
+    return 0
+
+
+def describe(summary: backup_pb2.BackupSummary) -> str:
+    taken = datetime.datetime.fromtimestamp(summary.created_at_ns / 1e9, datetime.UTC)
+    return (f"Cluster ID:  {summary.cluster_id}\n"
+            f"Raft index:  {summary.raft_index}\n"
+            f"Taken at:    {taken:%Y-%m-%dT%H:%M:%SZ}\n"
+            f"Objects:     {summary.clusters} cluster, {summary.nodes} nodes, {summary.services} services, "
+            f"{summary.tasks} tasks")
+
+
+def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:
+    """The first line of the file; else asked on a terminal (twice to confirm); never empty."""
+    if passphrase_file:
+        try:
+            lines = Path(passphrase_file).read_text().splitlines()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read the passphrase file {passphrase_file}: {exc.strerror}") from None
+        passphrase = lines[0] if lines else ""
+    elif sys.stdin.isatty():
+        passphrase = getpass.getpass("Passphrase: ")
+        if confirm and passphrase and getpass.getpass("Passphrase again: ") != passphrase:
+            raise InvalidArgument("the two passphrases differ")
+    else:
+        raise InvalidArgument("a backup needs a passphrase: give --passphrase-file FILE (its first line), "
+                              "or run covey in a terminal to be asked for one")
+    if not passphrase:
+        raise InvalidArgument("the passphrase is empty: a backup needs one")
+    return passphrase
+
+
+def write_private(path: Path, chunks: Iterator[bytes], size: int) -> None:
+    """Write the chunks to a temporary name (mode 0600), then rename it to `path`: a failed
+    or short transfer leaves nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            written = sum(f.write(chunk) for chunk in chunks)
+            if written != size:
+                raise Unavailable(f"the backup stream ended after {written} of {size} bytes; nothing was written")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
