@@ -106,8 +106,8 @@ def backup_swarm(conn, args) -> int:
         return _verify(args)
     passphrase = read_passphrase(args.passphrase_file, confirm=True)
     stream = conn.control.Backup(control_pb2.BackupRequest(passphrase=passphrase))
-    first = next(stream)  # a refusal comes here, before any file is made
-    if first.WhichOneof("part") != "summary":
+    first = next(stream, None)  # a refusal comes here, before any file is made
+    if first is None or first.WhichOneof("part") != "summary":
         raise Unavailable("the manager's answer did not start with the backup's summary")
     summary = first.summary
     path = Path(args.output or f"covey-backup-{summary.cluster_id[:12]}-{summary.raft_index}.cvyb")

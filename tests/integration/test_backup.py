@@ -68,7 +68,6 @@ async def test_backups_taken_during_writes_see_both_objects_of_each_write(swarm)
     finally:
         stop.set()
         writes = await writer
-    print("backups saw counters", seen, "of", writes, "writes")
     assert len(set(seen)) > 1 and writes > seen[-1] > seen[0], (seen, writes)
 
 
