@@ -30,30 +30,13 @@ from proto import control_pb2, control_pb2_grpc
 from proto import objects_pb2 as pb
 from tests.integration.inproc import start_manager
 from tests.support.builders import service_spec
+from tests.support.looplag import LoopLag
 from tests.support.poll import until
 
 PASSPHRASE = "bench passphrase"
 FILL_TIMEOUT = 300.0   # s: the orchestrator making every task
 QUIET = 1.0            # s without a new Raft entry before timing
 BATCH = 100            # services per write
-
-
-class LoopLag:
-    """The largest delay of the event loop waking up while it runs."""
-
-    def __init__(self, tick: float = 0.005):
-        self.tick, self.worst = tick, 0.0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(self.tick)
-            self.worst = max(self.worst, time.perf_counter() - before - self.tick)
-
-    def close(self) -> float:
-        self._task.cancel()
-        return self.worst
 
 
 def typical_spec(i: int, replicas: int):
@@ -85,7 +68,7 @@ async def fill(store, services: int, replicas: int) -> None:
 
 
 async def rpc_backup(control) -> dict:
-    lag = LoopLag()
+    lag = LoopLag(tick=0.005)
     start = time.perf_counter()
     chunks = [chunk async for chunk in control.Backup(control_pb2.BackupRequest(passphrase=PASSPHRASE))]
     seconds = time.perf_counter() - start

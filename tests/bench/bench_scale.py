@@ -52,6 +52,7 @@ from manager.state.store import RaftTimings  # noqa: E402
 from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
 from tests.support.builders import service_spec  # noqa: E402
+from tests.support.looplag import LoopLag  # noqa: E402
 from tests.support.poll import until  # noqa: E402
 from worker.agent import AgentSettings  # noqa: E402
 from worker.executor.simulated import SimulatedExecutor  # noqa: E402
@@ -152,28 +153,6 @@ class Tracker:
     def close(self) -> None:
         self._task.cancel()
         self.store.unsubscribe(self._queue)
-
-
-class LoopLag:
-    """How late the managers' event loop wakes up (everything in it waits that long: RPCs,
-    heartbeats, leader loops): the largest lag since the last look."""
-
-    def __init__(self, tick: float = 0.05):
-        self.tick, self.worst = tick, 0.0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(self.tick)
-            self.worst = max(self.worst, time.perf_counter() - before - self.tick)
-
-    def take(self) -> float:
-        worst, self.worst = self.worst, 0.0
-        return worst
-
-    def close(self) -> None:
-        self._task.cancel()
 
 
 def leader_of(managers: list[Node]) -> Node:
