@@ -92,7 +92,12 @@ class Manager:
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
-        self._leader_tasks = [asyncio.create_task(_supervise(name, fn), name=name) for name, fn in loops.items()]
+        self._leader_tasks = [asyncio.create_task(self._lead(name, fn), name=name) for name, fn in loops.items()]
+
+    async def _lead(self, name: str, loop_fn) -> None:
+        """A leader loop, once this leader's state holds every write committed before it."""
+        await self.store.wait_leads_current()
+        await _supervise(name, loop_fn)
 
     # ------------------------------------------------------------ views
 

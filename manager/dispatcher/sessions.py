@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from covey import addr
-from covey.errors import Conflict, FailedPrecondition, NotFound, NotLeader
+from covey.errors import Conflict, FailedPrecondition, NotFound, NotLeader, Unavailable
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
@@ -30,12 +30,15 @@ log = logging.getLogger(__name__)
 # a period old when the link goes, and its agent is back within ~0.2 s of the link's return
 # (1 + 2 + 0.2 s < 4 s).
 DOWN_AFTER_PERIODS = 4
-# A new leader has seen no heartbeat yet: every node gets this share of the Down delay
-# (2 s by default) from the election to open a session with it. Agents watch another
+# A new leader has seen no heartbeat yet: every node gets half the Down delay, and at least
+# 2 s, from the election to open a session with it (2 s by default). Agents watch another
 # manager and reach the new leader within a few hundred milliseconds of its election
 # (tests/e2e/test_failure_detection.py), so a healthy node is never marked Down, while a
 # leader's host that was cut off has its tasks replaced within about 4 s of losing the link.
+# The floor is for short periods: agents need the same time to find a leader whatever the
+# period (with 0.3 s, half the Down delay was 0.6 s, and a loaded CI host missed it).
 NEW_LEADER_GRACE = 0.5
+NEW_LEADER_GRACE_MIN = 2.0
 # A node whose heartbeats have been coming late (a busy host, a slow network) gets twice its
 # longest recent gap instead, when that is longer: the idea of a phi-accrual detector, kept
 # simple. A host that beats every period keeps the 4-period rule; at 1,000 simulated nodes
@@ -73,6 +76,9 @@ class Sessions:
     def _down_after(self) -> float:
         return DOWN_AFTER_PERIODS * self.heartbeat_period()
 
+    def new_leader_grace(self) -> float:
+        return max(NEW_LEADER_GRACE * self._down_after(), NEW_LEADER_GRACE_MIN)
+
     # ------------------------------------------------------------ RPCs
 
     async def open(self, request: dispatcher_pb2.SessionRequest, context,
@@ -80,6 +86,8 @@ class Sessions:
         """The Session RPC: the node's session messages until another session replaces it."""
         if not self._store.is_leader():
             raise NotLeader(self._leader_api_addr())
+        if not self._store.leads_current():  # its tasks' state may be behind: the agent asks again
+            raise Unavailable("this manager has just become the leader and is catching up")
         node_id = authz.calling_node(caller)
         if self._has_left(node_id):  # its agent may not have stopped yet
             raise FailedPrecondition(f"node {node_id} left the swarm")
@@ -234,7 +242,7 @@ class Sessions:
         """Leader only: mark nodes Down when their heartbeats stop."""
         while not self._store.clusters.view():  # a new swarm: bootstrap has not written it yet
             await asyncio.sleep(0.05)
-        grace = time.monotonic() + NEW_LEADER_GRACE * self._down_after()
+        grace = time.monotonic() + self.new_leader_grace()
         for node in self._store.nodes.view():
             if node.status.state != pb.NodeStatus.DOWN:
                 self._deadlines.setdefault(node.id, grace)

@@ -23,6 +23,8 @@ from proto import store_pb2
 
 log = logging.getLogger(__name__)
 
+LEAD_POLL = 0.01  # s: how often a new leader looks whether it has applied its election no-op
+
 
 @dataclass
 class RaftTimings:
@@ -57,6 +59,7 @@ class Store:
         self._subscribers: dict[str | None, list[asyncio.Queue]] = {}
         self._subscribed_to: dict[asyncio.Queue, str | None] = {}
         self._leadership_callbacks: list[Callable[[bool], None]] = []
+        self._noop_index = 0  # the index of the no-op of this manager's current leadership
         self._state = State(self._from_raft_thread)
         self.clusters = Table(self._state, pb.Cluster)
         self.nodes = Table(self._state, pb.Node)
@@ -104,6 +107,10 @@ class Store:
 
     def _on_raft_state(self, old: int, new: int) -> None:
         was, now = old == _RAFT_STATE.LEADER, new == _RAFT_STATE.LEADER
+        if now and not was:
+            # Called as pysyncobj starts to lead, right before it appends its no-op: that
+            # entry's index is the next one (see leads_current).
+            self._noop_index = self._raft._SyncObj__getCurrentLogIndex() + 1
         if was != now and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._leadership_changed, now)
 
@@ -138,6 +145,17 @@ class Store:
 
     def is_leader(self) -> bool:
         return self._raft._isLeader()
+
+    def leads_current(self) -> bool:
+        """This manager leads and has applied the no-op pysyncobj appends at its election, so
+        its state holds every write committed before it (Raft's rule before a leader serves:
+        a new leader's log has them, but it learns they are committed only then)."""
+        return self._raft._isLeader() and self._raft._SyncObj__raftLastApplied >= self._noop_index
+
+    async def wait_leads_current(self) -> None:
+        """Until leads_current(); a leader that loses leadership meanwhile is cancelled."""
+        while not self.leads_current():
+            await asyncio.sleep(LEAD_POLL)
 
     def leader_addr(self) -> str | None:
         leader = self._raft._getLeader()
