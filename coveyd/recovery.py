@@ -4,7 +4,7 @@ import logging
 from dataclasses import dataclass
 
 from coveyd.nodestate import Membership
-from manager.state.actions import PLAN_CHUNK, create
+from manager.state.actions import create, write_chunks
 from manager.state.formats import StoreObject
 from manager.state.store import Store
 from proto import objects_pb2 as pb
@@ -42,10 +42,9 @@ def alone(state: SwarmState, me: Membership) -> tuple[pb.Cluster, list[store_pb2
 
 
 async def restore_alone(store: Store, state: SwarmState, me: Membership) -> pb.Cluster:
-    """Write the old state into a fresh one-member Raft, PLAN_CHUNK actions per entry."""
+    """Write the old state into a fresh one-member Raft."""
     cluster, actions = alone(state, me)
-    for start in range(0, len(actions), PLAN_CHUNK):
-        await store.write(actions[start:start + PLAN_CHUNK])
+    await write_chunks(store, actions)
     log.warning("force-new-cluster: kept %d services and %d tasks; removed the lost managers %s",
                 len(state.services), len(state.tasks), ", ".join(cluster.removed_nodes) or "(none)")
     return cluster

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from covey import addr
-from covey.errors import Conflict, FailedPrecondition, NotFound, NotLeader, Unavailable
+from covey.errors import FailedPrecondition, NotFound, NotLeader, Unavailable
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
-from manager.state.actions import modify, update
+from manager.state.actions import modify, update, write_fresh
 from manager.state.queries import cluster_of
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
@@ -217,17 +217,11 @@ class Sessions:
     async def _retire_tasks(self, node_id: str) -> None:
         """The tasks of a node that left: told to stop, and recorded stopped (the node removes
         their containers as it goes). Stopped, not finished: no restart delay holds their slots."""
-        for _ in range(RETIRE_ATTEMPTS):
+        def plan() -> list:
             now = time.time_ns()
-            actions = [update(_retired(task, now)) for task in self._store.tasks.on_node(node_id)
-                       if task.desired_state < pb.SHUTDOWN or task.status.state < pb.COMPLETE]
-            if not actions:
-                return
-            try:
-                return await self._store.write(actions)
-            except Conflict:
-                continue  # a task changed meanwhile: read again
-        raise Conflict(f"node {node_id} left, but its tasks kept changing: they are replaced once it is Down")
+            return [update(_retired(task, now)) for task in self._store.tasks.on_node(node_id)
+                    if task.desired_state < pb.SHUTDOWN or task.status.state < pb.COMPLETE]
+        await write_fresh(self._store, plan, RETIRE_ATTEMPTS, f"the tasks of node {node_id}, which left,")
 
     async def _set_down(self, node_id: str, why: str) -> None:
         def change(node):

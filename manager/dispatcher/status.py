@@ -2,9 +2,9 @@
 import asyncio
 import time
 
-from covey.errors import NO_LEADER, Conflict, Unavailable
+from covey.errors import NO_LEADER, Unavailable
 from manager.state import store as st
-from manager.state.actions import update
+from manager.state.actions import update, write_fresh
 from proto import objects_pb2 as pb
 
 STATUS_WRITE_ATTEMPTS = 10
@@ -50,16 +50,9 @@ class StatusWriter:
                 _fail(this_round, exc)
 
     async def _write(self, pending: dict[str, pb.TaskStatus]) -> None:
-        for _ in range(STATUS_WRITE_ATTEMPTS):
-            actions = _status_actions(self._store, pending)
-            if not actions:
-                return
-            try:
-                return await self._store.write(actions)
-            except Conflict:
-                continue  # a task changed meanwhile (e.g. its desired state): read again
-        # Out of attempts: fail the round, so that the agents keep the reports and resend them.
-        raise Conflict(f"task status reports kept conflicting after {STATUS_WRITE_ATTEMPTS} attempts")
+        # Out of attempts, this raises: the round fails, and the agents keep and resend the reports.
+        await write_fresh(self._store, lambda: _status_actions(self._store, pending),
+                          STATUS_WRITE_ATTEMPTS, "task status reports")
 
 
 def _fail(future: asyncio.Future, exc: Exception) -> None:
