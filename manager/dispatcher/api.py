@@ -14,7 +14,7 @@ class Dispatcher:
     def __init__(self, store: st.Store, managers: Callable[[], list[str]],
                  leader_api_addr: Callable[[], str | None], leader_poll: float):
         self.sessions = Sessions(store, managers, leader_api_addr)
-        self.leader = LeaderWatch(leader_api_addr, leader_poll)
+        self.leader = LeaderWatch(store.leader_addr, leader_api_addr, leader_poll)
         assignments = Assignments(store, self.sessions)
         reports = StatusReports(store, self.sessions, StatusWriter(store))
         # Method name -> authz.Handler, for authz.serve.

@@ -4,7 +4,8 @@ An agent keeps its session with the leader and watches another manager. When the
 paused or cut off, its session just goes quiet; the watched manager tells the agent of the
 new leader as soon as it follows one, so the agent moves within moments of the election
 instead of after its heartbeats time out. pysyncobj has no callback for another member's
-win, so the leader's address is polled (cheap: one attribute read per poll).
+win, so Raft's view of the leader is polled (one attribute read); the leader's API address,
+which takes a walk over the managers, is looked up only for the watchers' messages.
 """
 import asyncio
 from collections.abc import AsyncIterator, Callable
@@ -14,16 +15,18 @@ from proto import dispatcher_pb2
 
 
 class LeaderWatch:
-    def __init__(self, leader_api_addr: Callable[[], str | None], poll: float):
+    def __init__(self, raft_leader: Callable[[], str | None], leader_api_addr: Callable[[], str | None],
+                 poll: float):
+        self._raft_leader = raft_leader
         self._leader_api_addr = leader_api_addr
         self._poll = poll
-        self._current = ""
+        self._current: str | None = None
         self._changed = asyncio.Event()
 
     async def run(self) -> None:
         """For the manager's whole life: wake the watchers when the leader changes."""
         while True:
-            leader = self._leader_api_addr() or ""
+            leader = self._raft_leader()
             if leader != self._current:
                 self._current = leader
                 self._changed.set()
