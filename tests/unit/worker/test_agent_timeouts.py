@@ -6,21 +6,27 @@ import pytest
 
 from worker.agent import _within_own_time
 
+BUSY = 1.0       # s this process's loop is held by work of its own: twice the timeout
+TIMEOUT = 0.5
+
+
+def _hold_the_loop(seconds: float) -> None:
+    """Work that keeps the loop from running anything else (a busy node), not a wait."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
 
 def test_an_answer_delayed_by_this_process_own_busy_loop_is_still_taken():
     async def scenario():
-        answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
 
-        async def busy_then_answer():
-            await asyncio.sleep(0.05)
-            time.sleep(1.0)          # this node's loop is stuck for twice the timeout...
-            await asyncio.sleep(0.05)
-            answer.set_result("pong")  # ...and the answer is read just after
-        busy = asyncio.create_task(busy_then_answer())
-        try:
-            return await _within_own_time(answer, 0.5)
-        finally:
-            await busy
+        def busy_then_answer():
+            _hold_the_loop(BUSY)
+            loop.call_soon(answer.set_result, "pong")   # read on the loop's next turn, past the timeout
+        loop.call_soon(busy_then_answer)                # once the wait below has begun
+        return await _within_own_time(answer, TIMEOUT)
     assert asyncio.run(scenario()) == "pong"
 
 
