@@ -109,6 +109,31 @@ class ControlStub:
                 request_serializer=control__pb2.BackupRequest.SerializeToString,
                 response_deserializer=control__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.CreateNetwork = channel.unary_unary(
+                '/covey.Control/CreateNetwork',
+                request_serializer=control__pb2.CreateNetworkRequest.SerializeToString,
+                response_deserializer=control__pb2.CreateNetworkResponse.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/covey.Control/ListNetworks',
+                request_serializer=control__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=control__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
+        self.GetNetwork = channel.unary_unary(
+                '/covey.Control/GetNetwork',
+                request_serializer=control__pb2.GetNetworkRequest.SerializeToString,
+                response_deserializer=control__pb2.GetNetworkResponse.FromString,
+                _registered_method=True)
+        self.RemoveNetwork = channel.unary_unary(
+                '/covey.Control/RemoveNetwork',
+                request_serializer=control__pb2.RemoveNetworkRequest.SerializeToString,
+                response_deserializer=control__pb2.RemoveNetworkResponse.FromString,
+                _registered_method=True)
+        self.PruneNetworks = channel.unary_unary(
+                '/covey.Control/PruneNetworks',
+                request_serializer=control__pb2.PruneNetworksRequest.SerializeToString,
+                response_deserializer=control__pb2.PruneNetworksResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -204,6 +229,36 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +336,31 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=control__pb2.BackupRequest.FromString,
                     response_serializer=control__pb2.BackupChunk.SerializeToString,
+            ),
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=control__pb2.CreateNetworkRequest.FromString,
+                    response_serializer=control__pb2.CreateNetworkResponse.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=control__pb2.ListNetworksRequest.FromString,
+                    response_serializer=control__pb2.ListNetworksResponse.SerializeToString,
+            ),
+            'GetNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetwork,
+                    request_deserializer=control__pb2.GetNetworkRequest.FromString,
+                    response_serializer=control__pb2.GetNetworkResponse.SerializeToString,
+            ),
+            'RemoveNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNetwork,
+                    request_deserializer=control__pb2.RemoveNetworkRequest.FromString,
+                    response_serializer=control__pb2.RemoveNetworkResponse.SerializeToString,
+            ),
+            'PruneNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneNetworks,
+                    request_deserializer=control__pb2.PruneNetworksRequest.FromString,
+                    response_serializer=control__pb2.PruneNetworksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -688,6 +768,141 @@ class Control:
             '/covey.Control/Backup',
             control__pb2.BackupRequest.SerializeToString,
             control__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/CreateNetwork',
+            control__pb2.CreateNetworkRequest.SerializeToString,
+            control__pb2.CreateNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListNetworks',
+            control__pb2.ListNetworksRequest.SerializeToString,
+            control__pb2.ListNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/GetNetwork',
+            control__pb2.GetNetworkRequest.SerializeToString,
+            control__pb2.GetNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RemoveNetwork',
+            control__pb2.RemoveNetworkRequest.SerializeToString,
+            control__pb2.RemoveNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/PruneNetworks',
+            control__pb2.PruneNetworksRequest.SerializeToString,
+            control__pb2.PruneNetworksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,7 +67,7 @@ class AssignmentsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class AssignmentsMessage(_message.Message):
-    __slots__ = ("type", "sequence", "updated", "removed")
+    __slots__ = ("type", "sequence", "updated", "removed", "networks", "removed_networks")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         COMPLETE: _ClassVar[AssignmentsMessage.Type]
@@ -78,11 +78,61 @@ class AssignmentsMessage(_message.Message):
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     type: AssignmentsMessage.Type
     sequence: int
     updated: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
     removed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkView]
+    removed_networks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., networks: _Optional[_Iterable[_Union[NetworkView, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NetworkView(_message.Message):
+    __slots__ = ("network", "complete", "endpoints", "removed_endpoints", "services", "removed_services")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_SERVICES_FIELD_NUMBER: _ClassVar[int]
+    network: _objects_pb2.Network
+    complete: bool
+    endpoints: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
+    removed_endpoints: _containers.RepeatedScalarFieldContainer[str]
+    services: _containers.RepeatedCompositeFieldContainer[NetworkService]
+    removed_services: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ..., complete: _Optional[bool] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., removed_endpoints: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[_Union[NetworkService, _Mapping]]] = ..., removed_services: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NetworkEndpoint(_message.Message):
+    __slots__ = ("task_id", "service_id", "node_addr", "addr", "serving", "names")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    service_id: str
+    node_addr: str
+    addr: str
+    serving: bool
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., service_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., addr: _Optional[str] = ..., serving: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NetworkService(_message.Message):
+    __slots__ = ("id", "name", "stack", "vip", "aliases")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    stack: str
+    vip: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., stack: _Optional[str] = ..., vip: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskStatusUpdate(_message.Message):
     __slots__ = ("task_id", "status")

@@ -109,7 +109,7 @@ class ClusterSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., node_cert_expiry_ns: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "root_ca", "join_tokens", "raft_key", "removed_nodes")
+    __slots__ = ("id", "meta", "spec", "root_ca", "join_tokens", "raft_key", "removed_nodes", "network_defaults")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Cluster(_message.Message):
     JOIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RAFT_KEY_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NODES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
@@ -124,7 +125,18 @@ class Cluster(_message.Message):
     join_tokens: JoinTokens
     raft_key: bytes
     removed_nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., raft_key: _Optional[bytes] = ..., removed_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    network_defaults: NetworkDefaults
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., raft_key: _Optional[bytes] = ..., removed_nodes: _Optional[_Iterable[str]] = ..., network_defaults: _Optional[_Union[NetworkDefaults, _Mapping]] = ...) -> None: ...
+
+class NetworkDefaults(_message.Message):
+    __slots__ = ("addr_pools", "subnet_size", "data_path_port")
+    ADDR_POOLS_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
+    addr_pools: _containers.RepeatedScalarFieldContainer[str]
+    subnet_size: int
+    data_path_port: int
+    def __init__(self, addr_pools: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ..., data_path_port: _Optional[int] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
     __slots__ = ("desired_role", "availability", "labels")
@@ -239,20 +251,30 @@ class Node(_message.Message):
     def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., description: _Optional[_Union[NodeDescription, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., manager_status: _Optional[_Union[ManagerStatus, _Mapping]] = ..., role: _Optional[_Union[NodeRole, str]] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("id", "meta", "spec", "spec_version", "previous_spec", "update_status")
+    __slots__ = ("id", "meta", "spec", "spec_version", "previous_spec", "update_status", "virtual_ips")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SPEC_FIELD_NUMBER: _ClassVar[int]
     UPDATE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_IPS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: _specs_pb2.ServiceSpec
     spec_version: int
     previous_spec: _specs_pb2.ServiceSpec
     update_status: UpdateStatus
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., spec_version: _Optional[int] = ..., previous_spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., update_status: _Optional[_Union[UpdateStatus, _Mapping]] = ...) -> None: ...
+    virtual_ips: _containers.RepeatedCompositeFieldContainer[VirtualIP]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., spec_version: _Optional[int] = ..., previous_spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., update_status: _Optional[_Union[UpdateStatus, _Mapping]] = ..., virtual_ips: _Optional[_Iterable[_Union[VirtualIP, _Mapping]]] = ...) -> None: ...
+
+class VirtualIP(_message.Message):
+    __slots__ = ("network_id", "addr")
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    addr: str
+    def __init__(self, network_id: _Optional[str] = ..., addr: _Optional[str] = ...) -> None: ...
 
 class UpdateStatus(_message.Message):
     __slots__ = ("state", "started_at_ns", "completed_at_ns", "message", "last_batch_at_ns", "failures")
@@ -320,7 +342,7 @@ class PlacementExplanation(_message.Message):
     def __init__(self, filters: _Optional[_Iterable[_Union[PlacementExplanation.Filter, _Mapping]]] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "meta", "service_id", "slot", "node_id", "spec", "spec_version", "desired_state", "status", "explanation", "service_name")
+    __slots__ = ("id", "meta", "service_id", "slot", "node_id", "spec", "spec_version", "desired_state", "status", "explanation", "service_name", "networks")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +354,7 @@ class Task(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     service_id: str
@@ -343,4 +366,31 @@ class Task(_message.Message):
     status: TaskStatus
     explanation: PlacementExplanation
     service_name: str
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., spec: _Optional[_Union[_specs_pb2.TaskSpec, _Mapping]] = ..., spec_version: _Optional[int] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., explanation: _Optional[_Union[PlacementExplanation, _Mapping]] = ..., service_name: _Optional[str] = ...) -> None: ...
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkAttachment]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., spec: _Optional[_Union[_specs_pb2.TaskSpec, _Mapping]] = ..., spec_version: _Optional[int] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., explanation: _Optional[_Union[PlacementExplanation, _Mapping]] = ..., service_name: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ...) -> None: ...
+
+class NetworkAttachment(_message.Message):
+    __slots__ = ("network_id", "addr", "aliases")
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    addr: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, network_id: _Optional[str] = ..., addr: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Network(_message.Message):
+    __slots__ = ("id", "meta", "spec", "subnet", "gateway", "vni")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    meta: Meta
+    spec: _specs_pb2.NetworkSpec
+    subnet: str
+    gateway: str
+    vni: int
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[_specs_pb2.NetworkSpec, _Mapping]] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ...) -> None: ...

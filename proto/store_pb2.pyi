@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StoreAction(_message.Message):
-    __slots__ = ("kind", "expected_version", "cluster", "node", "service", "task")
+    __slots__ = ("kind", "expected_version", "cluster", "node", "service", "task", "network")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CREATE: _ClassVar[StoreAction.Kind]
@@ -24,13 +24,15 @@ class StoreAction(_message.Message):
     NODE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     kind: StoreAction.Kind
     expected_version: int
     cluster: _objects_pb2.Cluster
     node: _objects_pb2.Node
     service: _objects_pb2.Service
     task: _objects_pb2.Task
-    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., expected_version: _Optional[int] = ..., cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ...) -> None: ...
+    network: _objects_pb2.Network
+    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., expected_version: _Optional[int] = ..., cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ...) -> None: ...
 
 class StoreBatch(_message.Message):
     __slots__ = ("actions", "format_version")
@@ -61,15 +63,17 @@ class StoreBatchV1(_message.Message):
     def __init__(self, actions: _Optional[_Iterable[_Union[StoreActionV1, _Mapping]]] = ...) -> None: ...
 
 class StoreSnapshot(_message.Message):
-    __slots__ = ("format_version", "clusters", "nodes", "services", "tasks")
+    __slots__ = ("format_version", "clusters", "nodes", "services", "tasks", "networks")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     clusters: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Cluster]
     nodes: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Node]
     services: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Service]
     tasks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
-    def __init__(self, format_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[_objects_pb2.Node, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ...) -> None: ...
+    networks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Network]
+    def __init__(self, format_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[_objects_pb2.Node, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[_objects_pb2.Network, _Mapping]]] = ...) -> None: ...

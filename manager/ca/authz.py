@@ -78,6 +78,11 @@ POLICY: dict[str, Access] = {
     "/covey.Control/ServiceLogs": MANAGER,
     "/covey.Control/ListTasks": MANAGER,
     "/covey.Control/Backup": MANAGER,          # the CA key, Raft key and join tokens are in it
+    "/covey.Control/CreateNetwork": MANAGER,
+    "/covey.Control/ListNetworks": MANAGER,
+    "/covey.Control/GetNetwork": MANAGER,
+    "/covey.Control/RemoveNetwork": MANAGER,
+    "/covey.Control/PruneNetworks": MANAGER,
 }
 
 # (request or request iterator, context, Caller: None for ANYONE) -> an awaitable response, or

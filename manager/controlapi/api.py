@@ -13,6 +13,7 @@ from covey.errors import NO_LEADER, Unavailable
 from manager.ca import authz
 from manager.controlapi.backup import BackupAPI
 from manager.controlapi.cluster import ClusterAPI
+from manager.controlapi.networks import NetworkAPI
 from manager.controlapi.nodes import NodeAPI
 from manager.controlapi.services import ServiceAPI
 from manager.controlapi.tasks import TaskAPI
@@ -32,13 +33,17 @@ class Control:
         nodes = NodeAPI(store, manager_status, end_session)
         services = ServiceAPI(store, logs, leader_channel)
         tasks = TaskAPI(store)
+        networks = NetworkAPI(store)
         unary = {"GetCluster": cluster.get, "JoinToken": cluster.join_token,
                  "ListNodes": nodes.list, "GetNode": nodes.get, "UpdateNode": nodes.update,
                  "RemoveNode": nodes.remove,
                  "CreateService": services.create, "ListServices": services.list,
                  "GetService": services.get, "ScaleService": services.scale,
                  "UpdateService": services.update, "RemoveService": services.remove,
-                 "ListTasks": tasks.list}
+                 "ListTasks": tasks.list,
+                 "CreateNetwork": networks.create, "ListNetworks": networks.list,
+                 "GetNetwork": networks.get, "RemoveNetwork": networks.remove,
+                 "PruneNetworks": networks.prune}
         # Method name -> authz.Handler, for authz.serve and the unix socket.
         self.handlers: dict[str, authz.Handler] = {name: self._unary(fn) for name, fn in unary.items()}
         self.handlers["ServiceLogs"] = self._streaming(services.logs)

@@ -9,9 +9,9 @@ from proto import objects_pb2 as pb
 from proto import store_pb2
 
 FORMAT_VERSION = 2
-StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task
+StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task | pb.Network
 TABLES: dict[str, type[StoreObject]] = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service,
-                                        "task": pb.Task}
+                                        "task": pb.Task, "network": pb.Network}
 NAMES: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 _DELETE = store_pb2.StoreAction.DELETE
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
+from manager.state.formats import TABLES
 from manager.state.raft import safety
 from proto import objects_pb2 as pb
 from tests.support.poll import wait_until
@@ -30,7 +31,7 @@ class Tables(SyncObjConsumer):
 
     def __init__(self):
         super().__init__()
-        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in ("cluster", "node", "service", "task")}
+        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
 
     @replicated
     def put(self, table: str, obj_id: str, value: bytes):

@@ -304,7 +304,7 @@ def test_snapshot_codec_round_trip_and_tamper(tmp_path):
     assert snap.format_version == 2 and snap.last_entry.index == 7 and list(snap.members) == [LEADER.id]
     last, prev, members = codec.deserializer(codec.path)
     assert (last, prev, members) == ((cmd(1), 7, 2), (cmd(0), 6, 2), {LEADER})
-    assert got == {"node": {"n1": node}, "cluster": {}, "service": {}, "task": {}}
+    assert got == {"node": {"n1": node}, "cluster": {}, "service": {}, "task": {}, "network": {}}
     data = bytearray(open(codec.path, "rb").read())
     data[30] ^= 1
     open(codec.path, "wb").write(bytes(data))

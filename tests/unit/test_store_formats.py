@@ -51,7 +51,7 @@ def test_a_format_1_snapshot_is_migrated_on_load(tmp_path):
     last, _, _ = codec.deserializer(codec.path)
     assert last[1] == 7
     assert loaded == {"cluster": {}, "node": {"n1": NODE.SerializeToString(deterministic=True)},
-                      "service": {}, "task": {}}
+                      "service": {}, "task": {}, "network": {}}
 
 
 def test_a_newer_snapshot_is_refused_with_what_to_do(tmp_path):
