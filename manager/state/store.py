@@ -66,8 +66,8 @@ class Store:
         self.services = Table(self._state, pb.Service)
         self.tasks = TaskTable(self._state, pb.Task)
         self.networks = Table(self._state, pb.Network)
-        self._by_class: dict[type, Table[Any]] = {t.cls: t for t in (self.clusters, self.nodes, self.services, self.networks,
-                                                                     self.tasks)}
+        self._by_class: dict[type, Table[Any]] = {t.cls: t for t in (self.clusters, self.nodes, self.services,
+                                                                     self.tasks, self.networks)}
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
         # as protobuf; only real term conflicts truncate the log (manager/state/raft/safety.py).
         raft_options, transport = safety.syncobj_options(
