@@ -16,7 +16,7 @@ import grpc
 from covey import __version__
 from covey.errors import CoveyError
 from coveyd.localapi import add_local_services
-from coveyd.node import Node
+from coveyd.node import NetworkSetup, Node
 from coveyd.settings import Settings
 
 log = logging.getLogger("coveyd")
@@ -32,6 +32,12 @@ def parse_args(argv):
     parser.add_argument("--run-dir", type=Path, help="transient files (default: the socket's directory)")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
                         help="a registry to reach over plain HTTP (repeatable)")
+    parser.add_argument("--net-prefix", default="cvy",
+                        help="prefix of the network namespaces, links and nft tables of overlay networks "
+                             "(at most 10 characters; unique per coveyd on one kernel)")
+    parser.add_argument("--dns-upstream", action="append", default=[], metavar="IP[:PORT]",
+                        help="resolver for names the embedded DNS does not know (repeatable; "
+                             "default: the nameservers of /etc/resolv.conf)")
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=DURATION",
                         help="override a period or timeout, e.g. raft.election_min=200ms")
@@ -54,7 +60,9 @@ async def serve(args, settings: Settings) -> None:
     executor = make_executor(args)
     adopted = await executor.adopt()
     log.info("took back %d containers", len(adopted))
-    node = Node(args.data_dir, args.hostname, settings, executor)
+    network = NetworkSetup(args.net_prefix, args.dns_upstream or host_nameservers(),
+                           (args.run_dir or args.socket.parent) / "network")
+    node = Node(args.data_dir, args.hostname, settings, executor, network)
     await node.resume()
     server = grpc.aio.server()
     add_local_services(server, node, executor)
@@ -80,6 +88,15 @@ async def serve(args, settings: Settings) -> None:
     args.socket.unlink(missing_ok=True)
 
 
+def host_nameservers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The host's resolvers, the embedded DNS's default upstreams."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    return [parts[1] for parts in (line.split() for line in lines) if len(parts) >= 2 and parts[0] == "nameserver"]
+
+
 def make_executor(args):
     from worker.executor import Executor, ExecutorSettings
     from worker.executor.executor import cgroup_parent_for
@@ -98,6 +115,10 @@ def main(argv=None) -> int:
             settings.apply(assignment)
     except CoveyError as exc:
         print(f"coveyd: {exc}", file=sys.stderr)
+        return 2
+    if not (args.net_prefix.isalnum() and len(args.net_prefix) <= 10):
+        print(f"coveyd: --net-prefix {args.net_prefix!r}: use at most 10 letters and digits "
+              "(interface names are short)", file=sys.stderr)
         return 2
     setup_logging(args.log_file, args.debug)
     try:

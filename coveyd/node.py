@@ -11,6 +11,7 @@ import secrets
 import shutil
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -24,9 +25,12 @@ from coveyd.nodestate import Membership, NodeState
 from coveyd.settings import DEFAULT_HEARTBEAT, Settings
 from manager.manager import Manager, ManagerConfig, bootstrap
 from manager.state import membership as mship
+from overlay.dns import Resolver
+from overlay.driver import Overlay
 from proto import ca_pb2, ca_pb2_grpc, local_pb2
 from proto import objects_pb2 as pb
 from worker.agent import Agent, Credentials, describe_node
+from worker.network import TaskNetworks
 from worker.tasks import Reporter, TaskManager
 
 log = logging.getLogger(__name__)
@@ -46,9 +50,19 @@ def _local_ip_towards(host: str, port: int) -> str:
         return probe.getsockname()[0]
 
 
+@dataclass(frozen=True)
+class NetworkSetup:
+    """How this node programs overlay networks (coveyd --net-prefix, --dns-upstream)."""
+    prefix: str                # of every namespace, link and nft table the overlay makes
+    dns_upstreams: list[str]   # where the embedded DNS sends names it does not know
+    run_dir: Path
+
+
 class Node:
-    def __init__(self, data_dir: Path, hostname: str, settings: Settings, executor=None):
+    def __init__(self, data_dir: Path, hostname: str, settings: Settings, executor=None,
+                 network: NetworkSetup | None = None):
         self.state = NodeState(data_dir)
+        self._network = network
         self.hostname = hostname
         self.settings = settings
         # The node's tasks outlive its sessions (a reconnect keeps them running).
@@ -347,12 +361,23 @@ class Node:
     def _start_agent(self) -> None:
         identity = self.state.identity()
         credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
+        if self.tasks is not None and self.tasks.networks is None and self._network is not None:
+            self.tasks.networks = self._task_networks(self._network)
         agent = Agent(describe_node(self.hostname, __version__), credentials,
                       self._member.managers, _agent_channel, self.settings.agent,
                       on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
                       tasks=self.tasks)
         self.agent = agent
         self._agent_task = asyncio.create_task(agent.run(), name="agent")
+
+    def _task_networks(self, setup: NetworkSetup) -> TaskNetworks:
+        """The overlay on the address this node's sessions come from (the managers see that
+        address as the node's, and send it to the others as the VXLAN remote)."""
+        host, port = addr.split(self._member.managers[0])
+        underlay = _local_ip_towards(host, port)
+        resolver = Resolver(setup.dns_upstreams, timeout=self.settings.dns_timeout)
+        return TaskNetworks(Overlay(setup.prefix, underlay), underlay, resolver, setup.run_dir, self.hostname,
+                            self._member.node_id)
 
     async def _stop_agent(self) -> None:
         if self._agent_task is not None:

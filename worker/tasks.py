@@ -18,6 +18,7 @@ from worker import lifecycle
 from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
 from worker.lifecycle import Do
+from worker.network import TaskNetworks
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,10 @@ class TaskController:
     """The shell around `lifecycle.step`: executes each action with the executor, reports,
     and feeds the outcome back; the managers steer it only through the desired state."""
 
-    def __init__(self, task: pb.Task, executor, reporter: Reporter):
+    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None):
         self.task = task
         self._executor = executor
+        self._networks = networks
         self._reporter = reporter
         self._changed = asyncio.Event()     # the desired state or the health changed
         self._health = ""                   # the executor's last healthcheck status
@@ -155,7 +157,7 @@ class TaskController:
     async def _execute(self, do: Do) -> None:
         ex, name, before = self._executor, self.task.id, self._view().container
         if do is Do.PREPARE:
-            self._container = _container_view(await ex.prepare(container_config(self.task)))
+            self._container = _container_view(await ex.prepare(await self._config()))
         elif do is Do.START:
             self._container = _container_view(await ex.start(name))
         elif do is Do.STOP:
@@ -166,6 +168,17 @@ class TaskController:
             except ContainerNotFound:
                 pass                        # gone already: what removing wanted
             self._container = None
+            if self._networks is not None:
+                await self._networks.release(name)
+
+    async def _config(self) -> ContainerConfig:
+        """The container's config, with its network namespace, resolv.conf and hosts."""
+        config = container_config(self.task)
+        net = await self._networks.prepare(self.task) if self._networks is not None else None
+        if net is not None:
+            config.netns, config.resolv_conf, config.hostname = net.netns, net.resolv_conf, net.hostname
+            config.extra_hosts = net.hosts
+        return config
 
     async def _wait(self) -> None:
         """Until the desired state or the health changes, or the running container exits."""
@@ -212,9 +225,10 @@ def _exited(status, before: lifecycle.Container | None) -> lifecycle.Container:
 class TaskManager:
     """All the controllers of this node, fed by the assignments stream."""
 
-    def __init__(self, executor, reporter: Reporter):
+    def __init__(self, executor, reporter: Reporter, networks: TaskNetworks | None = None):
         self._executor = executor
         self.reporter = reporter
+        self.networks = networks
         self._controllers: dict[str, TaskController] = {}
         if hasattr(executor, "on_health"):  # healthchecks drive STARTING -> RUNNING -> FAILED
             executor.on_health = self._health_changed
@@ -232,6 +246,8 @@ class TaskManager:
         return [i for i, c in self._controllers.items() if c.task.service_id == service_id]
 
     async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
+        if self.networks is not None:          # views first: the tasks below may need them
+            await self.networks.apply(message)
         if message.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}
             for task_id in list(self._controllers):
@@ -240,7 +256,7 @@ class TaskManager:
         for task in message.updated:
             controller = self._controllers.get(task.id)
             if controller is None:
-                self._controllers[task.id] = TaskController(task, self._executor, self.reporter)
+                self._controllers[task.id] = TaskController(task, self._executor, self.reporter, self.networks)
             else:
                 controller.update(task)
             if task.desired_state >= pb.REMOVE:
@@ -262,6 +278,8 @@ class TaskManager:
             except ExecutorError as exc:
                 log.warning("leaving the swarm: container %s: %s", name, exc)
         await self._executor.destroy_all()
+        if self.networks is not None:
+            await self.networks.remove_all()
 
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""
@@ -269,4 +287,6 @@ class TaskManager:
             controller.runner.cancel()
         await asyncio.gather(*(c.runner for c in self._controllers.values()), return_exceptions=True)
         self._controllers.clear()
+        if self.networks is not None:
+            await self.networks.close()
 
