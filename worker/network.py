@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from covey.hostname import render_hostname
+from covey.hostname import TaskFacts, render_hostname
 from overlay import model
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
@@ -178,7 +178,11 @@ class TaskNetworks:
                                  hosts=[f"{hostname}:{attachments[0].ip}", *hosts_of(task)])
 
     def hostname(self, task: pb.Task) -> str:
-        return render_hostname(task.spec.container.hostname, task, self._node_id, self._node_hostname)
+        facts = TaskFacts(task.service_name, task.service_id, task.slot, task.id, self._node_id, self._node_hostname)
+        try:
+            return render_hostname(task.spec.container.hostname, facts)
+        except ValueError as exc:
+            raise NetworkError(str(exc)) from None
 
     def _attachment(self, task: pb.Task, attachment: pb.NetworkAttachment) -> model.Attachment:
         state = self._networks.get(attachment.network_id)
