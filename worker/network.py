@@ -67,8 +67,7 @@ class TaskNetworkConfig:
     """What the container of a task needs from its networks."""
     netns: str
     resolv_conf: str
-    hostname: str
-    hosts: list[str]          # "name:ip" lines for /etc/hosts (executor's format)
+    hosts: list[str]          # "name:ip" lines for /etc/hosts (executor's format): its own name first
 
 
 class TaskNetworks:
@@ -174,7 +173,7 @@ class TaskNetworks:
         if self._resolver is not None:
             await self._resolver.serve(task.id, netns, network_ids, endpoint.stack)
         hostname = self.hostname(task)
-        return TaskNetworkConfig(netns=netns, resolv_conf=str(self._write_resolv_conf(task)), hostname=hostname,
+        return TaskNetworkConfig(netns=netns, resolv_conf=str(self._write_resolv_conf(task)),
                                  hosts=[f"{hostname}:{attachments[0].ip}", *hosts_of(task)])
 
     def hostname(self, task: pb.Task) -> str:

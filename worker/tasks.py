@@ -11,6 +11,8 @@ import logging
 import time
 from dataclasses import replace
 
+from covey import hostname
+from covey.hostname import TaskFacts
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -27,9 +29,9 @@ TASK_NAME_LABEL = "covey.task.name"     # what `covey container ls` shows as NAM
 
 
 def task_name(task: pb.Task) -> str:
-    """Docker's name for a task's container: <service>.<slot>.<task id>, the node id in place
-    of the slot for a global service's. The runc id stays the task id (adoption finds it)."""
-    return f"{task.service_name}.{task.slot or task.node_id}.{task.id}"
+    """Docker's name for a task's container (covey/hostname.py). The runc id stays the task
+    id (adoption finds it)."""
+    return hostname.task_name(TaskFacts(task.service_name, task.service_id, task.slot, task.id, task.node_id, ""))
 
 
 def container_config(task: pb.Task) -> ContainerConfig:
@@ -174,10 +176,12 @@ class TaskController:
     async def _config(self) -> ContainerConfig:
         """The container's config, with its network namespace, resolv.conf and hosts."""
         config = container_config(self.task)
-        net = await self._networks.prepare(self.task) if self._networks is not None else None
+        if self._networks is None:
+            return config
+        config.hostname = self._networks.hostname(self.task)
+        net = await self._networks.prepare(self.task)
         if net is not None:
-            config.netns, config.resolv_conf, config.hostname = net.netns, net.resolv_conf, net.hostname
-            config.extra_hosts = net.hosts
+            config.netns, config.resolv_conf, config.extra_hosts = net.netns, net.resolv_conf, net.hosts
         return config
 
     async def _wait(self) -> None:

@@ -93,7 +93,7 @@ def test_views_program_remote_peers_and_local_vips_only(tmp_path):
         return config
 
     config = asyncio.run(run())
-    assert config.netns == "/run/netns/xt1" and config.hosts[0] == f"{config.hostname}:10.0.1.5"
+    assert config.netns == "/run/netns/xt1" and config.hosts[0] == "t1:10.0.1.5"
     assert (tmp_path / "resolv").exists() and not list((tmp_path / "resolv").iterdir()), "released with the task"
     peers = [c for c in driver.calls if c[0] == "set_peers"]
     assert peers[0][2] == [model.Peer("10.0.1.9", THERE)], "the local endpoint is no peer"
