@@ -8,6 +8,8 @@ What a container gets, as Docker's embedded DNS, with these choices:
 - A: for each of its networks in order, the name as asked (case-insensitive, trailing dot or
   not); then, in a stack S, "S_<name>" and "tasks.S_<x>" for "tasks.<x>" (an exact name beats
   a stack short name). All the name's IPs, shuffled per answer so that clients spread, AA set.
+- A name listed with no IPs (a dnsrr service with no running task): NOERROR, no answers: it
+  is a local name, so it is not asked of the outside world.
 - TTL: DEFAULT_TTL (10 s), not Docker's 600 s: clients that cache (nginx, the JVM) must follow a
   scale or a reschedule within seconds, which is what the records are for.
 - A known name asked for AAAA or any other type: NOERROR, no answers, not forwarded (as Docker:
@@ -288,7 +290,8 @@ class _UdpListener(asyncio.DatagramProtocol):
 
 
 class Resolver:
-    """Answers every served container from the names of its networks; forwards the rest."""
+    """Answers every served container from the names of its networks; forwards the rest.
+    Call it from the thread of the loop that serves (set_names and drop_network included)."""
 
     def __init__(self, upstreams: list[str], timeout: float = 2.0, attempts: int = 2, ttl: int = DEFAULT_TTL):
         if timeout <= 0 or attempts < 1:
@@ -341,7 +344,11 @@ class Resolver:
         return list(self._endpoints)
 
     async def _listen(self, endpoint: _Endpoint) -> None:
-        udp, tcp = await call_in_netns_async(endpoint.netns_path, _open_listeners)
+        try:
+            udp, tcp = await call_in_netns_async(endpoint.netns_path, _open_listeners)
+        except OSError as e:
+            raise OSError(e.errno, f"DNS for {endpoint.key}: cannot listen on {DNS_ADDR}:{DNS_PORT} "
+                                   f"in {endpoint.netns_path}: {e.strerror or e}") from e
         loop = asyncio.get_running_loop()
         try:
             endpoint.udp, endpoint.udp_listener = await loop.create_datagram_endpoint(

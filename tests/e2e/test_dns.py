@@ -203,8 +203,11 @@ def test_garbage_is_dropped_and_the_server_still_answers(run, resolver, namespac
 
 
 def test_set_names_and_drop_network_change_answers_at_once(run, resolver, upstream, namespaces):
-    resolver.set_names(DnsView("net-front", {"web": ("10.0.1.99",)}))
+    resolver.set_names(DnsView("net-front", {"web": ("10.0.1.99",), "idle": ()}))
     assert addresses(run(ask(namespaces[0], "web"))) == ["10.0.1.99"]
+    idle = run(ask(namespaces[0], "idle"))
+    assert idle.header.rcode == RCODE.NOERROR and not idle.rr and upstream.times_asked("idle") == 0, \
+        "a local name with no running task is empty, not forwarded"
     assert run(ask(namespaces[0], "db")).header.rcode == RCODE.NXDOMAIN, "a name gone from the view is gone"
     resolver.drop_network("net-front")
     assert run(ask(namespaces[0], "web")).header.rcode == RCODE.NXDOMAIN
@@ -229,3 +232,12 @@ def test_serve_again_updates_networks_and_stop_closes_the_sockets(run, resolver,
     with pytest.raises(ConnectionRefusedError):
         run(ask(namespaces[0], "web", tcp=True))
     assert addresses(run(ask(namespaces[1], "secret"))) == ["10.0.2.2"], "the other container is still served"
+
+
+def test_serve_names_the_problem_when_it_cannot_listen(run, resolver, namespaces):
+    with pytest.raises(FileNotFoundError, match=f"/run/netns/{RUN}-missing"):
+        run(resolver.serve("x", f"/run/netns/{RUN}-missing", ["net-front"]))
+    with pytest.raises(OSError, match=f"DNS for other: .*in {namespaces[0]}: Address already in use"):
+        run(resolver.serve("other", namespaces[0], ["net-front"]))   # "a" listens there
+    assert sorted(resolver.serving()) == ["a", "b"]
+    assert addresses(run(ask(namespaces[0], "web"))) == [WEB_VIP], "the failed serve left a serving"

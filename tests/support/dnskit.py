@@ -4,6 +4,7 @@ address) that counts what it was asked."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 from collections import Counter
@@ -15,6 +16,7 @@ from overlay.model import DNS_ADDR
 
 CLIENT_TIMEOUT = 5.0    # s: a client waits this long for an answer
 UPSTREAM_TTL = 60       # s: the TTL of the test upstream's records
+BIND_TRIES = 20         # ports tried for the upstream's UDP and TCP listeners
 
 
 async def ns_socket(netns_path: str, kind: int) -> socket.socket:
@@ -93,10 +95,17 @@ class Upstream:
             def datagram_received(self, data, addr):
                 self.transport.sendto(upstream.answer(data, "udp"), addr)
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(self._on_tcp, "127.0.0.1", self.port)
-        return self
+        for _ in range(BIND_TRIES):     # the UDP port the kernel picks may be taken for TCP
+            self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self.port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._on_tcp, "127.0.0.1", self.port)
+                return self
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                self._udp.close()
+        raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on 127.0.0.1 in {BIND_TRIES} tries")
 
     async def stop(self) -> None:
         if self._udp:
