@@ -319,8 +319,8 @@ class Resolver:
             if endpoint and endpoint.netns_path == netns_path:
                 endpoint.networks, endpoint.stack = tuple(networks), stack
                 return
-            if endpoint:
-                await self._close(endpoint)
+            if endpoint:        # the container's namespace changed: listen in the new one
+                await self._close(self._endpoints.pop(key))
             endpoint = _Endpoint(key, netns_path, tuple(networks), stack)
             await self._listen(endpoint)
             self._endpoints[key] = endpoint

@@ -241,3 +241,12 @@ def test_serve_names_the_problem_when_it_cannot_listen(run, resolver, namespaces
         run(resolver.serve("other", namespaces[0], ["net-front"]))   # "a" listens there
     assert sorted(resolver.serving()) == ["a", "b"]
     assert addresses(run(ask(namespaces[0], "web"))) == [WEB_VIP], "the failed serve left a serving"
+
+
+def test_serve_in_another_namespace_moves_the_listeners(run, resolver, namespaces):
+    run(resolver.stop("b"))
+    run(resolver.serve("a", namespaces[1], ["net-back"]))
+    assert addresses(run(ask(namespaces[1], "secret"))) == ["10.0.2.2"]
+    with pytest.raises(ConnectionRefusedError):
+        run(ask(namespaces[0], "web", tcp=True))
+    assert resolver.serving() == ["a"]
