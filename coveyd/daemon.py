@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -18,6 +19,7 @@ from covey.errors import CoveyError
 from coveyd.localapi import add_local_services
 from coveyd.node import NetworkSetup, Node
 from coveyd.settings import Settings
+from overlay.dns import upstreams_from_resolv_conf
 
 log = logging.getLogger("coveyd")
 
@@ -53,7 +55,16 @@ def setup_logging(log_file: Path | None, debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def raise_open_files_limit() -> None:
+    """The embedded DNS holds two sockets per container: the soft limit of open files
+    (often 1,024) would run out near 500 containers, so take the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(args, settings: Settings) -> None:
+    raise_open_files_limit()
     args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.unlink(missing_ok=True)
@@ -88,13 +99,12 @@ async def serve(args, settings: Settings) -> None:
     args.socket.unlink(missing_ok=True)
 
 
-def host_nameservers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
-    """The host's resolvers, the embedded DNS's default upstreams."""
+def host_nameservers() -> list[str]:
+    """The host's resolvers, the embedded DNS's default upstreams (none without a resolv.conf)."""
     try:
-        lines = path.read_text().splitlines()
+        return upstreams_from_resolv_conf()
     except OSError:
         return []
-    return [parts[1] for parts in (line.split() for line in lines) if len(parts) >= 2 and parts[0] == "nameserver"]
 
 
 def make_executor(args):
