@@ -18,7 +18,7 @@ import os
 import re
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from overlay.netns import (
 from overlay.netns import nft as run_nft
 
 MAX_PREFIX = 10
+LOOPBACK_INDEX = 1         # in every network namespace
 IFNAMSIZ = 15               # longest interface name the kernel takes
 VNI_MAX = (1 << 24) - 1
 LINK_POOL = "169.254.64.0/18"  # a /31 per network for the sandbox <-> host egress veth pair
@@ -69,9 +70,9 @@ class _Endpoint:
     name: str
     ipr: IPRoute
     fd: int
+    fresh: bool                     # made by this driver and not attached yet: nothing to check
     attached: tuple[Attachment, ...] | None = None  # as last programmed by this driver
     vip_script: str | None = None
-    links: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -193,14 +194,15 @@ class Overlay:
         if endpoint.attached == wanted:
             return
         sandboxes = [self._attachable(endpoint, att) for att in wanted]
-        links = {link.get("ifname"): link for link in endpoint.ipr.get_links()}
-        for i, (att, sandbox) in enumerate(zip(wanted, sandboxes, strict=True)):
-            self._attach_one(endpoint, sandbox, f"eth{i}", att, links.get(f"eth{i}"))
+        # A namespace this driver just made holds nothing yet: no need to read it.
+        links = {} if endpoint.fresh else {link.get("ifname"): link for link in endpoint.ipr.get_links()}
+        indexes = [self._attach_one(endpoint, sandbox, f"eth{i}", att, links.get(f"eth{i}"))
+                   for i, (att, sandbox) in enumerate(zip(wanted, sandboxes, strict=True))]
         for name, link in links.items():
             if re.fullmatch(r"eth\d+", name or "") and int(name[3:]) >= len(wanted):
                 _ignore_missing(endpoint.ipr.link, "del", index=link["index"])
-        self._set_default_route(endpoint, wanted)
-        endpoint.attached = wanted
+        self._set_default_route(endpoint, wanted, indexes)
+        endpoint.attached, endpoint.fresh = wanted, False
 
     def set_vips(self, key: str, vips: list[Vip]) -> None:
         endpoint = self._endpoint(key, create=False)
@@ -271,7 +273,7 @@ class Overlay:
 
     def _ensure_bridge(self, sandbox: _Sandbox, gateway: str) -> int:
         ipr = sandbox.ipr
-        _up(ipr, "lo")
+        _lo_up(ipr)
         index = _index(ipr, BRIDGE)
         if index is None:
             ipr.link("add", ifname=BRIDGE, kind="bridge", mtu=sandbox.mtu)
@@ -396,13 +398,14 @@ class Overlay:
             return endpoint
         _check_key(key)
         name = self.endpoint_name(key)
-        if not netns_exists(name):
+        fresh = not netns_exists(name)
+        if fresh:
             if not create:
                 raise OverlayError(f"endpoint {key!r} has no namespace: create_endpoint_ns first")
             create_netns(name)
         ipr, fd = _open(name)
-        _up(ipr, "lo")
-        endpoint = self._endpoints[key] = _Endpoint(key, name, ipr, fd)
+        _lo_up(ipr)
+        endpoint = self._endpoints[key] = _Endpoint(key, name, ipr, fd, fresh)
         return endpoint
 
     def _attachable(self, endpoint: _Endpoint, att: Attachment) -> _Sandbox:
@@ -418,22 +421,29 @@ class Overlay:
         return sandbox
 
     def _attach_one(self, endpoint: _Endpoint, sandbox: _Sandbox, ifname: str, att: Attachment,
-                    link: Any) -> None:
+                    link: Any) -> int:
+        """The interface's index, made (or left as it is when right)."""
         iface = ipaddress.IPv4Interface(att.addr)
         mac, peer_name = mac_of(att.ip), "ve" + iface.ip.packed.hex()
-        if link is not None and self._attached_ok(endpoint, sandbox, link, peer_name, mac, iface):
-            return
         if link is not None:
+            if self._attached_ok(endpoint, sandbox, link, peer_name, mac, iface):
+                return int(link["index"])
             endpoint.ipr.link("del", index=link["index"])
-        stale = _index(sandbox.ipr, peer_name)
-        if stale is not None:
-            _ignore_missing(sandbox.ipr.link, "del", index=stale)
-        sandbox.ipr.link("add", ifname=peer_name, kind="veth", mtu=sandbox.mtu,
-                         peer={"ifname": ifname, "address": mac, "mtu": sandbox.mtu, "net_ns_fd": endpoint.fd})
-        sandbox.ipr.link("set", index=_index(sandbox.ipr, peer_name), master=sandbox.bridge, state="up")
-        index = _index(endpoint.ipr, ifname)
-        endpoint.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        # One request: the pair, its sandbox end on the bridge and up (pyroute2 cannot set
+        # the flags of the peer end).
+        create = dict(ifname=peer_name, kind="veth", mtu=sandbox.mtu, master=sandbox.bridge, state="up",
+                      peer={"ifname": ifname, "address": mac, "mtu": sandbox.mtu, "net_ns_fd": endpoint.fd})
+        try:
+            sandbox.ipr.link("add", **create)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+            _delete_link(sandbox.ipr, peer_name)  # a stale end of an endpoint gone earlier
+            sandbox.ipr.link("add", **create)
+        index = _must_index(endpoint.ipr, ifname)
         endpoint.ipr.link("set", index=index, state="up")
+        endpoint.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        return index
 
     def _attached_ok(self, endpoint: _Endpoint, sandbox: _Sandbox, link: Any, peer_name: str, mac: str,
                      iface: ipaddress.IPv4Interface) -> bool:
@@ -448,18 +458,19 @@ class Overlay:
         addrs = {(a.get("address"), a["prefixlen"]) for a in endpoint.ipr.get_addr(index=link["index"])}
         return (str(iface.ip), iface.network.prefixlen) in addrs
 
-    def _set_default_route(self, endpoint: _Endpoint, attachments: tuple[Attachment, ...]) -> None:
+    def _set_default_route(self, endpoint: _Endpoint, attachments: tuple[Attachment, ...],
+                           indexes: list[int]) -> None:
         """Via the first non-internal network's gateway; none if every network is internal."""
         ipr = endpoint.ipr
         first = next((i for i, att in enumerate(attachments) if not att.network.internal), None)
-        current = [(r.get("gateway"), r.get("oif")) for r in ipr.route("dump", family=socket.AF_INET, table=254)
-                   if r["dst_len"] == 0]
-        if first is None:
+        want = None if first is None else (attachments[first].network.gateway, indexes[first])
+        current = [] if endpoint.fresh else [
+            (r.get("gateway"), r.get("oif")) for r in ipr.route("dump", family=socket.AF_INET, table=254)
+            if r["dst_len"] == 0]
+        if want is None:
             if current:
                 ipr.route("del", dst="0.0.0.0/0", table=254)
-            return
-        want = (attachments[first].network.gateway, _index(ipr, f"eth{first}"))
-        if current != [want]:
+        elif current != [want]:
             ipr.route("replace", dst="0.0.0.0/0", gateway=want[0], oif=want[1])
 
     # ------------------------------------------------------------------ checks
@@ -548,8 +559,8 @@ def _must_index(ipr: IPRoute, ifname: str) -> int:
     return index
 
 
-def _up(ipr: IPRoute, ifname: str) -> None:
-    ipr.link("set", index=_index(ipr, ifname), state="up")
+def _lo_up(ipr: IPRoute) -> None:
+    ipr.link("set", index=LOOPBACK_INDEX, state="up")
 
 
 def _delete_link(ipr: IPRoute, ifname: str) -> None:
