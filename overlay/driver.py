@@ -132,6 +132,7 @@ class Overlay:
     # ------------------------------------------------------------------ networks
 
     def ensure_network(self, net: Network) -> None:
+        """The network's sandbox, bridge, VXLAN device and (unless internal) egress, as `net` says."""
         mtu = self._check_network(net)
         sandbox = self._sandbox(net.vni, create=True)
         if sandbox.network == net:
@@ -148,6 +149,7 @@ class Overlay:
         self._network_ids[net.id] = net.vni
 
     def remove_network(self, network_id_or_vni: str | int) -> None:
+        """The sandbox goes, and with it the network's veths; by id (known to this driver) or VNI."""
         vni = self._vni_of(network_id_or_vni)
         name = self.sandbox_name(vni)
         if vni in self._sandboxes or netns_exists(name):
@@ -162,8 +164,13 @@ class Overlay:
             self._slots.pop(vni, None)
         remove_netns(name)
         self._network_ids = {k: v for k, v in self._network_ids.items() if v != vni}
+        for endpoint in self._endpoints.values():  # their veths on it go with the sandbox
+            if endpoint.attached and any(att.network.vni == vni for att in endpoint.attached):
+                endpoint.attached = None
 
     def set_peers(self, vni: int, peers: Iterable[Peer]) -> None:
+        """The full set of remote endpoints: only the difference is written. Peers on this node
+        (host = underlay_addr) are left out: they are on the bridge already."""
         sandbox = self._sandbox(vni, create=False)
         if not sandbox.vxlan:
             sandbox.vxlan = _index(sandbox.ipr, VXLAN) or 0
@@ -186,9 +193,12 @@ class Overlay:
     # ------------------------------------------------------------------ endpoints
 
     def create_endpoint_ns(self, key: str) -> str:
+        """A container's namespace with lo up; its path, for runc to join."""
         return self._endpoint(key, create=True).path
 
     def attach(self, key: str, attachments: list[Attachment]) -> None:
+        """eth0, eth1... in order, onto each network's bridge; an interface that is already right
+        is left alone, extra ones go; the default route via the first non-internal gateway."""
         endpoint = self._endpoint(key, create=False)
         wanted = tuple(attachments)
         if endpoint.attached == wanted:
@@ -205,6 +215,7 @@ class Overlay:
         endpoint.attached, endpoint.fresh = wanted, False
 
     def set_vips(self, key: str, vips: list[Vip]) -> None:
+        """The container's VIP table, replaced in one transaction (none: the table goes)."""
         endpoint = self._endpoint(key, create=False)
         script = nft.vip_table(self._vip_table, vips) if vips else nft.delete_table(self._vip_table)
         if script != endpoint.vip_script:
@@ -225,6 +236,7 @@ class Overlay:
     # ------------------------------------------------------------------ the whole node
 
     def existing(self) -> tuple[set[int], set[str]]:
+        """VNIs of sandboxes and keys of endpoint namespaces with this prefix, for adoption."""
         vnis, keys = set(), set()
         for name in list_netns(self.prefix):
             kind, rest = name[len(self.prefix):len(self.prefix) + 1], name[len(self.prefix) + 1:]
@@ -235,6 +247,7 @@ class Overlay:
         return vnis, keys
 
     def remove_all(self) -> None:
+        """Everything with this prefix, in the kernel: the node leaves (and tests clean up)."""
         vnis, keys = self.existing()
         for key in keys:
             self.remove_endpoint_ns(key)
@@ -362,7 +375,7 @@ class Overlay:
                 continue
             for addr in self._host.get_addr(index=link["index"], family=socket.AF_INET):
                 ip = ipaddress.IPv4Address(addr.get("address"))
-                if ip in self._link_pool:
+                if ip in self._link_pool and re.fullmatch(r"[0-9a-f]+", name[len(stem):]):
                     slots[int(name[len(stem):], 16)] = (int(ip) - int(self._link_pool.network_address)) // 2
         return slots
 

@@ -14,7 +14,7 @@ from deploy.lab import Lab
 from overlay.api import OverlayError
 from overlay.driver import Overlay, encryption_support
 from overlay.model import Attachment, Network, Peer, Vip
-from overlay.netns import list_netns, netns_path, nft_tables, open_rtnl, run_in_netns
+from overlay.netns import list_netns, netns_path, nft_tables, open_rtnl, remove_netns, run_in_netns
 
 PORT = 7000
 CONNECT_TIMEOUT = 2.0   # s: within it a working path connects; a cut one is given this long
@@ -33,6 +33,8 @@ def lab():
     try:
         yield lab
     finally:
+        for name in list_netns(lab.prefix):  # what a failed remove_all left (the overlays share the prefix)
+            remove_netns(name)
         lab.down()
 
 
@@ -133,6 +135,15 @@ def echoes(sock: socket.socket, payload: bytes = b"still here") -> bool:
     return got == payload
 
 
+def udp_ports(path: str) -> set[int]:
+    """The UDP ports bound in the namespace at `path` (as /proc shows them to a thread in it)."""
+    def read() -> str:
+        with open("/proc/thread-self/net/udp") as f:
+            return f.read()
+
+    return {int(line.split()[1].split(":")[1], 16) for line in run_in_netns(path, read).splitlines()[1:]}
+
+
 def container(overlay: Overlay, key: str, *attachments: Attachment) -> str:
     path = overlay.create_endpoint_ns(key)
     overlay.attach(key, list(attachments))
@@ -157,8 +168,13 @@ def test_containers_reach_each_other_across_hosts_over_vxlan(lab, overlays, serv
     servers(c2, "10.30.1.3", "c2")
 
     assert hello(c1, "10.30.1.3") == ("c2", "10.30.1.2")
+    # The VXLAN socket is the host's (as Docker's): the sandbox has no UDP socket of its own.
+    assert udp_ports(netns_path(lab.hosts[0].netns)) == {NET1.data_port}
+    assert udp_ports(netns_path(a.sandbox_name(NET1.vni))) == set()
 
     a.set_peers(NET1.vni, [])
+    assert unreachable(c1, "10.30.1.3")
+    a.set_peers(NET1.vni, [Peer("10.30.1.3", lab.hosts[2].addr)])  # the wrong host: not there
     assert unreachable(c1, "10.30.1.3")
     a.set_peers(NET1.vni, [Peer("10.30.1.3", lab.hosts[1].addr)])
     assert hello(c1, "10.30.1.3") == ("c2", "10.30.1.2")
