@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from overlay.driver import Overlay
 
 from covey import __version__, addr, pki, tls
 from covey.errors import NOT_IN_SWARM, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
@@ -27,6 +26,7 @@ from coveyd.settings import DEFAULT_HEARTBEAT, Settings
 from manager.manager import Manager, ManagerConfig, bootstrap
 from manager.state import membership as mship
 from overlay.dns import Resolver
+from overlay.driver import Overlay
 from proto import ca_pb2, ca_pb2_grpc, local_pb2
 from proto import objects_pb2 as pb
 from worker.agent import Agent, Credentials, describe_node

@@ -14,10 +14,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from covey.hostname import TaskFacts, render_hostname
 from overlay import model
+from overlay.api import OverlayDriver
+from overlay.driver import encryption_support
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from worker.executor import ExecutorError
@@ -30,19 +32,6 @@ MTU_OPT = "com.docker.network.driver.mtu"
 
 class NetworkError(ExecutorError):
     """A task's networks cannot be set up on this node (the task fails with this message)."""
-
-
-class Driver(Protocol):
-    def ensure_network(self, net: model.Network) -> None: ...
-    def remove_network(self, vni: int) -> None: ...
-    def set_peers(self, vni: int, peers: list[model.Peer]) -> None: ...
-    def create_endpoint_ns(self, key: str) -> str: ...
-    def attach(self, key: str, attachments: list[model.Attachment]) -> None: ...
-    def set_vips(self, key: str, vips: list[model.Vip]) -> None: ...
-    def remove_endpoint_ns(self, key: str) -> None: ...
-    def existing(self) -> tuple[set[int], set[str]]: ...
-    def remove_all(self) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -71,7 +60,7 @@ class TaskNetworkConfig:
 
 
 class TaskNetworks:
-    def __init__(self, driver: Driver, underlay_addr: str, resolver: Any, run_dir: Path, node_hostname: str,
+    def __init__(self, driver: OverlayDriver, underlay_addr: str, resolver: Any, run_dir: Path, node_hostname: str,
                  node_id: str):
         self._driver = driver
         self._underlay_addr = underlay_addr
@@ -267,16 +256,13 @@ def ip_of(cidr: str) -> str:
 def plain_network(network: pb.Network) -> model.Network:
     options = network.spec.driver_config.options
     if ENCRYPTED_OPT in options:
-        raise NetworkError(f"network {network.spec.name} is encrypted: {ENCRYPTION_UNSUPPORTED}")
+        why = encryption_support() or "Covey does not encrypt overlay traffic yet"
+        raise NetworkError(f"network {network.spec.name} is encrypted: {why}; refusing to run it unencrypted")
     mtu = options.get(MTU_OPT, "0")
     if not mtu.isdigit():
         raise NetworkError(f"network {network.spec.name}: {MTU_OPT}={mtu!r} is not a number")
     return model.Network(id=network.id, vni=network.vni, subnet=network.subnet, gateway=ip_of(network.gateway),
                          internal=network.spec.internal, mtu=int(mtu))
-
-
-ENCRYPTION_UNSUPPORTED = ("this node's kernel has neither IPsec ESP nor WireGuard, so Covey refuses to run "
-                          "it unencrypted")
 
 
 def serving_ips(state: NetworkState, service_id: str) -> tuple[str, ...]:
@@ -305,7 +291,7 @@ def stack_of(task: pb.Task) -> str:
 
 def hosts_of(task: pb.Task) -> list[str]:
     """ContainerSpec.hosts ("IP NAME...", as Docker stores --host) in the executor's "name:ip"."""
-    lines = []
+    lines: list[str] = []
     for entry in task.spec.container.hosts:
         ip, *names = entry.split()
         lines.extend(f"{name}:{ip}" for name in names)
