@@ -9,7 +9,10 @@ feed reads their current state when its stream next sends. So a change costs in 
 what changed and to the nodes that must hear of it, never to the size of the swarm, and many
 changes to one endpoint before a send make one entry.
 
-A node uses a network while one of its assigned tasks that has not finished is attached to it.
+A node uses a network while one of its assigned tasks that has not finished is attached to it
+(a task told to stop is no endpoint any more, but its container is still attached).
+In an increment, a view's `network` holds only the ID (meta.version 0) unless the network
+itself changed.
 The index lives while some stream has a feed: built from the store when the first one opens,
 dropped with the last (e.g. this manager lost leadership and its sessions ended).
 """
@@ -124,10 +127,10 @@ class NetworkViews:
             removed_endpoints=sorted(t for t in pending.endpoints if t not in endpoints),
             services=[services[s] for s in sorted(pending.services) if s in services],
             removed_services=sorted(s for s in pending.services if s not in services))
-        view.network.CopyFrom(self._networks[network_id])  # the ID, at least, says which network
-        if not pending.network:
-            view.network.Clear()
-            view.network.id = network_id
+        if pending.network:
+            view.network.CopyFrom(self._networks[network_id])
+        else:
+            view.network.id = network_id  # says which network; no meta.version: the network is unchanged
         return view
 
     def _notify(self, network_id: str, change: Callable[[_Pending], None]) -> None:
@@ -242,6 +245,8 @@ class NetworkViews:
     def _service_changed(self, service_id: str, service: pb.Service | None) -> None:
         for target in self._service_targets.pop(service_id, ()):
             self._by_target[target].discard(service_id)
+            if not self._by_target[target]:
+                del self._by_target[target]
         entries = ep.services_of(service, self._resolve) if service is not None else {}
         if service is not None:
             targets = self._service_targets[service_id] = frozenset(ep.network_targets(service.spec))

@@ -103,7 +103,7 @@ class Agent:
         if view.complete:
             self.networks[view.network.id] = HeldView(view.network)
         held = self.networks[view.network.id]  # a partial view of an unknown network fails here
-        if view.network.vni:
+        if view.network.meta.version:  # otherwise only its ID: the network did not change
             held.network = view.network
         held.endpoints.update((e.task_id, e) for e in view.endpoints)
         held.services.update((s.id, s) for s in view.services)

@@ -1,6 +1,9 @@
 """The network views the dispatcher sends with the assignments (manager/dispatcher/networkviews.py):
 a real dispatcher and Raft store in process, agents holding its streams (tests/integration/netviewkit.py)."""
+from manager.dispatcher.endpoints import STACK_LABEL
+from manager.state.actions import delete, modify
 from proto import objects_pb2 as pb
+from proto import specs_pb2 as specs
 from tests.integration.netviewkit import COMPLETE, INCREMENTAL, Cluster, attached_service, attached_task, underlay_addr
 
 NET1, NET2 = "net1", "net2"
@@ -134,4 +137,24 @@ def test_a_change_to_one_of_a_thousand_tasks_sends_one_endpoint(tmp_path, run):
             [view] = views_of(n1.since(seen), NET1)
             assert [e.task_id for e in view.endpoints] == ["x500"]
             assert not (view.complete or view.removed_endpoints or view.services or view.removed_services)
+    run(scenario())
+
+
+def test_services_that_name_a_network_come_and_go_and_network_changes_are_sent(tmp_path, run):
+    async def scenario():
+        async with Cluster(tmp_path) as c:
+            await two_networks(c)
+            n1 = await c.connect("n1")
+            by_name = attached_service("s9", "name-net1")  # the spec names it; dnsrr: no VIP
+            by_name.spec.endpoint.mode = specs.EndpointSpec.DNSRR
+            by_name.spec.labels[STACK_LABEL] = "shop"
+            await c.write(by_name)
+            await c.until(lambda: "s9" in n1.networks[NET1].services, what="s9 on n1")
+            s9 = n1.networks[NET1].services["s9"]
+            assert (s9.name, s9.stack, s9.vip) == ("svc-s9", "shop", "")
+            await c.store.write([delete(c.store.services.get("s9"))])
+            await c.until(lambda: "s9" not in n1.networks[NET1].services, what="s9 gone from n1")
+            await modify(c.store, pb.Network, NET1, lambda n: n.spec.labels.update(x="1"), 0)
+            await c.until(lambda: n1.networks[NET1].network.spec.labels.get("x") == "1", what="net1's new label")
+            assert sorted(n1.endpoints(NET1)) == ["t1", "t3"]  # a partial view: the endpoints stay
     run(scenario())
