@@ -109,8 +109,8 @@ class NetworkViews:
             elif network_id not in feed.known:
                 views.append(self.complete_view(network_id))
                 feed.known.add(network_id)
-            else:
-                views.append(self._delta_view(network_id, pending))
+            elif view := self._delta_view(network_id, pending):
+                views.append(view)
         feed.pending.clear()
         return views, sorted(removed)
 
@@ -120,7 +120,8 @@ class NetworkViews:
             endpoints=list(self._endpoints.get(network_id, {}).values()),
             services=list(self._services.get(network_id, {}).values()))
 
-    def _delta_view(self, network_id: str, pending: _Pending) -> dispatcher_pb2.NetworkView:
+    def _delta_view(self, network_id: str, pending: _Pending) -> dispatcher_pb2.NetworkView | None:
+        """What changed, or None when it all changed back before this send."""
         endpoints, services = self._endpoints.get(network_id, {}), self._services.get(network_id, {})
         view = dispatcher_pb2.NetworkView(
             endpoints=[endpoints[t] for t in sorted(pending.endpoints) if t in endpoints],
@@ -129,6 +130,8 @@ class NetworkViews:
             removed_services=sorted(s for s in pending.services if s not in services))
         if pending.network:
             view.network.CopyFrom(self._networks[network_id])
+        elif view.ByteSize() == 0:
+            return None
         else:
             view.network.id = network_id  # says which network; no meta.version: the network is unchanged
         return view
@@ -222,7 +225,10 @@ class NetworkViews:
             self._users.setdefault(network_id, set()).add(node_id)
         else:
             counts.pop(network_id, None)
-            self._users.get(network_id, set()).discard(node_id)
+            users = self._users.get(network_id, set())
+            users.discard(node_id)
+            if not users:
+                self._users.pop(network_id, None)
         if (count > 0) != (count - delta > 0):
             for feed in self._feeds.get(node_id, ()):
                 feed.note(network_id)
