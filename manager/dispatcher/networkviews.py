@@ -9,7 +9,10 @@ feed reads their current state when its stream next sends. So a change costs in 
 what changed and to the nodes that must hear of it, never to the size of the swarm, and many
 changes to one endpoint before a send make one entry.
 
-A node uses a network while one of its assigned tasks that has not finished is attached to it.
+A node uses a network while one of its assigned tasks that has not finished is attached to it
+(a task told to stop is no endpoint any more, but its container is still attached).
+In an increment, a view's `network` holds only the ID (meta.version 0) unless the network
+itself changed.
 The index lives while some stream has a feed: built from the store when the first one opens,
 dropped with the last (e.g. this manager lost leadership and its sessions ended).
 """
@@ -106,8 +109,8 @@ class NetworkViews:
             elif network_id not in feed.known:
                 views.append(self.complete_view(network_id))
                 feed.known.add(network_id)
-            else:
-                views.append(self._delta_view(network_id, pending))
+            elif view := self._delta_view(network_id, pending):
+                views.append(view)
         feed.pending.clear()
         return views, sorted(removed)
 
@@ -117,17 +120,20 @@ class NetworkViews:
             endpoints=list(self._endpoints.get(network_id, {}).values()),
             services=list(self._services.get(network_id, {}).values()))
 
-    def _delta_view(self, network_id: str, pending: _Pending) -> dispatcher_pb2.NetworkView:
+    def _delta_view(self, network_id: str, pending: _Pending) -> dispatcher_pb2.NetworkView | None:
+        """What changed, or None when it all changed back before this send."""
         endpoints, services = self._endpoints.get(network_id, {}), self._services.get(network_id, {})
         view = dispatcher_pb2.NetworkView(
             endpoints=[endpoints[t] for t in sorted(pending.endpoints) if t in endpoints],
             removed_endpoints=sorted(t for t in pending.endpoints if t not in endpoints),
             services=[services[s] for s in sorted(pending.services) if s in services],
             removed_services=sorted(s for s in pending.services if s not in services))
-        view.network.CopyFrom(self._networks[network_id])  # the ID, at least, says which network
-        if not pending.network:
-            view.network.Clear()
-            view.network.id = network_id
+        if pending.network:
+            view.network.CopyFrom(self._networks[network_id])
+        elif view.ByteSize() == 0:
+            return None
+        else:
+            view.network.id = network_id  # says which network; no meta.version: the network is unchanged
         return view
 
     def _notify(self, network_id: str, change: Callable[[_Pending], None]) -> None:
@@ -219,7 +225,10 @@ class NetworkViews:
             self._users.setdefault(network_id, set()).add(node_id)
         else:
             counts.pop(network_id, None)
-            self._users.get(network_id, set()).discard(node_id)
+            users = self._users.get(network_id, set())
+            users.discard(node_id)
+            if not users:
+                self._users.pop(network_id, None)
         if (count > 0) != (count - delta > 0):
             for feed in self._feeds.get(node_id, ()):
                 feed.note(network_id)
@@ -242,6 +251,8 @@ class NetworkViews:
     def _service_changed(self, service_id: str, service: pb.Service | None) -> None:
         for target in self._service_targets.pop(service_id, ()):
             self._by_target[target].discard(service_id)
+            if not self._by_target[target]:
+                del self._by_target[target]
         entries = ep.services_of(service, self._resolve) if service is not None else {}
         if service is not None:
             targets = self._service_targets[service_id] = frozenset(ep.network_targets(service.spec))
