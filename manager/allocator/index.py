@@ -113,6 +113,8 @@ class Allocations:
     def take(self, key: str, network_id: str) -> int | None:
         """A free address of the network, now held by `key`; None when the network is full."""
         addr_range = self.ranges[network_id]
+        if len(self.used[network_id]) >= addr_range.capacity:
+            return None  # full: no need to look at every address
         addr = addr_range.find_free(self.used[network_id].keys(),
                                     self.cursor.get(network_id, addr_range.first - 1))
         if addr is not None:
@@ -121,7 +123,7 @@ class Allocations:
         return addr
 
     def free_count(self, network_id: str) -> int:
-        return self.ranges[network_id].size() - len(self.used[network_id])
+        return self.ranges[network_id].capacity - len(self.used[network_id])
 
     def free_addresses(self, network_id: str) -> set[int]:
         """Every address the network could hand out now (tests compare these)."""

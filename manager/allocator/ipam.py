@@ -145,6 +145,7 @@ class AddressRange:
     first: int
     last: int
     reserved: frozenset[int]
+    capacity: int           # how many addresses it can hand out
 
     @classmethod
     def of(cls, network: pb.Network) -> AddressRange:
@@ -155,11 +156,9 @@ class AddressRange:
         gateway = parse_address(network.gateway, "gateway") if network.gateway else first_host(subnet)
         first = max(int(pool.network_address), int(subnet.network_address) + 1)
         last = min(int(pool.broadcast_address), int(subnet.broadcast_address) - 1)
-        return cls(subnet, gateway, first, last, frozenset(reserved | {int(gateway)}))
-
-    def size(self) -> int:
-        """How many addresses it can hand out."""
-        return self.last - self.first + 1 - sum(1 for r in self.reserved if self.first <= r <= self.last)
+        reserved.add(int(gateway))
+        inside = sum(1 for r in reserved if first <= r <= last)
+        return cls(subnet, gateway, first, last, frozenset(reserved), max(0, last - first + 1 - inside))
 
     def cidr(self, addr: int) -> str:
         return f"{Address(addr)}/{self.subnet.prefixlen}"

@@ -105,7 +105,7 @@ class NetworkAPI:
         network = pb.Network(id=network_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), spec=spec,
                              subnet=str(subnet), gateway=str(gateway),
                              vni=ipam.next_vni(n.vni for n in networks))
-        if ipam.AddressRange.of(network).size() < 1:
+        if ipam.AddressRange.of(network).capacity < 1:
             raise InvalidArgument(f"network {spec.name}: no address left to hand out in {subnet} "
                                   "once its gateway and reserved addresses are set aside")
         return network

@@ -227,3 +227,11 @@ def test_node_addresses_come_from_status_and_manager_api_addresses():
     n.status.addr = "192.168.1.5"
     n.manager_status.api_addr = "192.168.1.6:4242"
     assert {str(a) for a in ipam.node_addresses([n, node("n2")])} == {"192.168.1.5", "192.168.1.6"}
+
+
+def test_a_pass_moves_at_most_its_limit_of_tasks_the_oldest_first():
+    tasks = [new(f"t{i}", "a", created=10 - i) for i in range(5)]
+    index = Allocations.build([network("a")], [], tasks)
+    first = plan(index, {}.get, {t.id: t for t in tasks}.get, limit=2)
+    assert [t.id for t in written(first.tasks)] == ["t4", "t3"]
+    assert index.waiting == {"t0", "t1", "t2"}
