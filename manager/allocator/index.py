@@ -122,6 +122,17 @@ class Allocations:
             self.cursor[network_id] = addr
         return addr
 
+    def take_given(self, key: str, network_id: str, cidr: str) -> str | None:
+        """The address a spec asks for, now held by `key`; else why it cannot be had."""
+        addr_range = self.ranges[network_id]
+        addr = addr_range.ip_of(cidr)
+        if addr is None or not addr_range.first <= addr <= addr_range.last or addr in addr_range.reserved:
+            return f"address {cidr} is not one network {self.networks[network_id].spec.name} hands out"
+        if addr in self.used[network_id]:
+            return f"address {cidr} on network {self.networks[network_id].spec.name} is in use"
+        self.hold(key, network_id, addr)
+        return None
+
     def free_count(self, network_id: str) -> int:
         return self.ranges[network_id].capacity - len(self.used[network_id])
 

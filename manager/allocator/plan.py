@@ -103,12 +103,10 @@ def attach(index: Allocations, task: pb.Task, now_ns: int) -> store_pb2.StoreAct
         if network is None:
             problem = f"network {config.target} not found"
             break
-        taken = index.take(key, network.id)
-        if taken is None:
-            problem = f"no free address on network {network.spec.name} ({network.subnet} is full)"
+        addr, problem = _address(index, key, network, config)
+        if problem is not None:
             break
-        attachments.append(pb.NetworkAttachment(network_id=network.id, addr=index.ranges[network.id].cidr(taken),
-                                                aliases=config.aliases))
+        attachments.append(pb.NetworkAttachment(network_id=network.id, addr=addr, aliases=config.aliases))
     if problem is not None:
         index.release(key)
         return _waiting(task, problem)
@@ -120,6 +118,18 @@ def attach(index: Allocations, task: pb.Task, now_ns: int) -> store_pb2.StoreAct
     ready.status.CopyFrom(pb.TaskStatus(state=pb.PENDING, timestamp_ns=now_ns, message=PENDING_MESSAGE))
     index.waiting.discard(task.id)
     return update(ready)
+
+
+def _address(index: Allocations, key: str, network: pb.Network,
+             config: specs.NetworkAttachmentConfig) -> tuple[str, str | None]:
+    """The task's address on the network (the one its spec asks for, if it does), or why not."""
+    if config.addresses:
+        given = config.addresses[0].split("/")[0]
+        return f"{given}/{index.ranges[network.id].subnet.prefixlen}", index.take_given(key, network.id, given)
+    taken = index.take(key, network.id)
+    if taken is None:
+        return "", f"no free address on network {network.spec.name} ({network.subnet} is full)"
+    return index.ranges[network.id].cidr(taken), None
 
 
 def _waiting(task: pb.Task, problem: str) -> store_pb2.StoreAction | None:

@@ -3,6 +3,7 @@
 Writes only record intent (the service spec, a scale); the orchestrators turn it into
 tasks and the scheduler places them (manager/orchestrator/services.py).
 """
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +48,22 @@ def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
                                   f"more than once (as {seen[network.id]!r} and {config.target!r})")
         seen[network.id] = config.target
         config.target = network.id
+        _check_addresses(service_spec.name, network, config.addresses)
+
+
+def _check_addresses(service: str, network: pb.Network, addresses) -> None:
+    """A static address (compose ipv4_address): one, an IPv4 address of the network's subnet."""
+    if len(addresses) > 1:
+        raise InvalidArgument(f"service {service}: one address per network at most ({', '.join(addresses)})")
+    for text in addresses:
+        try:
+            addr = ipaddress.IPv4Address(text.split("/")[0])
+        except ValueError:
+            raise InvalidArgument(f"service {service}: invalid address {text!r} on network "
+                                  f"{network.spec.name}: give an IPv4 address") from None
+        if addr not in ipaddress.ip_network(network.subnet):
+            raise InvalidArgument(f"service {service}: address {addr} is not in network "
+                                  f"{network.spec.name}'s subnet {network.subnet}")
 
 
 class ServiceAPI:

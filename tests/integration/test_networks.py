@@ -147,6 +147,13 @@ async def test_tasks_get_unique_addresses_and_run_services_get_vips(swarm):
     assert unknown == ("NOT_FOUND", "network nope not found")
     twice = await refused(swarm.create(on(service_spec("api"), "front", front.id)))
     assert twice[0] == "INVALID_ARGUMENT" and "network front is attached more than once" in twice[1]
+    static = service_spec("api")
+    static.task.networks.add(target="front", addresses=["10.99.0.1"])
+    outside = await refused(swarm.create(static))
+    assert outside == ("INVALID_ARGUMENT", f"service api: address 10.99.0.1 is not in network front's subnet "
+                                           f"{front.subnet}")
+    assert [s.spec.name for s in (await swarm.control.ListServices(control_pb2.ListServicesRequest())).services] \
+        == ["db", "web"]
 
 
 async def _with_vips(swarm, name: str, count: int = 1) -> pb.Service | None:

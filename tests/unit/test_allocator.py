@@ -235,3 +235,18 @@ def test_a_pass_moves_at_most_its_limit_of_tasks_the_oldest_first():
     first = plan(index, {}.get, {t.id: t for t in tasks}.get, limit=2)
     assert [t.id for t in written(first.tasks)] == ["t4", "t3"]
     assert index.waiting == {"t0", "t1", "t2"}
+
+
+def test_an_address_the_spec_asks_for_is_given_once_then_explained():
+    tasks = [new(f"t{i}", created=i) for i in range(2)]
+    for t in tasks:
+        t.spec.networks.add(target="a", addresses=["10.0.0.50"])
+    result, index = plan_from_store([network("a", name="front")], [], tasks)
+    first, second = written(result.tasks)
+    assert [a.addr for a in first.networks] == ["10.0.0.50/24"] and first.status.state == pb.PENDING
+    assert second.explanation.text == "address 10.0.0.50 on network front is in use" and not second.networks
+    assert list(index.held) == ["task t0"]  # nothing was taken for the one that waits
+    outside = new("t9")
+    outside.spec.networks.add(target="a", addresses=["10.0.0.1"])  # the gateway
+    (refused,) = written(plan_from_store([network("a", name="front")], [], [outside])[0].tasks)
+    assert refused.explanation.text == "address 10.0.0.1 is not one network front hands out"
