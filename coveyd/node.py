@@ -23,6 +23,7 @@ from covey.units import parse_duration
 from coveyd import recovery
 from coveyd.nodestate import Membership, NodeState
 from coveyd.settings import DEFAULT_HEARTBEAT, Settings
+from manager.allocator import ipam
 from manager.manager import Manager, ManagerConfig, bootstrap
 from manager.state import membership as mship
 from overlay.dns import Resolver
@@ -118,6 +119,10 @@ class Node:
             cert_expiry = request.cert_expiry_ns or int(pki.NODE_CERT_LIFETIME.total_seconds() * 1e9)
             if cert_expiry < parse_duration("10s"):
                 raise InvalidArgument("--cert-expiry must be at least 10s")
+            network_defaults = pb.NetworkDefaults(addr_pools=request.default_addr_pools,
+                                                  subnet_size=request.default_addr_pool_mask_length,
+                                                  data_path_port=request.data_path_port)
+            ipam.validate_defaults(network_defaults)
             cluster_id, node_id = new_id(), new_id()
             ca_cert, ca_key = pki.create_root_ca(cluster_id)
             key = pki.new_key_pem()
@@ -132,7 +137,7 @@ class Node:
             try:
                 manager = await self._start_manager(membership)
                 cluster = await bootstrap(manager, cluster_id, self.hostname, ca_cert, ca_key,
-                                          heartbeat, cert_expiry)
+                                          heartbeat, cert_expiry, network_defaults)
             except BaseException:
                 await self._stop_manager()
                 self.state.erase()

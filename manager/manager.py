@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
+from manager.allocator import loop as allocator
 from manager.ca import authz
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
@@ -89,6 +90,7 @@ class Manager:
         loops = {"dispatcher monitor": self.dispatcher.sessions.run_monitor,
                  "session notifier": self.dispatcher.sessions.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
+                 "allocator": lambda: allocator.run(self.store, self.config.reconcile_period),
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
@@ -153,8 +155,10 @@ async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
 
 
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
-                    ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int) -> pb.Cluster:
-    """Write the first objects of a new swarm: the cluster and this manager's node."""
+                    ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int,
+                    network_defaults: pb.NetworkDefaults | None = None) -> pb.Cluster:
+    """Write the first objects of a new swarm: the cluster (with the network defaults of
+    `swarm init`, checked by the caller) and this manager's node."""
     await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
     meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
@@ -166,7 +170,7 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         root_ca=pb.RootCA(ca_cert_pem=ca_cert, ca_key_pem=ca_key, ca_digest=digest),
         join_tokens=pb.JoinTokens(worker=pki.make_token(digest, pki.new_token_secret()),
                                   manager=pki.make_token(digest, pki.new_token_secret())),
-        raft_key=manager.config.raft_key)
+        raft_key=manager.config.raft_key, network_defaults=network_defaults)
     node = pb.Node(
         id=manager.config.node_id, meta=meta, role=pb.MANAGER,
         spec=pb.NodeSpec(desired_role=pb.MANAGER, availability=pb.ACTIVE),

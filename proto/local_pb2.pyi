@@ -8,18 +8,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SwarmInitRequest(_message.Message):
-    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns")
+    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns", "default_addr_pools", "default_addr_pool_mask_length", "data_path_port")
     ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
     FORCE_NEW_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CERT_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDR_POOLS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDR_POOL_MASK_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
     advertise_addr: str
     listen_addr: str
     heartbeat_period_ns: int
     force_new_cluster: bool
     cert_expiry_ns: int
-    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ...) -> None: ...
+    default_addr_pools: _containers.RepeatedScalarFieldContainer[str]
+    default_addr_pool_mask_length: int
+    data_path_port: int
+    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ..., default_addr_pools: _Optional[_Iterable[str]] = ..., default_addr_pool_mask_length: _Optional[int] = ..., data_path_port: _Optional[int] = ...) -> None: ...
 
 class SwarmInitResponse(_message.Message):
     __slots__ = ("node_id", "cluster_id", "worker_token", "manager_addr")

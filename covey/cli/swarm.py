@@ -23,6 +23,12 @@ def add_parser(subparsers) -> None:
     init.add_argument("--listen-addr", default=f"0.0.0.0:{addr.API_PORT}", help="ADDR:PORT to listen on")
     init.add_argument("--dispatcher-heartbeat", help="heartbeat period of the nodes (default 1s)")
     init.add_argument("--cert-expiry", default="2160h", help="lifetime of node certificates")
+    init.add_argument("--default-addr-pool", action="append", default=[], metavar="CIDR",
+                      help="address pool overlay subnets are carved from (repeatable; default 10.0.0.0/8)")
+    init.add_argument("--default-addr-pool-mask-length", type=int, default=0, metavar="N",
+                      help="prefix length of each network's subnet (default 24)")
+    init.add_argument("--data-path-port", type=int, default=0, metavar="PORT",
+                      help="UDP port of the overlay's VXLAN traffic (default 4789)")
     init.add_argument("--force-new-cluster", action="store_true",
                       help="on a surviving manager: a one-manager swarm with all the state")
     init.set_defaults(run=init_swarm)
@@ -63,7 +69,10 @@ def init_swarm(conn, args) -> int:
         advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
         heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat) if args.dispatcher_heartbeat else 0,
         force_new_cluster=args.force_new_cluster,
-        cert_expiry_ns=parse_duration(args.cert_expiry)))
+        cert_expiry_ns=parse_duration(args.cert_expiry), default_addr_pools=args.default_addr_pool,
+        default_addr_pool_mask_length=_non_negative(args.default_addr_pool_mask_length,
+                                                    "--default-addr-pool-mask-length"),
+        data_path_port=_non_negative(args.data_path_port, "--data-path-port")))
     if args.force_new_cluster:
         print(f"Forced a new cluster: this node ({response.node_id}) is its only manager, with all the state.")
         return 0
@@ -71,6 +80,12 @@ def init_swarm(conn, args) -> int:
     print(_join_command("worker", response.worker_token, response.manager_addr))
     print("To add a manager to this swarm, run 'covey swarm join-token manager' and follow the instructions.")
     return 0
+
+
+def _non_negative(value: int, flag: str) -> int:
+    if value < 0:
+        raise InvalidArgument(f"invalid {flag} {value}: it cannot be negative")
+    return value
 
 
 def join_swarm(conn, args) -> int:
@@ -140,7 +155,7 @@ def describe(summary: backup_pb2.BackupSummary) -> str:
             f"Raft index:  {summary.raft_index}\n"
             f"Taken at:    {taken:%Y-%m-%dT%H:%M:%SZ}\n"
             f"Objects:     {summary.clusters} cluster, {summary.nodes} nodes, {summary.services} services, "
-            f"{summary.tasks} tasks")
+            f"{summary.tasks} tasks, {summary.networks} networks")
 
 
 def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:

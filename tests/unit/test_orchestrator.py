@@ -28,7 +28,7 @@ def test_replicated_fills_every_slot_once():
     created = [obj for kind, _, obj in decoded(plan([service(replicas=3)], [], [])) if kind == "CREATE"]
     assert sorted(t.slot for t in created) == [1, 2, 3]
     assert {t.desired_state for t in created} == {pb.RUNNING}
-    assert {t.status.state for t in created} == {pb.PENDING}
+    assert {t.status.state for t in created} == {pb.NEW}  # the allocator makes them PENDING
     assert {t.service_name for t in created} == {"svc-s1"} and {t.spec_version for t in created} == {1}
 
 
