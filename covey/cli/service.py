@@ -1,12 +1,13 @@
 """covey service create / update / rollback / ls / ps / inspect / scale / logs / rm, with Docker's
 grammar and columns (the flags that make a spec: covey/cli/serviceflags.py)."""
+import json
 import time
 
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
 from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spec, edit_spec
-from covey.cli.serviceview import pretty_service, ps_order
+from covey.cli.serviceview import endpoint_view, pretty_service, ps_order
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
 from proto import control_pb2
@@ -163,7 +164,10 @@ def inspect_services(conn, args) -> int:
                  for s in services]
         print("\n\n".join(shown))
         return 0
-    print(to_json(services))
+    shown = json.loads(to_json(services))
+    for view, s in zip(shown, services, strict=True):
+        view["Endpoint"] = endpoint_view(s)
+    print(json.dumps(shown, indent=2))
     return 0
 
 
