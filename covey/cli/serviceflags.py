@@ -3,6 +3,7 @@ spec they make or change. Update flags change only what they name; the rest stay
 import argparse
 import ipaddress
 import shlex
+from collections.abc import Callable
 
 from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
@@ -109,7 +110,12 @@ def build_spec(args) -> specs.ServiceSpec:
 
 # ---------------------------------------------------------------- update
 
-def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
+def same_ref(ref: str) -> str:
+    return ref
+
+
+def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref) -> specs.ServiceSpec:
+    """`network_id`: a network's ID from its name, ID or ID prefix (the managers store IDs)."""
     s = specs.ServiceSpec()
     s.CopyFrom(current)
     c, placement = s.task.container, s.task.placement
@@ -134,7 +140,7 @@ def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
     mounts = [m for m in c.mounts if m.target not in args.mount_rm] + [_mount(t) for t in args.mount_add]
     c.ClearField("mounts")
     c.mounts.extend(mounts)
-    _edit_networks(s.task, args.network_rm, args.network_add)
+    _edit_networks(s.task, args.network_rm, args.network_add, network_id)
     dns = c.dns_config
     _replace_list(dns.nameservers, args.dns_rm, _nameservers(args.dns_add))
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))
@@ -274,10 +280,12 @@ def _attachment(text: str) -> specs.NetworkAttachmentConfig:
     return attachment
 
 
-def _edit_networks(task: specs.TaskSpec, remove: list[str], add: list[str]) -> None:
-    kept = [n for n in task.networks if n.target not in remove]
+def _edit_networks(task: specs.TaskSpec, remove: list[str], add: list[str],
+                   network_id: Callable[[str], str]) -> None:
+    removed = {network_id(ref) for ref in remove}
+    kept = [n for n in task.networks if network_id(n.target) not in removed]
     for attachment in _attachments(add):
-        if any(n.target == attachment.target for n in kept):
+        if any(network_id(n.target) == network_id(attachment.target) for n in kept):
             raise InvalidArgument(f"the service is already attached to network {attachment.target}")
         kept.append(attachment)
     del task.networks[:]

@@ -38,7 +38,8 @@ def _resources(title: str, r: specs.TaskResources) -> list[str]:
     return [f" {title}:", *lines] if lines else []
 
 
-def pretty_service(service: pb.Service, tasks: list[pb.Task]) -> str:
+def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dict[str, str] | None = None) -> str:
+    """`network_names`: by network ID (the spec names networks by ID)."""
     s, task = service.spec, service.spec.task
     c = task.container
     lines = [f"ID:\t\t{service.id}", f"Name:\t\t{s.name}"]
@@ -85,7 +86,7 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task]) -> str:
         lines.append("Mounts:")
         lines += [f" Target:\t{m.target}\n  Source:\t{m.source}\n  ReadOnly:\t{str(m.read_only).lower()}"
                   f"\n  Type:\t\t{WORD['mount'].get(m.type, m.type)}" for m in c.mounts]
-    lines += _network_lines(service)
+    lines += _network_lines(service, network_names or {})
     resources = _resources("Reservations", task.resources.reservations) + _resources("Limits", task.resources.limits)
     if resources:
         lines += ["Resources:", *resources]
@@ -99,7 +100,7 @@ def endpoint_view(service: pb.Service) -> dict:
             "VirtualIPs": [{"NetworkID": v.network_id, "Addr": v.addr} for v in service.virtual_ips]}
 
 
-def _network_lines(service: pb.Service) -> list[str]:
+def _network_lines(service: pb.Service, names: dict[str, str]) -> list[str]:
     c, lines = service.spec.task.container, []
     if c.hostname:
         lines.append(f" Hostname:\t{c.hostname}")
@@ -111,12 +112,12 @@ def _network_lines(service: pb.Service) -> list[str]:
             lines.append(f" {title}:\t{' '.join(values)}")
     if service.spec.task.networks:
         lines.append("Networks:")
-        lines += [f" {n.target}" + (f" (aliases: {', '.join(n.aliases)})" if n.aliases else "")
+        lines += [f" {names.get(n.target, n.target)}" + (f" (aliases: {', '.join(n.aliases)})" if n.aliases else "")
                   for n in service.spec.task.networks]
     lines.append(f"Endpoint Mode:\t{WORD['endpoint'][service.spec.endpoint.mode]}")
     if service.virtual_ips:
         lines.append("Virtual IPs:")
-        lines += [f" {v.network_id}: {v.addr}" for v in service.virtual_ips]
+        lines += [f" {names.get(v.network_id, v.network_id)}: {v.addr}" for v in service.virtual_ips]
     return lines
 
 

@@ -236,3 +236,44 @@ def test_inspect_shows_docker_s_endpoint_and_pretty_shows_networks(capsys):
     for line in ("Networks:", " back (aliases: api)", "Endpoint Mode:  vip", "Virtual IPs:", " n1: 10.0.1.2/24"):
         assert line in text.splitlines()
     assert "Hostname:" in text and "10.0.0.53" in text
+
+
+def test_network_add_and_rm_compare_networks_by_id():
+    """The managers store each attachment's network by ID; users name them."""
+    current = create("--network", "front")
+    current.task.networks[0].target = "id-front"
+    ids = {"front": "id-front", "back": "id-back"}
+    s = edit_spec(parse("service", "update", "--network-rm", "front", "--network-add", "back", "web"), current,
+                  lambda ref: ids.get(ref, ref))
+    assert [n.target for n in s.task.networks] == ["back"]
+    with pytest.raises(InvalidArgument, match="already attached to network front"):
+        edit_spec(parse("service", "update", "--network-add", "front", "web"), current, lambda ref: ids.get(ref, ref))
+
+
+def test_update_resolves_networks_through_the_managers(capsys):
+    class Control:
+        def __init__(self):
+            spec = create("--network", "name=front,alias=www")
+            spec.task.networks[0].target = "f" * 25
+            self.service, self.updated = pb.Service(id="s1", spec=spec), None
+
+        def GetService(self, request):
+            return control_pb2.GetServiceResponse(service=self.service)
+
+        def ListNetworks(self, request):
+            return control_pb2.ListNetworksResponse(networks=[
+                pb.Network(id="f" * 25, spec=specs.NetworkSpec(name="front")),
+                pb.Network(id="b" * 25, spec=specs.NetworkSpec(name="back"))])
+
+        def UpdateService(self, request):
+            self.updated = request.spec
+            return control_pb2.UpdateServiceResponse(service=pb.Service(id="s1", spec=request.spec))
+
+    control = Control()
+    conn = type("Conn", (), {"control": control})()
+    service.update_service(conn, parse("service", "update", "-d", "--network-rm", "fff", "--network-add", "back",
+                                       "web"))
+    assert [n.target for n in control.updated.task.networks] == ["back"]
+    svc = pb.Service(spec=control.service.spec, virtual_ips=[pb.VirtualIP(network_id="f" * 25, addr="10.0.0.2/24")])
+    text = pretty_service(svc, [], {"f" * 25: "front"}).splitlines()
+    assert " front (aliases: www)" in text and " front: 10.0.0.2/24" in text
