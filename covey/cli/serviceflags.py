@@ -29,7 +29,9 @@ def add_create_flags(parser) -> None:
     parser.add_argument("--dns", action="append", default=[], metavar="IP", help="a nameserver")
     parser.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     parser.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
-    parser.add_argument("--host", action="append", default=[], metavar="NAME:IP", help="a line of /etc/hosts")
+    # dest: not `host`, which is covey's own -H/--host (the daemon to talk to)
+    parser.add_argument("--host", dest="extra_hosts", action="append", default=[], metavar="NAME:IP",
+                        help="a line of /etc/hosts")
     _add_shared_flags(parser)
     parser.add_argument("image")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
@@ -101,7 +103,7 @@ def build_spec(args) -> specs.ServiceSpec:
     c.dns_config.nameservers.extend(_nameservers(args.dns))
     c.dns_config.search.extend(_search_domains(args.dns_search))
     c.dns_config.options.extend(args.dns_option)
-    c.hosts.extend(_host_line(text) for text in args.host)
+    c.hosts.extend(_host_line(text) for text in args.extra_hosts)
     for config in (s.update, s.rollback):
         config.parallelism = 1  # Docker's default: one task at a time
     _apply_shared_flags(args, s)

@@ -107,9 +107,10 @@ def _network_lines(service: pb.Service, names: dict[str, str]) -> list[str]:
     if c.hosts:
         lines.append(f" Hosts:\t\t{', '.join(c.hosts)}")
     dns = c.dns_config
-    for title, values in (("DNS", dns.nameservers), ("DNS Search", dns.search), ("DNS Options", dns.options)):
+    for title, values in ((" DNS:\t\t", dns.nameservers), (" DNS Search:\t", dns.search),
+                          (" DNS Options:\t", dns.options)):
         if values:
-            lines.append(f" {title}:\t{' '.join(values)}")
+            lines.append(f"{title}{' '.join(values)}")
     if service.spec.task.networks:
         lines.append("Networks:")
         lines += [f" {names.get(n.target, n.target)}" + (f" (aliases: {', '.join(n.aliases)})" if n.aliases else "")

@@ -277,3 +277,10 @@ def test_update_resolves_networks_through_the_managers(capsys):
     svc = pb.Service(spec=control.service.spec, virtual_ips=[pb.VirtualIP(network_id="f" * 25, addr="10.0.0.2/24")])
     text = pretty_service(svc, [], {"f" * 25: "front"}).splitlines()
     assert " front (aliases: www)" in text and " front: 10.0.0.2/24" in text
+
+
+def test_service_host_flag_leaves_covey_s_own_host_alone():
+    from covey.cli.main import build_parser
+    args = build_parser().parse_args(["-H", "unix:///tmp/x.sock", "service", "create", "--name", "web",
+                                      "--host", "db:10.0.0.5", "img"])
+    assert args.host == "unix:///tmp/x.sock" and args.extra_hosts == ["db:10.0.0.5"]
