@@ -1,5 +1,6 @@
 """The services on the root-only unix socket: the node's own lifecycle, the control
 API of this node's manager (if it is one), and the node's own containers."""
+import asyncio
 import json
 
 from covey.errors import NOT_A_MANAGER, NOT_IN_SWARM, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -7,6 +8,7 @@ from covey.rpc import stream, unary
 from coveyd.node import Node
 from manager.ca import authz
 from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
+from worker.executor import ExecOptions, ExecutorError
 from worker.tasks import TASK_NAME_LABEL
 
 
@@ -104,6 +106,50 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
         tail = request.tail if request.tail >= 0 else None
         async for entry in self._executor.logs(name, follow=request.follow, tail=tail, since=request.since):
             yield local_pb2.LogLine(time=entry.time, stream=entry.stream, line=entry.line)
+
+
+    @stream
+    async def Exec(self, requests, context):
+        """`covey container exec`: stdin in, output out while it runs, then the exit code."""
+        inputs = aiter(requests)
+        first = await anext(inputs, None)
+        if first is None or first.WhichOneof("part") != "start":
+            raise InvalidArgument("an exec begins with what to start (ExecStart)")
+        opts = _exec_options(first.start)
+        try:
+            session = await self._executor.exec(self._resolve(first.start.container), opts)
+        except ExecutorError as exc:
+            raise FailedPrecondition(str(exc)) from None
+        feeding = asyncio.ensure_future(_feed(inputs, session))
+        try:
+            async for stream_name, data in session.output():
+                yield local_pb2.ExecOutput(**{stream_name: data})
+            yield local_pb2.ExecOutput(exit_code=await session.wait())
+        finally:    # also when the caller went away: the process goes too
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+            await session.close()
+
+
+def _exec_options(start: local_pb2.ExecStart) -> ExecOptions:
+    if not start.command:
+        raise InvalidArgument("exec needs a command to run in the container")
+    bad = [item for item in start.env if not item or item.startswith("=")]
+    if bad:
+        raise InvalidArgument(f"invalid environment variable {bad[0]!r}: use KEY=VALUE")
+    return ExecOptions(argv=list(start.command), env=list(start.env), user=start.user, workdir=start.workdir,
+                       stdin=start.stdin, tty=start.tty, rows=start.size.rows, cols=start.size.cols)
+
+
+async def _feed(inputs, session) -> None:
+    """The caller's stdin chunks and terminal sizes into the process; its end is stdin's."""
+    async for message in inputs:
+        part = message.WhichOneof("part")
+        if part == "stdin":
+            await session.feed(message.stdin)
+        elif part == "resize":
+            session.resize(message.resize.rows, message.resize.cols)
+    await session.close_stdin()
 
 
 def _summary(info) -> local_pb2.ContainerSummary:

@@ -250,6 +250,11 @@ class LocalContainersStub:
                 request_serializer=local__pb2.ContainerLogsRequest.SerializeToString,
                 response_deserializer=local__pb2.LogLine.FromString,
                 _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/covey.LocalContainers/Exec',
+                request_serializer=local__pb2.ExecInput.SerializeToString,
+                response_deserializer=local__pb2.ExecOutput.FromString,
+                _registered_method=True)
 
 
 class LocalContainersServicer:
@@ -273,6 +278,12 @@ class LocalContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +301,11 @@ def add_LocalContainersServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=local__pb2.ContainerLogsRequest.FromString,
                     response_serializer=local__pb2.LogLine.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=local__pb2.ExecInput.FromString,
+                    response_serializer=local__pb2.ExecOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -373,6 +389,33 @@ class LocalContainers:
             '/covey.LocalContainers/Logs',
             local__pb2.ContainerLogsRequest.SerializeToString,
             local__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/covey.LocalContainers/Exec',
+            local__pb2.ExecInput.SerializeToString,
+            local__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
             insecure,

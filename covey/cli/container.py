@@ -1,10 +1,26 @@
-"""covey container ls / inspect / logs: the containers on this node (like `docker ps` there)."""
+"""covey container ls / inspect / logs / exec: the containers on this node (like `docker ps`
+and `docker exec` there)."""
+import argparse
+import contextlib
 import json
+import os
+import queue
+import shutil
+import signal
+import sys
+import termios
+import threading
 import time
+import tty
+from collections.abc import Iterator
 
 from covey.cli.logs import add_log_flags, container_logs
 from covey.cli.output import table, to_json
+from covey.errors import InvalidArgument
 from proto import local_pb2
+
+STDIN_CHUNK = 64 * 1024
+INTERRUPTED_EXIT = 130      # as a shell's after Ctrl-C
 
 
 def add_parser(subparsers) -> None:
@@ -25,6 +41,16 @@ def add_parser(subparsers) -> None:
     add_log_flags(logs)
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(run=container_logs)
+
+    exec_ = container.add_parser("exec", help="run a command in a running container")
+    exec_.add_argument("-i", "--interactive", action="store_true", help="send stdin to the command")
+    exec_.add_argument("-t", "--tty", action="store_true", help="give the command a pseudo-terminal")
+    exec_.add_argument("-u", "--user", default="", metavar="USER[:GROUP]", help="names or numbers")
+    exec_.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    exec_.add_argument("-w", "--workdir", default="", metavar="DIR")
+    exec_.add_argument("container", metavar="CONTAINER")
+    exec_.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    exec_.set_defaults(run=exec_in_container)
 
 
 def _ago(seconds: float) -> str:
@@ -66,3 +92,85 @@ def list_containers(conn, args) -> int:
 def inspect_container(conn, args) -> int:
     print(conn.containers.Inspect(local_pb2.InspectContainerRequest(container=args.container)).json)
     return 0
+
+
+# ---------------------------------------------------------------- exec
+
+def exec_start(args) -> local_pb2.ExecStart:
+    if not args.command:
+        raise InvalidArgument("exec needs a command: covey container exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+    for item in args.env:
+        if not item or item.startswith("="):
+            raise InvalidArgument(f"invalid environment variable {item!r}: use KEY=VALUE")
+    if args.workdir and not args.workdir.startswith("/"):
+        raise InvalidArgument(f"invalid --workdir {args.workdir!r}: it must be an absolute path")
+    if args.tty and args.interactive and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY: leave out -t, or run from a terminal")
+    start = local_pb2.ExecStart(container=args.container, command=args.command, env=args.env, user=args.user,
+                                workdir=args.workdir, stdin=args.interactive, tty=args.tty)
+    if args.tty:
+        start.size.CopyFrom(_terminal_size())
+    return start
+
+
+def _terminal_size() -> local_pb2.TerminalSize:
+    size = shutil.get_terminal_size()
+    return local_pb2.TerminalSize(rows=size.lines, cols=size.columns)
+
+
+def _read_stdin(events: queue.Queue) -> None:
+    while chunk := os.read(sys.stdin.fileno(), STDIN_CHUNK):
+        events.put(local_pb2.ExecInput(stdin=chunk))
+    events.put(None)
+
+
+def exec_inputs(start: local_pb2.ExecStart, events: queue.Queue) -> Iterator[local_pb2.ExecInput]:
+    """The start, then stdin chunks and terminal sizes until stdin ends (None)."""
+    yield local_pb2.ExecInput(start=start)
+    if start.stdin or start.tty:
+        while (event := events.get()) is not None:
+            yield event
+
+
+@contextlib.contextmanager
+def _terminal(wanted: bool):
+    """Our terminal in raw mode while the command has its own (keys go to it as they are)."""
+    if not (wanted and sys.stdin.isatty()):
+        yield
+        return
+    saved = termios.tcgetattr(sys.stdin.fileno())
+    tty.setraw(sys.stdin.fileno())
+    try:
+        yield
+    finally:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+
+
+def exec_in_container(conn, args) -> int:
+    """Docker's exec: the command's output as it comes, and its exit code as ours."""
+    start = exec_start(args)
+    events: queue.Queue = queue.Queue()
+    if args.interactive:    # a daemon thread: a read of stdin that never ends must not hold us
+        threading.Thread(target=_read_stdin, args=(events,), daemon=True).start()
+    if args.tty and sys.stdin.isatty():
+        signal.signal(signal.SIGWINCH, lambda *_: events.put(local_pb2.ExecInput(resize=_terminal_size())))
+    call = conn.containers.Exec(exec_inputs(start, events))
+    code = 0
+    with _terminal(args.tty):
+        try:
+            for output in call:
+                code = _show(output, code)
+        except KeyboardInterrupt:
+            call.cancel()
+            return INTERRUPTED_EXIT
+    return code
+
+
+def _show(output: local_pb2.ExecOutput, code: int) -> int:
+    part = output.WhichOneof("part")
+    if part == "exit_code":
+        return output.exit_code
+    stream = sys.stdout if part == "stdout" else sys.stderr
+    stream.buffer.write(getattr(output, part))
+    stream.buffer.flush()
+    return code

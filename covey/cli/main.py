@@ -5,7 +5,7 @@ import sys
 import grpc
 
 from covey import __version__
-from covey.cli import client, container, node, service, stack, swarm
+from covey.cli import client, container, network, node, service, stack, swarm
 from covey.errors import CoveyError, from_rpc_error
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_parser(subparsers)
     container.add_parser(subparsers)
     service.add_parser(subparsers)
+    network.add_parser(subparsers)
     stack.add_parser(subparsers)
     return parser
 

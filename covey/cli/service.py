@@ -1,12 +1,14 @@
 """covey service create / update / rollback / ls / ps / inspect / scale / logs / rm, with Docker's
 grammar and columns (the flags that make a spec: covey/cli/serviceflags.py)."""
+import json
 import time
+from collections.abc import Callable
 
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
-from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spec, edit_spec
-from covey.cli.serviceview import pretty_service, ps_order
+from covey.cli.serviceflags import add_create_flags, add_update_flags, build_spec, edit_spec, same_ref
+from covey.cli.serviceview import endpoint_view, pretty_service, ps_order
 from covey.errors import InvalidArgument
 from covey.units import parse_duration
 from proto import control_pb2
@@ -75,9 +77,28 @@ def create_service(conn, args) -> int:
     return 0 if args.detach else wait_converged(conn, service, timeout)
 
 
+def network_resolver(conn) -> Callable[[str], str]:
+    """A network's ID from its ID, name or unique ID prefix (as the managers resolve them);
+    an unknown reference as it is, for the managers to refuse by name."""
+    networks = conn.control.ListNetworks(control_pb2.ListNetworksRequest()).networks
+
+    def network_id(ref: str) -> str:
+        for matches in ([n for n in networks if n.id == ref], [n for n in networks if n.spec.name == ref],
+                        [n for n in networks if n.id.startswith(ref)]):
+            if matches:
+                return matches[0].id if len(matches) == 1 else ref
+        return ref
+    return network_id
+
+
+def network_names(conn) -> dict[str, str]:
+    return {n.id: n.spec.name for n in conn.control.ListNetworks(control_pb2.ListNetworksRequest()).networks}
+
+
 def update_service(conn, args) -> int:
     service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
-    new = edit_spec(args, service.spec)
+    networks_edited = args.network_add or args.network_rm
+    new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref)
     if new == service.spec:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)
@@ -162,11 +183,15 @@ def list_tasks(conn, args) -> int:
 def inspect_services(conn, args) -> int:
     services = [conn.control.GetService(control_pb2.GetServiceRequest(service=ref)).service for ref in args.services]
     if args.pretty:
-        shown = [pretty_service(s, conn.control.ListTasks(control_pb2.ListTasksRequest(service=s.id)).tasks)
+        names = network_names(conn)
+        shown = [pretty_service(s, conn.control.ListTasks(control_pb2.ListTasksRequest(service=s.id)).tasks, names)
                  for s in services]
         print("\n\n".join(shown))
         return 0
-    print(to_json(services))
+    shown = json.loads(to_json(services))
+    for view, s in zip(shown, services, strict=True):
+        view["Endpoint"] = endpoint_view(s)
+    print(json.dumps(shown, indent=2))
     return 0
 
 

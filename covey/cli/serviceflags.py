@@ -1,14 +1,20 @@
 """The flags of `covey service create` and `covey service update` (Docker's names), and the
 spec they make or change. Update flags change only what they name; the rest stays."""
 import argparse
+import ipaddress
 import shlex
+from collections.abc import Callable
 
-from covey.cli.serviceview import FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
+from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
 from proto import specs_pb2 as specs
 
 MOUNT_HELP = "type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]"
+NETWORK_HELP = "NAME or name=NAME,alias=A[,alias=B][,driver-opt=K=V]"
+# The hostname templates the worker fills in (Docker's names).
+HOSTNAME_FIELDS = ("{{.Service.ID}}", "{{.Service.Name}}", "{{.Task.ID}}", "{{.Task.Name}}", "{{.Task.Slot}}",
+                   "{{.Node.ID}}", "{{.Node.Hostname}}")
 
 
 def add_create_flags(parser) -> None:
@@ -19,6 +25,13 @@ def add_create_flags(parser) -> None:
     parser.add_argument("-e", "--env", action="append", default=[])
     parser.add_argument("--label", action="append", default=[])
     parser.add_argument("--mount", action="append", default=[], metavar=MOUNT_HELP)
+    parser.add_argument("--network", action="append", default=[], metavar=NETWORK_HELP)
+    parser.add_argument("--dns", action="append", default=[], metavar="IP", help="a nameserver")
+    parser.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    parser.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
+    # dest: not `host`, which is covey's own -H/--host (the daemon to talk to)
+    parser.add_argument("--host", dest="extra_hosts", action="append", default=[], metavar="NAME:IP",
+                        help="a line of /etc/hosts")
     _add_shared_flags(parser)
     parser.add_argument("image")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
@@ -28,10 +41,12 @@ def add_update_flags(parser) -> None:
     parser.add_argument("--image")
     parser.add_argument("--args", help="the command's arguments, as one shell-quoted string")
     for name, metavar in (("env", "K=V"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
-                          ("label", "K=V"), ("mount", MOUNT_HELP)):
+                          ("label", "K=V"), ("mount", MOUNT_HELP), ("network", NETWORK_HELP), ("dns", "IP"),
+                          ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME:IP")):
         parser.add_argument(f"--{name}-add", action="append", default=[], metavar=metavar)
     for name, metavar in (("env", "K"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
-                          ("label", "K"), ("mount", "TARGET")):
+                          ("label", "K"), ("mount", "TARGET"), ("network", "NAME"), ("dns", "IP"),
+                          ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME[:IP]")):
         parser.add_argument(f"--{name}-rm", action="append", default=[], metavar=metavar)
     parser.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
     _add_shared_flags(parser)
@@ -53,6 +68,9 @@ def _add_shared_flags(parser) -> None:
         parser.add_argument(flag)
     parser.add_argument("--health-retries", type=int)
     parser.add_argument("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
+    parser.add_argument("--hostname", metavar="TEMPLATE", help="e.g. {{.Service.Name}}-{{.Task.Slot}}")
+    parser.add_argument("--endpoint-mode", choices=sorted(ENDPOINT_MODES),
+                        help="vip: one address that balances; dnsrr: the tasks' addresses in DNS")
     for kind in ("update", "rollback"):
         parser.add_argument(f"--{kind}-parallelism", type=int)
         parser.add_argument(f"--{kind}-delay")
@@ -81,6 +99,11 @@ def build_spec(args) -> specs.ServiceSpec:
     s.task.placement.constraints.extend(args.constraint)
     s.task.placement.preferences.extend(_preference(p) for p in args.placement_pref)
     c.mounts.extend(_mount(text) for text in args.mount)
+    s.task.networks.extend(_attachments(args.network))
+    c.dns_config.nameservers.extend(_nameservers(args.dns))
+    c.dns_config.search.extend(_search_domains(args.dns_search))
+    c.dns_config.options.extend(args.dns_option)
+    c.hosts.extend(_host_line(text) for text in args.extra_hosts)
     for config in (s.update, s.rollback):
         config.parallelism = 1  # Docker's default: one task at a time
     _apply_shared_flags(args, s)
@@ -89,7 +112,12 @@ def build_spec(args) -> specs.ServiceSpec:
 
 # ---------------------------------------------------------------- update
 
-def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
+def same_ref(ref: str) -> str:
+    return ref
+
+
+def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref) -> specs.ServiceSpec:
+    """`network_id`: a network's ID from its name, ID or ID prefix (the managers store IDs)."""
     s = specs.ServiceSpec()
     s.CopyFrom(current)
     c, placement = s.task.container, s.task.placement
@@ -114,6 +142,12 @@ def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
     mounts = [m for m in c.mounts if m.target not in args.mount_rm] + [_mount(t) for t in args.mount_add]
     c.ClearField("mounts")
     c.mounts.extend(mounts)
+    _edit_networks(s.task, args.network_rm, args.network_add, network_id)
+    dns = c.dns_config
+    _replace_list(dns.nameservers, args.dns_rm, _nameservers(args.dns_add))
+    _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))
+    _replace_list(dns.options, args.dns_option_rm, args.dns_option_add)
+    _edit_hosts(c, args.host_rm, args.host_add)
     if args.force:
         s.task.force_update += 1
     if args.replicas is not None and s.WhichOneof("mode") != "replicated":
@@ -123,7 +157,8 @@ def edit_spec(args, current: specs.ServiceSpec) -> specs.ServiceSpec:
 
 
 def _replace_list(field, remove: list[str], add: list[str]) -> None:
-    kept = [item for item in field if item not in remove] + [a for a in add if a not in field]
+    kept = [item for item in field if item not in remove]
+    kept += [a for a in add if a not in kept]
     del field[:]
     field.extend(kept)
 
@@ -146,6 +181,10 @@ def _apply_shared_flags(args, s: specs.ServiceSpec) -> None:
     for flag, target in (("reserve_memory", res.reservations), ("limit_memory", res.limits)):
         if getattr(args, flag) is not None:
             target.memory_bytes = parse_bytes(getattr(args, flag))
+    if args.hostname is not None:
+        s.task.container.hostname = _hostname(args.hostname)
+    if args.endpoint_mode:
+        s.endpoint.mode = ENDPOINT_MODES[args.endpoint_mode]
     _restart(args, s.task)
     _healthcheck(args, s.task.container)
     _rollout(args, s)
@@ -205,6 +244,97 @@ def _healthcheck(args, container: specs.ContainerSpec) -> None:
             setattr(h, f"{flag}_ns", parse_duration(getattr(args, f"health_{flag}")))
     if args.health_retries is not None:
         h.retries = args.health_retries
+
+
+def _attachments(items: list[str]) -> list[specs.NetworkAttachmentConfig]:
+    attachments: list[specs.NetworkAttachmentConfig] = []
+    for text in items:
+        attachment = _attachment(text)
+        if any(a.target == attachment.target for a in attachments):
+            raise InvalidArgument(f"network {attachment.target!r} is given twice: give its aliases in one --network")
+        attachments.append(attachment)
+    return attachments
+
+
+def _attachment(text: str) -> specs.NetworkAttachmentConfig:
+    """Docker's --network: NAME, or the long form name=N,alias=A,alias=B,driver-opt=K=V."""
+    if "=" not in text:
+        if not text:
+            raise InvalidArgument("invalid --network '': give a network name")
+        return specs.NetworkAttachmentConfig(target=text)
+    attachment = specs.NetworkAttachmentConfig()
+    for field in text.split(","):
+        key, _, value = field.partition("=")
+        key = key.strip().lower()
+        if key in ("name", "target"):
+            attachment.target = value
+        elif key == "alias":
+            if not value:
+                raise InvalidArgument(f"invalid --network {text!r}: an alias cannot be empty")
+            attachment.aliases.append(value)
+        elif key == "driver-opt":
+            opt, _, opt_value = value.partition("=")
+            attachment.driver_attachment_opts[opt] = opt_value
+        else:
+            raise InvalidArgument(f"invalid --network {text!r}: unknown field {key!r} (name, alias, driver-opt)")
+    if not attachment.target:
+        raise InvalidArgument(f"invalid --network {text!r}: name=NETWORK is required")
+    return attachment
+
+
+def _edit_networks(task: specs.TaskSpec, remove: list[str], add: list[str],
+                   network_id: Callable[[str], str]) -> None:
+    removed = {network_id(ref) for ref in remove}
+    kept = [n for n in task.networks if network_id(n.target) not in removed]
+    for attachment in _attachments(add):
+        if any(network_id(n.target) == network_id(attachment.target) for n in kept):
+            raise InvalidArgument(f"the service is already attached to network {attachment.target}")
+        kept.append(attachment)
+    del task.networks[:]
+    task.networks.extend(kept)
+
+
+def _ip(text: str, what: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text!r}: not an IP address") from None
+
+
+def _nameservers(items: list[str]) -> list[str]:
+    return [_ip(text, "--dns") for text in items]
+
+
+def _search_domains(items: list[str]) -> list[str]:
+    for domain in items:
+        if not domain or any(ch.isspace() for ch in domain):
+            raise InvalidArgument(f"invalid --dns-search {domain!r}: a domain name, without spaces")
+    return items
+
+
+def _host_line(text: str) -> str:
+    """NAME:IP as Docker stores it: the /etc/hosts line "IP NAME" (an IPv6 IP keeps its colons)."""
+    name, sep, ip = text.partition(":")
+    if not sep or not name or any(ch.isspace() for ch in name):
+        raise InvalidArgument(f"invalid --host {text!r}: use NAME:IP")
+    return f"{_ip(ip, f'--host {text!r}: IP')} {name}"
+
+
+def _edit_hosts(c: specs.ContainerSpec, remove: list[str], add: list[str]) -> None:
+    """--host-rm NAME drops every line for NAME; NAME:IP only that one."""
+    def removed(line: str) -> bool:
+        ip, _, name = line.partition(" ")
+        return any(r == name or r == f"{name}:{ip}" for r in remove)
+    _replace_list(c.hosts, [line for line in c.hosts if removed(line)], [_host_line(t) for t in add])
+
+
+def _hostname(template: str) -> str:
+    rest = template
+    for known in HOSTNAME_FIELDS:
+        rest = rest.replace(known, "")
+    if "{{" in rest or "}}" in rest:
+        raise InvalidArgument(f"invalid --hostname {template!r}: the templates are {', '.join(HOSTNAME_FIELDS)}")
+    return template
 
 
 def _preference(text: str) -> specs.PlacementPreference:

@@ -12,9 +12,10 @@ FAILURE_ACTION = {"pause": specs.UpdateConfig.PAUSE, "continue": specs.UpdateCon
                   "rollback": specs.UpdateConfig.ROLLBACK}
 ORDER = {"stop-first": specs.UpdateConfig.STOP_FIRST, "start-first": specs.UpdateConfig.START_FIRST}
 MOUNT_TYPES = {"bind": specs.Mount.BIND, "volume": specs.Mount.VOLUME, "tmpfs": specs.Mount.TMPFS}
+ENDPOINT_MODES = {"vip": specs.EndpointSpec.VIP, "dnsrr": specs.EndpointSpec.DNSRR}
 WORD = {table: {value: word for word, value in words.items()}
         for table, words in (("restart", RESTART), ("failure", FAILURE_ACTION), ("order", ORDER),
-                             ("mount", MOUNT_TYPES))}
+                             ("mount", MOUNT_TYPES), ("endpoint", ENDPOINT_MODES))}
 DEFAULT_MONITOR_NS = 5 * 10**9
 DEFAULT_RESTART_DELAY_NS = 5 * 10**9
 
@@ -37,7 +38,8 @@ def _resources(title: str, r: specs.TaskResources) -> list[str]:
     return [f" {title}:", *lines] if lines else []
 
 
-def pretty_service(service: pb.Service, tasks: list[pb.Task]) -> str:
+def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dict[str, str] | None = None) -> str:
+    """`network_names`: by network ID (the spec names networks by ID)."""
     s, task = service.spec, service.spec.task
     c = task.container
     lines = [f"ID:\t\t{service.id}", f"Name:\t\t{s.name}"]
@@ -84,11 +86,40 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task]) -> str:
         lines.append("Mounts:")
         lines += [f" Target:\t{m.target}\n  Source:\t{m.source}\n  ReadOnly:\t{str(m.read_only).lower()}"
                   f"\n  Type:\t\t{WORD['mount'].get(m.type, m.type)}" for m in c.mounts]
+    lines += _network_lines(service, network_names or {})
     resources = _resources("Reservations", task.resources.reservations) + _resources("Limits", task.resources.limits)
     if resources:
         lines += ["Resources:", *resources]
     lines += _waiting(tasks)
     return "\n".join(line.expandtabs(8) for line in "\n".join(lines).splitlines())
+
+
+def endpoint_view(service: pb.Service) -> dict:
+    """Docker's Endpoint of `service inspect`: the mode and the VIP on each network."""
+    return {"Spec": {"Mode": WORD["endpoint"][service.spec.endpoint.mode]},
+            "VirtualIPs": [{"NetworkID": v.network_id, "Addr": v.addr} for v in service.virtual_ips]}
+
+
+def _network_lines(service: pb.Service, names: dict[str, str]) -> list[str]:
+    c, lines = service.spec.task.container, []
+    if c.hostname:
+        lines.append(f" Hostname:\t{c.hostname}")
+    if c.hosts:
+        lines.append(f" Hosts:\t\t{', '.join(c.hosts)}")
+    dns = c.dns_config
+    for title, values in ((" DNS:\t\t", dns.nameservers), (" DNS Search:\t", dns.search),
+                          (" DNS Options:\t", dns.options)):
+        if values:
+            lines.append(f"{title}{' '.join(values)}")
+    if service.spec.task.networks:
+        lines.append("Networks:")
+        lines += [f" {names.get(n.target, n.target)}" + (f" (aliases: {', '.join(n.aliases)})" if n.aliases else "")
+                  for n in service.spec.task.networks]
+    lines.append(f"Endpoint Mode:\t{WORD['endpoint'][service.spec.endpoint.mode]}")
+    if service.virtual_ips:
+        lines.append("Virtual IPs:")
+        lines += [f" {names.get(v.network_id, v.network_id)}: {v.addr}" for v in service.virtual_ips]
+    return lines
 
 
 def _waiting(tasks: list[pb.Task]) -> list[str]:

@@ -1,10 +1,17 @@
 """`covey container ls`: Docker's columns, its quoted and shortened COMMAND, and the task's
 name (<service>.<slot>.<task id>, or <service>.<node id>.<task id> for global services)."""
+import argparse
 import asyncio
+import io
+import queue
 import time
 from types import SimpleNamespace
 
+import pytest
+
+from covey.cli import container
 from covey.cli.container import list_containers
+from covey.errors import InvalidArgument
 from coveyd.localapi import LocalContainers, _summary
 from proto import local_pb2
 from proto import objects_pb2 as pb
@@ -63,3 +70,42 @@ def test_the_name_shown_finds_the_container():
         await ex.prepare(container_config(task()))
         return LocalContainers(ex)._resolve("web.2.t1")
     assert asyncio.run(go()) == "t1"
+
+
+def exec_args(*argv):
+    parser = argparse.ArgumentParser()
+    container.add_parser(parser.add_subparsers())
+    return parser.parse_args(["container", "exec", *argv])
+
+
+def test_exec_flags_make_the_start(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    start = container.exec_start(exec_args("-i", "-u", "app:extra", "-e", "A=1", "-e", "B=", "-w", "/srv",
+                                           "web.1", "sh", "-c", "echo -n hi", "--not-ours"))
+    assert (start.container, list(start.command)) == ("web.1", ["sh", "-c", "echo -n hi", "--not-ours"])
+    assert (list(start.env), start.user, start.workdir, start.stdin, start.tty) == (
+        ["A=1", "B="], "app:extra", "/srv", True, False)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["web.1"], "exec needs a command"),
+    (["-e", "=x", "web.1", "true"], "invalid environment variable '=x'"),
+    (["-w", "srv", "web.1", "true"], "invalid --workdir 'srv': it must be an absolute path"),
+    (["-it", "web.1", "sh"], "the input device is not a TTY"),
+])
+def test_bad_exec_flags_are_named(monkeypatch, argv, says):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(InvalidArgument, match=says):
+        container.exec_start(exec_args(*argv))
+
+
+def test_exec_sends_the_start_then_stdin_until_its_end():
+    events: queue.Queue = queue.Queue()
+    for chunk in (b"one", b"two"):
+        events.put(local_pb2.ExecInput(stdin=chunk))
+    events.put(None)
+    start = local_pb2.ExecStart(container="c", command=["cat"], stdin=True)
+    sent = list(container.exec_inputs(start, events))
+    assert sent[0].start == start and [m.stdin for m in sent[1:]] == [b"one", b"two"]
+    without_stdin = local_pb2.ExecStart(container="c", command=["true"])
+    assert len(list(container.exec_inputs(without_stdin, queue.Queue()))) == 1   # no -i: only the start

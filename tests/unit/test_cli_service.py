@@ -1,5 +1,6 @@
 """`covey service` flags into a spec, and how services and their progress are shown."""
 import argparse
+import json
 
 import pytest
 
@@ -178,3 +179,126 @@ def test_ps_explain_says_why_a_task_waits_for_its_addresses(capsys):
     out = capsys.readouterr().out
     assert f"web.1 cannot be given its addresses: {reason}" in out
     assert "New" in out.splitlines()[1] and reason in out.splitlines()[1]
+
+
+def test_network_dns_and_hosts_flags():
+    s = create("--network", "front", "--network", "name=back,alias=api,alias=v1,driver-opt=k=v",
+               "--endpoint-mode", "dnsrr", "--dns", "10.0.0.53", "--dns-search", "example.com",
+               "--dns-option", "ndots:2", "--hostname", "{{.Service.Name}}-{{.Task.Slot}}",
+               "--host", "db:10.0.0.5", "--host", "six:fd00::1")
+    front, back = s.task.networks
+    assert (front.target, list(front.aliases)) == ("front", [])
+    assert (back.target, list(back.aliases), dict(back.driver_attachment_opts)) == ("back", ["api", "v1"], {"k": "v"})
+    assert s.endpoint.mode == specs.EndpointSpec.DNSRR
+    dns = s.task.container.dns_config
+    assert (list(dns.nameservers), list(dns.search), list(dns.options)) == (["10.0.0.53"], ["example.com"], ["ndots:2"])
+    assert s.task.container.hostname == "{{.Service.Name}}-{{.Task.Slot}}"
+    assert list(s.task.container.hosts) == ["10.0.0.5 db", "fd00::1 six"]    # as Docker stores them
+    assert create().endpoint.mode == specs.EndpointSpec.VIP
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--dns", "resolver"], "invalid --dns 'resolver': not an IP address"),
+    (["--host", "db"], "invalid --host 'db': use NAME:IP"),
+    (["--host", "db:10.0.0.300"], "not an IP address"),
+    (["--network", "alias=a"], "name=NETWORK is required"),
+    (["--network", "name=n,colour=red"], "unknown field 'colour'"),
+    (["--network", "n", "--network", "name=n,alias=a"], "network 'n' is given twice"),
+    (["--hostname", "{{.Task.Colour}}"], "invalid --hostname"),
+    (["--dns-search", "a b"], "invalid --dns-search"),
+])
+def test_bad_network_flags_are_named(flags, says):
+    with pytest.raises(InvalidArgument, match=says):
+        create(*flags)
+
+
+def test_unknown_endpoint_mode_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        create("--endpoint-mode", "round-robin")
+    assert "invalid choice: 'round-robin'" in capsys.readouterr().err
+
+
+def test_update_adds_and_removes_networks_dns_and_hosts():
+    current = create("--network", "front", "--network", "back", "--dns", "10.0.0.53", "--dns-search", "a.example",
+                     "--dns-option", "ndots:2", "--host", "db:10.0.0.5", "--host", "db:10.0.0.6",
+                     "--host", "c:10.0.0.7")
+    s = update(current, "--network-rm", "front", "--network-add", "name=extra,alias=x", "--dns-rm", "10.0.0.53",
+               "--dns-add", "10.0.0.54", "--dns-search-rm", "a.example", "--dns-search-add", "b.example",
+               "--dns-option-rm", "ndots:2", "--dns-option-add", "rotate", "--host-rm", "db",
+               "--host-add", "e:10.0.0.8", "--hostname", "{{.Node.Hostname}}", "--endpoint-mode", "dnsrr")
+    assert [(n.target, list(n.aliases)) for n in s.task.networks] == [("back", []), ("extra", ["x"])]
+    dns = s.task.container.dns_config
+    assert (list(dns.nameservers), list(dns.search), list(dns.options)) == (["10.0.0.54"], ["b.example"], ["rotate"])
+    assert list(s.task.container.hosts) == ["10.0.0.7 c", "10.0.0.8 e"]
+    assert s.task.container.hostname == "{{.Node.Hostname}}" and s.endpoint.mode == specs.EndpointSpec.DNSRR
+    one = update(current, "--host-rm", "db:10.0.0.6")
+    assert list(one.task.container.hosts) == ["10.0.0.5 db", "10.0.0.7 c"]
+    with pytest.raises(InvalidArgument, match="already attached to network back"):
+        update(current, "--network-add", "back")
+    assert update(current, "--replicas", "3").task.networks == current.task.networks   # untouched
+
+
+def test_inspect_shows_docker_s_endpoint_and_pretty_shows_networks(capsys):
+    spec = create("--network", "name=back,alias=api", "--hostname", "h-{{.Task.Slot}}", "--dns", "10.0.0.53")
+    svc = pb.Service(id="s1", spec=spec, virtual_ips=[pb.VirtualIP(network_id="n1", addr="10.0.1.2/24")])
+
+    class Control:
+        def GetService(self, request):
+            return control_pb2.GetServiceResponse(service=svc)
+    conn = type("Conn", (), {"control": Control()})()
+    service.inspect_services(conn, parse("service", "inspect", "web"))
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["Endpoint"] == {"Spec": {"Mode": "vip"}, "VirtualIPs": [{"NetworkID": "n1", "Addr": "10.0.1.2/24"}]}
+    assert shown["spec"]["task"]["networks"] == [{"target": "back", "aliases": ["api"]}]
+    text = pretty_service(svc, [])
+    for line in ("Networks:", " back (aliases: api)", "Endpoint Mode:  vip", "Virtual IPs:", " n1: 10.0.1.2/24"):
+        assert line in text.splitlines()
+    assert "Hostname:" in text and "10.0.0.53" in text
+
+
+def test_network_add_and_rm_compare_networks_by_id():
+    """The managers store each attachment's network by ID; users name them."""
+    current = create("--network", "front")
+    current.task.networks[0].target = "id-front"
+    ids = {"front": "id-front", "back": "id-back"}
+    s = edit_spec(parse("service", "update", "--network-rm", "front", "--network-add", "back", "web"), current,
+                  lambda ref: ids.get(ref, ref))
+    assert [n.target for n in s.task.networks] == ["back"]
+    with pytest.raises(InvalidArgument, match="already attached to network front"):
+        edit_spec(parse("service", "update", "--network-add", "front", "web"), current, lambda ref: ids.get(ref, ref))
+
+
+def test_update_resolves_networks_through_the_managers(capsys):
+    class Control:
+        def __init__(self):
+            spec = create("--network", "name=front,alias=www")
+            spec.task.networks[0].target = "f" * 25
+            self.service, self.updated = pb.Service(id="s1", spec=spec), None
+
+        def GetService(self, request):
+            return control_pb2.GetServiceResponse(service=self.service)
+
+        def ListNetworks(self, request):
+            return control_pb2.ListNetworksResponse(networks=[
+                pb.Network(id="f" * 25, spec=specs.NetworkSpec(name="front")),
+                pb.Network(id="b" * 25, spec=specs.NetworkSpec(name="back"))])
+
+        def UpdateService(self, request):
+            self.updated = request.spec
+            return control_pb2.UpdateServiceResponse(service=pb.Service(id="s1", spec=request.spec))
+
+    control = Control()
+    conn = type("Conn", (), {"control": control})()
+    service.update_service(conn, parse("service", "update", "-d", "--network-rm", "fff", "--network-add", "back",
+                                       "web"))
+    assert [n.target for n in control.updated.task.networks] == ["back"]
+    svc = pb.Service(spec=control.service.spec, virtual_ips=[pb.VirtualIP(network_id="f" * 25, addr="10.0.0.2/24")])
+    text = pretty_service(svc, [], {"f" * 25: "front"}).splitlines()
+    assert " front (aliases: www)" in text and " front: 10.0.0.2/24" in text
+
+
+def test_service_host_flag_leaves_covey_s_own_host_alone():
+    from covey.cli.main import build_parser
+    args = build_parser().parse_args(["-H", "unix:///tmp/x.sock", "service", "create", "--name", "web",
+                                      "--host", "db:10.0.0.5", "img"])
+    assert args.host == "unix:///tmp/x.sock" and args.extra_hosts == ["db:10.0.0.5"]

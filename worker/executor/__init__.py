@@ -8,7 +8,7 @@ _EXPORTS = {
     "ContainerConfig": "config", "Healthcheck": "config", "Mount": "config", "Ulimit": "config",
     "ExecutorError": "errors", "ImageError": "errors", "ContainerNotFound": "errors",
     "Executor": "executor", "ExecutorSettings": "executor", "ContainerInfo": "executor",
-    "LogEntry": "logfile",
+    "LogEntry": "logfile", "ExecOptions": "execsession", "ExecSession": "execsession",
 }
 __all__ = list(_EXPORTS)
 

@@ -25,9 +25,10 @@ from pathlib import Path
 from types import EllipsisType
 
 from . import rootfs as rootfs_mod
-from .bundle import HostMount, build_spec, resolve_args
+from .bundle import HostMount, build_spec, resolve_args, resolve_user
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError
+from .execsession import ExecOptions, ExecSession, ExecUser
 from .health import HealthMonitor, HealthState, check_argv
 from .images import ImageStore
 from .logfile import LogEntry
@@ -346,6 +347,20 @@ class Executor:
             oom_killed=bool(ex and ex.oom_killed), created_at=meta["created_at"],
             started_at=meta["started_at"], finished_at=ex.finished_at if ex else 0.0,
             health=mon.state.to_dict() if mon else None, config=cfg, command=meta.get("command", []))
+
+    async def exec(self, name: str, opts: ExecOptions) -> ExecSession:
+        """Start a process in a running container (`docker exec`); the caller closes the session."""
+        if not opts.argv:
+            raise ExecutorError("exec needs a command to run")
+        info = await self.inspect(name)
+        if info.status != "running":
+            raise ExecutorError(f"container {name} is not running (it is {info.status})")
+        user = None
+        if opts.user:   # names are the container's own: its /etc/passwd, as Docker reads it
+            root = Path(json.loads((self._dir(name) / "config.json").read_text())["root"]["path"])
+            uid, gid, groups = resolve_user(opts.user, root if root.is_absolute() else self._dir(name) / root)
+            user = ExecUser(uid, gid, groups)
+        return await ExecSession.start(self.runc.argv("exec"), self.run_dir, info.id, opts, user)
 
     def names(self) -> list[str]:
         p = self.settings.prefix

@@ -227,6 +227,11 @@ class SimulatedExecutor:
     def health(self, name: str) -> HealthState | None:
         return self._get(name).health
 
+    async def exec(self, name: str, opts) -> None:
+        """No process runs here, so none can be started in a container."""
+        self._get(name)
+        raise ExecutorError(f"container {name} is simulated: nothing runs in it, so exec cannot start a command")
+
     async def adopt(self) -> builtins.list[ContainerInfo]:
         """Nothing survives a restart of the process: there is nothing to adopt."""
         return []
