@@ -43,7 +43,8 @@ def test_an_encrypted_network_is_refused_saying_why():
     encrypted = pb.Network()
     encrypted.CopyFrom(NET)
     encrypted.spec.driver_config.options["encrypted"] = ""
-    with pytest.raises(wn.NetworkError, match="appnet is encrypted: .*no IPsec ESP and no WireGuard.*refusing to run it unencrypted"):
+    refused = "appnet is encrypted: .*no IPsec ESP and no WireGuard.*refusing to run it unencrypted"
+    with pytest.raises(wn.NetworkError, match=refused):
         wn.plain_network(encrypted)
 
 
