@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 READ_SIZE = 64 * 1024
+QUEUED_CHUNKS = 64          # output read ahead of the caller; then the process waits (back pressure)
 STDOUT, STDERR = "stdout", "stderr"
 DEFAULT_TERM = "TERM=xterm"
 
@@ -55,7 +56,7 @@ class ExecSession:
         self._scratch = scratch               # this session's own dir (the pid file)
         self._proc: asyncio.subprocess.Process | None = None
         self._master: int | None = None
-        self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(QUEUED_CHUNKS)
         self._readers: list[asyncio.Task] = []
 
     @classmethod
@@ -140,7 +141,7 @@ class ExecSession:
                 await self._queue.put((STDOUT, chunk))
         finally:
             loop.remove_reader(master)
-            await self._queue.put(None)
+        await self._queue.put(None)
 
     async def feed(self, data: bytes) -> None:
         if self._master is not None:

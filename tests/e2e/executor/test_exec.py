@@ -1,6 +1,7 @@
 """`covey container exec` through a lab host's coveyd, into real busybox containers: output,
 exit codes, -e, -w, -u, stdin with -i, a terminal with -t, and clear errors."""
 import argparse
+import hashlib
 import os
 import re
 import select
@@ -84,6 +85,18 @@ def test_stdin_with_i_and_none_without(node):
     assert counted.stdout.strip() == "3"          # the end of our stdin is the end of its
     ignored = covey(node, "container", "exec", "box", "cat", stdin="not sent\n")
     assert (ignored.returncode, ignored.stdout) == (0, "")
+
+
+def test_megabytes_both_ways(node):
+    """More than the read-ahead and gRPC's message sizes: nothing lost, nothing reordered."""
+    _, host = node
+    size = 5 * 1024 * 1024
+    out = subprocess.run(_argv(host, "container", "exec", "box", "head", "-c", str(size), "/dev/urandom"),
+                         capture_output=True, stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT, cwd=REPO)
+    assert (out.returncode, len(out.stdout)) == (0, size)
+    digest = subprocess.run(_argv(host, "container", "exec", "-i", "box", "md5sum"), input=out.stdout,
+                            capture_output=True, timeout=CLI_TIMEOUT, cwd=REPO)
+    assert digest.stdout.split()[0].decode() == hashlib.md5(out.stdout).hexdigest()
 
 
 def test_a_terminal_with_t(node):
