@@ -381,7 +381,7 @@ class Node:
         host, port = addr.split(self._member.managers[0])
         underlay = _local_ip_towards(host, port)
         resolver = Resolver(setup.dns_upstreams, timeout=self.settings.dns_timeout)
-        return TaskNetworks(Overlay(setup.prefix, underlay), underlay, resolver, setup.run_dir, self.hostname,
+        return TaskNetworks(lambda: Overlay(setup.prefix, underlay), underlay, resolver, setup.run_dir, self.hostname,
                             self._member.node_id)
 
     async def _stop_agent(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,10 @@ class TaskNetworkConfig:
 
 
 class TaskNetworks:
-    def __init__(self, driver: OverlayDriver, underlay_addr: str, resolver: Any, run_dir: Path, node_hostname: str,
+    def __init__(self, make_driver: Callable[[], OverlayDriver], underlay_addr: str, resolver: Any, run_dir: Path, node_hostname: str,
                  node_id: str):
-        self._driver = driver
+        self._make_driver = make_driver
+        self._driver: OverlayDriver | None = None
         self._underlay_addr = underlay_addr
         self._resolver = resolver          # overlay.dns.Resolver, or None (simulated nodes)
         self._run_dir = run_dir
@@ -74,12 +76,16 @@ class TaskNetworks:
         self._sandboxes: set[str] = set()                 # network IDs with a sandbox here
         self._existing_ns: set[str] | None = None         # endpoint namespaces found at start
 
-    async def _kernel(self, fn, *args):
+    async def _kernel(self, method: str, *args):
         """One driver call on the overlay thread; what the kernel refuses fails the task."""
+        def call():
+            if self._driver is None:    # made on its thread: pyroute2 runs an event loop of its own
+                self._driver = self._make_driver()
+            return getattr(self._driver, method)(*args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
         except Exception as exc:  # pyroute2 and nft raise their own kinds
-            raise NetworkError(f"overlay: {getattr(fn, '__name__', fn)}: {exc}") from exc
+            raise NetworkError(f"overlay: {method}: {exc}") from exc
 
     # ------------------------------------------------------------ views
 
@@ -122,10 +128,10 @@ class TaskNetworks:
         if self._resolver is not None:
             self._resolver.set_names(dns_view(state))
         if network_id in self._sandboxes:
-            await self._kernel(self._driver.set_peers, state.network.vni, self._peers(state))
+            await self._kernel("set_peers", state.network.vni, self._peers(state))
         for endpoint in self._local.values():
             if network_id in endpoint.network_ids:
-                await self._kernel(self._driver.set_vips, endpoint.task_id, self._vips(endpoint))
+                await self._kernel("set_vips", endpoint.task_id, self._vips(endpoint))
 
     def _peers(self, state: NetworkState) -> list[model.Peer]:
         """Every endpoint on another node (this node's own are on the sandbox's bridge)."""
@@ -152,13 +158,13 @@ class TaskNetworks:
         if not task.networks:
             return None
         attachments = [self._attachment(task, a) for a in task.networks]
-        netns = await self._kernel(self._driver.create_endpoint_ns, task.id)
+        netns = await self._kernel("create_endpoint_ns", task.id)
         network_ids = [a.network_id for a in task.networks]
         for attachment in attachments:
             await self._ensure_sandbox(attachment.network)
-        await self._kernel(self._driver.attach, task.id, attachments)
+        await self._kernel("attach", task.id, attachments)
         endpoint = self._local[task.id] = LocalEndpoint(task.id, netns, network_ids, stack_of(task))
-        await self._kernel(self._driver.set_vips, task.id, self._vips(endpoint))
+        await self._kernel("set_vips", task.id, self._vips(endpoint))
         if self._resolver is not None:
             await self._resolver.serve(task.id, netns, network_ids, endpoint.stack)
         hostname = self.hostname(task)
@@ -181,11 +187,11 @@ class TaskNetworks:
     async def _ensure_sandbox(self, net: model.Network) -> None:
         if net.id in self._sandboxes:
             return
-        await self._kernel(self._driver.ensure_network, net)
+        await self._kernel("ensure_network", net)
         self._sandboxes.add(net.id)
         state = self._networks.get(net.id)
         if state is not None:
-            await self._kernel(self._driver.set_peers, net.vni, self._peers(state))
+            await self._kernel("set_peers", net.vni, self._peers(state))
 
     def _write_resolv_conf(self, task: pb.Task) -> Path:
         dns = task.spec.container.dns_config
@@ -204,7 +210,7 @@ class TaskNetworks:
         endpoint = self._local.pop(task_id, None)
         if self._resolver is not None:
             await self._resolver.stop(task_id)
-        await self._kernel(self._driver.remove_endpoint_ns, task_id)
+        await self._kernel("remove_endpoint_ns", task_id)
         (self._run_dir / "resolv" / f"{task_id}.conf").unlink(missing_ok=True)
         if endpoint is None:
             return
@@ -214,13 +220,13 @@ class TaskNetworks:
                 self._sandboxes.discard(network_id)
                 state = self._networks.get(network_id)
                 if state is not None:
-                    await self._kernel(self._driver.remove_network, state.network.vni)
+                    await self._kernel("remove_network", state.network.vni)
 
     async def _adopt(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
         """After a restart: tasks whose namespace exists get their DNS and VIPs back; the
         interfaces are left as they are, so established connections live on."""
         if self._existing_ns is None:
-            _, keys = await self._kernel(self._driver.existing)
+            _, keys = await self._kernel("existing")
             self._existing_ns = set(keys)
         for task in message.updated:
             if task.id in self._existing_ns and task.id not in self._local and task.networks:
@@ -237,13 +243,14 @@ class TaskNetworks:
                 await self._resolver.stop(task_id)
         self._local.clear()
         self._sandboxes.clear()
-        await self._kernel(self._driver.remove_all)
+        await self._kernel("remove_all")
 
     async def close(self) -> None:
         """coveyd stops: the kernel state stays (containers keep their network)."""
         if self._resolver is not None:
             await self._resolver.close()
-        await self._kernel(self._driver.close)
+        if self._driver is not None:
+            await self._kernel("close")
         self._thread.shutdown(wait=True)
 
 

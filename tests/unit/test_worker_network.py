@@ -77,7 +77,7 @@ class RecordingDriver:
 
 def test_views_program_remote_peers_and_local_vips_only(tmp_path):
     driver = RecordingDriver()
-    glue = wn.TaskNetworks(driver, HERE, None, tmp_path, "host1", "node1")
+    glue = wn.TaskNetworks(lambda: driver, HERE, None, tmp_path, "host1", "node1")
     complete = dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.COMPLETE, networks=[dpb.NetworkView(
         network=NET, complete=True, services=[WEB],
         endpoints=[endpoint("t1", "s1", "10.0.1.5/24", node_addr=HERE), endpoint("t9", "s1", "10.0.1.9/24")])])
