@@ -61,8 +61,8 @@ class TaskNetworkConfig:
 
 
 class TaskNetworks:
-    def __init__(self, make_driver: Callable[[], OverlayDriver], underlay_addr: str, resolver: Any, run_dir: Path, node_hostname: str,
-                 node_id: str):
+    def __init__(self, make_driver: Callable[[], OverlayDriver], underlay_addr: str, resolver: Any,
+                 run_dir: Path, node_hostname: str, node_id: str):
         self._make_driver = make_driver
         self._driver: OverlayDriver | None = None
         self._underlay_addr = underlay_addr
