@@ -207,8 +207,13 @@ class Node:
 
     async def join(self, request: local_pb2.SwarmJoinRequest) -> local_pb2.SwarmJoinResponse:
         async with self._lock:
+            if self.membership and not request.token.strip():
+                return await self._rejoin(self.membership, request.remote_addr)
             if self.membership:
                 raise FailedPrecondition(ALREADY_IN_SWARM)
+            if not request.token.strip():
+                raise InvalidArgument("a join token is required (--token): 'covey swarm join-token worker' "
+                                      "on a manager prints it")
             digest, _ = pki.parse_token(request.token)
             host, port = addr.parse_ip_port(request.remote_addr, addr.API_PORT, "manager address")
             remote = addr.join(host, port)
@@ -248,6 +253,31 @@ class Node:
             log.info("joined swarm %s as node %s (%s)", identity.cluster_id, identity.node_id,
                      pb.NodeRole.Name(identity.role).lower())
             return local_pb2.SwarmJoinResponse(node_id=identity.node_id, role=identity.role)
+
+    async def _rejoin(self, me: Membership, remote_addr: str) -> local_pb2.SwarmJoinResponse:
+        """A worker that holds its certificate finds its swarm at a new address (a swarm
+        restored from a backup elsewhere): no token, the manager must have this node's CA."""
+        if me.role == pb.MANAGER:
+            raise FailedPrecondition("this node was a manager: a restored swarm denies its old managers; "
+                                     "use \"covey swarm leave --force\", then join with a token")
+        host, port = addr.parse_ip_port(remote_addr, addr.API_PORT, "manager address")
+        remote = addr.join(host, port)
+        ca_cert = await asyncio.to_thread(tls.fetch_unverified_ca, remote, self.settings.join_timeout)
+        if ca_cert != self.state.ca_cert():
+            raise InvalidArgument(f"the manager at {remote} has another root CA than this node's certificate: "
+                                  "it is another swarm; leave this one and join with a token")
+        await self._stop_agent()
+        me.managers = [remote]
+        self.state.save(me)
+        self._start_agent()
+        assert self.agent is not None
+        try:
+            await asyncio.wait_for(self.agent.connected.wait(), self.settings.join_timeout)
+        except TimeoutError:
+            raise Unavailable(f"the manager at {remote} did not take this node back within "
+                              f"{self.settings.join_timeout:g}s (was it removed from the swarm?)") from None
+        log.info("rejoined swarm %s at %s as node %s", me.cluster_id, remote, me.node_id)
+        return local_pb2.SwarmJoinResponse(node_id=me.node_id, role=me.role)
 
     # ------------------------------------------------------------ swarm leave
 

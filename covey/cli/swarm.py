@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
     init.set_defaults(run=init_swarm)
 
     join = swarm.add_parser("join", help="join this node to a swarm")
-    join.add_argument("--token", required=True)
+    join.add_argument("--token", default="", help="the swarm's join token; without one, a worker of a swarm "
+                      "restored elsewhere rejoins it at HOST:PORT with the certificate it holds")
     join.add_argument("--advertise-addr", default="")
     join.add_argument("--listen-addr", default="")
     join.add_argument("remote", metavar="HOST:PORT")

@@ -2,9 +2,8 @@
 with a new node (new ID, new address) its only manager."""
 from coveyd.nodestate import Membership
 from coveyd.recovery import restore_plan
-from proto import backup_pb2
+from proto import backup_pb2, store_pb2
 from proto import objects_pb2 as pb
-from proto import store_pb2
 from tests.support.builders import node, service, task
 
 NOW = 1_700_000_000 * 10**9
