@@ -19,6 +19,8 @@ from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+NOT_REJOINED = "restored from a backup: not back yet (covey swarm join to this swarm's new address)"
+
 
 @dataclass
 class SwarmState:
@@ -64,8 +66,11 @@ def alone(state: SwarmState, me: Membership) -> tuple[pb.Cluster, list[store_pb2
 def restore_plan(backup: backup_pb2.Backup, me: Membership, hostname: str,
                  now_ns: int) -> tuple[pb.Cluster, list[store_pb2.StoreAction]]:
     """The writes that make an empty Raft the swarm of `backup`, with this node (new to that
-    swarm: `me` has a node ID of its own) its only manager. Pure: the clock is passed in."""
+    swarm: `me` has a node ID of its own) its only manager. The old nodes are Down (the
+    scheduler places nothing there) until they join again. Pure: the clock is passed in."""
     state = state_of(backup.store)
+    for node in state.nodes:  # none of them knows this manager's address until it rejoins
+        node.status.state, node.status.message = pb.NodeStatus.DOWN, NOT_REJOINED
     state.nodes.append(manager_node(me.node_id, hostname, me.raft_addr, me.advertise_addr, now_ns))
     return alone(state, me)
 

@@ -41,10 +41,13 @@ def outside_any_swarm(node: Node) -> bool:
 
 
 def as_created(obj):
-    """`obj` as a create writes it: the store numbers versions of its own from 1."""
+    """`obj` as the restore writes it: the store numbers versions of its own from 1, and an
+    old node is Down until it joins again."""
     copy = type(obj)()
     copy.CopyFrom(obj)
     copy.meta.version = 1
+    if isinstance(copy, pb.Node):
+        copy.status.state, copy.status.message = pb.NodeStatus.DOWN, recovery.NOT_REJOINED
     return copy
 
 

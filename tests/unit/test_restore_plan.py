@@ -1,7 +1,7 @@
 """coveyd/recovery.py restore_plan: the writes that make an empty Raft the swarm of a backup,
 with a new node (new ID, new address) its only manager."""
 from coveyd.nodestate import Membership
-from coveyd.recovery import restore_plan
+from coveyd.recovery import NOT_REJOINED, restore_plan
 from proto import backup_pb2, store_pb2
 from proto import objects_pb2 as pb
 from tests.support.builders import node, service, task
@@ -25,6 +25,14 @@ def _backup() -> backup_pb2.Backup:
     return backup
 
 
+def down(old: pb.Node) -> pb.Node:
+    """An old node as restored: Down until it joins again, the rest as it was."""
+    node = pb.Node()
+    node.CopyFrom(old)
+    node.status.state, node.status.message = pb.NodeStatus.DOWN, NOT_REJOINED
+    return node
+
+
 def _objects(actions: list[store_pb2.StoreAction]) -> list:
     assert {a.kind for a in actions} == {store_pb2.StoreAction.CREATE}
     return [getattr(a, a.WhichOneof("object")) for a in actions]
@@ -34,7 +42,7 @@ def test_every_object_of_the_backup_but_the_old_managers_is_written_as_it_was():
     backup = _backup()
     cluster, actions = restore_plan(backup, ME, "host9", NOW)
     written = {(type(o).__name__, o.id): o for o in _objects(actions)}
-    kept = [*backup.store.networks, *backup.store.services, *backup.store.tasks, backup.store.nodes[2]]
+    kept = [*backup.store.networks, *backup.store.services, *backup.store.tasks, down(backup.store.nodes[2])]
     for obj in kept:
         assert written.pop((type(obj).__name__, obj.id)) == obj, obj.id
     assert sorted(written) == [("Cluster", "c1"), ("Node", "new1")]
