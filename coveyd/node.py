@@ -182,9 +182,9 @@ class Node:
                                     listen_addr=listen_addr, advertise_addr=advertise_addr,
                                     raft_addr=addr.raft_addr(advertise_addr), managers=[advertise_addr])
             key, cert = _manager_cert(cluster, membership.node_id)
-            self.state.save_certs(cluster.root_ca.ca_cert_pem, key, cert)
-            self.state.save_raft_key(cluster.raft_key)
             try:
+                self.state.save_certs(cluster.root_ca.ca_cert_pem, key, cert)
+                self.state.save_raft_key(cluster.raft_key)
                 manager = await self._start_manager(membership)
                 await manager.store.wait_ready(self.settings.manager_ready_timeout)
                 restored = await recovery.restore_backup(manager.store, backup, membership, self.hostname)
@@ -266,18 +266,24 @@ class Node:
         if ca_cert != self.state.ca_cert():
             raise InvalidArgument(f"the manager at {remote} has another root CA than this node's certificate: "
                                   "it is another swarm; leave this one and join with a token")
-        await self._stop_agent()
-        me.managers = [remote]
-        self.state.save(me)
-        self._start_agent()
+        before = me.managers
+        await self._point_agent(me, [remote])
         assert self.agent is not None
         try:
             await asyncio.wait_for(self.agent.connected.wait(), self.settings.join_timeout)
         except TimeoutError:
+            await self._point_agent(me, before)   # as it was: refused, nothing changed
             raise Unavailable(f"the manager at {remote} did not take this node back within "
                               f"{self.settings.join_timeout:g}s (was it removed from the swarm?)") from None
         log.info("rejoined swarm %s at %s as node %s", me.cluster_id, remote, me.node_id)
         return local_pb2.SwarmJoinResponse(node_id=me.node_id, role=me.role)
+
+    async def _point_agent(self, me: Membership, managers: list[str]) -> None:
+        """A new agent, which asks these managers for a session."""
+        await self._stop_agent()
+        me.managers = managers
+        self.state.save(me)
+        self._start_agent()
 
     # ------------------------------------------------------------ swarm leave
 

@@ -1,20 +1,21 @@
 """`swarm restore` on in-process swarms: a backup taken under writes restores to exactly its
 objects; a bad file, a node in a swarm, or a failure half-way is refused with the node left
-outside any swarm; a restored swarm takes its old worker back, with no token."""
+outside any swarm; a restored swarm takes its old worker back, with no token (a manager of
+another CA and an old manager are refused)."""
 import asyncio
 import socket
 
 import pytest
 
 from covey import backupfile
-from covey.errors import CoveyError, FailedPrecondition, Unavailable
+from covey.errors import CoveyError, FailedPrecondition, InvalidArgument, Unavailable
 from coveyd import recovery
 from coveyd.node import Node
 from coveyd.nodestate import Membership
 from manager.state.store import RaftTimings, Store
 from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
-from tests.integration.inproc import free_port_pair
+from tests.integration.inproc import free_port_pair, start_manager
 from tests.integration.swarmtest import swarm_test
 from tests.integration.test_backup import PASSPHRASE, label_both
 from tests.support.builders import service_spec
@@ -134,6 +135,16 @@ async def test_restore_on_a_new_node_refusals_then_the_old_worker_rejoins(swarm)
     me = await swarm.node("r1")
     assert me.id == response.node_id and me.role == pb.MANAGER and me.id not in old_managers
 
+    other = await start_manager(swarm.tmp_path, "other")  # a swarm of another CA
+    try:
+        managers = list(w1.membership.managers)
+        with pytest.raises(InvalidArgument, match="another root CA"):
+            await w1.join(local_pb2.SwarmJoinRequest(remote_addr=other.membership.advertise_addr))
+        assert w1.membership.managers == managers
+    finally:
+        await other.close()
+    with pytest.raises(FailedPrecondition, match="this node was a manager"):
+        await swarm.nodes["m1"].node.join(local_pb2.SwarmJoinRequest(remote_addr=response.manager_addr))
     rejoined = await w1.join(local_pb2.SwarmJoinRequest(remote_addr=response.manager_addr))
     assert rejoined.node_id == swarm.nodes["w1"].id and rejoined.role == pb.WORKER
     await swarm.until_ready("w1")
