@@ -1,3 +1,4 @@
+from proto import backup_pb2 as _backup_pb2
 from proto import objects_pb2 as _objects_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -210,3 +211,29 @@ class ExecOutput(_message.Message):
     stderr: bytes
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class SwarmRestoreRequest(_message.Message):
+    __slots__ = ("data", "passphrase", "advertise_addr", "listen_addr")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    passphrase: str
+    advertise_addr: str
+    listen_addr: str
+    def __init__(self, data: _Optional[bytes] = ..., passphrase: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ...) -> None: ...
+
+class SwarmRestoreResponse(_message.Message):
+    __slots__ = ("node_id", "cluster_id", "manager_addr", "restored", "removed_managers")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    cluster_id: str
+    manager_addr: str
+    restored: _backup_pb2.BackupSummary
+    removed_managers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., manager_addr: _Optional[str] = ..., restored: _Optional[_Union[_backup_pb2.BackupSummary, _Mapping]] = ..., removed_managers: _Optional[_Iterable[str]] = ...) -> None: ...

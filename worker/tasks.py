@@ -257,6 +257,7 @@ class TaskManager:
             for task_id in list(self._controllers):
                 if task_id not in current:
                     await self._forget(task_id)
+            await self._remove_unknown(current)
         for task in message.updated:
             controller = self._controllers.get(task.id)
             if controller is None:
@@ -267,6 +268,18 @@ class TaskManager:
                 await self._forget(task.id)
         for task_id in message.removed:
             await self._forget(task_id)
+
+    async def _remove_unknown(self, current: set[str]) -> None:
+        """Containers of tasks that the managers no longer have (deleted while this node was
+        away, or made after the backup that a restored swarm came from) go: no controller
+        would ever stop them."""
+        for name in self._executor.names():
+            if name not in current and name not in self._controllers:
+                log.info("container of task %s, which the managers do not know: removing it", name)
+                try:
+                    await self._executor.remove(name, force=True)
+                except ExecutorError as exc:
+                    log.warning("container %s: %s", name, exc)
 
     async def _forget(self, task_id: str) -> None:
         controller = self._controllers.pop(task_id, None)
