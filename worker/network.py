@@ -244,14 +244,17 @@ class TaskNetworks:
         self._local.clear()
         self._sandboxes.clear()
         await self._kernel("remove_all")
+        await self.close()
 
     async def close(self) -> None:
-        """coveyd stops: the kernel state stays (containers keep their network)."""
+        """coveyd stops: the kernel state stays (containers keep their network). The thread
+        stays too, so that a node leaving the swarm after its tasks stopped can still
+        remove_all (with a driver made anew)."""
         if self._resolver is not None:
             await self._resolver.close()
         if self._driver is not None:
             await self._kernel("close")
-        self._thread.shutdown(wait=True)
+            self._driver = None
 
 
 # ---------------------------------------------------------------- pure conversions

@@ -297,6 +297,7 @@ class TaskManager:
         await self._executor.destroy_all()
         if self.networks is not None:
             await self.networks.remove_all()
+            self.networks = None            # a swarm joined next has other networks
 
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""
