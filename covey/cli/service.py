@@ -4,6 +4,7 @@ import json
 import time
 from collections.abc import Callable
 
+from covey.cli import jobs
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
@@ -74,7 +75,12 @@ def create_service(conn, args) -> int:
     timeout = parse_duration(args.converge_timeout) / 1e9
     service = conn.control.CreateService(control_pb2.CreateServiceRequest(spec=build_spec(args))).service
     print(service.id)
-    return 0 if args.detach else wait_converged(conn, service, timeout)
+    return 0 if args.detach else _wait(conn, service, timeout, wait_converged)
+
+
+def _wait(conn, service: pb.Service, timeout: float, wait) -> int:
+    """A job is waited for until it completes; other services until they run (`wait`)."""
+    return jobs.wait_completed(conn, service, timeout) if jobs.is_job(service) else wait(conn, service, timeout)
 
 
 def network_resolver(conn) -> Callable[[str], str]:
@@ -105,17 +111,18 @@ def update_service(conn, args) -> int:
     updated = conn.control.UpdateService(control_pb2.UpdateServiceRequest(
         service=service.id, spec=new, expected_version=service.meta.version)).service
     print(updated.spec.name)
-    return 0 if args.detach else wait_rollout(conn, updated, parse_duration(args.converge_timeout) / 1e9)
+    return 0 if args.detach else _wait(conn, updated, parse_duration(args.converge_timeout) / 1e9, wait_rollout)
 
 
 def rollback_service(conn, args) -> int:
     service = conn.control.UpdateService(control_pb2.UpdateServiceRequest(service=args.service, rollback=True)).service
     print(service.spec.name)
-    return 0 if args.detach else wait_rollout(conn, service, parse_duration(args.converge_timeout) / 1e9)
+    return 0 if args.detach else _wait(conn, service, parse_duration(args.converge_timeout) / 1e9, wait_rollout)
 
 
 def _mode(service: pb.Service) -> str:
-    return "global" if service.spec.WhichOneof("mode") == "global" else "replicated"
+    mode = service.spec.WhichOneof("mode")
+    return jobs.MODES.get(mode, "global" if mode == "global" else "replicated")
 
 
 def list_services(conn, args) -> int:
@@ -129,6 +136,10 @@ def list_services(conn, args) -> int:
     tasks = conn.control.ListTasks(control_pb2.ListTasksRequest()).tasks
     rows = []
     for s in services:
+        if jobs.is_job(s):
+            rows.append([s.id[:12], s.spec.name, _mode(s), jobs.progress(s, tasks).column(),
+                         s.spec.task.container.image, ""])
+            continue
         mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
         running = sum(1 for t in mine if t.status.state == pb.RUNNING)
         wanted = s.spec.replicated.replicas if _mode(s) == "replicated" else len(mine)

@@ -13,6 +13,7 @@ import grpc
 from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotLeader
 from covey.ids import new_id
 from manager.dispatcher.logbroker import LogBroker
+from manager.orchestrator import jobs
 from manager.scheduler import placement
 from manager.state import store as st
 from manager.state.actions import create, modify, remove
@@ -30,8 +31,10 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
                               "starting with a letter or digit")
     if not service_spec.task.container.image:
         raise InvalidArgument(f"service {service_spec.name}: an image is required")
-    if service_spec.WhichOneof("mode") not in (None, "replicated", "global"):
-        raise InvalidArgument(f"service {service_spec.name}: jobs are not supported yet")
+    job = service_spec.replicated_job
+    if service_spec.WhichOneof("mode") == "replicated_job" and job.max_concurrent > job.total_completions:
+        raise InvalidArgument(f"service {service_spec.name}: max concurrent ({job.max_concurrent}) is more "
+                              f"than the completions wanted ({job.total_completions})")
 
 
 def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
@@ -122,7 +125,7 @@ class ServiceAPI:
             if new_spec.name != target.spec.name:
                 raise InvalidArgument("a service cannot be renamed")
             if new_spec.WhichOneof("mode") != target.spec.WhichOneof("mode"):
-                raise InvalidArgument("a service's mode (replicated or global) cannot be changed")
+                raise InvalidArgument("a service's mode (replicated, global or a job) cannot be changed")
 
         def change(service):
             if request.expected_version and service.meta.version != request.expected_version:
@@ -135,6 +138,8 @@ class ServiceAPI:
             message = "manually requested rollback" if request.rollback else "update in progress"
             service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=time.time_ns(),
                                                            message=message))
+            if jobs.is_job(service.spec):  # no rolling update: the job runs again from scratch
+                service.ClearField("update_status")
         service = await modify(self._store, pb.Service, target.id, change, time.time_ns(), attempts=1)
         return control_pb2.UpdateServiceResponse(service=service)
 

@@ -20,7 +20,7 @@ import logging
 import time
 
 from covey.errors import InvalidArgument
-from manager.orchestrator import updater
+from manager.orchestrator import jobs, updater
 from manager.orchestrator.tasks import new_task, set_desired
 from manager.scheduler.constraints import parse_constraints
 from manager.state import store as st
@@ -55,7 +55,11 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
         by_service.setdefault(task.service_id, []).append(task)
     for service in services:
         mine = by_service.pop(service.id, [])
-        if service.spec.WhichOneof("mode") == "global":
+        if jobs.is_job(service.spec):
+            meets = _meets_constraints(service)
+            eligible = [n.id for n in nodes if eligible_for_global(n) and meets(n)]
+            actions += jobs.plan(service, mine, eligible, now_ns, _restart_due)
+        elif service.spec.WhichOneof("mode") == "global":
             actions += _global(service, mine, nodes, now_ns)
         else:
             actions += _replicated(service, mine, gone, now_ns)
@@ -133,7 +137,8 @@ def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_n
     if task.status.state < pb.COMPLETE:
         return False
     policy = service.spec.task.restart
-    condition = policy.condition if service.spec.task.HasField("restart") else policy.ANY
+    default = policy.ON_FAILURE if jobs.is_job(service.spec) else policy.ANY  # Docker's defaults
+    condition = policy.condition if service.spec.task.HasField("restart") else default
     if condition == policy.NONE or (condition == policy.ON_FAILURE and task.status.state == pb.COMPLETE):
         return False
     delay = policy.delay_ns if policy.HasField("delay_ns") else DEFAULT_RESTART_DELAY_NS
