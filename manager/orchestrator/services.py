@@ -9,6 +9,7 @@
 - global: one live task per eligible node (ready, active, meeting the constraints), including
   nodes that join later; the task of a node that goes down, is drained or no longer meets
   the constraints is shut down (a node that returns gets a new one);
+- jobs (replicated-job, global-job): run to completion, see jobs.py;
 - reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
   tasks of history per slot (per node for global services).
 

@@ -70,7 +70,7 @@ def test_replicated_job_completes_n_times_m_at_a_time_and_reruns(lab):
     ls = [line.split() for line in covey(lab, "service", "ls").stdout.splitlines() if " batch " in line]
     assert ls[0][1:7] == ["batch", "replicated", "job", "0/0", "(4/4", "completed)"]
     done = tasks(lab, "batch")
-    assert sorted(t["slot"] for t in done) == [1, 2, 3, 4]
+    assert sorted(int(t["slot"]) for t in done) == [1, 2, 3, 4]
     assert {(t["status"]["state"], t["desired_state"]) for t in done} == {("COMPLETE", "COMPLETE")}
     ran = job_containers(lab, "batch")
     assert len(ran) == 4 and all(c["exited"] and not c.get("exit_code") for c in ran)
