@@ -5,6 +5,7 @@ import pytest
 
 from covey.cli import jobs, service
 from covey.cli.serviceflags import build_spec, edit_spec
+from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -70,3 +71,11 @@ def test_replicas_column_as_docker():
            task("y", service_id="g1", node_id="n2", state=pb.RUNNING)]
     assert jobs.progress(glob, ran).column() == "1/1 (1/2 completed)"
     assert service._mode(svc) == "replicated job" and service._mode(glob) == "global job"
+
+
+def test_inspect_pretty_names_the_job_mode():
+    svc = pb.Service(id="j1", spec=create("--mode", "replicated-job", "--replicas", "3", "--max-concurrent", "2"))
+    words = " ".join(pretty_service(svc, []).split())
+    assert "Service Mode: Replicated job Max Concurrent: 2 Total Completions: 3" in words
+    glob = pb.Service(id="g", spec=create("--mode", "global-job"))
+    assert "Service Mode: Global job" in " ".join(pretty_service(glob, []).split())
