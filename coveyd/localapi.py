@@ -8,7 +8,7 @@ from covey.rpc import stream, unary
 from coveyd.node import Node
 from manager.ca import authz
 from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
-from worker.executor import ExecOptions, ExecutorError
+from worker.executor import ExecOptions, ExecutorError, VolumeInUse, VolumeNotFound
 from worker.tasks import TASK_NAME_LABEL
 
 
@@ -172,8 +172,64 @@ def _summary(info) -> local_pb2.ContainerSummary:
         health=(info.health or {}).get("status", ""), command=info.command)
 
 
+class LocalVolumes(local_pb2_grpc.LocalVolumesServicer):
+    """`covey volume create / ls / inspect / rm / prune`: the executor's named volumes."""
+
+    def __init__(self, executor):
+        self._executor = executor
+
+    def _volumes(self):
+        volumes = getattr(self._executor, "volumes", None)
+        if volumes is None:
+            raise FailedPrecondition("this node's executor keeps no volumes (a simulated one)")
+        return volumes
+
+    def _view(self, name: str, users: dict[str, list[str]]) -> local_pb2.LocalVolume:
+        try:
+            info = self._volumes().inspect(name)
+        except VolumeNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except ExecutorError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return local_pb2.LocalVolume(name=info.name, driver=info.driver, mountpoint=str(info.mountpoint),
+                                     labels=info.labels, created_at=info.created_at, used_by=users.get(name, []))
+
+    @unary
+    async def Create(self, request, context):
+        try:
+            info = self._volumes().create(request.name, dict(request.labels))
+        except ExecutorError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return local_pb2.CreateVolumeResponse(volume=self._view(info.name, self._executor.volume_users()))
+
+    @unary
+    async def List(self, request, context):
+        users = self._executor.volume_users()
+        return local_pb2.ListVolumesResponse(volumes=[self._view(n, users) for n in self._volumes().list()])
+
+    @unary
+    async def Inspect(self, request, context):
+        return local_pb2.InspectVolumeResponse(volume=self._view(request.name, self._executor.volume_users()))
+
+    @unary
+    async def Remove(self, request, context):
+        self._view(request.name, {})  # NotFound, or a bad name, first
+        try:
+            await asyncio.to_thread(self._executor.remove_volume, request.name)
+        except VolumeInUse as exc:
+            raise FailedPrecondition(str(exc)) from None
+        return local_pb2.RemoveVolumeResponse()
+
+    @unary
+    async def Prune(self, request, context):
+        self._volumes()
+        removed, freed = await asyncio.to_thread(self._executor.prune_volumes)
+        return local_pb2.PruneVolumesResponse(removed=removed, reclaimed_bytes=freed)
+
+
 def add_local_services(server, node: Node, executor) -> None:
     local_pb2_grpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
     control_pb2_grpc.add_ControlServicer_to_server(LocalControl(node), server)
     local_pb2_grpc.add_LocalContainersServicer_to_server(LocalContainers(executor), server)
+    local_pb2_grpc.add_LocalVolumesServicer_to_server(LocalVolumes(executor), server)
 

@@ -105,6 +105,8 @@ class TaskController:
         self._reported = 0
         self._container: lifecycle.Container | None = None
         self._failed: lifecycle.Failure | None = None
+        # (user, password) to pull the image with, from the assignments: in memory until pulled
+        self.registry_auth: tuple[str, str] | None = None
         self.runner = asyncio.create_task(self._run(), name=f"task-{task.id}")
 
     def update(self, task: pb.Task) -> None:
@@ -159,7 +161,10 @@ class TaskController:
     async def _execute(self, do: Do) -> None:
         ex, name, before = self._executor, self.task.id, self._view().container
         if do is Do.PREPARE:
-            self._container = _container_view(await ex.prepare(await self._config()))
+            config = await self._config()
+            config.registry_auth = self.registry_auth
+            self._container = _container_view(await ex.prepare(config))
+            self.registry_auth = None  # pulled: not kept a moment longer
         elif do is Do.START:
             self._container = _container_view(await ex.start(name))
         elif do is Do.STOP:
@@ -261,9 +266,13 @@ class TaskManager:
         for task in message.updated:
             controller = self._controllers.get(task.id)
             if controller is None:
-                self._controllers[task.id] = TaskController(task, self._executor, self.reporter, self.networks)
+                controller = self._controllers[task.id] = TaskController(task, self._executor, self.reporter,
+                                                                         self.networks)
             else:
                 controller.update(task)
+            if task.id in message.registry_auths:
+                auth = message.registry_auths[task.id]
+                controller.registry_auth = (auth.username, auth.password)
             if task.desired_state >= pb.REMOVE:
                 await self._forget(task.id)
         for task_id in message.removed:

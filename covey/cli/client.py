@@ -29,6 +29,11 @@ class Connection:
         return local_pb2_grpc.LocalContainersStub(self.channel)
 
     @property
+    def volumes(self) -> local_pb2_grpc.LocalVolumesStub:
+        self._require_local("volumes belong to a node")
+        return local_pb2_grpc.LocalVolumesStub(self.channel)
+
+    @property
     def node(self) -> local_pb2_grpc.LocalNodeStub:
         self._require_local("this command acts on the node itself")
         return local_pb2_grpc.LocalNodeStub(self.channel)

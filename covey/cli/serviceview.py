@@ -47,6 +47,12 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dic
         lines += ["Labels:", *(f" {k}={v}" for k, v in sorted(s.labels.items()))]
     if s.WhichOneof("mode") == "global":
         lines.append("Service Mode:\tGlobal")
+    elif s.WhichOneof("mode") == "global_job":
+        lines.append("Service Mode:\tGlobal job")
+    elif s.WhichOneof("mode") == "replicated_job":
+        job = s.replicated_job
+        lines += ["Service Mode:\tReplicated job", f" Max Concurrent:\t{job.max_concurrent or job.total_completions}",
+                  f" Total Completions:\t{job.total_completions}"]
     else:
         lines += ["Service Mode:\tReplicated", f" Replicas:\t{s.replicated.replicas}"]
     status = service.update_status

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from covey.aio import NOTHING, get_within
 from covey.errors import PermissionDenied
 from manager.ca import authz
+from manager.dispatcher import registryauth
 from manager.dispatcher.networkviews import Feed, NetworkViews
 from manager.dispatcher.sessions import Sessions
 from manager.dispatcher.status import StatusWriter
@@ -48,12 +49,15 @@ class Assignments:
             mine = [t for t in self._store.tasks.on_node(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
             networks, _ = self._views.send(feed)
-            yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine,
-                                                    networks=networks)
+            first = dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE,
+                                                      updated=mine, networks=networks)
+            registryauth.attach(self._store, first)
+            yield first
             sequence = 0
             while self._sessions.alive(node_id, request.session_id):
                 changed = await _next_batch(events, timeout=1.0)
                 message = _increment([e for e in changed if e is not NETWORKS_CHANGED], sent, node_id)
+                registryauth.attach(self._store, message)
                 message = self._with_networks(message, feed)
                 if message is not None:
                     sequence += 1

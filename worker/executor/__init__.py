@@ -8,6 +8,7 @@ _EXPORTS = {
     "ContainerConfig": "config", "Healthcheck": "config", "Mount": "config", "Ulimit": "config",
     "ExecutorError": "errors", "ImageError": "errors", "ContainerNotFound": "errors",
     "Executor": "executor", "ExecutorSettings": "executor", "ContainerInfo": "executor",
+    "VolumeInfo": "volumes", "VolumeInUse": "volumes", "VolumeNotFound": "volumes",
     "LogEntry": "logfile", "ExecOptions": "execsession", "ExecSession": "execsession",
 }
 __all__ = list(_EXPORTS)

@@ -34,7 +34,7 @@ from .images import ImageStore
 from .logfile import LogEntry
 from .logs import read_logs
 from .runc import Runc
-from .volumes import Volumes, anonymous
+from .volumes import VolumeInUse, Volumes, anonymous
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -361,6 +361,37 @@ class Executor:
             uid, gid, groups = resolve_user(opts.user, root if root.is_absolute() else self._dir(name) / root)
             user = ExecUser(uid, gid, groups)
         return await ExecSession.start(self.runc.argv("exec"), self.run_dir, info.id, opts, user)
+
+    def volume_users(self) -> dict[str, list[str]]:
+        """Volume name -> the containers (in any state) that mount it."""
+        users: dict[str, list[str]] = {}
+        for name in self.names():
+            try:
+                cfg = ContainerConfig.from_dict(self._meta(name)["config"])
+            except ContainerNotFound:
+                continue                      # removed meanwhile
+            for m in cfg.mounts:
+                if m.type == "volume":
+                    users.setdefault(m.source or anonymous(name, m.target), []).append(name)
+        return users
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume no container uses (VolumeInUse names them)."""
+        users = self.volume_users().get(name)
+        if users:
+            raise VolumeInUse(f"volume {name} is in use by container(s) {', '.join(users)}")
+        self.volumes.remove(name)
+
+    def prune_volumes(self) -> tuple[list[str], int]:
+        """Remove every volume no container uses: (their names, bytes freed)."""
+        used = self.volume_users()
+        removed, freed = [], 0
+        for name in self.volumes.list():
+            if name not in used:
+                freed += self.volumes.size(name)
+                self.volumes.remove(name)
+                removed.append(name)
+        return removed, freed
 
     def names(self) -> list[str]:
         p = self.settings.prefix
