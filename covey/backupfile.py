@@ -100,7 +100,7 @@ def summary_of(backup: backup_pb2.Backup, size: int) -> backup_pb2.BackupSummary
     return backup_pb2.BackupSummary(
         raft_index=backup.raft_index, cluster_id=store.clusters[0].id if store.clusters else "",
         created_at_ns=backup.created_at_ns, clusters=len(store.clusters), nodes=len(store.nodes),
-        services=len(store.services), tasks=len(store.tasks), size=size)
+        services=len(store.services), tasks=len(store.tasks), networks=len(store.networks), size=size)
 
 
 def _require(passphrase: str) -> None:

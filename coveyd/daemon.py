@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -16,8 +17,9 @@ import grpc
 from covey import __version__
 from covey.errors import CoveyError
 from coveyd.localapi import add_local_services
-from coveyd.node import Node
+from coveyd.node import NetworkSetup, Node
 from coveyd.settings import Settings
+from overlay.dns import upstreams_from_resolv_conf
 
 log = logging.getLogger("coveyd")
 
@@ -32,6 +34,12 @@ def parse_args(argv):
     parser.add_argument("--run-dir", type=Path, help="transient files (default: the socket's directory)")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
                         help="a registry to reach over plain HTTP (repeatable)")
+    parser.add_argument("--net-prefix", default="cvy",
+                        help="prefix of the network namespaces, links and nft tables of overlay networks "
+                             "(at most 10 characters; unique per coveyd on one kernel)")
+    parser.add_argument("--dns-upstream", action="append", default=[], metavar="IP[:PORT]",
+                        help="resolver for names the embedded DNS does not know (repeatable; "
+                             "default: the nameservers of /etc/resolv.conf)")
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=DURATION",
                         help="override a period or timeout, e.g. raft.election_min=200ms")
@@ -47,14 +55,25 @@ def setup_logging(log_file: Path | None, debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def raise_open_files_limit() -> None:
+    """The embedded DNS holds two sockets per container: the soft limit of open files
+    (often 1,024) would run out near 500 containers, so take the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(args, settings: Settings) -> None:
+    raise_open_files_limit()
     args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     args.socket.unlink(missing_ok=True)
     executor = make_executor(args)
     adopted = await executor.adopt()
     log.info("took back %d containers", len(adopted))
-    node = Node(args.data_dir, args.hostname, settings, executor)
+    network = NetworkSetup(args.net_prefix, args.dns_upstream or host_nameservers(),
+                           (args.run_dir or args.socket.parent) / "network")
+    node = Node(args.data_dir, args.hostname, settings, executor, network)
     await node.resume()
     server = grpc.aio.server()
     add_local_services(server, node, executor)
@@ -80,6 +99,14 @@ async def serve(args, settings: Settings) -> None:
     args.socket.unlink(missing_ok=True)
 
 
+def host_nameservers() -> list[str]:
+    """The host's resolvers, the embedded DNS's default upstreams (none without a resolv.conf)."""
+    try:
+        return upstreams_from_resolv_conf()
+    except OSError:
+        return []
+
+
 def make_executor(args):
     from worker.executor import Executor, ExecutorSettings
     from worker.executor.executor import cgroup_parent_for
@@ -98,6 +125,10 @@ def main(argv=None) -> int:
             settings.apply(assignment)
     except CoveyError as exc:
         print(f"coveyd: {exc}", file=sys.stderr)
+        return 2
+    if not (args.net_prefix.isalnum() and len(args.net_prefix) <= 10):
+        print(f"coveyd: --net-prefix {args.net_prefix!r}: use at most 10 letters and digits "
+              "(interface names are short)", file=sys.stderr)
         return 2
     setup_logging(args.log_file, args.debug)
     try:

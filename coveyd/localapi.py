@@ -33,6 +33,16 @@ class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
     async def Info(self, request, context):
         return self._node.info()
 
+    @unary
+    async def SwarmRestore(self, request_iterator, context):
+        first, data = None, bytearray()
+        async for chunk in request_iterator:   # the first chunk also carries the passphrase and addresses
+            first = first or chunk
+            data += chunk.data
+        if first is None:
+            raise InvalidArgument("a restore needs a backup file: none was sent")
+        return await self._node.restore(first, bytes(data))
+
 
 def _delegate(name: str, streaming: bool):
     def manager_of(node: Node):

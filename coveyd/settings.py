@@ -20,6 +20,7 @@ class Settings:
     manager_ready_timeout: float = 30.0 # Raft electing a leader at start
     shutdown_timeout: float = 5.0
     log_gather_timeout: float = 10.0    # service logs: waiting for each node's backlog
+    dns_timeout: float = 2.0            # the embedded DNS: waiting for each upstream resolver
     raft: RaftTimings = field(default_factory=RaftTimings)
     agent: AgentSettings = field(default_factory=AgentSettings)
 

@@ -76,6 +76,8 @@ class Lab:
             raise ValueError("the lab prefix must be at most 8 characters (interface names are short)")
         self.dir = base / self.prefix
         self.switch = f"{self.prefix}-sw"
+        self.subnet = subnet
+        self.resolver = Host(0, f"{self.prefix}-dns", f"{subnet}.{RESOLVER_HOST}", self.dir / "dns")
         self.hosts = [Host(i, f"{self.prefix}-h{i}", f"{subnet}.{i}", self.dir / f"host{i}")
                       for i in range(1, hosts + 1)]
         self.coveyd_settings = coveyd_settings
@@ -96,7 +98,7 @@ class Lab:
         return self
 
     def _add_host(self, host: Host) -> None:
-        port = f"{self.prefix}-h{host.index}"
+        port = f"{self.prefix}-h{host.index}" if host.index else f"{self.prefix}-dns"
         _ip("netns", "add", host.netns)
         _ip("-n", host.netns, "link", "set", "lo", "up")
         # Both ends are created inside lab namespaces: nothing passes through the root one.
@@ -117,8 +119,10 @@ class Lab:
             del self.helper_pids[name]
         self.remove_containers()
         self.remove_cgroups()
-        for netns in [h.netns for h in self.hosts] + [self.switch]:
-            if Path(f"/run/netns/{netns}").exists():
+        # The hosts, the switch, the resolver, and what each coveyd's overlay made (its
+        # --net-prefix starts with the lab's): every namespace named with the prefix.
+        for netns in sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []:
+            if netns.startswith(self.prefix):
                 subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         self._save()
 
@@ -167,6 +171,7 @@ class Lab:
         argv = [*in_netns(host.netns), sys.executable, "-m", "coveyd.daemon",
                 "--data-dir", str(host.data_dir), "--socket", str(host.socket),
                 "--log-file", str(host.log_file), "--hostname", host.name]
+        argv += ["--net-prefix", self.net_prefix(host), "--dns-upstream", self.resolver.addr]
         for setting in self.coveyd_settings:
             argv += ["--set", setting]
         argv += list(self.coveyd_args)
@@ -181,6 +186,39 @@ class Lab:
                    what=f"coveyd on {host.name} to listen")
         if proc.poll() is not None:
             raise RuntimeError(f"coveyd on {host.name} exited with {proc.returncode}; see {host.log_file}")
+        return proc.pid
+
+    def net_prefix(self, host: Host) -> str:
+        """The host's coveyd names its overlay namespaces, links and nft tables with this."""
+        return f"{self.prefix.replace('-', '')}h{host.index}x"
+
+    def start_resolver(self, records: dict[str, str]) -> None:
+        """The lab's upstream DNS (deploy/labdns.py) in a namespace of its own on the
+        underlay: the embedded DNS of every coveyd forwards names it does not know there,
+        so no query ever leaves the lab. `records`: name -> IPv4 address."""
+        if not Path(f"/run/netns/{self.resolver.netns}").exists():
+            self.resolver.dir.mkdir(parents=True, exist_ok=True)
+            self._add_host(self.resolver)
+        self.start_helper("resolver", self.resolver,
+                          [sys.executable, "-m", "deploy.labdns", "--listen", self.resolver.addr,
+                           *(f"--record={n}={a}" for n, a in records.items())], ready=b"listening")
+
+    def start_helper(self, name: str, host: Host, argv: list[str], ready: bytes | None = None) -> int:
+        """A process of the lab's inside a host's namespace (a server for tests); `down` ends it
+        by its PID. With `ready`, waits until its output shows that text."""
+        if name in self.helper_pids:
+            raise RuntimeError(f"the lab's {name} is running already")
+        log_file = self.dir / f"{name}.log"
+        with open(log_file, "ab") as out:
+            proc = subprocess.Popen([*in_netns(host.netns), *argv], stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=REPO, start_new_session=True)
+        self.helper_pids[name] = proc.pid
+        self._save()
+        if ready is not None:
+            wait_until(lambda: ready in log_file.read_bytes() or proc.poll() is not None, 10.0,
+                       what=f"the lab's {name} to start")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the lab's {name} exited with {proc.returncode}; see {log_file}")
         return proc.pid
 
     def stop_coveyd(self, host: Host, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -280,6 +318,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+RESOLVER_HOST = 250                  # the lab resolver's address on the underlay: SUBNET.250
 EXAMPLE_REGISTRY = "10.1.0.1:5000"  # on host1 (the default subnet)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
+from manager.allocator import loop as allocator
 from manager.ca import authz
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
@@ -89,14 +90,17 @@ class Manager:
         loops = {"dispatcher monitor": self.dispatcher.sessions.run_monitor,
                  "session notifier": self.dispatcher.sessions.run_notifier,
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
+                 "allocator": lambda: allocator.run(self.store, self.config.reconcile_period),
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
         self._leader_tasks = [asyncio.create_task(self._lead(name, fn), name=name) for name, fn in loops.items()]
 
     async def _lead(self, name: str, loop_fn) -> None:
-        """A leader loop, once this leader's state holds every write committed before it."""
+        """A leader loop, once this leader's state holds every write committed before it and
+        the cluster object: a swarm being created or restored writes it last (coveyd/recovery.py)."""
         await self.store.wait_leads_current()
+        await _cluster_written(self.store)
         await _supervise(name, loop_fn)
 
     # ------------------------------------------------------------ views
@@ -140,6 +144,15 @@ class Manager:
         await asyncio.to_thread(self.store.close)
 
 
+async def _cluster_written(store: st.Store) -> None:
+    events = store.subscribe()
+    try:
+        while not store.clusters.view():
+            await events.get()
+    finally:
+        store.unsubscribe(events)
+
+
 async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
     """Run a leader loop until cancelled; log and restart it if it fails."""
     while True:
@@ -153,8 +166,10 @@ async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
 
 
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
-                    ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int) -> pb.Cluster:
-    """Write the first objects of a new swarm: the cluster and this manager's node."""
+                    ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int,
+                    network_defaults: pb.NetworkDefaults | None = None) -> pb.Cluster:
+    """Write the first objects of a new swarm: the cluster (with the network defaults of
+    `swarm init`, checked by the caller) and this manager's node."""
     await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
     meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
@@ -166,13 +181,17 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         root_ca=pb.RootCA(ca_cert_pem=ca_cert, ca_key_pem=ca_key, ca_digest=digest),
         join_tokens=pb.JoinTokens(worker=pki.make_token(digest, pki.new_token_secret()),
                                   manager=pki.make_token(digest, pki.new_token_secret())),
-        raft_key=manager.config.raft_key)
-    node = pb.Node(
-        id=manager.config.node_id, meta=meta, role=pb.MANAGER,
+        raft_key=manager.config.raft_key, network_defaults=network_defaults)
+    node = manager_node(manager.config.node_id, hostname, manager.config.raft_addr, manager.config.api_addr, now)
+    await manager.store.write([create(cluster), create(node)])
+    return cluster
+
+
+def manager_node(node_id: str, hostname: str, raft_addr: str, api_addr: str, now_ns: int) -> pb.Node:
+    """The node object of a swarm's first manager (a new swarm, or one restored from a backup)."""
+    return pb.Node(
+        id=node_id, meta=pb.Meta(created_at_ns=now_ns, updated_at_ns=now_ns), role=pb.MANAGER,
         spec=pb.NodeSpec(desired_role=pb.MANAGER, availability=pb.ACTIVE),
         description=pb.NodeDescription(hostname=hostname),
         status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
-        manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
-                                        api_addr=manager.config.api_addr))
-    await manager.store.write([create(cluster), create(node)])
-    return cluster
+        manager_status=pb.ManagerStatus(raft_addr=raft_addr, api_addr=api_addr))

@@ -19,7 +19,7 @@ class Backup(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., raft_index: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., store: _Optional[_Union[_store_pb2.StoreSnapshot, _Mapping]] = ...) -> None: ...
 
 class BackupSummary(_message.Message):
-    __slots__ = ("raft_index", "cluster_id", "created_at_ns", "clusters", "nodes", "services", "tasks", "size")
+    __slots__ = ("raft_index", "cluster_id", "created_at_ns", "clusters", "nodes", "services", "tasks", "size", "networks")
     RAFT_INDEX_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class BackupSummary(_message.Message):
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     raft_index: int
     cluster_id: str
     created_at_ns: int
@@ -36,4 +37,5 @@ class BackupSummary(_message.Message):
     services: int
     tasks: int
     size: int
-    def __init__(self, raft_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., created_at_ns: _Optional[int] = ..., clusters: _Optional[int] = ..., nodes: _Optional[int] = ..., services: _Optional[int] = ..., tasks: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+    networks: int
+    def __init__(self, raft_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., created_at_ns: _Optional[int] = ..., clusters: _Optional[int] = ..., nodes: _Optional[int] = ..., services: _Optional[int] = ..., tasks: _Optional[int] = ..., size: _Optional[int] = ..., networks: _Optional[int] = ...) -> None: ...

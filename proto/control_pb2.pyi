@@ -2,6 +2,7 @@ from proto import backup_pb2 as _backup_pb2
 from proto import objects_pb2 as _objects_pb2
 from proto import specs_pb2 as _specs_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -293,3 +294,179 @@ class PruneNetworksResponse(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     removed: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeployStackRequest(_message.Message):
+    __slots__ = ("spec", "prune", "dry_run")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    spec: _specs_pb2.StackSpec
+    prune: bool
+    dry_run: bool
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.StackSpec, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class StackChange(_message.Message):
+    __slots__ = ("action", "kind", "name", "id")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CREATE: _ClassVar[StackChange.Action]
+        UPDATE: _ClassVar[StackChange.Action]
+        REMOVE: _ClassVar[StackChange.Action]
+        UNCHANGED: _ClassVar[StackChange.Action]
+    CREATE: StackChange.Action
+    UPDATE: StackChange.Action
+    REMOVE: StackChange.Action
+    UNCHANGED: StackChange.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    action: StackChange.Action
+    kind: str
+    name: str
+    id: str
+    def __init__(self, action: _Optional[_Union[StackChange.Action, str]] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class DeployStackResponse(_message.Message):
+    __slots__ = ("stack", "changes")
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    stack: _objects_pb2.Stack
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
+class ListStacksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListStacksResponse(_message.Message):
+    __slots__ = ("stacks",)
+    STACKS_FIELD_NUMBER: _ClassVar[int]
+    stacks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Stack]
+    def __init__(self, stacks: _Optional[_Iterable[_Union[_objects_pb2.Stack, _Mapping]]] = ...) -> None: ...
+
+class GetStackRequest(_message.Message):
+    __slots__ = ("stack",)
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    stack: str
+    def __init__(self, stack: _Optional[str] = ...) -> None: ...
+
+class GetStackResponse(_message.Message):
+    __slots__ = ("stack",)
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    stack: _objects_pb2.Stack
+    def __init__(self, stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ...) -> None: ...
+
+class RemoveStackRequest(_message.Message):
+    __slots__ = ("stack",)
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    stack: str
+    def __init__(self, stack: _Optional[str] = ...) -> None: ...
+
+class RemoveStackResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
+class RollbackStackRequest(_message.Message):
+    __slots__ = ("stack",)
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    stack: str
+    def __init__(self, stack: _Optional[str] = ...) -> None: ...
+
+class RollbackStackResponse(_message.Message):
+    __slots__ = ("stack", "changes")
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    stack: _objects_pb2.Stack
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
+class CreateSecretRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: _specs_pb2.SecretSpec
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.SecretSpec, _Mapping]] = ...) -> None: ...
+
+class CreateSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: _objects_pb2.Secret
+    def __init__(self, secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Secret]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[_objects_pb2.Secret, _Mapping]]] = ...) -> None: ...
+
+class GetSecretRequest(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class GetSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: _objects_pb2.Secret
+    def __init__(self, secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ...) -> None: ...
+
+class RemoveSecretRequest(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class RemoveSecretResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateConfigRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: _specs_pb2.ConfigSpec
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.ConfigSpec, _Mapping]] = ...) -> None: ...
+
+class CreateConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: _objects_pb2.Config
+    def __init__(self, config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
+
+class ListConfigsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListConfigsResponse(_message.Message):
+    __slots__ = ("configs",)
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    configs: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Config]
+    def __init__(self, configs: _Optional[_Iterable[_Union[_objects_pb2.Config, _Mapping]]] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: str
+    def __init__(self, config: _Optional[str] = ...) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: _objects_pb2.Config
+    def __init__(self, config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
+
+class RemoveConfigRequest(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: str
+    def __init__(self, config: _Optional[str] = ...) -> None: ...
+
+class RemoveConfigResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -134,6 +134,71 @@ class ControlStub:
                 request_serializer=control__pb2.PruneNetworksRequest.SerializeToString,
                 response_deserializer=control__pb2.PruneNetworksResponse.FromString,
                 _registered_method=True)
+        self.DeployStack = channel.unary_unary(
+                '/covey.Control/DeployStack',
+                request_serializer=control__pb2.DeployStackRequest.SerializeToString,
+                response_deserializer=control__pb2.DeployStackResponse.FromString,
+                _registered_method=True)
+        self.ListStacks = channel.unary_unary(
+                '/covey.Control/ListStacks',
+                request_serializer=control__pb2.ListStacksRequest.SerializeToString,
+                response_deserializer=control__pb2.ListStacksResponse.FromString,
+                _registered_method=True)
+        self.GetStack = channel.unary_unary(
+                '/covey.Control/GetStack',
+                request_serializer=control__pb2.GetStackRequest.SerializeToString,
+                response_deserializer=control__pb2.GetStackResponse.FromString,
+                _registered_method=True)
+        self.RemoveStack = channel.unary_unary(
+                '/covey.Control/RemoveStack',
+                request_serializer=control__pb2.RemoveStackRequest.SerializeToString,
+                response_deserializer=control__pb2.RemoveStackResponse.FromString,
+                _registered_method=True)
+        self.RollbackStack = channel.unary_unary(
+                '/covey.Control/RollbackStack',
+                request_serializer=control__pb2.RollbackStackRequest.SerializeToString,
+                response_deserializer=control__pb2.RollbackStackResponse.FromString,
+                _registered_method=True)
+        self.CreateSecret = channel.unary_unary(
+                '/covey.Control/CreateSecret',
+                request_serializer=control__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=control__pb2.CreateSecretResponse.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/covey.Control/ListSecrets',
+                request_serializer=control__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=control__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.GetSecret = channel.unary_unary(
+                '/covey.Control/GetSecret',
+                request_serializer=control__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=control__pb2.GetSecretResponse.FromString,
+                _registered_method=True)
+        self.RemoveSecret = channel.unary_unary(
+                '/covey.Control/RemoveSecret',
+                request_serializer=control__pb2.RemoveSecretRequest.SerializeToString,
+                response_deserializer=control__pb2.RemoveSecretResponse.FromString,
+                _registered_method=True)
+        self.CreateConfig = channel.unary_unary(
+                '/covey.Control/CreateConfig',
+                request_serializer=control__pb2.CreateConfigRequest.SerializeToString,
+                response_deserializer=control__pb2.CreateConfigResponse.FromString,
+                _registered_method=True)
+        self.ListConfigs = channel.unary_unary(
+                '/covey.Control/ListConfigs',
+                request_serializer=control__pb2.ListConfigsRequest.SerializeToString,
+                response_deserializer=control__pb2.ListConfigsResponse.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/covey.Control/GetConfig',
+                request_serializer=control__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=control__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.RemoveConfig = channel.unary_unary(
+                '/covey.Control/RemoveConfig',
+                request_serializer=control__pb2.RemoveConfigRequest.SerializeToString,
+                response_deserializer=control__pb2.RemoveConfigResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -259,6 +324,84 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeployStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStacks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConfigs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +504,71 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.PruneNetworks,
                     request_deserializer=control__pb2.PruneNetworksRequest.FromString,
                     response_serializer=control__pb2.PruneNetworksResponse.SerializeToString,
+            ),
+            'DeployStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployStack,
+                    request_deserializer=control__pb2.DeployStackRequest.FromString,
+                    response_serializer=control__pb2.DeployStackResponse.SerializeToString,
+            ),
+            'ListStacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStacks,
+                    request_deserializer=control__pb2.ListStacksRequest.FromString,
+                    response_serializer=control__pb2.ListStacksResponse.SerializeToString,
+            ),
+            'GetStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStack,
+                    request_deserializer=control__pb2.GetStackRequest.FromString,
+                    response_serializer=control__pb2.GetStackResponse.SerializeToString,
+            ),
+            'RemoveStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveStack,
+                    request_deserializer=control__pb2.RemoveStackRequest.FromString,
+                    response_serializer=control__pb2.RemoveStackResponse.SerializeToString,
+            ),
+            'RollbackStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackStack,
+                    request_deserializer=control__pb2.RollbackStackRequest.FromString,
+                    response_serializer=control__pb2.RollbackStackResponse.SerializeToString,
+            ),
+            'CreateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecret,
+                    request_deserializer=control__pb2.CreateSecretRequest.FromString,
+                    response_serializer=control__pb2.CreateSecretResponse.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=control__pb2.ListSecretsRequest.FromString,
+                    response_serializer=control__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'GetSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecret,
+                    request_deserializer=control__pb2.GetSecretRequest.FromString,
+                    response_serializer=control__pb2.GetSecretResponse.SerializeToString,
+            ),
+            'RemoveSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveSecret,
+                    request_deserializer=control__pb2.RemoveSecretRequest.FromString,
+                    response_serializer=control__pb2.RemoveSecretResponse.SerializeToString,
+            ),
+            'CreateConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConfig,
+                    request_deserializer=control__pb2.CreateConfigRequest.FromString,
+                    response_serializer=control__pb2.CreateConfigResponse.SerializeToString,
+            ),
+            'ListConfigs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConfigs,
+                    request_deserializer=control__pb2.ListConfigsRequest.FromString,
+                    response_serializer=control__pb2.ListConfigsResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=control__pb2.GetConfigRequest.FromString,
+                    response_serializer=control__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'RemoveConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveConfig,
+                    request_deserializer=control__pb2.RemoveConfigRequest.FromString,
+                    response_serializer=control__pb2.RemoveConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -903,6 +1111,357 @@ class Control:
             '/covey.Control/PruneNetworks',
             control__pb2.PruneNetworksRequest.SerializeToString,
             control__pb2.PruneNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeployStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/DeployStack',
+            control__pb2.DeployStackRequest.SerializeToString,
+            control__pb2.DeployStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListStacks',
+            control__pb2.ListStacksRequest.SerializeToString,
+            control__pb2.ListStacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/GetStack',
+            control__pb2.GetStackRequest.SerializeToString,
+            control__pb2.GetStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RemoveStack',
+            control__pb2.RemoveStackRequest.SerializeToString,
+            control__pb2.RemoveStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RollbackStack',
+            control__pb2.RollbackStackRequest.SerializeToString,
+            control__pb2.RollbackStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/CreateSecret',
+            control__pb2.CreateSecretRequest.SerializeToString,
+            control__pb2.CreateSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListSecrets',
+            control__pb2.ListSecretsRequest.SerializeToString,
+            control__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/GetSecret',
+            control__pb2.GetSecretRequest.SerializeToString,
+            control__pb2.GetSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RemoveSecret',
+            control__pb2.RemoveSecretRequest.SerializeToString,
+            control__pb2.RemoveSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/CreateConfig',
+            control__pb2.CreateConfigRequest.SerializeToString,
+            control__pb2.CreateConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConfigs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/ListConfigs',
+            control__pb2.ListConfigsRequest.SerializeToString,
+            control__pb2.ListConfigsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/GetConfig',
+            control__pb2.GetConfigRequest.SerializeToString,
+            control__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RemoveConfig',
+            control__pb2.RemoveConfigRequest.SerializeToString,
+            control__pb2.RemoveConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,5 @@
 from proto import objects_pb2 as _objects_pb2
+from proto import specs_pb2 as _specs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -67,7 +68,7 @@ class AssignmentsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class AssignmentsMessage(_message.Message):
-    __slots__ = ("type", "sequence", "updated", "removed", "networks", "removed_networks")
+    __slots__ = ("type", "sequence", "updated", "removed", "networks", "removed_networks", "secrets", "removed_secrets", "configs", "removed_configs")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         COMPLETE: _ClassVar[AssignmentsMessage.Type]
@@ -80,13 +81,21 @@ class AssignmentsMessage(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     type: AssignmentsMessage.Type
     sequence: int
     updated: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
     removed: _containers.RepeatedScalarFieldContainer[str]
     networks: _containers.RepeatedCompositeFieldContainer[NetworkView]
     removed_networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., networks: _Optional[_Iterable[_Union[NetworkView, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    secrets: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Secret]
+    removed_secrets: _containers.RepeatedScalarFieldContainer[str]
+    configs: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Config]
+    removed_configs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., networks: _Optional[_Iterable[_Union[NetworkView, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[_objects_pb2.Secret, _Mapping]]] = ..., removed_secrets: _Optional[_Iterable[str]] = ..., configs: _Optional[_Iterable[_Union[_objects_pb2.Config, _Mapping]]] = ..., removed_configs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NetworkView(_message.Message):
     __slots__ = ("network", "complete", "endpoints", "removed_endpoints", "services", "removed_services")
@@ -105,34 +114,47 @@ class NetworkView(_message.Message):
     def __init__(self, network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ..., complete: _Optional[bool] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., removed_endpoints: _Optional[_Iterable[str]] = ..., services: _Optional[_Iterable[_Union[NetworkService, _Mapping]]] = ..., removed_services: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NetworkEndpoint(_message.Message):
-    __slots__ = ("task_id", "service_id", "node_addr", "addr", "serving", "names")
+    __slots__ = ("task_id", "service_id", "node_addr", "addr", "serving", "names", "node_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     service_id: str
     node_addr: str
     addr: str
     serving: bool
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[str] = ..., service_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., addr: _Optional[str] = ..., serving: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    node_id: str
+    def __init__(self, task_id: _Optional[str] = ..., service_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., addr: _Optional[str] = ..., serving: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class NetworkService(_message.Message):
-    __slots__ = ("id", "name", "stack", "vip", "aliases")
+    __slots__ = ("id", "name", "stack", "vip", "aliases", "ports", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STACK_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     stack: str
     vip: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., stack: _Optional[str] = ..., vip: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[_specs_pb2.PortConfig]
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., stack: _Optional[str] = ..., vip: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[_specs_pb2.PortConfig, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TaskStatusUpdate(_message.Message):
     __slots__ = ("task_id", "status")

@@ -22,56 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from proto import backup_pb2 as backup__pb2
 from proto import objects_pb2 as objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0blocal.proto\x12\x05\x63ovey\x1a\robjects.proto\"\x8f\x01\n\x10SwarmInitRequest\x12\x16\n\x0e\x61\x64vertise_addr\x18\x01 \x01(\t\x12\x13\n\x0blisten_addr\x18\x02 \x01(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x19\n\x11\x66orce_new_cluster\x18\x04 \x01(\x08\x12\x16\n\x0e\x63\x65rt_expiry_ns\x18\x05 \x01(\x03\"d\n\x11SwarmInitResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x14\n\x0cworker_token\x18\x03 \x01(\t\x12\x14\n\x0cmanager_addr\x18\x04 \x01(\t\"c\n\x10SwarmJoinRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0bremote_addr\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64vertise_addr\x18\x03 \x01(\t\x12\x13\n\x0blisten_addr\x18\x04 \x01(\t\"C\n\x11SwarmJoinResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\"\"\n\x11SwarmLeaveRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\"\x14\n\x12SwarmLeaveResponse\"\r\n\x0bInfoRequest\"\x8e\x01\n\x0cInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08hostname\x18\x04 \x01(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x16\n\x0e\x65ngine_version\x18\x06 \x01(\t\"\xe0\x01\n\x10\x43ontainerSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nstarted_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x0e\n\x06\x65xited\x18\x08 \x01(\x08\x12\x11\n\texit_code\x18\t \x01(\x05\x12\x12\n\noom_killed\x18\n \x01(\x08\x12\x0e\n\x06health\x18\x0b \x01(\t\x12\x0f\n\x07\x63ommand\x18\x0c \x03(\t\"$\n\x15ListContainersRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"E\n\x16ListContainersResponse\x12+\n\ncontainers\x18\x01 \x03(\x0b\x32\x17.covey.ContainerSummary\",\n\x17InspectContainerRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"(\n\x18InspectContainerResponse\x12\x0c\n\x04json\x18\x01 \x01(\t\"V\n\x14\x43ontainerLogsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x05\x12\r\n\x05since\x18\x04 \x01(\x01\"5\n\x07LogLine\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\"\x9a\x01\n\tExecStart\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03\x65nv\x18\x03 \x03(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0f\n\x07workdir\x18\x05 \x01(\t\x12\r\n\x05stdin\x18\x06 \x01(\x08\x12\x0b\n\x03tty\x18\x07 \x01(\x08\x12!\n\x04size\x18\x08 \x01(\x0b\x32\x13.covey.TerminalSize\"*\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"n\n\tExecInput\x12!\n\x05start\x18\x01 \x01(\x0b\x32\x10.covey.ExecStartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12%\n\x06resize\x18\x03 \x01(\x0b\x32\x13.covey.TerminalSizeH\x00\x42\x06\n\x04part\"M\n\nExecOutput\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\x06\n\x04part2\xff\x01\n\tLocalNode\x12>\n\tSwarmInit\x12\x17.covey.SwarmInitRequest\x1a\x18.covey.SwarmInitResponse\x12>\n\tSwarmJoin\x12\x17.covey.SwarmJoinRequest\x1a\x18.covey.SwarmJoinResponse\x12\x41\n\nSwarmLeave\x12\x18.covey.SwarmLeaveRequest\x1a\x19.covey.SwarmLeaveResponse\x12/\n\x04Info\x12\x12.covey.InfoRequest\x1a\x13.covey.InfoResponse2\x8a\x02\n\x0fLocalContainers\x12\x43\n\x04List\x12\x1c.covey.ListContainersRequest\x1a\x1d.covey.ListContainersResponse\x12J\n\x07Inspect\x12\x1e.covey.InspectContainerRequest\x1a\x1f.covey.InspectContainerResponse\x12\x35\n\x04Logs\x12\x1b.covey.ContainerLogsRequest\x1a\x0e.covey.LogLine0\x01\x12/\n\x04\x45xec\x12\x10.covey.ExecInput\x1a\x11.covey.ExecOutput(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0blocal.proto\x12\x05\x63ovey\x1a\x0c\x62\x61\x63kup.proto\x1a\robjects.proto\"\xea\x01\n\x10SwarmInitRequest\x12\x16\n\x0e\x61\x64vertise_addr\x18\x01 \x01(\t\x12\x13\n\x0blisten_addr\x18\x02 \x01(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x19\n\x11\x66orce_new_cluster\x18\x04 \x01(\x08\x12\x16\n\x0e\x63\x65rt_expiry_ns\x18\x05 \x01(\x03\x12\x1a\n\x12\x64\x65\x66\x61ult_addr_pools\x18\x06 \x03(\t\x12%\n\x1d\x64\x65\x66\x61ult_addr_pool_mask_length\x18\x07 \x01(\r\x12\x16\n\x0e\x64\x61ta_path_port\x18\x08 \x01(\r\"d\n\x11SwarmInitResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x14\n\x0cworker_token\x18\x03 \x01(\t\x12\x14\n\x0cmanager_addr\x18\x04 \x01(\t\"c\n\x10SwarmJoinRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0bremote_addr\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64vertise_addr\x18\x03 \x01(\t\x12\x13\n\x0blisten_addr\x18\x04 \x01(\t\"C\n\x11SwarmJoinResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\"\"\n\x11SwarmLeaveRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\"\x14\n\x12SwarmLeaveResponse\"\r\n\x0bInfoRequest\"\x8e\x01\n\x0cInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08hostname\x18\x04 \x01(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x16\n\x0e\x65ngine_version\x18\x06 \x01(\t\"\xe0\x01\n\x10\x43ontainerSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nstarted_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x0e\n\x06\x65xited\x18\x08 \x01(\x08\x12\x11\n\texit_code\x18\t \x01(\x05\x12\x12\n\noom_killed\x18\n \x01(\x08\x12\x0e\n\x06health\x18\x0b \x01(\t\x12\x0f\n\x07\x63ommand\x18\x0c \x03(\t\"$\n\x15ListContainersRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"E\n\x16ListContainersResponse\x12+\n\ncontainers\x18\x01 \x03(\x0b\x32\x17.covey.ContainerSummary\",\n\x17InspectContainerRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"(\n\x18InspectContainerResponse\x12\x0c\n\x04json\x18\x01 \x01(\t\"V\n\x14\x43ontainerLogsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x05\x12\r\n\x05since\x18\x04 \x01(\x01\"5\n\x07LogLine\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\"\x9a\x01\n\tExecStart\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03\x65nv\x18\x03 \x03(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0f\n\x07workdir\x18\x05 \x01(\t\x12\r\n\x05stdin\x18\x06 \x01(\x08\x12\x0b\n\x03tty\x18\x07 \x01(\x08\x12!\n\x04size\x18\x08 \x01(\x0b\x32\x13.covey.TerminalSize\"*\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"n\n\tExecInput\x12!\n\x05start\x18\x01 \x01(\x0b\x32\x10.covey.ExecStartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12%\n\x06resize\x18\x03 \x01(\x0b\x32\x13.covey.TerminalSizeH\x00\x42\x06\n\x04part\"M\n\nExecOutput\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\x06\n\x04part\"d\n\x13SwarmRestoreRequest\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\npassphrase\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64vertise_addr\x18\x03 \x01(\t\x12\x13\n\x0blisten_addr\x18\x04 \x01(\t\"\x93\x01\n\x14SwarmRestoreResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x14\n\x0cmanager_addr\x18\x03 \x01(\t\x12&\n\x08restored\x18\x04 \x01(\x0b\x32\x14.covey.BackupSummary\x12\x18\n\x10removed_managers\x18\x05 \x03(\t2\xca\x02\n\tLocalNode\x12>\n\tSwarmInit\x12\x17.covey.SwarmInitRequest\x1a\x18.covey.SwarmInitResponse\x12>\n\tSwarmJoin\x12\x17.covey.SwarmJoinRequest\x1a\x18.covey.SwarmJoinResponse\x12\x41\n\nSwarmLeave\x12\x18.covey.SwarmLeaveRequest\x1a\x19.covey.SwarmLeaveResponse\x12/\n\x04Info\x12\x12.covey.InfoRequest\x1a\x13.covey.InfoResponse\x12I\n\x0cSwarmRestore\x12\x1a.covey.SwarmRestoreRequest\x1a\x1b.covey.SwarmRestoreResponse(\x01\x32\x8a\x02\n\x0fLocalContainers\x12\x43\n\x04List\x12\x1c.covey.ListContainersRequest\x1a\x1d.covey.ListContainersResponse\x12J\n\x07Inspect\x12\x1e.covey.InspectContainerRequest\x1a\x1f.covey.InspectContainerResponse\x12\x35\n\x04Logs\x12\x1b.covey.ContainerLogsRequest\x1a\x0e.covey.LogLine0\x01\x12/\n\x04\x45xec\x12\x10.covey.ExecInput\x1a\x11.covey.ExecOutput(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'local_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SWARMINITREQUEST']._serialized_start=38
-  _globals['_SWARMINITREQUEST']._serialized_end=181
-  _globals['_SWARMINITRESPONSE']._serialized_start=183
-  _globals['_SWARMINITRESPONSE']._serialized_end=283
-  _globals['_SWARMJOINREQUEST']._serialized_start=285
-  _globals['_SWARMJOINREQUEST']._serialized_end=384
-  _globals['_SWARMJOINRESPONSE']._serialized_start=386
-  _globals['_SWARMJOINRESPONSE']._serialized_end=453
-  _globals['_SWARMLEAVEREQUEST']._serialized_start=455
-  _globals['_SWARMLEAVEREQUEST']._serialized_end=489
-  _globals['_SWARMLEAVERESPONSE']._serialized_start=491
-  _globals['_SWARMLEAVERESPONSE']._serialized_end=511
-  _globals['_INFOREQUEST']._serialized_start=513
-  _globals['_INFOREQUEST']._serialized_end=526
-  _globals['_INFORESPONSE']._serialized_start=529
-  _globals['_INFORESPONSE']._serialized_end=671
-  _globals['_CONTAINERSUMMARY']._serialized_start=674
-  _globals['_CONTAINERSUMMARY']._serialized_end=898
-  _globals['_LISTCONTAINERSREQUEST']._serialized_start=900
-  _globals['_LISTCONTAINERSREQUEST']._serialized_end=936
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=938
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=1007
-  _globals['_INSPECTCONTAINERREQUEST']._serialized_start=1009
-  _globals['_INSPECTCONTAINERREQUEST']._serialized_end=1053
-  _globals['_INSPECTCONTAINERRESPONSE']._serialized_start=1055
-  _globals['_INSPECTCONTAINERRESPONSE']._serialized_end=1095
-  _globals['_CONTAINERLOGSREQUEST']._serialized_start=1097
-  _globals['_CONTAINERLOGSREQUEST']._serialized_end=1183
-  _globals['_LOGLINE']._serialized_start=1185
-  _globals['_LOGLINE']._serialized_end=1238
-  _globals['_EXECSTART']._serialized_start=1241
-  _globals['_EXECSTART']._serialized_end=1395
-  _globals['_TERMINALSIZE']._serialized_start=1397
-  _globals['_TERMINALSIZE']._serialized_end=1439
-  _globals['_EXECINPUT']._serialized_start=1441
-  _globals['_EXECINPUT']._serialized_end=1551
-  _globals['_EXECOUTPUT']._serialized_start=1553
-  _globals['_EXECOUTPUT']._serialized_end=1630
-  _globals['_LOCALNODE']._serialized_start=1633
-  _globals['_LOCALNODE']._serialized_end=1888
-  _globals['_LOCALCONTAINERS']._serialized_start=1891
-  _globals['_LOCALCONTAINERS']._serialized_end=2157
+  _globals['_SWARMINITREQUEST']._serialized_start=52
+  _globals['_SWARMINITREQUEST']._serialized_end=286
+  _globals['_SWARMINITRESPONSE']._serialized_start=288
+  _globals['_SWARMINITRESPONSE']._serialized_end=388
+  _globals['_SWARMJOINREQUEST']._serialized_start=390
+  _globals['_SWARMJOINREQUEST']._serialized_end=489
+  _globals['_SWARMJOINRESPONSE']._serialized_start=491
+  _globals['_SWARMJOINRESPONSE']._serialized_end=558
+  _globals['_SWARMLEAVEREQUEST']._serialized_start=560
+  _globals['_SWARMLEAVEREQUEST']._serialized_end=594
+  _globals['_SWARMLEAVERESPONSE']._serialized_start=596
+  _globals['_SWARMLEAVERESPONSE']._serialized_end=616
+  _globals['_INFOREQUEST']._serialized_start=618
+  _globals['_INFOREQUEST']._serialized_end=631
+  _globals['_INFORESPONSE']._serialized_start=634
+  _globals['_INFORESPONSE']._serialized_end=776
+  _globals['_CONTAINERSUMMARY']._serialized_start=779
+  _globals['_CONTAINERSUMMARY']._serialized_end=1003
+  _globals['_LISTCONTAINERSREQUEST']._serialized_start=1005
+  _globals['_LISTCONTAINERSREQUEST']._serialized_end=1041
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=1043
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=1112
+  _globals['_INSPECTCONTAINERREQUEST']._serialized_start=1114
+  _globals['_INSPECTCONTAINERREQUEST']._serialized_end=1158
+  _globals['_INSPECTCONTAINERRESPONSE']._serialized_start=1160
+  _globals['_INSPECTCONTAINERRESPONSE']._serialized_end=1200
+  _globals['_CONTAINERLOGSREQUEST']._serialized_start=1202
+  _globals['_CONTAINERLOGSREQUEST']._serialized_end=1288
+  _globals['_LOGLINE']._serialized_start=1290
+  _globals['_LOGLINE']._serialized_end=1343
+  _globals['_EXECSTART']._serialized_start=1346
+  _globals['_EXECSTART']._serialized_end=1500
+  _globals['_TERMINALSIZE']._serialized_start=1502
+  _globals['_TERMINALSIZE']._serialized_end=1544
+  _globals['_EXECINPUT']._serialized_start=1546
+  _globals['_EXECINPUT']._serialized_end=1656
+  _globals['_EXECOUTPUT']._serialized_start=1658
+  _globals['_EXECOUTPUT']._serialized_end=1735
+  _globals['_SWARMRESTOREREQUEST']._serialized_start=1737
+  _globals['_SWARMRESTOREREQUEST']._serialized_end=1837
+  _globals['_SWARMRESTORERESPONSE']._serialized_start=1840
+  _globals['_SWARMRESTORERESPONSE']._serialized_end=1987
+  _globals['_LOCALNODE']._serialized_start=1990
+  _globals['_LOCALNODE']._serialized_end=2320
+  _globals['_LOCALCONTAINERS']._serialized_start=2323
+  _globals['_LOCALCONTAINERS']._serialized_end=2589
 # @@protoc_insertion_point(module_scope)

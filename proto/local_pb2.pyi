@@ -1,3 +1,4 @@
+from proto import backup_pb2 as _backup_pb2
 from proto import objects_pb2 as _objects_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,18 +9,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SwarmInitRequest(_message.Message):
-    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns")
+    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns", "default_addr_pools", "default_addr_pool_mask_length", "data_path_port")
     ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
     FORCE_NEW_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CERT_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDR_POOLS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDR_POOL_MASK_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
     advertise_addr: str
     listen_addr: str
     heartbeat_period_ns: int
     force_new_cluster: bool
     cert_expiry_ns: int
-    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ...) -> None: ...
+    default_addr_pools: _containers.RepeatedScalarFieldContainer[str]
+    default_addr_pool_mask_length: int
+    data_path_port: int
+    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ..., default_addr_pools: _Optional[_Iterable[str]] = ..., default_addr_pool_mask_length: _Optional[int] = ..., data_path_port: _Optional[int] = ...) -> None: ...
 
 class SwarmInitResponse(_message.Message):
     __slots__ = ("node_id", "cluster_id", "worker_token", "manager_addr")
@@ -204,3 +211,29 @@ class ExecOutput(_message.Message):
     stderr: bytes
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class SwarmRestoreRequest(_message.Message):
+    __slots__ = ("data", "passphrase", "advertise_addr", "listen_addr")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    passphrase: str
+    advertise_addr: str
+    listen_addr: str
+    def __init__(self, data: _Optional[bytes] = ..., passphrase: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ...) -> None: ...
+
+class SwarmRestoreResponse(_message.Message):
+    __slots__ = ("node_id", "cluster_id", "manager_addr", "restored", "removed_managers")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    cluster_id: str
+    manager_addr: str
+    restored: _backup_pb2.BackupSummary
+    removed_managers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., manager_addr: _Optional[str] = ..., restored: _Optional[_Union[_backup_pb2.BackupSummary, _Mapping]] = ..., removed_managers: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class LocalNodeStub:
                 request_serializer=local__pb2.InfoRequest.SerializeToString,
                 response_deserializer=local__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.SwarmRestore = channel.stream_unary(
+                '/covey.LocalNode/SwarmRestore',
+                request_serializer=local__pb2.SwarmRestoreRequest.SerializeToString,
+                response_deserializer=local__pb2.SwarmRestoreResponse.FromString,
+                _registered_method=True)
 
 
 class LocalNodeServicer:
@@ -83,6 +88,13 @@ class LocalNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SwarmRestore(self, request_iterator, context):
+        """message below
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_LocalNodeServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=local__pb2.InfoRequest.FromString,
                     response_serializer=local__pb2.InfoResponse.SerializeToString,
+            ),
+            'SwarmRestore': grpc.stream_unary_rpc_method_handler(
+                    servicer.SwarmRestore,
+                    request_deserializer=local__pb2.SwarmRestoreRequest.FromString,
+                    response_serializer=local__pb2.SwarmRestoreResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class LocalNode:
             '/covey.LocalNode/Info',
             local__pb2.InfoRequest.SerializeToString,
             local__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwarmRestore(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/covey.LocalNode/SwarmRestore',
+            local__pb2.SwarmRestoreRequest.SerializeToString,
+            local__pb2.SwarmRestoreResponse.FromString,
             options,
             channel_credentials,
             insecure,

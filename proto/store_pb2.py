@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import objects_pb2 as objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bstore.proto\x12\x05\x63ovey\x1a\robjects.proto\"\xc4\x02\n\x0bStoreAction\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.covey.StoreAction.Kind\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x04\x12!\n\x07\x63luster\x18\x06 \x01(\x0b\x32\x0e.covey.ClusterH\x00\x12\x1b\n\x04node\x18\x07 \x01(\x0b\x32\x0b.covey.NodeH\x00\x12!\n\x07service\x18\x08 \x01(\x0b\x32\x0e.covey.ServiceH\x00\x12\x1b\n\x04task\x18\t \x01(\x0b\x32\x0b.covey.TaskH\x00\x12!\n\x07network\x18\n \x01(\x0b\x32\x0e.covey.NetworkH\x00\"*\n\x04Kind\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x42\x08\n\x06objectJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\x06R\x05tableR\x02id\"I\n\nStoreBatch\x12#\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x12.covey.StoreAction\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\"{\n\rStoreActionV1\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.covey.StoreAction.Kind\x12\r\n\x05table\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x04\x12\x0e\n\x06object\x18\x05 \x01(\x0c\"5\n\x0cStoreBatchV1\x12%\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x14.covey.StoreActionV1\"\xc5\x01\n\rStoreSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12 \n\x08\x63lusters\x18\x02 \x03(\x0b\x32\x0e.covey.Cluster\x12\x1a\n\x05nodes\x18\x03 \x03(\x0b\x32\x0b.covey.Node\x12 \n\x08services\x18\x04 \x03(\x0b\x32\x0e.covey.Service\x12\x1a\n\x05tasks\x18\x05 \x03(\x0b\x32\x0b.covey.Task\x12 \n\x08networks\x18\x06 \x03(\x0b\x32\x0e.covey.Networkb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bstore.proto\x12\x05\x63ovey\x1a\robjects.proto\"\xa5\x03\n\x0bStoreAction\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.covey.StoreAction.Kind\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x04\x12!\n\x07\x63luster\x18\x06 \x01(\x0b\x32\x0e.covey.ClusterH\x00\x12\x1b\n\x04node\x18\x07 \x01(\x0b\x32\x0b.covey.NodeH\x00\x12!\n\x07service\x18\x08 \x01(\x0b\x32\x0e.covey.ServiceH\x00\x12\x1b\n\x04task\x18\t \x01(\x0b\x32\x0b.covey.TaskH\x00\x12!\n\x07network\x18\n \x01(\x0b\x32\x0e.covey.NetworkH\x00\x12\x1d\n\x05stack\x18\x0b \x01(\x0b\x32\x0c.covey.StackH\x00\x12\x1f\n\x06secret\x18\x0c \x01(\x0b\x32\r.covey.SecretH\x00\x12\x1f\n\x06\x63onfig\x18\r \x01(\x0b\x32\r.covey.ConfigH\x00\"*\n\x04Kind\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x42\x08\n\x06objectJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\x06R\x05tableR\x02id\"I\n\nStoreBatch\x12#\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x12.covey.StoreAction\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\"{\n\rStoreActionV1\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.covey.StoreAction.Kind\x12\r\n\x05table\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x04\x12\x0e\n\x06object\x18\x05 \x01(\x0c\"5\n\x0cStoreBatchV1\x12%\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x14.covey.StoreActionV1\"\xa3\x02\n\rStoreSnapshot\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12 \n\x08\x63lusters\x18\x02 \x03(\x0b\x32\x0e.covey.Cluster\x12\x1a\n\x05nodes\x18\x03 \x03(\x0b\x32\x0b.covey.Node\x12 \n\x08services\x18\x04 \x03(\x0b\x32\x0e.covey.Service\x12\x1a\n\x05tasks\x18\x05 \x03(\x0b\x32\x0b.covey.Task\x12 \n\x08networks\x18\x06 \x03(\x0b\x32\x0e.covey.Network\x12\x1c\n\x06stacks\x18\x07 \x03(\x0b\x32\x0c.covey.Stack\x12\x1e\n\x07secrets\x18\x08 \x03(\x0b\x32\r.covey.Secret\x12\x1e\n\x07\x63onfigs\x18\t \x03(\x0b\x32\r.covey.Configb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STOREACTION']._serialized_start=38
-  _globals['_STOREACTION']._serialized_end=362
-  _globals['_STOREACTION_KIND']._serialized_start=281
-  _globals['_STOREACTION_KIND']._serialized_end=323
-  _globals['_STOREBATCH']._serialized_start=364
-  _globals['_STOREBATCH']._serialized_end=437
-  _globals['_STOREACTIONV1']._serialized_start=439
-  _globals['_STOREACTIONV1']._serialized_end=562
-  _globals['_STOREBATCHV1']._serialized_start=564
-  _globals['_STOREBATCHV1']._serialized_end=617
-  _globals['_STORESNAPSHOT']._serialized_start=620
-  _globals['_STORESNAPSHOT']._serialized_end=817
+  _globals['_STOREACTION']._serialized_end=459
+  _globals['_STOREACTION_KIND']._serialized_start=378
+  _globals['_STOREACTION_KIND']._serialized_end=420
+  _globals['_STOREBATCH']._serialized_start=461
+  _globals['_STOREBATCH']._serialized_end=534
+  _globals['_STOREACTIONV1']._serialized_start=536
+  _globals['_STOREACTIONV1']._serialized_end=659
+  _globals['_STOREBATCHV1']._serialized_start=661
+  _globals['_STOREBATCHV1']._serialized_end=714
+  _globals['_STORESNAPSHOT']._serialized_start=717
+  _globals['_STORESNAPSHOT']._serialized_end=1008
 # @@protoc_insertion_point(module_scope)

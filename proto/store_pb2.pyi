@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StoreAction(_message.Message):
-    __slots__ = ("kind", "expected_version", "cluster", "node", "service", "task", "network")
+    __slots__ = ("kind", "expected_version", "cluster", "node", "service", "task", "network", "stack", "secret", "config")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CREATE: _ClassVar[StoreAction.Kind]
@@ -25,6 +25,9 @@ class StoreAction(_message.Message):
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     kind: StoreAction.Kind
     expected_version: int
     cluster: _objects_pb2.Cluster
@@ -32,7 +35,10 @@ class StoreAction(_message.Message):
     service: _objects_pb2.Service
     task: _objects_pb2.Task
     network: _objects_pb2.Network
-    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., expected_version: _Optional[int] = ..., cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ...) -> None: ...
+    stack: _objects_pb2.Stack
+    secret: _objects_pb2.Secret
+    config: _objects_pb2.Config
+    def __init__(self, kind: _Optional[_Union[StoreAction.Kind, str]] = ..., expected_version: _Optional[int] = ..., cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ..., stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ..., secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ..., config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
 
 class StoreBatch(_message.Message):
     __slots__ = ("actions", "format_version")
@@ -63,17 +69,23 @@ class StoreBatchV1(_message.Message):
     def __init__(self, actions: _Optional[_Iterable[_Union[StoreActionV1, _Mapping]]] = ...) -> None: ...
 
 class StoreSnapshot(_message.Message):
-    __slots__ = ("format_version", "clusters", "nodes", "services", "tasks", "networks")
+    __slots__ = ("format_version", "clusters", "nodes", "services", "tasks", "networks", "stacks", "secrets", "configs")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    STACKS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     clusters: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Cluster]
     nodes: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Node]
     services: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Service]
     tasks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
     networks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Network]
-    def __init__(self, format_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[_objects_pb2.Node, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[_objects_pb2.Network, _Mapping]]] = ...) -> None: ...
+    stacks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Stack]
+    secrets: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Secret]
+    configs: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Config]
+    def __init__(self, format_version: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[_objects_pb2.Node, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[_objects_pb2.Network, _Mapping]]] = ..., stacks: _Optional[_Iterable[_Union[_objects_pb2.Stack, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[_objects_pb2.Secret, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[_objects_pb2.Config, _Mapping]]] = ...) -> None: ...

@@ -11,6 +11,8 @@ import logging
 import time
 from dataclasses import replace
 
+from covey import hostname
+from covey.hostname import TaskFacts
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -18,6 +20,7 @@ from worker import lifecycle
 from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
 from worker.lifecycle import Do
+from worker.network import TaskNetworks
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +29,9 @@ TASK_NAME_LABEL = "covey.task.name"     # what `covey container ls` shows as NAM
 
 
 def task_name(task: pb.Task) -> str:
-    """Docker's name for a task's container: <service>.<slot>.<task id>, the node id in place
-    of the slot for a global service's. The runc id stays the task id (adoption finds it)."""
-    return f"{task.service_name}.{task.slot or task.node_id}.{task.id}"
+    """Docker's name for a task's container (covey/hostname.py). The runc id stays the task
+    id (adoption finds it)."""
+    return hostname.task_name(TaskFacts(task.service_name, task.service_id, task.slot, task.id, task.node_id, ""))
 
 
 def container_config(task: pb.Task) -> ContainerConfig:
@@ -91,9 +94,10 @@ class TaskController:
     """The shell around `lifecycle.step`: executes each action with the executor, reports,
     and feeds the outcome back; the managers steer it only through the desired state."""
 
-    def __init__(self, task: pb.Task, executor, reporter: Reporter):
+    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None):
         self.task = task
         self._executor = executor
+        self._networks = networks
         self._reporter = reporter
         self._changed = asyncio.Event()     # the desired state or the health changed
         self._health = ""                   # the executor's last healthcheck status
@@ -155,7 +159,7 @@ class TaskController:
     async def _execute(self, do: Do) -> None:
         ex, name, before = self._executor, self.task.id, self._view().container
         if do is Do.PREPARE:
-            self._container = _container_view(await ex.prepare(container_config(self.task)))
+            self._container = _container_view(await ex.prepare(await self._config()))
         elif do is Do.START:
             self._container = _container_view(await ex.start(name))
         elif do is Do.STOP:
@@ -166,6 +170,19 @@ class TaskController:
             except ContainerNotFound:
                 pass                        # gone already: what removing wanted
             self._container = None
+            if self._networks is not None:
+                await self._networks.release(name)
+
+    async def _config(self) -> ContainerConfig:
+        """The container's config, with its network namespace, resolv.conf and hosts."""
+        config = container_config(self.task)
+        if self._networks is None:
+            return config
+        config.hostname = self._networks.hostname(self.task)
+        net = await self._networks.prepare(self.task)
+        if net is not None:
+            config.netns, config.resolv_conf, config.extra_hosts = net.netns, net.resolv_conf, net.hosts
+        return config
 
     async def _wait(self) -> None:
         """Until the desired state or the health changes, or the running container exits."""
@@ -212,9 +229,10 @@ def _exited(status, before: lifecycle.Container | None) -> lifecycle.Container:
 class TaskManager:
     """All the controllers of this node, fed by the assignments stream."""
 
-    def __init__(self, executor, reporter: Reporter):
+    def __init__(self, executor, reporter: Reporter, networks: TaskNetworks | None = None):
         self._executor = executor
         self.reporter = reporter
+        self.networks = networks
         self._controllers: dict[str, TaskController] = {}
         if hasattr(executor, "on_health"):  # healthchecks drive STARTING -> RUNNING -> FAILED
             executor.on_health = self._health_changed
@@ -232,21 +250,36 @@ class TaskManager:
         return [i for i, c in self._controllers.items() if c.task.service_id == service_id]
 
     async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
+        if self.networks is not None:          # views first: the tasks below may need them
+            await self.networks.apply(message)
         if message.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}
             for task_id in list(self._controllers):
                 if task_id not in current:
                     await self._forget(task_id)
+            await self._remove_unknown(current)
         for task in message.updated:
             controller = self._controllers.get(task.id)
             if controller is None:
-                self._controllers[task.id] = TaskController(task, self._executor, self.reporter)
+                self._controllers[task.id] = TaskController(task, self._executor, self.reporter, self.networks)
             else:
                 controller.update(task)
             if task.desired_state >= pb.REMOVE:
                 await self._forget(task.id)
         for task_id in message.removed:
             await self._forget(task_id)
+
+    async def _remove_unknown(self, current: set[str]) -> None:
+        """Containers of tasks that the managers no longer have (deleted while this node was
+        away, or made after the backup that a restored swarm came from) go: no controller
+        would ever stop them."""
+        for name in self._executor.names():
+            if name not in current and name not in self._controllers:
+                log.info("container of task %s, which the managers do not know: removing it", name)
+                try:
+                    await self._executor.remove(name, force=True)
+                except ExecutorError as exc:
+                    log.warning("container %s: %s", name, exc)
 
     async def _forget(self, task_id: str) -> None:
         controller = self._controllers.pop(task_id, None)
@@ -262,6 +295,8 @@ class TaskManager:
             except ExecutorError as exc:
                 log.warning("leaving the swarm: container %s: %s", name, exc)
         await self._executor.destroy_all()
+        if self.networks is not None:
+            await self.networks.remove_all()
 
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""
@@ -269,4 +304,6 @@ class TaskManager:
             controller.runner.cancel()
         await asyncio.gather(*(c.runner for c in self._controllers.values()), return_exceptions=True)
         self._controllers.clear()
+        if self.networks is not None:
+            await self.networks.close()
 

@@ -1,4 +1,4 @@
-"""covey swarm init / join / join-token / leave / backup."""
+"""covey swarm init / join / join-token / leave / backup / restore."""
 import datetime
 import getpass
 import os
@@ -23,12 +23,19 @@ def add_parser(subparsers) -> None:
     init.add_argument("--listen-addr", default=f"0.0.0.0:{addr.API_PORT}", help="ADDR:PORT to listen on")
     init.add_argument("--dispatcher-heartbeat", help="heartbeat period of the nodes (default 1s)")
     init.add_argument("--cert-expiry", default="2160h", help="lifetime of node certificates")
+    init.add_argument("--default-addr-pool", action="append", default=[], metavar="CIDR",
+                      help="address pool overlay subnets are carved from (repeatable; default 10.0.0.0/8)")
+    init.add_argument("--default-addr-pool-mask-length", type=int, default=0, metavar="N",
+                      help="prefix length of each network's subnet (default 24)")
+    init.add_argument("--data-path-port", type=int, default=0, metavar="PORT",
+                      help="UDP port of the overlay's VXLAN traffic (default 4789)")
     init.add_argument("--force-new-cluster", action="store_true",
                       help="on a surviving manager: a one-manager swarm with all the state")
     init.set_defaults(run=init_swarm)
 
     join = swarm.add_parser("join", help="join this node to a swarm")
-    join.add_argument("--token", required=True)
+    join.add_argument("--token", default="", help="the swarm's join token; without one, a worker of a swarm "
+                      "restored elsewhere rejoins it at HOST:PORT with the certificate it holds")
     join.add_argument("--advertise-addr", default="")
     join.add_argument("--listen-addr", default="")
     join.add_argument("remote", metavar="HOST:PORT")
@@ -52,6 +59,14 @@ def add_parser(subparsers) -> None:
                                                   "(default: ask twice on the terminal)")
     backup.set_defaults(run=backup_swarm, needs_daemon=lambda args: not args.verify)
 
+    restore = swarm.add_parser("restore", help="make this node, in no swarm, the one manager of a backup's swarm")
+    restore.add_argument("file", metavar="FILE", help="a backup written by 'covey swarm backup'")
+    restore.add_argument("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this one on")
+    restore.add_argument("--listen-addr", default="", help=f"ADDR:PORT to listen on (default 0.0.0.0:{addr.API_PORT})")
+    restore.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
+                                                   "(default: ask on the terminal)")
+    restore.set_defaults(run=restore_swarm)
+
 
 def _join_command(role: str, token: str, addr: str) -> str:
     return (f"To add a {role} to this swarm, run the following command:\n\n"
@@ -63,7 +78,10 @@ def init_swarm(conn, args) -> int:
         advertise_addr=args.advertise_addr, listen_addr=args.listen_addr,
         heartbeat_period_ns=parse_duration(args.dispatcher_heartbeat) if args.dispatcher_heartbeat else 0,
         force_new_cluster=args.force_new_cluster,
-        cert_expiry_ns=parse_duration(args.cert_expiry)))
+        cert_expiry_ns=parse_duration(args.cert_expiry), default_addr_pools=args.default_addr_pool,
+        default_addr_pool_mask_length=_non_negative(args.default_addr_pool_mask_length,
+                                                    "--default-addr-pool-mask-length"),
+        data_path_port=_non_negative(args.data_path_port, "--data-path-port")))
     if args.force_new_cluster:
         print(f"Forced a new cluster: this node ({response.node_id}) is its only manager, with all the state.")
         return 0
@@ -71,6 +89,12 @@ def init_swarm(conn, args) -> int:
     print(_join_command("worker", response.worker_token, response.manager_addr))
     print("To add a manager to this swarm, run 'covey swarm join-token manager' and follow the instructions.")
     return 0
+
+
+def _non_negative(value: int, flag: str) -> int:
+    if value < 0:
+        raise InvalidArgument(f"invalid {flag} {value}: it cannot be negative")
+    return value
 
 
 def join_swarm(conn, args) -> int:
@@ -140,7 +164,7 @@ def describe(summary: backup_pb2.BackupSummary) -> str:
             f"Raft index:  {summary.raft_index}\n"
             f"Taken at:    {taken:%Y-%m-%dT%H:%M:%SZ}\n"
             f"Objects:     {summary.clusters} cluster, {summary.nodes} nodes, {summary.services} services, "
-            f"{summary.tasks} tasks")
+            f"{summary.tasks} tasks, {summary.networks} networks")
 
 
 def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:
@@ -179,3 +203,36 @@ def write_private(path: Path, chunks: Iterator[bytes], size: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------- restore
+
+RESTORE_CHUNK = 1 << 20  # under gRPC's 4 MB message limit: a large backup goes in several
+
+
+def restore_swarm(conn, args) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    passphrase = read_passphrase(args.passphrase_file, confirm=False)
+    first = local_pb2.SwarmRestoreRequest(passphrase=passphrase, advertise_addr=args.advertise_addr,
+                                          listen_addr=args.listen_addr)
+    response = conn.node.SwarmRestore(restore_chunks(first, data))
+    print(f"Swarm restored from {path}: this node ({response.node_id}) is its only manager, "
+          f"at {response.manager_addr}.")
+    print(describe(response.restored))
+    if response.removed_managers:
+        print(f"Removed the old managers (their certificates are denied): {', '.join(response.removed_managers)}")
+    print("Workers of the old swarm rejoin with 'covey swarm leave --force' then 'covey swarm join --token "
+          f"TOKEN {response.manager_addr}' (TOKEN: 'covey swarm join-token -q worker', as before the backup).")
+    return 0
+
+
+def restore_chunks(first: local_pb2.SwarmRestoreRequest, data: bytes) -> Iterator[local_pb2.SwarmRestoreRequest]:
+    """The file in RESTORE_CHUNK pieces, the first also carrying `first`'s fields."""
+    first.data = data[:RESTORE_CHUNK]
+    yield first
+    for offset in range(RESTORE_CHUNK, len(data), RESTORE_CHUNK):
+        yield local_pb2.SwarmRestoreRequest(data=data[offset:offset + RESTORE_CHUNK])

@@ -83,6 +83,19 @@ POLICY: dict[str, Access] = {
     "/covey.Control/GetNetwork": MANAGER,
     "/covey.Control/RemoveNetwork": MANAGER,
     "/covey.Control/PruneNetworks": MANAGER,
+    "/covey.Control/DeployStack": MANAGER,
+    "/covey.Control/ListStacks": MANAGER,
+    "/covey.Control/GetStack": MANAGER,
+    "/covey.Control/RemoveStack": MANAGER,
+    "/covey.Control/RollbackStack": MANAGER,
+    "/covey.Control/CreateSecret": MANAGER,
+    "/covey.Control/ListSecrets": MANAGER,
+    "/covey.Control/GetSecret": MANAGER,
+    "/covey.Control/RemoveSecret": MANAGER,
+    "/covey.Control/CreateConfig": MANAGER,
+    "/covey.Control/ListConfigs": MANAGER,
+    "/covey.Control/GetConfig": MANAGER,
+    "/covey.Control/RemoveConfig": MANAGER,
 }
 
 # (request or request iterator, context, Caller: None for ANYONE) -> an awaitable response, or

@@ -15,7 +15,9 @@ from manager.controlapi.backup import BackupAPI
 from manager.controlapi.cluster import ClusterAPI
 from manager.controlapi.networks import NetworkAPI
 from manager.controlapi.nodes import NodeAPI
+from manager.controlapi.secrets import SecretAPI
 from manager.controlapi.services import ServiceAPI
+from manager.controlapi.stacks import StackAPI
 from manager.controlapi.tasks import TaskAPI
 from manager.dispatcher.logbroker import LogBroker
 from manager.state import store as st
@@ -43,7 +45,8 @@ class Control:
                  "ListTasks": tasks.list,
                  "CreateNetwork": networks.create, "ListNetworks": networks.list,
                  "GetNetwork": networks.get, "RemoveNetwork": networks.remove,
-                 "PruneNetworks": networks.prune}
+                 "PruneNetworks": networks.prune,
+                 **StackAPI(store).handlers(), **SecretAPI(store).handlers()}
         # Method name -> authz.Handler, for authz.serve and the unix socket.
         self.handlers: dict[str, authz.Handler] = {name: self._unary(fn) for name, fn in unary.items()}
         self.handlers["ServiceLogs"] = self._streaming(services.logs)

@@ -3,6 +3,7 @@
 Writes only record intent (the service spec, a scale); the orchestrators turn it into
 tasks and the scheduler places them (manager/orchestrator/services.py).
 """
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,7 @@ from manager.dispatcher.logbroker import LogBroker
 from manager.scheduler import placement
 from manager.state import store as st
 from manager.state.actions import create, modify, remove
-from manager.state.queries import find_service
+from manager.state.queries import find_network, find_service
 from proto import control_pb2, control_pb2_grpc
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -33,6 +34,38 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
         raise InvalidArgument(f"service {service_spec.name}: jobs are not supported yet")
 
 
+def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
+    """Each spec.task.networks[].target, given as a network's name, ID or unique ID prefix,
+    becomes the network's ID (as Docker stores it); NotFound for an unknown one."""
+    seen: dict[str, str] = {}
+    for config in service_spec.task.networks:
+        network = find_network(store, config.target)
+        if network.spec.ingress:
+            raise InvalidArgument(f"service {service_spec.name}: the ingress network {network.spec.name} "
+                                  "cannot be attached explicitly; publish a port instead")
+        if network.id in seen:
+            raise InvalidArgument(f"service {service_spec.name}: network {network.spec.name} is attached "
+                                  f"more than once (as {seen[network.id]!r} and {config.target!r})")
+        seen[network.id] = config.target
+        config.target = network.id
+        _check_addresses(service_spec.name, network, config.addresses)
+
+
+def _check_addresses(service: str, network: pb.Network, addresses) -> None:
+    """A static address (compose ipv4_address): one, an IPv4 address of the network's subnet."""
+    if len(addresses) > 1:
+        raise InvalidArgument(f"service {service}: one address per network at most ({', '.join(addresses)})")
+    for text in addresses:
+        try:
+            addr = ipaddress.IPv4Address(text.split("/")[0])
+        except ValueError:
+            raise InvalidArgument(f"service {service}: invalid address {text!r} on network "
+                                  f"{network.spec.name}: give an IPv4 address") from None
+        if addr not in ipaddress.ip_network(network.subnet):
+            raise InvalidArgument(f"service {service}: address {addr} is not in network "
+                                  f"{network.spec.name}'s subnet {network.subnet}")
+
+
 class ServiceAPI:
     def __init__(self, store: st.Store, logs: LogBroker, leader_channel: Callable[[], grpc.aio.Channel | None]):
         self._store = store
@@ -46,6 +79,7 @@ class ServiceAPI:
         if service_spec.WhichOneof("mode") is None:
             service_spec.replicated.replicas = 1  # Docker's default
         placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
+        resolve_networks(self._store, service_spec)
         if any(s.spec.name == service_spec.name for s in self._store.services.view()):
             raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()
@@ -80,8 +114,10 @@ class ServiceAPI:
                 raise FailedPrecondition(f"service {target.spec.name} has no previous spec to roll back to")
             new_spec, state = target.previous_spec, pb.UpdateStatus.ROLLBACK_STARTED
         else:
-            new_spec, state = request.spec, pb.UpdateStatus.UPDATING
+            new_spec, state = specs.ServiceSpec(), pb.UpdateStatus.UPDATING
+            new_spec.CopyFrom(request.spec)
             validate_spec(new_spec)
+            resolve_networks(self._store, new_spec)
             placement.validate(placement.Demand.from_service(pb.Service(spec=new_spec)))
             if new_spec.name != target.spec.name:
                 raise InvalidArgument("a service cannot be renamed")

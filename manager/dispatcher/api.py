@@ -5,6 +5,7 @@ from collections.abc import Callable
 from manager.ca import authz
 from manager.dispatcher.assignments import Assignments, StatusReports
 from manager.dispatcher.leader import LeaderWatch
+from manager.dispatcher.networkviews import NetworkViews
 from manager.dispatcher.sessions import Sessions
 from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
@@ -15,7 +16,7 @@ class Dispatcher:
                  leader_api_addr: Callable[[], str | None], leader_poll: float):
         self.sessions = Sessions(store, managers, leader_api_addr)
         self.leader = LeaderWatch(store.leader_addr, leader_api_addr, leader_poll)
-        assignments = Assignments(store, self.sessions)
+        assignments = Assignments(store, self.sessions, NetworkViews(store))
         reports = StatusReports(store, self.sessions, StatusWriter(store))
         # Method name -> authz.Handler, for authz.serve.
         self.handlers: dict[str, authz.Handler] = {

@@ -1,8 +1,10 @@
 """The dispatcher's task half: what each node must run, and what it reports back.
 
 Assignments stream: the full set of the node's tasks first, then numbered increments
-as tasks change. Status updates come in batches; every one that would move a task's
-state backwards is dropped (docs/design.md, "Control plane"), which makes replays and reconnects safe.
+as tasks change. The views of the overlay networks its tasks use go with them
+(networkviews.py): complete in the first message, then what changed.
+Status updates come in batches; every one that would move a task's state backwards is dropped
+(docs/design.md, "Control plane"), which makes replays and reconnects safe.
 The batches of all nodes are written together (status.StatusWriter): one Raft write per round.
 """
 import asyncio
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator
 from covey.aio import NOTHING, get_within
 from covey.errors import PermissionDenied
 from manager.ca import authz
+from manager.dispatcher.networkviews import Feed, NetworkViews
 from manager.dispatcher.sessions import Sessions
 from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
@@ -19,6 +22,8 @@ from proto import dispatcher_pb2, store_pb2
 from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+NETWORKS_CHANGED = object()  # put in a stream's event queue: its network views have news
 
 def assigned_to(task: pb.Task, node_id: str) -> bool:
     """A task the node must know about: placed on it, and past scheduling."""
@@ -28,29 +33,48 @@ def assigned_to(task: pb.Task, node_id: str) -> bool:
 class Assignments:
     """The Assignments RPC: the node's tasks, in full and then by increments."""
 
-    def __init__(self, store: st.Store, sessions: Sessions):
+    def __init__(self, store: st.Store, sessions: Sessions, views: NetworkViews):
         self._store = store
         self._sessions = sessions
+        self._views = views
 
     async def stream(self, request: dispatcher_pb2.AssignmentsRequest, context,
                      caller: authz.Caller | None) -> AsyncIterator[dispatcher_pb2.AssignmentsMessage]:
         node_id = authz.calling_node(caller)
         self._sessions.check(node_id, request.session_id)
         events = self._store.subscribe(tasks_of=node_id)  # before the first read: no change falls between
+        feed = self._views.open(node_id, wake=lambda: events.put_nowait(NETWORKS_CHANGED))
         try:
             mine = [t for t in self._store.tasks.on_node(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
-            yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine)
+            networks, _ = self._views.send(feed)
+            yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine,
+                                                    networks=networks)
             sequence = 0
             while self._sessions.alive(node_id, request.session_id):
                 changed = await _next_batch(events, timeout=1.0)
-                message = _increment(changed, sent, node_id)
+                message = _increment([e for e in changed if e is not NETWORKS_CHANGED], sent, node_id)
+                message = self._with_networks(message, feed)
                 if message is not None:
                     sequence += 1
                     message.sequence = sequence
                     yield message
         finally:
+            self._views.close(feed)
             self._store.unsubscribe(events)
+
+    def _with_networks(self, message: dispatcher_pb2.AssignmentsMessage | None,
+                       feed: Feed) -> dispatcher_pb2.AssignmentsMessage | None:
+        """The increment with what changed in the node's networks (an increment of its own if
+        no task changed)."""
+        networks, removed = self._views.send(feed)
+        if not networks and not removed:
+            return message
+        if message is None:
+            message = dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL)
+        message.networks.extend(networks)
+        message.removed_networks.extend(removed)
+        return message
 
 
 class StatusReports:

@@ -47,8 +47,11 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     """Every write that brings the tasks in line with the services: pure (the clock is
     passed in), so it can be tested alone."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    # A replicated task on a node that is down or drained moves (its slot gets a new task).
+    # A replicated task on a node that is down, drained or no longer in the swarm (a manager
+    # that a restore or force-new-cluster removed) moves: its slot gets a new task.
+    known = {n.id for n in nodes}
     gone = {n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN or n.spec.availability == pb.DRAIN}
+    gone |= {t.node_id for t in tasks if t.node_id and t.node_id not in known}
     actions: list[store_pb2.StoreAction] = []
     by_service: dict[str, list[pb.Task]] = {}
     for task in tasks:

@@ -8,11 +8,12 @@ from proto import store_pb2
 
 
 def new_task(service: pb.Service, slot: int = 0, node_id: str = "") -> pb.Task:
+    """A task NEW: the allocator (manager/allocator) gives it its addresses and makes it PENDING."""
     now = time.time_ns()
     return pb.Task(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
                    service_id=service.id, service_name=service.spec.name, slot=slot, node_id=node_id,
                    spec=service.spec.task, spec_version=service.spec_version, desired_state=pb.RUNNING,
-                   status=pb.TaskStatus(state=pb.PENDING, timestamp_ns=now, message="pending task scheduling"))
+                   status=pb.TaskStatus(state=pb.NEW, timestamp_ns=now, message="created"))
 
 
 def set_desired(task: pb.Task, state: pb.TaskState) -> store_pb2.StoreAction:

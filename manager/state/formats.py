@@ -9,9 +9,10 @@ from proto import objects_pb2 as pb
 from proto import store_pb2
 
 FORMAT_VERSION = 2
-StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task | pb.Network
+StoreObject = pb.Cluster | pb.Node | pb.Service | pb.Task | pb.Network | pb.Stack | pb.Secret | pb.Config
 TABLES: dict[str, type[StoreObject]] = {"cluster": pb.Cluster, "node": pb.Node, "service": pb.Service,
-                                        "task": pb.Task, "network": pb.Network}
+                                        "task": pb.Task, "network": pb.Network, "stack": pb.Stack,
+                                        "secret": pb.Secret, "config": pb.Config}
 NAMES: dict[type, str] = {cls: name for name, cls in TABLES.items()}
 _DELETE = store_pb2.StoreAction.DELETE
 

@@ -1,5 +1,5 @@
-"""Lookups over the store that more than one package needs: the cluster object, and a node
-or service by the reference a user gives (full ID, name, or unique ID prefix)."""
+"""Lookups over the store that more than one package needs: the cluster object, and a node,
+service or network by the reference a user gives (full ID, name, or unique ID prefix)."""
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -7,7 +7,7 @@ from covey.errors import FailedPrecondition, InvalidArgument, NotFound
 from manager.state.store import Store
 from proto import objects_pb2 as pb
 
-Named = TypeVar("Named", pb.Node, pb.Service)
+Named = TypeVar("Named", pb.Node, pb.Service, pb.Network)
 
 
 def cluster_of(store: Store) -> pb.Cluster:
@@ -30,6 +30,13 @@ def find_service(store: Store, ref: str) -> pb.Service:
     if not ref:
         raise InvalidArgument("a service ID or name is required")
     return _resolve(store.services.list(), ref, "service", lambda s: s.spec.name)
+
+
+def find_network(store: Store, ref: str) -> pb.Network:
+    """A network by full ID, name, or unique ID prefix."""
+    if not ref:
+        raise InvalidArgument("a network ID or name is required")
+    return _resolve(store.networks.list(), ref, "network", lambda n: n.spec.name)
 
 
 def _resolve(objects: Sequence[Named], ref: str, kind: str, name_of: Callable[[Named], str]) -> Named:

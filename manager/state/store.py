@@ -66,8 +66,12 @@ class Store:
         self.services = Table(self._state, pb.Service)
         self.tasks = TaskTable(self._state, pb.Task)
         self.networks = Table(self._state, pb.Network)
+        self.stacks = Table(self._state, pb.Stack)
+        self.secrets = Table(self._state, pb.Secret)
+        self.configs = Table(self._state, pb.Config)
         self._by_class: dict[type, Table[Any]] = {t.cls: t for t in (self.clusters, self.nodes, self.services,
-                                                                     self.tasks, self.networks)}
+                                                                     self.tasks, self.networks, self.stacks,
+                                                                     self.secrets, self.configs)}
         # Journal fsynced once per batch before anything is sent, sealed at rest; snapshots
         # as protobuf; only real term conflicts truncate the log (manager/state/raft/safety.py).
         raft_options, transport = safety.syncobj_options(

@@ -16,7 +16,7 @@ from manager.state.formats import NAMES, TABLES, StoreObject
 from proto import objects_pb2 as pb
 from proto import store_pb2
 
-T = TypeVar("T", pb.Cluster, pb.Node, pb.Service, pb.Task, pb.Network)
+T = TypeVar("T", pb.Cluster, pb.Node, pb.Service, pb.Task, pb.Network, pb.Stack, pb.Secret, pb.Config)
 
 
 @dataclass(frozen=True)

@@ -121,12 +121,14 @@ class Swarm:
         self.nodes[hostname] = sim
         return sim
 
-    async def init(self, hostname: str = "m1") -> SimNode:
+    async def init(self, hostname: str = "m1", **request) -> SimNode:
+        """`request`: more SwarmInitRequest fields (the network defaults, say)."""
         sim = self._new_node(hostname, True)
         port = free_port_pair()
         await sim.node.init(local_pb2.SwarmInitRequest(advertise_addr=f"127.0.0.1:{port}",
                                                 listen_addr=f"127.0.0.1:{port}",
-                                                heartbeat_period_ns=int((self.heartbeat or 0) * SECOND)))
+                                                heartbeat_period_ns=int((self.heartbeat or 0) * SECOND),
+                                                **request))
         await self.use(hostname)
         await self.until_ready(hostname)
         return sim

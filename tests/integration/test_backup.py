@@ -11,7 +11,8 @@ from tests.integration.swarmtest import swarm_test
 from tests.support.builders import service_spec
 
 PASSPHRASE = "integration passphrase"
-KINDS = {"clusters": pb.Cluster, "nodes": pb.Node, "services": pb.Service, "tasks": pb.Task}
+KINDS = {"clusters": pb.Cluster, "nodes": pb.Node, "services": pb.Service, "tasks": pb.Task,
+         "networks": pb.Network}
 
 
 async def take_backup(control) -> tuple[backup_pb2.BackupSummary, backup_pb2.Backup]:
@@ -62,7 +63,7 @@ async def test_backups_taken_during_writes_see_both_objects_of_each_write(swarm)
             labels = [n.spec.labels["counter"] for n in backup.store.nodes if "counter" in n.spec.labels]
             assert len(labels) == 2 and labels[0] == labels[1], f"a write seen in half: {labels}"
             seen.append(int(labels[0]))
-            counts = (summary.clusters, summary.nodes, summary.services, summary.tasks)
+            counts = (summary.clusters, summary.nodes, summary.services, summary.tasks, summary.networks)
             assert counts == tuple(len(store.table(cls).list()) for cls in KINDS.values())
             assert (summary.raft_index, summary.cluster_id) == (backup.raft_index, backup.store.clusters[0].id)
     finally:

@@ -23,6 +23,7 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\
           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
 GROUP = "root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n"
 HTTPD_CMD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+WHOAMI_CGI = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s %s\\n" "$(hostname)" "$REMOTE_ADDR"\n'
 
 
 @dataclass
@@ -45,6 +46,9 @@ def standard_images() -> list[TestImage]:
             "Entrypoint": ["/bin/echo", "entry"], "Cmd": ["from-image-cmd"],
             "Env": ["FOO=image-foo", "BAR=image-bar"], "WorkingDir": "/work", "User": "app"}),
         TestImage("covey/busybox", "1", {}, {"Cmd": ["sh"]}),
+        # Answers who served a request and whom it saw: "<hostname> <client address>".
+        TestImage("covey/whoami", "1", {"www/index.html": "whoami\n", "www/cgi-bin/id": WHOAMI_CGI},
+                  {"Cmd": HTTPD_CMD, "ExposedPorts": {"8080/tcp": {}}}),
     ]
 
 
@@ -111,7 +115,7 @@ class Layout:
     def add(self, image: TestImage, ref_name: str) -> str:
         def own(tar):
             for path, content in image.files.items():
-                _add_file(tar, path, content.encode())
+                _add_file(tar, path, content.encode(), 0o755 if "cgi-bin/" in path else 0o644)
         layers = [self._base, _tar(own)]
         config = {"architecture": _arch(), "os": "linux", "config": image.config,
                   "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]}}

@@ -21,6 +21,7 @@ def _backup() -> backup_pb2.Backup:
     store.nodes.add(id="n1", role=pb.MANAGER)
     store.services.add(id="s1").spec.name = "web"
     store.tasks.extend([pb.Task(id=f"t{i}", service_id="s1", slot=i) for i in range(3)])
+    store.networks.extend([pb.Network(id=f"n{i}") for i in range(2)])
     return backup
 
 
@@ -34,7 +35,7 @@ def test_round_trip_and_summary(sealed):
     assert opened == _backup()
     summary = bf.summary_of(opened, len(sealed))
     assert (summary.raft_index, summary.cluster_id, summary.clusters, summary.nodes, summary.services,
-            summary.tasks, summary.size) == (42, "c" * 25, 1, 1, 1, 3, len(sealed))
+            summary.tasks, summary.networks, summary.size) == (42, "c" * 25, 1, 1, 1, 3, 2, len(sealed))
 
 
 def test_nothing_in_clear(sealed):

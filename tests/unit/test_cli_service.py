@@ -163,6 +163,24 @@ def test_negative_counts_are_refused_by_name(flag):
         create(flag, "-1")
 
 
+def test_ps_explain_says_why_a_task_waits_for_its_addresses(capsys):
+    reason = "no free address on network back (10.0.3.0/24 is full)"
+    waiting = task("t1", 1, service_name="web", state=pb.NEW)
+    waiting.explanation.text = waiting.status.err = reason
+
+    class Control:
+        def ListTasks(self, request):
+            return control_pb2.ListTasksResponse(tasks=[waiting])
+
+        def ListNodes(self, request):
+            return control_pb2.ListNodesResponse()
+
+    service.list_tasks(type("Conn", (), {"control": Control()})(), parse("service", "ps", "--explain", "web"))
+    out = capsys.readouterr().out
+    assert f"web.1 cannot be given its addresses: {reason}" in out
+    assert "New" in out.splitlines()[1] and reason in out.splitlines()[1]
+
+
 def test_network_dns_and_hosts_flags():
     s = create("--network", "front", "--network", "name=back,alias=api,alias=v1,driver-opt=k=v",
                "--endpoint-mode", "dnsrr", "--dns", "10.0.0.53", "--dns-search", "example.com",

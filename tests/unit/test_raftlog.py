@@ -9,6 +9,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.transport import Transport
 
 from covey.errors import FailedPrecondition
+from manager.state.formats import TABLES
 from manager.state.raft import journal, safety
 from manager.state.raft.journal import DurableJournal, read_journal
 from manager.state.raft.snapshots import SnapshotCodec
@@ -304,7 +305,7 @@ def test_snapshot_codec_round_trip_and_tamper(tmp_path):
     assert snap.format_version == 2 and snap.last_entry.index == 7 and list(snap.members) == [LEADER.id]
     last, prev, members = codec.deserializer(codec.path)
     assert (last, prev, members) == ((cmd(1), 7, 2), (cmd(0), 6, 2), {LEADER})
-    assert got == {"node": {"n1": node}, "cluster": {}, "service": {}, "task": {}, "network": {}}
+    assert got == {**{name: {} for name in TABLES}, "node": {"n1": node}}
     data = bytearray(open(codec.path, "rb").read())
     data[30] ^= 1
     open(codec.path, "wb").write(bytes(data))

@@ -4,6 +4,7 @@ import pytest
 
 from covey.errors import FailedPrecondition
 from manager.state import formats
+from manager.state.formats import TABLES
 from manager.state.raft.snapshots import SnapshotCodec
 from proto import objects_pb2 as pb
 from proto import raft_pb2, store_pb2
@@ -50,8 +51,7 @@ def test_a_format_1_snapshot_is_migrated_on_load(tmp_path):
         entries=[raft_pb2.RaftTableEntry(table="node", id="n1", object=NODE.SerializeToString())]))
     last, _, _ = codec.deserializer(codec.path)
     assert last[1] == 7
-    assert loaded == {"cluster": {}, "node": {"n1": NODE.SerializeToString(deterministic=True)},
-                      "service": {}, "task": {}, "network": {}}
+    assert loaded == {**{name: {} for name in TABLES}, "node": {"n1": NODE.SerializeToString(deterministic=True)}}
 
 
 def test_a_newer_snapshot_is_refused_with_what_to_do(tmp_path):

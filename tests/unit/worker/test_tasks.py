@@ -181,3 +181,17 @@ def test_adoption_of_a_created_container_starts_it():
         c.runner.cancel()
         return ex.running()
     assert scenario(go()) == ["t1"]
+
+
+def test_a_full_set_removes_the_containers_of_tasks_the_managers_do_not_know():
+    async def go():
+        ex = SimulatedExecutor()
+        await ex.run(container_config(task()))          # left by coveyd's first life: task t1
+        manager = TaskManager(ex, Recorder())
+        other = task()
+        other.id = "t2"
+        await manager.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE,
+                                                              updated=[other]))
+        await until(lambda: ex.names() == ["t2"])
+        return ex.names()
+    assert scenario(go()) == ["t2"]
