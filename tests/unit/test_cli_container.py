@@ -11,7 +11,7 @@ import pytest
 
 from covey.cli import container
 from covey.cli.container import list_containers
-from covey.errors import InvalidArgument
+from covey.errors import InvalidArgument, NotFound
 from coveyd.localapi import LocalContainers, _summary
 from proto import local_pb2
 from proto import objects_pb2 as pb
@@ -68,8 +68,17 @@ def test_the_name_shown_finds_the_container():
     async def go():
         ex = SimulatedExecutor()
         await ex.prepare(container_config(task()))
-        return LocalContainers(ex)._resolve("web.2.t1")
-    assert asyncio.run(go()) == "t1"
+        other = task(slot=3)
+        other.id = "t2"
+        await ex.prepare(container_config(other))
+        api = LocalContainers(ex)
+        found = [await api._resolve(ref) for ref in ("web.2.t1", "web.2", "t2", "web.3")]
+        with pytest.raises(InvalidArgument, match="container web is ambiguous"):
+            await api._resolve("web")
+        with pytest.raises(NotFound, match="no such container: db"):
+            await api._resolve("db")
+        return found
+    assert asyncio.run(go()) == ["t1", "t1", "t2", "t2"]
 
 
 def exec_args(*argv):
