@@ -84,7 +84,9 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
     def __init__(self, executor):
         self._executor = executor
 
-    def _resolve(self, ref: str) -> str:
+    async def _resolve(self, ref: str) -> str:
+        """The executor's name of the container `ref` names: a name or ID, the name `ls` shows
+        (<service>.<slot>.<task id>), or a unique prefix of any of them (e.g. "web.1")."""
         if not ref:
             raise InvalidArgument("a container name or ID is required")
         names = self._executor.names()
@@ -94,6 +96,8 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
         if ref.rpartition(".")[2] in names:     # the name `ls` shows: <service>.<slot>.<task id>
             return ref.rpartition(".")[2]
         matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
+        if not matches:     # a prefix of a name as `ls` shows it: that needs each one's labels
+            matches = {i.name for i in await self._executor.list(all=True) if _summary(i).name.startswith(ref)}
         if not matches:
             raise NotFound(f"no such container: {ref}")
         if len(matches) > 1:
@@ -107,12 +111,12 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
 
     @unary
     async def Inspect(self, request, context):
-        info = await self._executor.inspect(self._resolve(request.container))
+        info = await self._executor.inspect(await self._resolve(request.container))
         return local_pb2.InspectContainerResponse(json=json.dumps(info.to_dict(), indent=2, default=str))
 
     @stream
     async def Logs(self, request, context):
-        name = self._resolve(request.container)
+        name = await self._resolve(request.container)
         tail = request.tail if request.tail >= 0 else None
         async for entry in self._executor.logs(name, follow=request.follow, tail=tail, since=request.since):
             yield local_pb2.LogLine(time=entry.time, stream=entry.stream, line=entry.line)
@@ -127,7 +131,7 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
             raise InvalidArgument("an exec begins with what to start (ExecStart)")
         opts = _exec_options(first.start)
         try:
-            session = await self._executor.exec(self._resolve(first.start.container), opts)
+            session = await self._executor.exec(await self._resolve(first.start.container), opts)
         except ExecutorError as exc:
             raise FailedPrecondition(str(exc)) from None
         feeding = asyncio.ensure_future(_feed(inputs, session))

@@ -38,6 +38,11 @@ class Connection:
         self._require_local("this command acts on the node itself")
         return local_pb2_grpc.LocalNodeStub(self.channel)
 
+    def aio_channel(self) -> grpc.aio.Channel:
+        """A grpc.aio channel to the same local socket (for streams both ways)."""
+        self._require_local("this command acts on the node's own containers")
+        return grpc.aio.insecure_channel(self.target)
+
     def _require_local(self, why: str) -> None:
         if not self.local:
             raise InvalidArgument(f"{why}: run it on that node (through its unix socket), not with -H tcp://")
