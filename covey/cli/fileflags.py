@@ -71,3 +71,15 @@ def _parse(text: str, flag: str) -> tuple[str, specs.FileTarget]:
         if getattr(file, owner) and not getattr(file, owner).isdigit():
             raise InvalidArgument(f"invalid {flag} {text!r}: {owner} must be a number")
     return fields["source"], file
+
+
+def pretty_lines(container: specs.ContainerSpec) -> list[str]:
+    """`service inspect --pretty`: each secret and config and where the container sees it."""
+    lines = []
+    if container.secrets:
+        lines.append("Secrets:")
+        lines += [f" Target:\t{r.file.name}\n  Source:\t{r.secret_name}" for r in container.secrets]
+    if container.configs:
+        lines.append("Configs:")
+        lines += [f" Target:\t{r.file.name}\n  Source:\t{r.config_name}" for r in container.configs]
+    return lines

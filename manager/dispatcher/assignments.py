@@ -2,7 +2,8 @@
 
 Assignments stream: the full set of the node's tasks first, then numbered increments
 as tasks change. The views of the overlay networks its tasks use go with them
-(networkviews.py): complete in the first message, then what changed.
+(networkviews.py): complete in the first message, then what changed; so do the secrets and
+configs its tasks use (secretfeed.py).
 Status updates come in batches; every one that would move a task's state backwards is dropped
 (docs/design.md, "Control plane"), which makes replays and reconnects safe.
 The batches of all nodes are written together (status.StatusWriter): one Raft write per round.

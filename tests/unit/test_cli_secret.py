@@ -7,6 +7,7 @@ import pytest
 
 from covey.cli import secret, service
 from covey.cli.serviceflags import build_spec, edit_spec
+from covey.cli.serviceview import pretty_service
 from covey.errors import InvalidArgument
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -74,3 +75,13 @@ def test_inspect_shows_a_configs_data_in_base64_and_never_a_secrets():
     leaked = pb.Secret(id="s1", spec=specs.SecretSpec(name="pw", data=b"should never come"))
     view = secret.docker_view(kinds["secret"], leaked)
     assert "Data" not in view["Spec"] and view["Spec"]["Name"] == "pw"
+
+
+def test_pretty_inspect_names_the_secrets_and_configs():
+    service = pb.Service(id="s1", spec=specs.ServiceSpec(name="web"))
+    service.spec.task.container.image = "img:v1"
+    service.spec.task.container.secrets.add(secret_name="db_pass", file=specs.FileTarget(name="db"))
+    service.spec.task.container.configs.add(config_name="conf", file=specs.FileTarget(name="/etc/app.conf"))
+    text = pretty_service(service, [])
+    assert "Secrets:\n Target:        db\n  Source:       db_pass" in text
+    assert "Configs:\n Target:        /etc/app.conf\n  Source:       conf" in text
