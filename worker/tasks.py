@@ -21,6 +21,7 @@ from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
 from worker.lifecycle import Do
 from worker.network import TaskNetworks
+from worker.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,12 @@ class TaskController:
     """The shell around `lifecycle.step`: executes each action with the executor, reports,
     and feeds the outcome back; the managers steer it only through the desired state."""
 
-    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None):
+    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None,
+                 secrets: SecretStore | None = None):
         self.task = task
         self._executor = executor
         self._networks = networks
+        self._secrets = secrets
         self._reporter = reporter
         self._changed = asyncio.Event()     # the desired state or the health changed
         self._health = ""                   # the executor's last healthcheck status
@@ -181,6 +184,8 @@ class TaskController:
     async def _config(self) -> ContainerConfig:
         """The container's config, with its network namespace, resolv.conf and hosts."""
         config = container_config(self.task)
+        if self._secrets is not None:
+            config.files = self._secrets.files(self.task)
         if self._networks is None:
             return config
         config.hostname = self._networks.hostname(self.task)
@@ -238,6 +243,7 @@ class TaskManager:
         self._executor = executor
         self.reporter = reporter
         self.networks = networks
+        self.secrets = SecretStore()           # in memory only
         self._controllers: dict[str, TaskController] = {}
         if hasattr(executor, "on_health"):  # healthchecks drive STARTING -> RUNNING -> FAILED
             executor.on_health = self._health_changed
@@ -257,6 +263,7 @@ class TaskManager:
     async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
         if self.networks is not None:          # views first: the tasks below may need them
             await self.networks.apply(message)
+        self.secrets.apply(message)            # before the tasks that use them
         if message.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}
             for task_id in list(self._controllers):
@@ -267,7 +274,7 @@ class TaskManager:
             controller = self._controllers.get(task.id)
             if controller is None:
                 controller = self._controllers[task.id] = TaskController(task, self._executor, self.reporter,
-                                                                         self.networks)
+                                                                         self.networks, self.secrets)
             else:
                 controller.update(task)
             if task.id in message.registry_auths:

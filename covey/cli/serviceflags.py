@@ -5,6 +5,7 @@ import ipaddress
 import shlex
 from collections.abc import Callable
 
+from covey.cli import fileflags
 from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
@@ -33,6 +34,7 @@ def add_create_flags(parser) -> None:
     # dest: not `host`, which is covey's own -H/--host (the daemon to talk to)
     parser.add_argument("--host", dest="extra_hosts", action="append", default=[], metavar="NAME:IP",
                         help="a line of /etc/hosts")
+    fileflags.add_create_flags(parser)
     _add_shared_flags(parser)
     parser.add_argument("image")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
@@ -50,6 +52,7 @@ def add_update_flags(parser) -> None:
                           ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME[:IP]")):
         parser.add_argument(f"--{name}-rm", action="append", default=[], metavar=metavar)
     parser.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
+    fileflags.add_update_flags(parser)
     _add_shared_flags(parser)
 
 
@@ -108,6 +111,7 @@ def build_spec(args) -> specs.ServiceSpec:
     c.dns_config.search.extend(_search_domains(args.dns_search))
     c.dns_config.options.extend(args.dns_option)
     c.hosts.extend(_host_line(text) for text in args.extra_hosts)
+    fileflags.apply_create(args, c)
     for config in (s.update, s.rollback):
         config.parallelism = 1  # Docker's default: one task at a time
     _apply_shared_flags(args, s)
@@ -152,6 +156,7 @@ def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str]
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))
     _replace_list(dns.options, args.dns_option_rm, args.dns_option_add)
     _edit_hosts(c, args.host_rm, args.host_add)
+    fileflags.apply_update(args, c)
     if args.force:
         s.task.force_update += 1
     if args.replicas is not None and s.WhichOneof("mode") not in ("replicated", "replicated_job"):

@@ -12,6 +12,7 @@ import grpc
 
 from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotLeader
 from covey.ids import new_id
+from manager.controlapi.secrets import resolve_references
 from manager.dispatcher.logbroker import LogBroker
 from manager.orchestrator import jobs
 from manager.scheduler import placement
@@ -94,6 +95,7 @@ class ServiceAPI:
             service_spec.replicated.replicas = 1  # Docker's default
         placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
         resolve_networks(self._store, service_spec)
+        resolve_references(self._store, service_spec)
         if any(s.spec.name == service_spec.name for s in self._store.services.view()):
             raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()
@@ -134,6 +136,7 @@ class ServiceAPI:
             new_spec.CopyFrom(request.spec)
             validate_spec(new_spec)
             resolve_networks(self._store, new_spec)
+            resolve_references(self._store, new_spec)
             placement.validate(placement.Demand.from_service(pb.Service(spec=new_spec)))
             if new_spec.name != target.spec.name:
                 raise InvalidArgument("a service cannot be renamed")

@@ -29,6 +29,7 @@ from .bundle import HostMount, build_spec, resolve_args, resolve_user
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError
 from .execsession import ExecOptions, ExecSession, ExecUser
+from .files import files_dir, mount_files, remove_files
 from .health import HealthMonitor, HealthState, check_argv
 from .images import ImageStore
 from .logfile import LogEntry
@@ -155,8 +156,11 @@ class Executor:
             self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest, "command": command,
                                     "created_at": time.time(), "started_at": 0.0})
             root = rootfs_mod.mount_overlay(image.rootfs, cdir)
+            mounts = self._host_mounts(cfg, cdir)
+            if cfg.files:           # last: a secret's or config's file shows over any other mount
+                mounts += mount_files(files_dir(self.run_dir, cid), cfg.files)
             spec = build_spec(cfg, image.config, rootfs=root, image_rootfs=image.rootfs,
-                              mounts=self._host_mounts(cfg, cdir),
+                              mounts=mounts,
                               cgroups_path=self.cgroups_path(cid),
                               init_binary=self.settings.init_binary)
             (cdir / "config.json").write_text(json.dumps(spec))
@@ -308,6 +312,7 @@ class Executor:
         while self._shim_alive(cdir) and time.monotonic() < deadline:
             await asyncio.sleep(self.settings.poll_interval)   # let it write the last lines
         rootfs_mod.unmount_all(cdir)
+        remove_files(files_dir(self.run_dir, cid))
         shutil.rmtree(cdir, ignore_errors=True)
 
     @staticmethod
@@ -456,6 +461,10 @@ class Executor:
         for d in self.containers_dir.iterdir():
             if d.name.startswith(p) and not (d / "covey.json").exists():
                 await self._cleanup(d.name, d)   # a prepare cut short by the restart
+        files = self.run_dir / "files"
+        for d in files.iterdir() if files.is_dir() else ():
+            if d.name.startswith(p) and not (self.containers_dir / d.name).exists():
+                remove_files(d)                  # the secrets of a container that is gone
         return kept
 
     async def close(self) -> None:
