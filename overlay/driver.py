@@ -264,21 +264,20 @@ class Overlay:
         node_addr = self._check_node_addr(net, node_addr)
         mesh = self._mesh if self._mesh is not None and self._mesh.vni == vni else ingress.MeshState(vni)
         wanted, changed, dropped = mesh.plan(ports, removed, complete)
+        self._mesh, have, mesh.ports = mesh, mesh.ports, None   # unknown until written: rewritten whole
         new_addr = node_addr if mesh.node_addr != node_addr else None
         if new_addr is not None:
             self._set_node_addr(sandbox, net, node_addr)
-        sandbox_path = netns_path(sandbox.name)
-        if mesh.ports is None:
+        if have is None:
             self._write_mesh(sandbox, node_addr, wanted)
         else:
-            script = ingress.sandbox_update(self._mesh_table, BRIDGE, new_addr, mesh.ports, changed, dropped)
+            script = ingress.sandbox_update(self._mesh_table, BRIDGE, new_addr, have, changed, dropped)
             if script:
-                run_nft(sandbox_path, script)
-            script = ingress.host_update(self._mesh_table, wanted.keys() - mesh.ports.keys(), dropped)
+                run_nft(netns_path(sandbox.name), script)
+            script = ingress.host_update(self._mesh_table, wanted.keys() - have.keys(), dropped)
             if script:
                 run_nft(self._host_path, script)
         mesh.ports, mesh.node_addr = wanted, node_addr
-        self._mesh = mesh
 
     def set_ingress_routes(self, key: str, vni: int, node_addrs: Iterable[str]) -> None:
         """In a task's namespace: replies to connections that came from a node's ingress

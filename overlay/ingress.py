@@ -155,6 +155,8 @@ class MeshState:
              complete: bool) -> tuple[dict[Key, PublishedPort], list[PublishedPort], set[Key]]:
         """The ports wanted after this change, those of them to (re)write, and those to drop."""
         given = {p.key: p for p in (check_port(p) for p in ports)}
+        if self.ports is None and not complete:
+            raise OverlayError("the mesh has not been set whole on this node yet: a change needs complete=True first")
         have = self.ports or {}
         if complete:
             wanted = dict(given)
