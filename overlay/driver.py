@@ -481,7 +481,8 @@ class Overlay:
         _, sandbox_addr = self._egress_addrs(sandbox.vni)
         host_if = self._egress_if(sandbox.vni)
         run_nft(sandbox_path, ingress.sandbox_table(self._mesh_table, BRIDGE, EGRESS, node_addr, ports.values()))
-        run_nft(self._host_path, ingress.host_table(self._mesh_table, sandbox_addr, host_if, ports))
+        run_nft(self._host_path, ingress.host_table(self._mesh_table, sandbox_addr, host_if,
+                                                     str(self._link_pool), ports))
         write_sysctl(self._host_path, f"net.ipv4.conf.{host_if}.route_localnet", "1")
         for path in (self._host_path, sandbox_path):
             if int(read_sysctl(path, ingress.CONNTRACK_ESTABLISHED)) < ingress.MIN_ESTABLISHED_TIMEOUT:

@@ -3,8 +3,8 @@ from (docs/design.md, "Ingress routing mesh"). The kernel calls are the driver's
 
 - Host namespace, table `<prefix>mesh`: connections to a published port on any local address
   (prerouting `fib daddr type local`, and output for the node's own clients, 127.0.0.1 too)
-  are DNATed to the ingress sandbox's end of its egress link; 127.0.0.0/8 sources are
-  masqueraded onto that link (route_localnet lets them leave lo).
+  are DNATed to the ingress sandbox's end of its egress link; 127.0.0.0/8 and sandbox-link
+  sources are masqueraded onto that link (route_localnet lets the former leave lo).
 - Ingress sandbox, table `<prefix>mesh`: a verdict map (protocol . port -> a chain per
   port, so the cost per connection does not grow with the number of ports) DNATs to the
   backends in turn (`numgen inc`); default mode marks the packet and SNATs it to the node's
@@ -71,15 +71,19 @@ def element(key: Key) -> str:
 
 # ---------------------------------------------------------------------- host namespace
 
-def host_table(name: str, sandbox_addr: str, egress_if: str, keys: Iterable[Key]) -> str:
+def host_table(name: str, sandbox_addr: str, egress_if: str, link_pool: str, keys: Iterable[Key]) -> str:
+    """Published ports DNATed to the sandbox. What goes to it from 127.0.0.0/8 or from a
+    sandbox's egress (a container calling a host address: the sandbox would take its own
+    address for a martian) is masqueraded to the host's end of the link."""
     target = ipv4(sandbox_addr, "sandbox address")
+    pool = ipaddress.IPv4Network(link_pool)
     match = f"fib daddr type local meta l4proto . th dport @ports dnat ip to {target}\n"
     return replace_table(name, (
         f"  set ports {{\n    type inet_proto . inet_service\n{_elements(element(k) for k in keys)}  }}\n"
         "  chain pre {\n    type nat hook prerouting priority -100; policy accept;\n    " + match + "  }\n"
         "  chain out {\n    type nat hook output priority -100; policy accept;\n    " + match + "  }\n"
         "  chain post {\n    type nat hook postrouting priority 100; policy accept;\n"
-        f'    ip saddr 127.0.0.0/8 oifname "{egress_if}" masquerade\n  }}\n'))
+        f'    oifname "{egress_if}" ip saddr {{ 127.0.0.0/8, {pool} }} masquerade\n  }}\n'))
 
 
 def host_update(name: str, added: Iterable[Key], removed: Iterable[Key]) -> str:

@@ -180,6 +180,22 @@ def test_a_hosts_own_clients_reach_the_mesh_on_127_0_0_1_and_its_address(mesh):
         assert names_via(host, mesh.addrs[i]) == {"t1", "t2"}
 
 
+def test_containers_reach_published_ports_on_their_own_hosts_address(mesh):
+    other = Network(id="apps", vni=4202, subnet="10.42.0.0/24", gateway="10.42.0.1")
+    overlay = mesh.overlays[0]
+    overlay.ensure_network(other)
+    try:
+        caller = overlay.create_endpoint_ns("c1")
+        overlay.attach("c1", [Attachment(other, "10.42.0.5/24")])
+        assert names_via(caller, mesh.addrs[0]) == {"t1", "t2"}, "from another network, through the host"
+        assert names_via(caller, mesh.addrs[2]) == {"t1", "t2"}, "and through another host"
+        t1 = netns_path(overlay.endpoint_name("t1"))
+        assert names_via(t1, mesh.addrs[0]) == {"t1", "t2"}, "a task of the service itself, on its own host"
+    finally:
+        overlay.remove_endpoint_ns("c1")
+        overlay.remove_network(other.vni)
+
+
 def test_host_mode_answers_only_where_the_task_runs_and_the_task_sees_the_client(mesh):
     client_ip = mesh.lab.hosts[4].addr
     for i, task in ((0, "t1"), (1, "t2")):

@@ -21,12 +21,12 @@ def test_a_port_is_a_numgen_dnat_marked_for_snat_unless_the_client_ip_is_kept():
 
 
 def test_the_host_table_dnats_every_local_address_and_loopback_to_the_sandbox():
-    script = ingress.host_table("cvmesh", "169.254.64.1", "cve1068", [(TCP, 8080), (UDP, 53)])
+    script = ingress.host_table("cvmesh", "169.254.64.1", "cve1068", "169.254.64.0/18", [(TCP, 8080), (UDP, 53)])
     assert script.startswith("add table ip cvmesh\ndelete table ip cvmesh\ntable ip cvmesh {")
     assert "elements = { tcp . 8080, udp . 53 }" in script
     rule = "fib daddr type local meta l4proto . th dport @ports dnat ip to 169.254.64.1"
     assert script.count(rule) == 2 and "hook prerouting" in script and "hook output" in script
-    assert 'ip saddr 127.0.0.0/8 oifname "cve1068" masquerade' in script
+    assert 'oifname "cve1068" ip saddr { 127.0.0.0/8, 169.254.64.0/18 } masquerade' in script
 
 
 def test_the_sandbox_table_jumps_by_port_and_snats_marked_packets_to_the_node():
