@@ -296,6 +296,28 @@ def test_a_change_is_one_small_transaction_and_the_tables_are_named_by_the_prefi
     assert names_via(mesh.client, mesh.addrs[3]) == {"t1", "t2"}, "a refused change changed nothing"
 
 
+def test_a_restarted_driver_takes_the_mesh_over_and_connections_live_on(mesh):
+    sock, _, _ = connect(mesh.client, mesh.addrs[2], KEEP)
+    with sock:
+        for i in (0, 2):
+            host = mesh.lab.hosts[i]
+            again = Overlay(mesh.overlays[i].prefix, host.addr, host_netns=host.netns)
+            try:
+                again.ensure_network(INGRESS)
+                again.set_mesh(INGRESS.vni, NODE_ADDRS[i], ports_of(i))
+                if i == 0:
+                    again.attach("t1", [Attachment(INGRESS, f"{TASKS['t1'][1]}/24")])
+                    again.set_ingress_routes("t1", INGRESS.vni, NODE_ADDRS)
+            finally:
+                again.close()
+        assert echoes(sock), "tables rewritten whole: conntrack keeps the connection's NAT"
+    for i, addr in enumerate(mesh.addrs):
+        client_ip = mesh.lab.hosts[4].addr
+        sock, _, peer = connect(mesh.client, addr, KEEP)
+        with sock:
+            assert peer == f"{client_ip}:{sock.getsockname()[1]}" and echoes(sock), f"through host {i}"
+
+
 def test_remove_all_leaves_nothing_with_the_prefix(mesh):
     host = mesh.lab.hosts[3]
     other = Network(id="ingress2", vni=4201, subnet="10.41.0.0/24", gateway="10.41.0.1")  # the host has 4200
