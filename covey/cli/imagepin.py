@@ -1,0 +1,77 @@
+"""`stack deploy --resolve-image`: pin each service's image tag to the digest the registry
+gives now, so that every node runs the same image and a moved tag (`:latest`) updates the
+service on the next deploy. Asked of the registry by the client, as Docker does, with skopeo.
+
+Registries on loopback, and those listed in $COVEY_INSECURE_REGISTRIES (comma-separated
+HOST:PORT, as coveyd's --insecure-registry), are spoken to over plain HTTP.
+"""
+import os
+import re
+import subprocess
+from collections.abc import Callable
+
+from proto import specs_pb2 as specs
+
+MODES = ("always", "changed", "never")
+INSECURE_ENV = "COVEY_INSECURE_REGISTRIES"
+INSPECT_TIMEOUT = 30.0        # seconds for one registry query
+IMAGE_LABEL = "com.docker.stack.image"   # the image as the compose file names it
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+Inspect = Callable[[str], str]   # image reference -> its digest; raises RuntimeError
+
+
+def registry_of(image: str) -> str:
+    """The registry of a reference as Docker reads it (docker.io when the first part is no host)."""
+    first, _, rest = image.partition("/")
+    return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def _plain_http(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    listed = {r.strip() for r in os.environ.get(INSECURE_ENV, "").split(",") if r.strip()}
+    return host == "localhost" or host.startswith("127.") or registry in listed
+
+
+def skopeo_digest(image: str) -> str:
+    """The digest the registry gives for `image` now."""
+    argv = ["skopeo", "inspect", "--no-tags", "--format", "{{.Digest}}"]
+    if _plain_http(registry_of(image)):
+        argv.append("--tls-verify=false")
+    try:
+        done = subprocess.run([*argv, f"docker://{image}"], capture_output=True, text=True,
+                              timeout=INSPECT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(str(exc)) from None
+    digest = done.stdout.strip()
+    if done.returncode != 0 or not _DIGEST.match(digest):
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no digest")
+    return digest
+
+
+def pin_images(services: list[specs.ServiceSpec], mode: str, deployed: dict[str, specs.ServiceSpec],
+               inspect: Inspect = skopeo_digest) -> list[str]:
+    """Pin each service's image in place per `mode`; returns warnings for the images that could
+    not be resolved (they keep their tag, as Docker's do). `deployed`: the running specs by
+    service name; with "changed", an image the file names as before keeps its deployed pin."""
+    if mode not in MODES:
+        raise ValueError(f"invalid --resolve-image {mode!r}: use {', '.join(MODES)}")
+    warnings, seen = [], {}
+    for spec in services:
+        container = spec.task.container
+        named = spec.labels.get(IMAGE_LABEL) or container.image
+        if mode == "never" or "@" in named or not named:
+            continue
+        before = deployed.get(spec.name)
+        if mode == "changed" and before is not None and before.labels.get(IMAGE_LABEL) == named:
+            container.image = before.task.container.image
+            continue
+        if named not in seen:
+            try:
+                seen[named] = f"{named}@{inspect(named)}"
+            except RuntimeError as exc:
+                seen[named] = named
+                warnings.append(f"image {named} could not be accessed on a registry to record its "
+                                f"digest ({exc}); each node will pull the tag on its own")
+        container.image = seen[named]
+    return warnings
