@@ -1,0 +1,144 @@
+"""`covey stack deploy` on the lab (issue 15): real hosts, runc containers, overlay, registry.
+
+One swarm for the module. A stack whose services talk by their short names across hosts over
+the stack's default network; deployed from inside host1's namespace (where the lab registry
+is) so that --resolve-image pins every tag to the registry's digest with skopeo; the same
+files again restart nothing; a change rolls only its service; --prune; `stack rm` leaves
+nothing running or stored."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deploy.lab import REPO
+from tests.e2e.swarmtools import REGISTRY, runc_running, swarm_with_registry
+from tests.support.poll import wait_until
+
+WHOAMI = f"{REGISTRY}/covey/whoami:1"
+BUSYBOX = f"{REGISTRY}/covey/busybox:1"
+FETCH_TIMEOUT = "5"          # seconds for one wget inside a container
+CONVERGE = 90.0              # s: a deploy's wait for its services (images pulled on 3 hosts)
+CLI_TIMEOUT = CONVERGE + 30  # s: one covey command
+COMPOSE = f"""
+services:
+  web:
+    image: {WHOAMI}
+    deploy:
+      replicas: 2
+      placement: {{max_replicas_per_node: 1}}
+      update_config: {{parallelism: 0, monitor: 1s}}
+    environment: {{COLOR: blue}}
+  client:
+    image: {BUSYBOX}
+    command: ["sleep", "86400"]
+    deploy: {{mode: global}}
+  extra:
+    image: {BUSYBOX}
+    command: ["sleep", "86400"]
+"""
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with swarm_with_registry(3) as lab:
+        yield lab
+
+
+def covey(lab, *args, check: bool = True):
+    return lab.covey(lab.hosts[0], *args, check=check, timeout=CLI_TIMEOUT)
+
+
+def deploy(lab, tmp_path, text: str, *flags: str) -> subprocess.CompletedProcess:
+    """`covey stack deploy` run in host1's network namespace, where the registry answers."""
+    path = tmp_path / "compose.yml"
+    path.write_text(text)
+    host = lab.hosts[0]
+    argv = ["nsenter", f"--net=/run/netns/{host.netns}", sys.executable, "-m", "covey.cli.main",
+            "-H", f"unix://{host.socket}", "stack", "deploy", "-c", str(path), *flags,
+            "--converge-timeout", f"{int(CONVERGE)}s", "shop"]
+    env = {**os.environ, "COVEY_INSECURE_REGISTRIES": REGISTRY}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT, cwd=REPO, env=env)
+    assert done.returncode == 0, f"stack deploy failed: {done.stdout}\n{done.stderr}"
+    return done
+
+
+def tasks(lab, service: str) -> list[dict]:
+    listed = json.loads(covey(lab, "service", "ps", "--format", "json", service).stdout)
+    return [t for t in listed if t.get("desired_state") == "RUNNING" and t["status"].get("state") == "RUNNING"]
+
+
+def host_of(lab, task: dict):
+    nodes = json.loads(covey(lab, "node", "ls", "--format", "json").stdout)
+    hostname = next(n["description"]["hostname"] for n in nodes if n["id"] == task["node_id"])
+    return lab.hosts[int(hostname.removeprefix("host")) - 1]
+
+
+def task_ids(lab, *services: str) -> set[str]:
+    return {t["id"] for s in services for t in tasks(lab, s)}
+
+
+@pytest.fixture(scope="module")
+def shop(lab, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shop")
+    first = deploy(lab, tmp, COMPOSE)
+    return tmp, first
+
+
+def test_deploy_prints_dockers_lines_pins_digests_and_waits_for_every_service(lab, shop):
+    _, first = shop
+    lines = first.stdout.splitlines()
+    assert lines[:4] == ["Creating network shop_default", "Creating service shop_client",
+                         "Creating service shop_extra", "Creating service shop_web"]
+    assert {f"verify: Service shop_{s} converged" for s in ("web", "client", "extra")} <= set(lines)
+    assert len(tasks(lab, "shop_web")) == 2 and len(tasks(lab, "shop_client")) == len(lab.hosts)
+    web = json.loads(covey(lab, "service", "inspect", "shop_web").stdout)[0]
+    assert web["spec"]["task"]["container"]["image"].startswith(WHOAMI + "@sha256:")
+    assert web["spec"]["labels"]["com.docker.stack.namespace"] == "shop"
+    assert covey(lab, "stack", "ls").stdout.split() == ["NAME", "SERVICES", "shop", "3"]
+    assert "shop_web" in covey(lab, "stack", "services", "shop").stdout
+    assert covey(lab, "stack", "ps", "shop").stdout.count("Running") >= 2 + 1 + len(lab.hosts)
+
+
+def test_services_reach_each_other_by_short_name_across_hosts(lab, shop):
+    web_hosts = {host_of(lab, t).name for t in tasks(lab, "shop_web")}
+    client = next(t for t in tasks(lab, "shop_client") if host_of(lab, t).name not in web_hosts)
+    answer = lab.covey(host_of(lab, client), "container", "exec", client["id"], "timeout", FETCH_TIMEOUT,
+                       "wget", "-qO-", "http://web:8080/cgi-bin/id").stdout
+    web_names = {lab.covey(host_of(lab, t), "container", "exec", t["id"], "hostname").stdout.strip()
+                 for t in tasks(lab, "shop_web")}
+    assert answer.split()[0] in web_names, f"{answer!r} is not from a web task ({web_names})"
+
+
+def test_the_same_files_again_restart_nothing(lab, shop):
+    tmp, _ = shop
+    before = task_ids(lab, "shop_web", "shop_client", "shop_extra")
+    again = deploy(lab, tmp, COMPOSE)
+    assert "Stack shop is up to date: nothing to change" in again.stdout
+    assert not [line for line in again.stdout.splitlines() if line.startswith(("Creating", "Updating"))]
+    assert task_ids(lab, "shop_web", "shop_client", "shop_extra") == before
+
+
+def test_a_change_rolls_only_its_service_and_prune_removes_what_left_the_files(lab, shop):
+    tmp, _ = shop
+    others = task_ids(lab, "shop_client")
+    web_before = task_ids(lab, "shop_web")
+    changed = COMPOSE.replace("COLOR: blue", "COLOR: green").split("  extra:")[0]
+    out = deploy(lab, tmp, changed, "--prune").stdout.splitlines()
+    assert out[0] == "Removing service shop_extra"
+    assert [line.split(" (id:")[0] for line in out if line.startswith(("Creating", "Updating"))] == [
+        "Updating service shop_web"]
+    assert task_ids(lab, "shop_client") == others
+    web_after = task_ids(lab, "shop_web")
+    assert len(web_after) == 2 and web_after.isdisjoint(web_before)
+    assert "shop_extra" not in covey(lab, "service", "ls").stdout
+
+
+def test_stack_rm_leaves_nothing(lab, shop):
+    out = covey(lab, "stack", "rm", "shop").stdout
+    assert "Removing service shop_web" in out and "Removing network shop_default" in out
+    assert "shop" not in covey(lab, "stack", "ls").stdout
+    assert "shop_" not in covey(lab, "service", "ls").stdout
+    assert "shop_default" not in covey(lab, "network", "ls").stdout
+    wait_until(lambda: not any(runc_running(h) for h in lab.hosts), 60, 0.5, "every container of the stack gone")

@@ -1,0 +1,76 @@
+"""The client side of `covey stack deploy`: image pinning per --resolve-image, Docker's
+lines, and the parser."""
+from covey.cli import imagepin
+from covey.cli.main import build_parser
+from covey.cli.stack import DRY_VERB, VERB, print_changes
+from proto import control_pb2
+from proto import specs_pb2 as specs
+
+Change = control_pb2.StackChange
+DIGEST = "sha256:" + "ab" * 32
+MOVED = "sha256:" + "cd" * 32
+
+
+def spec(name: str, image: str) -> specs.ServiceSpec:
+    s = specs.ServiceSpec(name=name)
+    s.task.container.image = image
+    s.labels[imagepin.IMAGE_LABEL] = image
+    return s
+
+
+class Registry:
+    """Answers digests from a table, counting the questions."""
+    def __init__(self, digests: dict[str, str]):
+        self.digests, self.asked = digests, []
+
+    def __call__(self, image: str) -> str:
+        self.asked.append(image)
+        if image not in self.digests:
+            raise RuntimeError("manifest unknown")
+        return self.digests[image]
+
+
+def test_always_pins_every_tag_once_per_image_and_warns_for_what_it_cannot_reach():
+    services = [spec("s_a", "reg:5000/app:1"), spec("s_b", "reg:5000/app:1"), spec("s_c", "nowhere/x:2")]
+    registry = Registry({"reg:5000/app:1": DIGEST})
+    warnings = imagepin.pin_images(services, "always", {}, registry)
+    assert [s.task.container.image for s in services] == [f"reg:5000/app:1@{DIGEST}"] * 2 + ["nowhere/x:2"]
+    assert registry.asked == ["reg:5000/app:1", "nowhere/x:2"]
+    assert len(warnings) == 1 and "nowhere/x:2 could not be accessed" in warnings[0]
+
+
+def test_changed_keeps_the_deployed_pin_of_an_unchanged_image_and_never_keeps_tags():
+    deployed = {"s_a": spec("s_a", "reg:5000/app:1")}
+    deployed["s_a"].task.container.image = f"reg:5000/app:1@{DIGEST}"
+    services = [spec("s_a", "reg:5000/app:1"), spec("s_b", "reg:5000/app:2")]
+    registry = Registry({"reg:5000/app:1": MOVED, "reg:5000/app:2": MOVED})
+    imagepin.pin_images(services, "changed", deployed, registry)
+    assert [s.task.container.image for s in services] == [f"reg:5000/app:1@{DIGEST}", f"reg:5000/app:2@{MOVED}"]
+    assert registry.asked == ["reg:5000/app:2"]
+    kept = [spec("s_a", "reg:5000/app:1")]
+    imagepin.pin_images(kept, "never", deployed, registry)
+    assert kept[0].task.container.image == "reg:5000/app:1"
+
+
+def test_registries_as_docker_reads_them():
+    assert [imagepin.registry_of(i) for i in ("busybox", "lab/x:1", "reg:5000/x", "localhost/x", "a.b/c/d")] == [
+        "docker.io", "docker.io", "reg:5000", "localhost", "a.b"]
+
+
+def test_dockers_lines(capsys):
+    changes = [Change(action=Change.REMOVE, kind="service", name="shop_old", id="o1"),
+               Change(action=Change.CREATE, kind="network", name="shop_default", id="n1"),
+               Change(action=Change.UNCHANGED, kind="service", name="shop_db", id="d1"),
+               Change(action=Change.UPDATE, kind="service", name="shop_api", id="a1")]
+    print_changes(changes, VERB)
+    print_changes(changes[1:2], DRY_VERB)
+    assert capsys.readouterr().out.splitlines() == [
+        "Removing service shop_old", "Creating network shop_default", "Updating service shop_api (id: a1)",
+        "Would create network shop_default"]
+
+
+def test_deploy_takes_dockers_flags():
+    args = build_parser().parse_args(["stack", "deploy", "-c", "a.yml", "-c", "b.yml", "--prune",
+                                      "--resolve-image", "never", "--dry-run", "-d", "shop"])
+    assert (args.compose_files, args.prune, args.resolve_image, args.dry_run, args.detach, args.stack) == (
+        ["a.yml", "b.yml"], True, "never", True, True, "shop")
