@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from covey.cli import imagepin
+from covey import imagepin
 from covey.cli.output import table, to_json
 from covey.cli.progress import Display, current_tasks, is_global
 from covey.cli.service import list_services, list_tasks
@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     add_loading_flags(deploy)
     deploy.add_argument("--prune", action="store_true", help="remove services no longer in the files")
     deploy.add_argument("--resolve-image", choices=imagepin.MODES, default="always",
-                        help="pin image tags to the registry's digests (default always)")
+                        help="pin image tags to the registry's digests, asked by the manager "
+                             "(default always)")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
     deploy.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
     deploy.add_argument("--converge-timeout", default="300s", help="how long to wait for the services")
@@ -77,12 +78,12 @@ def deploy_stack(conn, args) -> int:
                                     stack_name=args.stack)
     except ComposeError as exc:
         raise InvalidArgument(str(exc)) from None
-    deployed = {s.spec.name: s.spec for s in _stack_services(conn, spec.name)}
-    warnings += imagepin.pin_images(list(spec.services), args.resolve_image, deployed)
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    answer = conn.control.DeployStack(control_pb2.DeployStackRequest(spec=spec, prune=args.prune,
-                                                                     dry_run=args.dry_run))
+    answer = conn.control.DeployStack(control_pb2.DeployStackRequest(
+        spec=spec, prune=args.prune, dry_run=args.dry_run, resolve_image=args.resolve_image))
+    for warning in answer.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     print_changes(answer.changes, DRY_VERB if args.dry_run else VERB)
     moved = [c for c in answer.changes if c.kind == "service" and c.action in (Change.CREATE, Change.UPDATE)]
     if not any(c.action != Change.UNCHANGED for c in answer.changes):

@@ -1,6 +1,6 @@
-"""The client side of `covey stack deploy`: image pinning per --resolve-image, Docker's
-lines, and the parser."""
-from covey.cli import imagepin
+"""`covey stack deploy`: image pinning per --resolve-image (covey/imagepin.py, which the
+manager runs), Docker's lines, and the parser."""
+from covey import imagepin
 from covey.cli.main import build_parser
 from covey.cli.stack import DRY_VERB, VERB, print_changes
 from proto import control_pb2

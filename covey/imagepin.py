@@ -1,19 +1,20 @@
 """`stack deploy --resolve-image`: pin each service's image tag to the digest the registry
 gives now, so that every node runs the same image and a moved tag (`:latest`) updates the
-service on the next deploy. Asked of the registry by the client, as Docker does, with skopeo.
+service on the next deploy.
 
-Registries on loopback, and those listed in $COVEY_INSECURE_REGISTRIES (comma-separated
-HOST:PORT, as coveyd's --insecure-registry), are spoken to over plain HTTP.
+The manager that takes the DeployStack call asks the registry (with skopeo), not the client:
+its node reaches the registries the swarm pulls from and knows which speak plain HTTP
+(coveyd --insecure-registry; loopback ones too, as Docker's), where a client may be on
+another network altogether.
 """
-import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
+from covey.errors import InvalidArgument
 from proto import specs_pb2 as specs
 
 MODES = ("always", "changed", "never")
-INSECURE_ENV = "COVEY_INSECURE_REGISTRIES"
 INSPECT_TIMEOUT = 30.0        # seconds for one registry query
 IMAGE_LABEL = "com.docker.stack.image"   # the image as the compose file names it
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -27,16 +28,15 @@ def registry_of(image: str) -> str:
     return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
 
 
-def _plain_http(registry: str) -> bool:
+def plain_http(registry: str, insecure: Collection[str]) -> bool:
     host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
-    listed = {r.strip() for r in os.environ.get(INSECURE_ENV, "").split(",") if r.strip()}
-    return host == "localhost" or host.startswith("127.") or registry in listed
+    return host == "localhost" or host.startswith("127.") or registry in insecure
 
 
-def skopeo_digest(image: str) -> str:
-    """The digest the registry gives for `image` now."""
+def skopeo_digest(image: str, insecure: Collection[str] = ()) -> str:
+    """The digest the registry gives for `image` now; `insecure`: registries on plain HTTP."""
     argv = ["skopeo", "inspect", "--no-tags", "--format", "{{.Digest}}"]
-    if _plain_http(registry_of(image)):
+    if plain_http(registry_of(image), insecure):
         argv.append("--tls-verify=false")
     try:
         done = subprocess.run([*argv, f"docker://{image}"], capture_output=True, text=True,
@@ -50,12 +50,12 @@ def skopeo_digest(image: str) -> str:
 
 
 def pin_images(services: list[specs.ServiceSpec], mode: str, deployed: dict[str, specs.ServiceSpec],
-               inspect: Inspect = skopeo_digest) -> list[str]:
+               inspect: Inspect) -> list[str]:
     """Pin each service's image in place per `mode`; returns warnings for the images that could
     not be resolved (they keep their tag, as Docker's do). `deployed`: the running specs by
     service name; with "changed", an image the file names as before keeps its deployed pin."""
     if mode not in MODES:
-        raise ValueError(f"invalid --resolve-image {mode!r}: use {', '.join(MODES)}")
+        raise InvalidArgument(f"invalid --resolve-image {mode!r}: use {', '.join(MODES)}")
     warnings, seen = [], {}
     for spec in services:
         container = spec.task.container
