@@ -2,9 +2,11 @@
 manager runs), Docker's lines, and the parser."""
 from covey import imagepin
 from covey.cli.main import build_parser
-from covey.cli.stack import DRY_VERB, VERB, print_changes
+from covey.cli.stack import DRY_VERB, VERB, print_changes, stack_tasks
 from proto import control_pb2
+from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
+from tests.support.builders import task
 
 Change = control_pb2.StackChange
 DIGEST = "sha256:" + "ab" * 32
@@ -74,3 +76,28 @@ def test_deploy_takes_dockers_flags():
                                       "--resolve-image", "never", "--dry-run", "-d", "shop"])
     assert (args.compose_files, args.prune, args.resolve_image, args.dry_run, args.detach, args.stack) == (
         ["a.yml", "b.yml"], True, "never", True, True, "shop")
+
+
+def test_stack_ps_lists_only_the_stacks_tasks_and_says_why_a_held_task_waits(capsys):
+    ours = spec("shop_api", "app:1")
+    ours.labels["com.docker.stack.namespace"] = "shop"
+    services = [pb.Service(id="api", spec=ours), pb.Service(id="other", spec=spec("other", "app:1"))]
+    held = task("t1", 1, service_id="api", service_name="shop_api", desired=pb.READY, state=pb.READY)
+    held.explanation.text = "waiting for shop_db to be healthy"
+    stranger = task("t2", 1, service_id="other", service_name="other")
+
+    class Control:
+        def ListServices(self, request):
+            return control_pb2.ListServicesResponse(services=services)
+
+        def ListTasks(self, request):
+            return control_pb2.ListTasksResponse(tasks=[held, stranger])
+
+        def ListNodes(self, request):
+            return control_pb2.ListNodesResponse()
+
+    conn = type("Conn", (), {"control": Control()})()
+    stack_tasks(conn, build_parser().parse_args(["stack", "ps", "--explain", "shop"]))
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and "shop_api.1" in out[1] and "waiting for shop_db to be healthy" in out[1]
+    assert out[3] == "shop_api.1 is not started yet: waiting for shop_db to be healthy"
