@@ -2,9 +2,12 @@
 everything in creation order, the same files again change nothing, a change touches only
 its service, prune, external objects, names taken outside the stack, secret versions that
 roll their users, rollback, removal; the writes are applied here as the store would."""
+import json
 import textwrap
+from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 
 from covey.compose import load_stack
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -229,3 +232,24 @@ def test_api_answers_never_show_secret_data(tmp_path):
 def test_every_table_a_plan_writes_is_one_the_store_knows(tmp_path):
     plan = stackplan.deploy(empty(), stack_spec(tmp_path))
     assert {a.WhichOneof("object") for a in plan.actions} <= set(NAMES.values())
+
+
+def golden(name: str) -> specs.StackSpec:
+    """A real stack file of the public corpus as the loader converts it (tests/corpus_golden)."""
+    data = json.loads((Path(__file__).parents[1] / "corpus_golden" / f"{name}.json").read_text())
+    return json_format.ParseDict(data["spec"], specs.StackSpec())
+
+
+@pytest.mark.parametrize("name", ["voting", "numbers", "atsea"])
+def test_real_stack_files_plan_and_then_plan_nothing(name):
+    spec, snap = golden(name), empty()
+    for secret in spec.external_secrets:        # atsea's: made beforehand, as its README says
+        snap.secrets.append(pb.Secret(id=f"ext-{secret}", spec=specs.SecretSpec(name=secret, data=b"x")))
+    first = stackplan.deploy(snap, spec)
+    assert [c.name for c in first.changes if c.kind == "service"] == [s.name for s in spec.services]
+    assert stackplan.deploy(apply(snap, first), spec).actions == []
+
+
+def test_a_real_stack_without_its_external_secret_is_refused_by_name():
+    with pytest.raises(NotFound, match="stack atsea: external secret postgres_password not found"):
+        stackplan.deploy(empty(), golden("atsea"))
