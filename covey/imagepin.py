@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable, Collection
 
 from covey.errors import InvalidArgument
+from covey.registryauth import registry_of
 from proto import specs_pb2 as specs
 
 MODES = ("always", "changed", "never")
@@ -20,12 +21,6 @@ IMAGE_LABEL = "com.docker.stack.image"   # the image as the compose file names i
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 Inspect = Callable[[str], str]   # image reference -> its digest; raises RuntimeError
-
-
-def registry_of(image: str) -> str:
-    """The registry of a reference as Docker reads it (docker.io when the first part is no host)."""
-    first, _, rest = image.partition("/")
-    return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
 
 
 def plain_http(registry: str, insecure: Collection[str]) -> bool:

@@ -39,7 +39,8 @@ class SwarmState:
 
 def read_state(store: Store) -> SwarmState:
     """A replica's objects, read before its Raft log is set aside."""
-    others: list[StoreObject] = [*store.networks.list(), *store.stacks.list(), *store.secrets.list(), *store.configs.list()]
+    others: list[StoreObject] = [*store.networks.list(), *store.stacks.list(), *store.secrets.list(),
+                                 *store.configs.list()]
     return SwarmState(store.clusters.list()[0], store.nodes.list(), store.services.list(), store.tasks.list(),
                       others)
 

@@ -6,6 +6,7 @@ import sys
 import time
 
 from covey import imagepin
+from covey.cli.login import registry_auths_for
 from covey.cli.output import table, to_json
 from covey.cli.progress import Display, current_tasks, is_global
 from covey.cli.service import list_services, list_tasks
@@ -35,6 +36,8 @@ def add_parser(subparsers) -> None:
     deploy.add_argument("--resolve-image", choices=imagepin.MODES, default="always",
                         help="pin image tags to the registry's digests, asked by the manager "
                              "(default always)")
+    deploy.add_argument("--with-registry-auth", action="store_true",
+                        help="send your registry credentials (covey login) to the nodes that pull the images")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
     deploy.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
     deploy.add_argument("--converge-timeout", default="300s", help="how long to wait for the services")
@@ -80,8 +83,10 @@ def deploy_stack(conn, args) -> int:
         raise InvalidArgument(str(exc)) from None
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
+    auths = registry_auths_for([s.task.container.image for s in spec.services]) if args.with_registry_auth else {}
     answer = conn.control.DeployStack(control_pb2.DeployStackRequest(
-        spec=spec, prune=args.prune, dry_run=args.dry_run, resolve_image=args.resolve_image))
+        spec=spec, prune=args.prune, dry_run=args.dry_run, resolve_image=args.resolve_image,
+        registry_auths=auths))
     for warning in answer.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     print_changes(answer.changes, DRY_VERB if args.dry_run else VERB)

@@ -20,11 +20,12 @@ Each version carries the label com.covey.stack.secret=<stack>_<name> to find its
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from covey.ids import new_id
+from covey.registryauth import registry_of
 from manager.controlapi import networks as network_api
 from manager.controlapi import services as service_api
 from manager.scheduler import placement
@@ -96,15 +97,20 @@ def owned_by(labels, stack: str) -> bool:
 # ---------------------------------------------------------------- deploy
 
 def deploy(snap: Snapshot, spec: specs.StackSpec, prune: bool = False, rollback: bool = False,
-           now_ns: int | None = None) -> Plan:
+           now_ns: int | None = None, registry_auths: Mapping[str, pb.RegistryAuth] | None = None) -> Plan:
     """Every change that brings the stored objects in line with `spec`; raises (naming the
-    problem) before anything is planned to be written when the spec or a reference is bad."""
-    return _Deploy(snap, spec, prune, rollback, time.time_ns() if now_ns is None else now_ns).plan()
+    problem) before anything is planned to be written when the spec or a reference is bad.
+    `registry_auths` (--with-registry-auth, by registry): kept by each service whose image
+    is on one (a change of credentials alone rolls nothing)."""
+    return _Deploy(snap, spec, prune, rollback, time.time_ns() if now_ns is None else now_ns,
+                   registry_auths or {}).plan()
 
 
 class _Deploy:
-    def __init__(self, snap: Snapshot, spec: specs.StackSpec, prune: bool, rollback: bool, now_ns: int):
+    def __init__(self, snap: Snapshot, spec: specs.StackSpec, prune: bool, rollback: bool, now_ns: int,
+                 registry_auths: Mapping[str, pb.RegistryAuth]):
         self.snap, self.spec, self.prune, self.rollback, self.now = snap, spec, prune, rollback, now_ns
+        self.registry_auths = registry_auths
         self.name = spec.name
         self.out = Plan()
         self.networks: dict[str, pb.Network] = {}       # stack and external networks by full name
@@ -224,20 +230,24 @@ class _Deploy:
         self._resolve_items(spec)
         self.services[spec.name] = spec
         existing = next((s for s in self.snap.services if s.spec.name == spec.name), None)
+        auth = self.registry_auths.get(registry_of(spec.task.container.image))
         if existing is None:
             service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=self.now, updated_at_ns=self.now),
-                                 spec=spec, spec_version=1)
+                                 spec=spec, spec_version=1, registry_auth=auth)
             self.out.add(create(service), Change.CREATE, "service", spec.name, service.id)
             return
         _refuse_taken(existing.spec.labels, self.name, "service", spec.name)
-        if existing.spec == spec:
+        new_auth = auth is not None and auth != existing.registry_auth
+        if existing.spec == spec and not new_auth:
             self.out.note("service", spec.name, existing.id)
             return
         if spec.WhichOneof("mode") != existing.spec.WhichOneof("mode"):
             raise InvalidArgument(f"service {spec.name}: its mode ({existing.spec.WhichOneof('mode')}) cannot "
                                   f"be changed to {spec.WhichOneof('mode')}; remove the service first")
-        self.out.add(update(updated_service(existing, spec, self.rollback, self.now)), Change.UPDATE,
-                     "service", spec.name, existing.id)
+        service = existing if existing.spec == spec else updated_service(existing, spec, self.rollback, self.now)
+        if new_auth and auth is not None:
+            service = _with_auth(service, auth, self.now)
+        self.out.add(update(service), Change.UPDATE, "service", spec.name, existing.id)
 
     def _resolve_networks(self, spec: specs.ServiceSpec) -> None:
         seen: set[str] = set()
@@ -345,6 +355,15 @@ def updated_service(existing: pb.Service, spec: specs.ServiceSpec, rollback: boo
     service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=now_ns, message=message))
     service.meta.updated_at_ns = now_ns
     return service
+
+
+def _with_auth(service: pb.Service, auth: pb.RegistryAuth, now_ns: int) -> pb.Service:
+    """The service with new credentials (its spec unchanged, so no task restarts)."""
+    changed = pb.Service()
+    changed.CopyFrom(service)
+    changed.registry_auth.CopyFrom(auth)
+    changed.meta.updated_at_ns = now_ns
+    return changed
 
 
 def _used_items(service_specs: Iterable[specs.ServiceSpec]) -> set[tuple[str, str]]:

@@ -40,7 +40,7 @@ class StackAPI:
         warnings = await self._pin_images(spec, request.resolve_image or "never")
 
         def plan(snap: stackplan.Snapshot) -> stackplan.Plan:
-            return stackplan.deploy(snap, spec, prune=request.prune)
+            return stackplan.deploy(snap, spec, prune=request.prune, registry_auths=request.registry_auths)
         if request.dry_run:
             done = plan(stackplan.Snapshot.of(self._store))
         else:

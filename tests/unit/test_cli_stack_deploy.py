@@ -54,9 +54,10 @@ def test_changed_keeps_the_deployed_pin_of_an_unchanged_image_and_never_keeps_ta
     assert kept[0].task.container.image == "reg:5000/app:1"
 
 
-def test_registries_as_docker_reads_them():
-    assert [imagepin.registry_of(i) for i in ("busybox", "lab/x:1", "reg:5000/x", "localhost/x", "a.b/c/d")] == [
-        "docker.io", "docker.io", "reg:5000", "localhost", "a.b"]
+def test_plain_http_for_loopback_and_listed_registries_only():
+    listed = ("10.1.0.1:5000",)
+    registries = ("localhost:5000", "127.0.0.1:5000", "10.1.0.1:5000", "10.1.0.2:5000", "docker.io")
+    assert [imagepin.plain_http(r, listed) for r in registries] == [True, True, True, False, False]
 
 
 def test_dockers_lines(capsys):

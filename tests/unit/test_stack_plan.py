@@ -253,3 +253,17 @@ def test_real_stack_files_plan_and_then_plan_nothing(name):
 def test_a_real_stack_without_its_external_secret_is_refused_by_name():
     with pytest.raises(NotFound, match="stack atsea: external secret postgres_password not found"):
         stackplan.deploy(empty(), golden("atsea"))
+
+
+def test_registry_credentials_go_to_the_services_of_their_registry_and_alone_roll_nothing(tmp_path):
+    text = SHOP.replace("lab/web:1", "reg.lab:5000/web:1")
+    auth = {"reg.lab:5000": pb.RegistryAuth(registry="reg.lab:5000", username="u", password="p1")}
+    snap = apply(empty(), stackplan.deploy(empty(), stack_spec(tmp_path, text), registry_auths=auth))
+    assert {s.spec.name: s.registry_auth.password for s in snap.services} == {
+        "shop_db": "", "shop_api": "", "shop_web": "p1"}
+    assert stackplan.deploy(snap, stack_spec(tmp_path, text), registry_auths=auth).actions == []
+    auth["reg.lab:5000"].password = "p2"
+    plan = stackplan.deploy(snap, stack_spec(tmp_path, text), registry_auths=auth)
+    assert lines(plan) == ["UPDATE service shop_web"]
+    web = by_name(apply(snap, plan), "shop_web")
+    assert (web.registry_auth.password, web.spec_version) == ("p2", 1)
