@@ -6,6 +6,7 @@ import sys
 import time
 
 from covey import imagepin
+from covey.cli import jobs
 from covey.cli.login import registry_auths_for
 from covey.cli.output import table, to_json
 from covey.cli.progress import Display, current_tasks, is_global
@@ -117,6 +118,10 @@ def _stack_services(conn, stack: str) -> list[pb.Service]:
 def service_progress(conn, service: pb.Service, rollback: bool = False) -> tuple[str, str | None]:
     """One line for the service, and its outcome: "converged", "failed: why", or None (not yet).
     A service rolled back (unless a rollback was asked for) or paused failed."""
+    if jobs.is_job(service):            # a job converges once it completed every time
+        done = jobs.progress(service, conn.control.ListTasks(control_pb2.ListTasksRequest(service=service.id)).tasks)
+        finished = bool(done.total) and done.completed == done.total
+        return f"{service.spec.name}: {done.column()}", "converged" if finished else None
     tasks = current_tasks(conn, service)
     running = sum(1 for t in tasks if t.status.state == pb.RUNNING)
     wanted = len(tasks) if is_global(service) else service.spec.replicated.replicas

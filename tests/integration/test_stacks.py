@@ -188,3 +188,30 @@ async def test_depends_on_service_healthy_holds_the_dependent_until_the_dependen
     db_up = running["shop_db"][0].status.timestamp_ns
     assert all(t.status.timestamp_ns >= db_up for t in running["shop_api"])
     assert {t.id for t in running["shop_api"]} == {t.id for t in waiting}   # the held tasks started
+
+
+MIGRATE = """
+services:
+  migrate:
+    image: lab/migrate:1
+    environment: {SIM_RUN: "1"}
+    deploy: {mode: replicated-job}
+  app:
+    image: lab/app:1
+    depends_on: {migrate: {condition: service_completed_successfully}}
+"""
+
+
+@swarm_test(workers=1)
+async def test_depends_on_a_job_that_must_complete_first(swarm):
+    await deploy(swarm, stack_spec(MIGRATE))
+
+    async def app_held_while_migrating():
+        app, job = await swarm.tasks("shop_app"), await swarm.tasks("shop_migrate")
+        told = app and app[0].explanation.text == "waiting for shop_migrate to complete"
+        return app if told and app[0].desired_state == pb.READY and job and job[0].status.state == pb.RUNNING \
+            else None
+    await swarm.until(app_held_while_migrating, what="app held, saying why, while the job runs")
+    running = await swarm.until(lambda: all_running(swarm, {"shop_app": 1}), what="app started after the job")
+    (job,) = await swarm.tasks("shop_migrate")
+    assert job.status.state == pb.COMPLETE and running["shop_app"][0].status.timestamp_ns >= job.status.timestamp_ns
