@@ -131,3 +131,41 @@ def test_stack_rm_leaves_nothing(lab, shop):
     assert "shop_" not in covey(lab, "service", "ls").stdout
     assert "shop_default" not in covey(lab, "network", "ls").stdout
     wait_until(lambda: not any(runc_running(h) for h in lab.hosts), 60, 0.5, "every container of the stack gone")
+
+
+def test_a_bad_stack_is_refused_by_name_and_nothing_is_stored(lab, tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text(f"services:\n  web:\n    image: {WHOAMI}\n    networks: [edge]\n"
+                    "networks:\n  edge: {external: true}\n")
+    bad = covey(lab, "stack", "deploy", "-c", str(path), "--resolve-image", "never", "bad", check=False)
+    assert bad.returncode == 1 and "external network edge not found" in bad.stderr
+    assert "bad" not in covey(lab, "stack", "ls").stdout and "bad_" not in covey(lab, "service", "ls").stdout
+
+
+DEPS = f"""
+services:
+  db:
+    image: {BUSYBOX}
+    command: ["sh", "-c", "sleep 3; touch /tmp/ready; sleep 86400"]
+    healthcheck: {{test: ["CMD-SHELL", "test -f /tmp/ready"], interval: 1s, retries: 30}}
+  app:
+    image: {BUSYBOX}
+    command: ["sleep", "86400"]
+    depends_on: {{db: {{condition: service_healthy}}}}
+"""
+
+
+def test_depends_on_service_healthy_starts_the_dependent_once_the_dependency_is_healthy(lab, tmp_path):
+    path = tmp_path / "deps.yml"
+    path.write_text(DEPS)
+    covey(lab, "stack", "deploy", "-c", str(path), "-d", "deps")
+    why = "waiting for deps_db to be healthy"
+    wait_until(lambda: why in covey(lab, "stack", "ps", "--explain", "deps").stdout, 30, 0.3,
+               "stack ps saying why app waits")
+    assert not tasks(lab, "deps_app"), "app does not run before db is healthy"
+    wait_until(lambda: tasks(lab, "deps_app"), 60, 0.5, "app running once db is healthy")
+    (db,) = tasks(lab, "deps_db")
+    (app,) = tasks(lab, "deps_app")
+    assert int(app["status"]["timestamp_ns"]) >= int(db["status"]["timestamp_ns"])
+    covey(lab, "stack", "rm", "deps")
+    wait_until(lambda: not any(runc_running(h) for h in lab.hosts), 60, 0.5, "the deps stack's containers gone")
