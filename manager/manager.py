@@ -43,6 +43,7 @@ class ManagerConfig:
     reconcile_period: float = 1.0
     log_gather_timeout: float = 10.0  # service logs: how long to wait for each node's backlog
     leader_poll: float = 0.05         # how often the leader watch looks at who leads
+    insecure_registries: tuple[str, ...] = ()  # plain-HTTP registries (stack deploy --resolve-image)
 
 
 class Manager:
@@ -56,7 +57,8 @@ class Manager:
         self.logs = LogBrokerAPI(logs, self.dispatcher.sessions.check)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = Control(store, self.manager_status, config.api_addr,
-                               self.dispatcher.sessions.end_session, logs, self._leader_channel)
+                               self.dispatcher.sessions.end_session, logs, self._leader_channel,
+                               config.insecure_registries)
         self._leader_tasks: list[asyncio.Task] = []
         self._watch = asyncio.create_task(_supervise("leader watch", self.dispatcher.leader.run))
 

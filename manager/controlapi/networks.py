@@ -62,6 +62,34 @@ def users_of(store: st.Store, network_id: str) -> tuple[list[str], list[pb.Task]
     return services, tasks
 
 
+def new_network(network_id: str, spec: specs.NetworkSpec, networks: list[pb.Network],
+                defaults: pb.NetworkDefaults, nodes: list[pb.Node]) -> pb.Network:
+    """The network with its subnet, gateway and VNI, chosen apart from `networks` (what is
+    stored now, and any planned in the same write: a stack deploy makes several) and from
+    the nodes' addresses."""
+    if any(n.spec.name == spec.name for n in networks):
+        raise AlreadyExists(f"a network named {spec.name} already exists")
+    if spec.ingress and any(n.spec.ingress for n in networks):
+        raise AlreadyExists("an ingress network already exists")
+    pools = ipam.Pools.of(defaults)
+    node_addrs = ipam.node_addresses(nodes)
+    config = spec.ipam.configs[0] if spec.ipam.configs else specs.IPAMConfig()
+    if config.subnet:
+        subnet = ipam.parse_subnet(config.subnet)
+        ipam.check_user_subnet(subnet, networks, pools, node_addrs)
+    else:
+        subnet = ipam.choose_subnet(pools, ipam.taken_subnets(networks), node_addrs)
+    gateway = ipam.check_user_ipam(subnet, config.gateway, config.range, config.reserved.values())
+    now = time.time_ns()
+    network = pb.Network(id=network_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), spec=spec,
+                         subnet=str(subnet), gateway=str(gateway),
+                         vni=ipam.next_vni(n.vni for n in networks))
+    if ipam.AddressRange.of(network).capacity < 1:
+        raise InvalidArgument(f"network {spec.name}: no address left to hand out in {subnet} "
+                              "once its gateway and reserved addresses are set aside")
+    return network
+
+
 class NetworkAPI:
     def __init__(self, store: st.Store):
         self._store = store
@@ -75,8 +103,9 @@ class NetworkAPI:
         created: list[pb.Network] = []
 
         def plan() -> list[store_pb2.StoreAction]:
-            created[:] = [self._new_network(network_id, spec)]
             cluster = cluster_of(self._store)  # written back unchanged: its version guards the choice
+            created[:] = [new_network(network_id, spec, self._store.networks.view(), cluster.network_defaults,
+                                      self._store.nodes.view())]
             cluster.meta.updated_at_ns = created[0].meta.created_at_ns
             return [create(created[0]), update(cluster)]
 
@@ -84,31 +113,6 @@ class NetworkAPI:
         network = created[0]
         network.meta.version = 1
         return control_pb2.CreateNetworkResponse(network=network)
-
-    def _new_network(self, network_id: str, spec: specs.NetworkSpec) -> pb.Network:
-        """The network with its subnet, gateway and VNI, chosen from what is stored now."""
-        networks = self._store.networks.view()
-        if any(n.spec.name == spec.name for n in networks):
-            raise AlreadyExists(f"a network named {spec.name} already exists")
-        if spec.ingress and any(n.spec.ingress for n in networks):
-            raise AlreadyExists("an ingress network already exists")
-        pools = ipam.Pools.of(cluster_of(self._store).network_defaults)
-        nodes = ipam.node_addresses(self._store.nodes.view())
-        config = spec.ipam.configs[0] if spec.ipam.configs else specs.IPAMConfig()
-        if config.subnet:
-            subnet = ipam.parse_subnet(config.subnet)
-            ipam.check_user_subnet(subnet, networks, pools, nodes)
-        else:
-            subnet = ipam.choose_subnet(pools, ipam.taken_subnets(networks), nodes)
-        gateway = ipam.check_user_ipam(subnet, config.gateway, config.range, config.reserved.values())
-        now = time.time_ns()
-        network = pb.Network(id=network_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), spec=spec,
-                             subnet=str(subnet), gateway=str(gateway),
-                             vni=ipam.next_vni(n.vni for n in networks))
-        if ipam.AddressRange.of(network).capacity < 1:
-            raise InvalidArgument(f"network {spec.name}: no address left to hand out in {subnet} "
-                                  "once its gateway and reserved addresses are set aside")
-        return network
 
     async def list(self, request: control_pb2.ListNetworksRequest) -> control_pb2.ListNetworksResponse:
         networks = sorted(self._store.networks.list(), key=lambda n: n.spec.name)

@@ -52,10 +52,10 @@ def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
                                   f"more than once (as {seen[network.id]!r} and {config.target!r})")
         seen[network.id] = config.target
         config.target = network.id
-        _check_addresses(service_spec.name, network, config.addresses)
+        check_addresses(service_spec.name, network, config.addresses)
 
 
-def _check_addresses(service: str, network: pb.Network, addresses) -> None:
+def check_addresses(service: str, network: pb.Network, addresses) -> None:
     """A static address (compose ipv4_address): one, an IPv4 address of the network's subnet."""
     if len(addresses) > 1:
         raise InvalidArgument(f"service {service}: one address per network at most ({', '.join(addresses)})")
