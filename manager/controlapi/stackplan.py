@@ -27,6 +27,7 @@ from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Not
 from covey.ids import new_id
 from covey.registryauth import registry_of
 from manager.controlapi import networks as network_api
+from manager.controlapi import secrets as secret_api
 from manager.controlapi import services as service_api
 from manager.scheduler import placement
 from manager.state.actions import create, delete, update
@@ -270,6 +271,7 @@ class _Deploy:
         for cref in container.configs:
             config = self._lookup(self.items["config"], cref.config_name, "config", spec.name, "configs")
             cref.config_name, cref.config_id = config.spec.name, config.id
+        secret_api.fill_files(spec)
 
     def _lookup(self, known: dict, ref: str, kind: str, service: str, section: str):
         """A reference by the stack's full name or its short name (or an external's name)."""
