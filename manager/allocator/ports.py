@@ -160,3 +160,14 @@ def same_host_ports(task: pb.Task, ports: Iterable[specs.PortConfig]) -> bool:
 
 def data_plane_labels(spec: specs.ServiceSpec) -> dict[str, str]:
     return {k: v for k, v in spec.labels.items() if k.startswith(LABEL_PREFIX)}
+
+
+def endpoint_current(task: pb.Task, spec: specs.ServiceSpec) -> bool:
+    """Whether a task made for an older spec publishes what `spec` asks: it is on the ingress
+    network exactly when the spec publishes a port, and has the spec's host-mode ports. (Which
+    ingress ports a service publishes is the mesh's business, not its tasks'.)"""
+    targets = {c.target for c in task.spec.networks}
+    on_ingress = any(a.network_id not in targets for a in task.networks)  # the one network not in its spec
+    if task.status.state >= pb.PENDING and on_ingress != publishes(spec):
+        return False
+    return task.status.state < pb.ASSIGNED or same_host_ports(task, spec.endpoint.ports)
