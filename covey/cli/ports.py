@@ -77,7 +77,9 @@ def _removal(text: str) -> list[specs.PortConfig]:
         number, _, protocol = text.partition("/")
         if not number.isdigit():
             raise InvalidArgument(f"invalid --publish-rm {text!r}: give a published port, e.g. 8080 or 8080/udp")
-        return [specs.PortConfig(published_port=int(number), protocol=PROTOCOLS.get(protocol.lower() or "tcp", -1))]
+        if (protocol.lower() or "tcp") not in PROTOCOLS:
+            raise InvalidArgument(f"invalid --publish-rm {text!r}: protocol {protocol!r} is not tcp, udp or sctp")
+        return [specs.PortConfig(published_port=int(number), protocol=PROTOCOLS[protocol.lower() or "tcp"])]
     return parse_publish(text)
 
 

@@ -18,7 +18,7 @@ class NodeFacts:
     """What a task's endpoints take from its node."""
     addr: str       # the underlay address (Node.status.addr)
     hostname: str   # for {{.Node.Hostname}}
-    ready: bool     # a node Down (no heartbeat within the timeout) serves nothing
+    ready: bool = True  # a node Down (no heartbeat within the timeout) serves nothing
 
 
 def node_facts(node: pb.Node) -> NodeFacts:
