@@ -88,7 +88,7 @@ def allocate(spec: specs.ServiceSpec, service_id: str, services: Iterable[pb.Ser
     validate(spec)
     services = list(services)
     held = holders(services, service_id)
-    current = next((list(s.ports) for s in services if s.id == service_id), [])
+    current = [p for s in services if s.id == service_id for p in s.ports]
     chosen = {key(p) for p in spec.endpoint.ports if p.published_port}
     allocated = []
     for wanted in spec.endpoint.ports:
@@ -97,9 +97,13 @@ def allocate(spec: specs.ServiceSpec, service_id: str, services: Iterable[pb.Ser
         if port.published_port:
             _check_free(spec.name, port, held)
         elif port.publish_mode == INGRESS:
-            port.published_port = _auto(port, current, held, chosen)
+            port.published_port = _kept(port, current, held, chosen)  # first what it had...
             chosen.add(key(port))
         allocated.append(port)
+    for port in allocated:
+        if not port.published_port and port.publish_mode == INGRESS:
+            port.published_port = _free(port, held, chosen)          # ...then new numbers
+            chosen.add(key(port))
     return allocated
 
 
@@ -112,12 +116,18 @@ def _check_free(name: str, port: specs.PortConfig, held: dict[Port, tuple[str, i
                           f"{holder[0]} (in {mode} mode)")
 
 
-def _auto(port: specs.PortConfig, current: list[specs.PortConfig], held: dict, chosen: set[Port]) -> int:
+def _kept(port: specs.PortConfig, current: list[specs.PortConfig], held: dict, chosen: set[Port]) -> int:
+    """The number the service had for this target and protocol, if still free; else 0."""
     protocol = key(port)[1]
     for had in current:
         if (had.publish_mode == INGRESS and had.target_port == port.target_port and had.protocol == port.protocol
                 and (had.published_port, protocol) not in held and (had.published_port, protocol) not in chosen):
             return had.published_port
+    return 0
+
+
+def _free(port: specs.PortConfig, held: dict, chosen: set[Port]) -> int:
+    protocol = key(port)[1]
     for number in range(AUTO_FIRST, AUTO_LAST + 1):
         if (number, protocol) not in held and (number, protocol) not in chosen:
             return number
