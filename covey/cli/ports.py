@@ -72,6 +72,17 @@ def without(ports: Iterable[specs.PortConfig], removals: Iterable[str]) -> list[
     return ports
 
 
+def edit(endpoint: specs.EndpointSpec, removals: list[str], additions: list[str]) -> None:
+    """`service update --publish-rm R --publish-add A`: an added port replaces what publishes
+    the same number and protocol, as Docker's does."""
+    added = parse_all(additions)
+    kept = [p for p in without(endpoint.ports, removals)
+            if not any(p.published_port and (p.published_port, p.protocol) == (a.published_port, a.protocol)
+                       for a in added)]
+    del endpoint.ports[:]
+    endpoint.ports.extend(kept + added)
+
+
 def _removal(text: str) -> list[specs.PortConfig]:
     if "=" not in text and ":" not in text:
         number, _, protocol = text.partition("/")

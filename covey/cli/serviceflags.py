@@ -156,12 +156,7 @@ def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str]
     c.ClearField("mounts")
     c.mounts.extend(mounts)
     _edit_networks(s.task, args.network_rm, args.network_add, network_id)
-    added = ports.parse_all(args.publish_add)  # replaces what publishes the same port, as Docker
-    published = [p for p in ports.without(s.endpoint.ports, args.publish_rm)
-            if not any(p.published_port and (p.published_port, p.protocol) == (a.published_port, a.protocol)
-                       for a in added)]
-    del s.endpoint.ports[:]
-    s.endpoint.ports.extend(published + added)
+    ports.edit(s.endpoint, args.publish_rm, args.publish_add)
     dns = c.dns_config
     _replace_list(dns.nameservers, args.dns_rm, _nameservers(args.dns_add))
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))
