@@ -14,6 +14,7 @@ from manager.allocator import loop as allocator
 from manager.ca import authz
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
+from manager.controlapi.networks import default_ingress
 from manager.dispatcher.api import Dispatcher
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from manager.orchestrator import services as orchestrator
@@ -171,7 +172,7 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
                     ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int,
                     network_defaults: pb.NetworkDefaults | None = None) -> pb.Cluster:
     """Write the first objects of a new swarm: the cluster (with the network defaults of
-    `swarm init`, checked by the caller) and this manager's node."""
+    `swarm init`, checked by the caller), this manager's node and the ingress network."""
     await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
     meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
@@ -185,7 +186,8 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
                                   manager=pki.make_token(digest, pki.new_token_secret())),
         raft_key=manager.config.raft_key, network_defaults=network_defaults)
     node = manager_node(manager.config.node_id, hostname, manager.config.raft_addr, manager.config.api_addr, now)
-    await manager.store.write([create(cluster), create(node)])
+    ingress = default_ingress(cluster.network_defaults, [node], now)
+    await manager.store.write([create(cluster), create(node), create(ingress)])
     return cluster
 
 

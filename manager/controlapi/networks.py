@@ -11,10 +11,10 @@ import time
 
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from covey.ids import new_id
-from manager.allocator import ipam
+from manager.allocator import ipam, ports
 from manager.allocator.index import holds_addresses, wants_addresses
 from manager.state import store as st
-from manager.state.actions import create, remove, update, write_fresh
+from manager.state.actions import create, delete, remove, update, write_fresh
 from manager.state.queries import cluster_of, find_network
 from proto import control_pb2, store_pb2
 from proto import objects_pb2 as pb
@@ -51,6 +51,24 @@ def validate_spec(spec: specs.NetworkSpec) -> None:
                                   "addresses need a --subnet")
 
 
+INGRESS_NAME = "ingress"
+
+
+def ingress_of(store: st.Store) -> pb.Network | None:
+    """The swarm's ingress network (a copy), None when it was removed."""
+    return next((n for n in store.networks.list() if n.spec.ingress), None)
+
+
+def default_ingress(defaults: pb.NetworkDefaults, nodes: list[pb.Node], now_ns: int) -> pb.Network:
+    """The ingress network `swarm init` creates, as Docker does: the first subnet of the
+    address pools, the first VNI."""
+    pools = ipam.Pools.of(defaults)
+    subnet = ipam.choose_subnet(pools, [], ipam.node_addresses(nodes))
+    spec = specs.NetworkSpec(name=INGRESS_NAME, ingress=True, driver_config=specs.Driver(name="overlay"))
+    return pb.Network(id=new_id(), meta=pb.Meta(created_at_ns=now_ns, updated_at_ns=now_ns), spec=spec,
+                      subnet=str(subnet), gateway=str(ipam.first_host(subnet)), vni=ipam.FIRST_VNI)
+
+
 def users_of(store: st.Store, network_id: str) -> tuple[list[str], list[pb.Task]]:
     """The services whose spec attaches to the network (names), and the tasks that hold an
     address on it or are still to get one."""
@@ -69,8 +87,6 @@ def new_network(network_id: str, spec: specs.NetworkSpec, networks: list[pb.Netw
     the nodes' addresses."""
     if any(n.spec.name == spec.name for n in networks):
         raise AlreadyExists(f"a network named {spec.name} already exists")
-    if spec.ingress and any(n.spec.ingress for n in networks):
-        raise AlreadyExists("an ingress network already exists")
     pools = ipam.Pools.of(defaults)
     node_addrs = ipam.node_addresses(nodes)
     config = spec.ipam.configs[0] if spec.ipam.configs else specs.IPAMConfig()
@@ -107,12 +123,24 @@ class NetworkAPI:
             created[:] = [new_network(network_id, spec, self._store.networks.view(), cluster.network_defaults,
                                       self._store.nodes.view())]
             cluster.meta.updated_at_ns = created[0].meta.created_at_ns
-            return [create(created[0]), update(cluster)]
+            return [*self._replaced_ingress(spec), create(created[0]), update(cluster)]
 
         await write_fresh(self._store, plan, CREATE_ATTEMPTS, f"creating network {spec.name}")
         network = created[0]
         network.meta.version = 1
         return control_pb2.CreateNetworkResponse(network=network)
+
+    def _replaced_ingress(self, spec: specs.NetworkSpec) -> list[store_pb2.StoreAction]:
+        """`network create --ingress` replaces the ingress network (as Docker's does), while no
+        service publishes a port. The new one gets its own subnet and VNI (the old one's are
+        still counted), so nodes never mistake one for the other."""
+        if not spec.ingress:
+            return []
+        old = ingress_of(self._store)
+        if old is None:
+            return []
+        self._refuse_in_use(old)
+        return [delete(old)]
 
     async def list(self, request: control_pb2.ListNetworksRequest) -> control_pb2.ListNetworksResponse:
         networks = sorted(self._store.networks.list(), key=lambda n: n.spec.name)
@@ -130,6 +158,11 @@ class NetworkAPI:
     def _refuse_in_use(self, network: pb.Network) -> None:
         services, tasks = users_of(self._store, network.id)
         name = network.spec.name
+        if network.spec.ingress:
+            services = sorted(s.spec.name for s in self._store.services.view() if ports.publishes(s.spec))
+            if services:
+                raise FailedPrecondition(f"the ingress network {name} is in use by service(s) publishing ports: "
+                                         f"{', '.join(services)}")
         if services:
             raise FailedPrecondition(f"network {name} is in use by service(s) {', '.join(services)}")
         if tasks:
