@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from covey.ids import new_id
 from covey.registryauth import registry_of
+from manager.allocator import ports
 from manager.controlapi import networks as network_api
 from manager.controlapi import secrets as secret_api
 from manager.controlapi import services as service_api
@@ -117,6 +118,7 @@ class _Deploy:
         self.networks: dict[str, pb.Network] = {}       # stack and external networks by full name
         self.items: dict[str, dict[str, Item]] = {"secret": {}, "config": {}}  # by declared name
         self.services: dict[str, specs.ServiceSpec] = {}  # planned specs by name
+        self.planned: dict[str, pb.Service] = {}           # created or updated services by ID
         self.removed_services: set[str] = set()
 
     def plan(self) -> Plan:
@@ -235,7 +237,7 @@ class _Deploy:
         if existing is None:
             service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=self.now, updated_at_ns=self.now),
                                  spec=spec, spec_version=1, registry_auth=auth)
-            self.out.add(create(service), Change.CREATE, "service", spec.name, service.id)
+            self.out.add(create(self._with_ports(service)), Change.CREATE, "service", spec.name, service.id)
             return
         _refuse_taken(existing.spec.labels, self.name, "service", spec.name)
         new_auth = auth is not None and auth != existing.registry_auth
@@ -245,10 +247,20 @@ class _Deploy:
         if spec.WhichOneof("mode") != existing.spec.WhichOneof("mode"):
             raise InvalidArgument(f"service {spec.name}: its mode ({existing.spec.WhichOneof('mode')}) cannot "
                                   f"be changed to {spec.WhichOneof('mode')}; remove the service first")
-        service = existing if existing.spec == spec else updated_service(existing, spec, self.rollback, self.now)
+        service = existing if existing.spec == spec else \
+            self._with_ports(updated_service(existing, spec, self.rollback, self.now))
         if new_auth and auth is not None:
             service = _with_auth(service, auth, self.now)
         self.out.add(update(service), Change.UPDATE, "service", spec.name, existing.id)
+
+    def _with_ports(self, service: pb.Service) -> pb.Service:
+        """The service with its published ports numbered (manager/allocator/ports.py), apart
+        from every other service: stored, and planned in this same write."""
+        others = {s.id: s for s in self.snap.services} | self.planned
+        del service.ports[:]
+        service.ports.extend(ports.allocate(service.spec, service.id, others.values()))
+        self.planned[service.id] = service
+        return service
 
     def _resolve_networks(self, spec: specs.ServiceSpec) -> None:
         seen: set[str] = set()

@@ -267,3 +267,20 @@ def test_registry_credentials_go_to_the_services_of_their_registry_and_alone_rol
     assert lines(plan) == ["UPDATE service shop_web"]
     web = by_name(apply(snap, plan), "shop_web")
     assert (web.registry_auth.password, web.spec_version) == ("p2", 1)
+
+
+PUBLISHING = """
+services:
+  web: {image: "lab/web:1", ports: ["8080:80", "80"]}
+  admin: {image: "lab/admin:1", ports: ["81"]}
+"""
+
+
+def test_published_ports_are_numbered_apart_within_the_stack_and_from_other_services(tmp_path):
+    snap = apply(empty(), stackplan.deploy(empty(), stack_spec(tmp_path, PUBLISHING)))
+    numbers = sorted(p.published_port for s in snap.services for p in s.ports)
+    assert numbers == [8080, 30000, 30001], "automatic ports of one write never collide"
+    assert stackplan.deploy(snap, stack_spec(tmp_path, PUBLISHING)).actions == [], "and stay as they are"
+    other = stack_spec(tmp_path, PUBLISHING.replace("lab/", "lab2/"), name="other")
+    with pytest.raises(InvalidArgument, match="8080/tcp is already published by service shop_web"):
+        stackplan.deploy(snap, other)
