@@ -5,7 +5,7 @@ protocol=udp,mode=host`), `--publish-rm`, and their rendering in `service ls` / 
 is compose's (covey/compose/ports.py): one home for it."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from covey.compose.ports import normalize_long, parse_short
 from covey.errors import InvalidArgument
@@ -59,24 +59,27 @@ def parse_all(texts: Iterable[str]) -> list[specs.PortConfig]:
     return [port for text in texts for port in parse_publish(text)]
 
 
-def without(ports: Iterable[specs.PortConfig], removals: Iterable[str]) -> list[specs.PortConfig]:
+def without(ports: Iterable[specs.PortConfig], removals: Iterable[str],
+            allocated: Sequence[specs.PortConfig] = ()) -> list[specs.PortConfig]:
     """The ports less those `--publish-rm` names: by published port (`8080`, `8080/udp`), or as
-    published (`8080:80`, `8080:80/udp`, a long form); a protocol left out matches tcp, as Docker."""
+    published (`8080:80`, `8080:80/udp`, a long form); a protocol left out matches tcp, as Docker.
+    An automatic port (0 in the spec) answers to the number it was given (`allocated`)."""
     ports = list(ports)
     for text in removals:
         wanted = _removal(text)
-        kept = [p for p in ports if not _matches(p, wanted)]
+        kept = [p for p in ports if not _matches(_numbered(p, allocated), wanted)]
         if len(kept) == len(ports):
             raise InvalidArgument(f"--publish-rm {text}: the service publishes no such port")
         ports = kept
     return ports
 
 
-def edit(endpoint: specs.EndpointSpec, removals: list[str], additions: list[str]) -> None:
+def edit(endpoint: specs.EndpointSpec, removals: list[str], additions: list[str],
+         allocated: Sequence[specs.PortConfig] = ()) -> None:
     """`service update --publish-rm R --publish-add A`: an added port replaces what publishes
     the same number and protocol, as Docker's does."""
     added = parse_all(additions)
-    kept = [p for p in without(endpoint.ports, removals)
+    kept = [p for p in without(endpoint.ports, removals, allocated)
             if not any(p.published_port and (p.published_port, p.protocol) == (a.published_port, a.protocol)
                        for a in added)]
     del endpoint.ports[:]
@@ -92,6 +95,15 @@ def _removal(text: str) -> list[specs.PortConfig]:
             raise InvalidArgument(f"invalid --publish-rm {text!r}: protocol {protocol!r} is not tcp, udp or sctp")
         return [specs.PortConfig(published_port=int(number), protocol=PROTOCOLS[protocol.lower() or "tcp"])]
     return parse_publish(text)
+
+
+def _numbered(port: specs.PortConfig, allocated: Sequence[specs.PortConfig]) -> specs.PortConfig:
+    """The spec's port with the number the managers gave it, if it asked for none."""
+    if port.published_port:
+        return port
+    given = next((a for a in allocated if (a.target_port, a.protocol, a.publish_mode) ==
+                  (port.target_port, port.protocol, port.publish_mode) and a.published_port), None)
+    return given or port
 
 
 def _matches(port: specs.PortConfig, wanted: list[specs.PortConfig]) -> bool:

@@ -119,7 +119,7 @@ def network_names(conn) -> dict[str, str]:
 def update_service(conn, args) -> int:
     service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
     networks_edited = args.network_add or args.network_rm
-    new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref)
+    new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref, service.ports)
     if new == service.spec and not args.with_registry_auth:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)

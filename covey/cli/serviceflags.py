@@ -3,7 +3,7 @@ spec they make or change. Update flags change only what they name; the rest stay
 import argparse
 import ipaddress
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from covey.cli import fileflags, ports
 from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
@@ -129,7 +129,8 @@ def same_ref(ref: str) -> str:
     return ref
 
 
-def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref) -> specs.ServiceSpec:
+def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref,
+              allocated: Sequence[specs.PortConfig] = ()) -> specs.ServiceSpec:
     """`network_id`: a network's ID from its name, ID or ID prefix (the managers store IDs)."""
     s = specs.ServiceSpec()
     s.CopyFrom(current)
@@ -156,7 +157,7 @@ def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str]
     c.ClearField("mounts")
     c.mounts.extend(mounts)
     _edit_networks(s.task, args.network_rm, args.network_add, network_id)
-    ports.edit(s.endpoint, args.publish_rm, args.publish_add)
+    ports.edit(s.endpoint, args.publish_rm, args.publish_add, allocated)
     dns = c.dns_config
     _replace_list(dns.nameservers, args.dns_rm, _nameservers(args.dns_add))
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))

@@ -114,3 +114,13 @@ def test_inspect_shows_the_endpoint_spec_ports_and_vips_as_docker(capsys):
     assert view["Endpoint"] == {"Spec": {"Mode": "vip", "Ports": [asked]},
                                 "Ports": [dict(asked, PublishedPort=30000)],
                                 "VirtualIPs": [{"NetworkID": "ing", "Addr": "10.0.0.2/24"}]}
+
+
+def test_publish_rm_finds_an_automatic_port_by_the_number_it_was_given():
+    endpoint = specs.EndpointSpec(ports=[specs.PortConfig(target_port=8080), specs.PortConfig(target_port=9090)])
+    given = [specs.PortConfig(target_port=8080, published_port=30001),
+             specs.PortConfig(target_port=9090, published_port=30002)]
+    ports.edit(endpoint, ["30001"], [], given)
+    assert [p.target_port for p in endpoint.ports] == [9090]
+    with pytest.raises(InvalidArgument, match="publishes no such port"):
+        ports.edit(endpoint, ["30001"], [], given)
