@@ -156,15 +156,22 @@ def list_services(conn, args) -> int:
     for s in services:
         if jobs.is_job(s):
             rows.append([s.id[:12], s.spec.name, _mode(s), jobs.progress(s, tasks).column(),
-                         s.spec.task.container.image, ""])
+                         shown_image(s.spec.task.container.image), ""])
             continue
         mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
         running = sum(1 for t in mine if t.status.state == pb.RUNNING)
         wanted = s.spec.replicated.replicas if _mode(s) == "replicated" else len(mine)
-        rows.append([s.id[:12], s.spec.name, _mode(s), f"{running}/{wanted}", s.spec.task.container.image,
+        rows.append([s.id[:12], s.spec.name, _mode(s), f"{running}/{wanted}", shown_image(s.spec.task.container.image),
                      ports.render(ports.ingress_ports(s.ports or s.spec.endpoint.ports))])
     print(table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows))
     return 0
+
+
+def shown_image(image: str) -> str:
+    """An image as Docker's tables show it: a digest pinned behind a tag (stack deploy
+    --resolve-image) is left out; a reference by digest alone stays as it is."""
+    name, at, _ = image.partition("@")
+    return name if at and ":" in name.rsplit("/", 1)[-1] else image
 
 
 def _ago(nanos: int) -> str:
@@ -195,7 +202,7 @@ def list_tasks(conn, args) -> int:
         name, previous = (f" \\_ {name}" if name == previous else name), name
         waits = t.status.state in (pb.NEW, pb.PENDING) or t.desired_state == pb.READY  # depends_on holds it
         error = t.status.err or (t.explanation.text if waits else "")
-        rows.append([trunc(t.id, 12), name, trunc(t.spec.container.image, 40), nodes.get(t.node_id, ""),
+        rows.append([trunc(t.id, 12), name, trunc(shown_image(t.spec.container.image), 40), nodes.get(t.node_id, ""),
                      _state(t.desired_state), f"{_state(t.status.state)} {_ago(t.status.timestamp_ns)}",
                      error if args.no_trunc or args.explain else trunc(error, 60), ports.render(t.host_ports)])
     print(table(["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"], rows))
