@@ -55,10 +55,12 @@ def done(answer) -> list[str]:
 
 
 async def everything(swarm) -> dict[str, list[str]]:
-    """The names of every stored service, network, secret, config and stack."""
+    """The names of every stored service, network (but the swarm's own ingress), secret,
+    config and stack."""
     c = swarm.control
     return {"services": [s.spec.name for s in (await c.ListServices(control_pb2.ListServicesRequest())).services],
-            "networks": [n.spec.name for n in (await c.ListNetworks(control_pb2.ListNetworksRequest())).networks],
+            "networks": [n.spec.name for n in (await c.ListNetworks(control_pb2.ListNetworksRequest())).networks
+                         if not n.spec.ingress],
             "stacks": [s.spec.name for s in (await c.ListStacks(control_pb2.ListStacksRequest())).stacks],
             "secrets": sorted(s.spec.name for s in swarm.leader().node.manager.store.secrets.list())}
 
