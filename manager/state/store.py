@@ -360,6 +360,7 @@ def _settle_read(future: asyncio.Future, why: str) -> None:
     if future.done():
         return
     if why:
-        future.set_exception(Unavailable(f"{why}: refusing to answer from a copy that may be stale; try again"))
+        future.set_exception(Unavailable(f"{why}: refused rather than answered from a copy that may be stale; "
+                                         f"the request was {NOT_APPLIED}"))
     else:
         future.set_result(None)
