@@ -315,8 +315,9 @@ class Store:
             await asyncio.sleep(0.02)
 
     def close(self) -> None:
-        self._read_index.close()
+        self._read_index.stop()
         self._raft.destroy_synchronous()
+        self._read_index.close()
 
 
 def _log_membership(change: str, addr: str):
