@@ -274,7 +274,8 @@ class Store:
                 outcome, detail = await future
         except TimeoutError:
             # Proposed (or queued for a leader to come): it may still commit.
-            raise DeadlineExceeded(f"the change was not seen committed within {self._timings.write_timeout:g}s"
+            raise DeadlineExceeded(f"the change was not committed within {self._timings.write_timeout:g}s "
+                                   "as far as this manager saw"
                                    + ("" if self.has_quorum() else f" and {NO_LEADER}")
                                    + f"; it {MAYBE_APPLIED}") from None
         if outcome == "conflict":
