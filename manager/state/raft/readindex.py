@@ -234,11 +234,19 @@ class ReadIndex:
                 done(index, "")
 
     def _expire(self, now: float) -> None:
-        for rid in [rid for rid, (expires, _) in self._asked.items() if expires < now]:
-            self._refused(rid, NO_CONTACT if not self._raft._isLeader() else EXPIRED)
-        for round_id in [i for i, r in self._rounds.items() if r.expires < now]:
-            for origin, rid in self._rounds.pop(round_id).asks:
-                self._answer(origin, rid, None, EXPIRED)
+        """Refuse what waited too long, or waits for a leader that is gone."""
+        leaderless = self._raft._getLeader() is None
+        for rid in [rid for rid, (expires, _) in self._asked.items() if expires < now or leaderless]:
+            self._refused(rid, NO_LEADER if leaderless else EXPIRED if self._raft._isLeader() else NO_CONTACT)
+        term = self._raft._SyncObj__raftCurrentTerm
+        for round_id in list(self._rounds):
+            round_ = self._rounds[round_id]
+            lost = round_.term != term or not self._raft._isLeader()
+            if lost or round_.expires < now:
+                del self._rounds[round_id]
+                why = (NO_LEADER if leaderless else NOT_LEADER) if lost else EXPIRED
+                for origin, rid in round_.asks:
+                    self._answer(origin, rid, None, why)
         late = [entry for entry in self._applying if entry[1] < now]
         if late:
             self._applying = [entry for entry in self._applying if entry[1] >= now]
