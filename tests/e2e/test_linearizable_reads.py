@@ -19,7 +19,7 @@ FRESH_READS = 200    # reads the healed ex-leader must answer (fresh) before the
 SCENARIO = 40.0      # s: at most, for the writes and reads after the heal
 CLI_DEADLINE = 2.0   # s: --timeout of the calls to a paused manager
 CLI_SLACK = 3.0      # s: the CLI's own start and exit beyond its deadline
-CALL_DEADLINE = 20.0  # s: --timeout of the scenario's calls (a write waits up to write_timeout, 10 s)
+CALL_DEADLINE = 20.0  # s: the deadline of the scenario's calls (a write waits up to write_timeout, 10 s)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ class History:
     def __init__(self, writer: Client, target_id: str):
         self.writer, self.target_id = writer, target_id
         self.acked: str | None = None     # the last acknowledged value
-        self.unknown: set[str] = set()    # written since, with an unknown outcome
+        # Written with an unknown outcome: each may take effect at any time after it was sent.
+        self.unknown: set[str] = set()
         self.refused: set[str] = set()    # certainly not applied
         self.n = 0
 
@@ -83,7 +84,7 @@ class History:
         value = f"v{self.n}"
         error = self.writer.set_label(self.target_id, value)
         if error is None:
-            self.acked, self.unknown = value, set()
+            self.acked = value
         elif error.maybe_applied:
             self.unknown.add(value)
         else:
