@@ -6,7 +6,7 @@ import grpc
 
 from covey import __version__
 from covey.cli import client, container, login, network, node, secret, service, stack, swarm, volume
-from covey.errors import CoveyError, from_rpc_error
+from covey.errors import EXIT_FAILED, CoveyError, from_rpc_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              f"(default $COVEY_HOST or {client.DEFAULT_HOST})")
     parser.add_argument("--cert-dir", help="TLS certificates for tcp:// (default $COVEY_CERT_DIR "
                                            f"or {client.DEFAULT_CERT_DIR})")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds each call may take, connecting included (default "
+                             f"${client.TIMEOUT_ENV} or {client.DEFAULT_TIMEOUT:g}); log streams "
+                             "run on once connected")
     parser.add_argument("--version", action="version", version=f"covey {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     swarm.add_parser(subparsers)
@@ -31,29 +34,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The exit code: 0, or EXIT_FAILED (nothing applied) or EXIT_UNKNOWN (the change may
+    have been applied), as covey/errors.py defines them."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     needs_daemon = getattr(args, "needs_daemon", True)
-    if not (needs_daemon(args) if callable(needs_daemon) else needs_daemon):
-        try:
-            return args.run(None, args)
-        except CoveyError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            return 1
     try:
-        conn = client.connect(args.host, args.cert_dir)
-        try:
-            grpc.channel_ready_future(conn.channel).result(timeout=min(args.timeout, 10))
-        except grpc.FutureTimeoutError:
-            print(f"Error: cannot connect to the Covey daemon at {conn.target}: is coveyd running?",
-                  file=sys.stderr)
-            return 1
-        return args.run(conn, args)
+        if not (needs_daemon(args) if callable(needs_daemon) else needs_daemon):
+            return args.run(None, args)
+        return _run_connected(args)
     except grpc.RpcError as exc:
-        print(f"Error: {from_rpc_error(exc)}", file=sys.stderr)
-        return 1
+        return _failed(from_rpc_error(exc))
     except CoveyError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc)
+
+
+def _run_connected(args) -> int:
+    timeout = client.call_timeout(args.timeout)
+    conn = client.connect(args.host, args.cert_dir, timeout)
+    try:
+        grpc.channel_ready_future(conn.raw or conn.channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        print(f"Error: cannot connect to the Covey daemon at {conn.target} within {timeout:g}s: "
+              "is coveyd running?", file=sys.stderr)
+        return EXIT_FAILED
+    return args.run(conn, args)
+
+
+def _failed(exc: CoveyError) -> int:
+    print(f"Error: {exc.explained()}", file=sys.stderr)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -117,6 +117,9 @@ def network_names(conn) -> dict[str, str]:
 
 
 def update_service(conn, args) -> int:
+    # The managers answer GetService linearizably (a read index), so an edit that equals
+    # what is read equals what is stored: skipping the write then skips nothing asked for.
+    # A change in between is caught by expected_version.
     service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
     networks_edited = args.network_add or args.network_rm
     new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref, service.ports)

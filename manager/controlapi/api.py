@@ -1,7 +1,9 @@
 """The control API (covey.Control): what `covey node / service / swarm join-token / backup` call.
 
 One module per object kind holds the handlers; this one composes them into the service
-and puts the check every call needs (a quorum, a caught-up store) in front of each.
+and puts the check every call needs in front of each: a quorum, and a read barrier (the
+leader's read index, manager/state/raft/readindex.py), so that every call, read or write,
+sees every write acknowledged before it began, on any manager, or fails saying why.
 Who may call is not decided here: manager/ca/authz.py wraps these handlers when they are
 served on TCP, and the root-only unix socket calls them as the node itself.
 """
@@ -9,7 +11,7 @@ from collections.abc import Callable
 
 import grpc
 
-from covey.errors import NO_LEADER, Unavailable
+from covey.errors import NO_LEADER, NOT_APPLIED, Unavailable
 from manager.ca import authz
 from manager.controlapi.backup import BackupAPI
 from manager.controlapi.cluster import ClusterAPI
@@ -52,21 +54,22 @@ class Control:
         self.handlers["ServiceLogs"] = self._streaming(services.logs)
         self.handlers["Backup"] = self._streaming(BackupAPI(store).backup)
 
-    def _check_serving(self) -> None:
+    async def _check_serving(self) -> None:
         if not self._store.has_quorum():
-            raise Unavailable(NO_LEADER)
-        if not self._store.ready():  # any answer now could be stale
+            raise Unavailable(f"{NO_LEADER}; the request was {NOT_APPLIED}")
+        if not self._store.ready():  # still loading the state: not worth a round trip
             raise Unavailable(CATCHING_UP)
+        await self._store.read_barrier()
 
     def _unary(self, fn) -> authz.Handler:
         async def handler(request, context, caller: authz.Caller | None):
-            self._check_serving()
+            await self._check_serving()
             return await fn(request)
         return handler
 
     def _streaming(self, fn) -> authz.Handler:
         async def handler(request, context, caller: authz.Caller | None):
-            self._check_serving()
+            await self._check_serving()
             async for message in fn(request, context):
                 yield message
         return handler

@@ -14,9 +14,19 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
 
-from covey.errors import NO_LEADER, Conflict, DeadlineExceeded, FailedPrecondition, Unavailable
+from covey.errors import (
+    MAYBE_APPLIED,
+    NO_LEADER,
+    NOT_APPLIED,
+    Conflict,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Outcome,
+    Unavailable,
+)
 from manager.state.formats import FORMAT_VERSION
 from manager.state.raft import safety
+from manager.state.raft.readindex import ReadIndex
 from manager.state.tables import Event, State, T, Table, TaskTable
 from proto import objects_pb2 as pb
 from proto import store_pb2
@@ -24,6 +34,7 @@ from proto import store_pb2
 log = logging.getLogger(__name__)
 
 LEAD_POLL = 0.01  # s: how often a new leader looks whether it has applied its election no-op
+READ_GRACE = 0.5  # s: beyond read_timeout, for pysyncobj's thread to refuse an expired read itself
 
 
 @dataclass
@@ -37,6 +48,7 @@ class RaftTimings:
     leader_fallback: float = 1.4    # a leader cut off from the majority steps down (= election_max)
     write_timeout: float = 10.0     # a write not committed by then fails
     snapshot_timeout: float = 10.0  # Store.snapshot: pysyncobj's thread must take the copy by then
+    read_timeout: float = 2.0       # a read the leader has not confirmed current by then is refused
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,10 @@ class Store:
         )
         self.self_addr = self_addr
         self._raft = SyncObj(self_addr, peers, conf, consumers=[self._state], transportClass=transport)
+        self._read_index = ReadIndex(self._raft, lambda: self._noop_index, timings.read_timeout)
+        raft_transport = self._raft._SyncObj__transport
+        raft_transport.setOnMessageReceivedCallback(
+            self._read_index.route(raft_transport._onMessageReceivedCallback))
 
     def _set_tables(self, tables: dict) -> None:
         self._state.load(tables)
@@ -219,6 +235,24 @@ class Store:
         except TimeoutError:
             raise Unavailable(f"removing {raft_addr} from Raft did not commit in time") from None
 
+    async def read_barrier(self) -> None:
+        """Returns once this replica has applied every write committed before the call (the
+        leader's read index, manager/state/raft/readindex.py): a read after it is
+        linearizable. Unavailable, saying why, when that cannot be confirmed in time."""
+        future = self._loop.create_future()
+
+        def done(index: int | None, why: str) -> None:
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(_settle_read, future, why)
+
+        self._read_index.request(done)
+        try:
+            async with asyncio.timeout(self._timings.read_timeout + READ_GRACE):
+                await future
+        except TimeoutError:
+            raise Unavailable(f"this manager could not confirm within {self._timings.read_timeout:g}s that its "
+                              "state is current (its Raft thread did not answer)") from None
+
     def table(self, cls: type[T]) -> Table[T]:
         """The table of objects of class `cls` (store.nodes is store.table(pb.Node))."""
         return self._by_class[cls]
@@ -231,17 +265,19 @@ class Store:
             if not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(_settle, future, result, error)
 
-        if not self.has_quorum():
-            raise Unavailable(NO_LEADER)  # fail at once rather than queue without quorum
+        if not self.has_quorum():  # fail at once rather than queue without quorum
+            raise Unavailable(f"{NO_LEADER}; the change was {NOT_APPLIED}")
         batch = store_pb2.StoreBatch(actions=actions, format_version=FORMAT_VERSION).SerializeToString()
         self._state.apply_batch(batch, callback=done)
         try:
             async with asyncio.timeout(self._timings.write_timeout):
                 outcome, detail = await future
         except TimeoutError:
-            if not self.has_quorum():
-                raise Unavailable(NO_LEADER) from None
-            raise DeadlineExceeded("the write was not committed in time; it may still apply") from None
+            # Proposed (or queued for a leader to come): it may still commit.
+            raise DeadlineExceeded(f"the change was not committed within {self._timings.write_timeout:g}s "
+                                   "as far as this manager saw"
+                                   + ("" if self.has_quorum() else f" and {NO_LEADER}")
+                                   + f"; it {MAYBE_APPLIED}") from None
         if outcome == "conflict":
             raise Conflict(detail)
         if outcome == "refused":
@@ -280,7 +316,9 @@ class Store:
             await asyncio.sleep(0.02)
 
     def close(self) -> None:
+        self._read_index.stop()
         self._raft.destroy_synchronous()
+        self._read_index.close()
 
 
 def _log_membership(change: str, addr: str):
@@ -292,13 +330,39 @@ def _log_membership(change: str, addr: str):
     return done
 
 
+# pysyncobj's failures of a command: those where the leader never appended it, or a
+# different entry took its place in the log, and those where it may still commit.
+_NOT_PROPOSED = (FAIL_REASON.NOT_LEADER, FAIL_REASON.MISSING_LEADER, FAIL_REASON.REQUEST_DENIED,
+                 FAIL_REASON.QUEUE_FULL)
+_PROPOSED_UNKNOWN = (FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME)
+
+
+def raft_failure(error) -> Unavailable:
+    """The error for a command pysyncobj failed with `error`, saying whether it may apply."""
+    if error in _NOT_PROPOSED:
+        return Unavailable(f"{NO_LEADER}; the change was {NOT_APPLIED}")
+    if error == FAIL_REASON.DISCARDED:   # a later leader put another entry at its index
+        return Unavailable(f"the leader changed and the change was dropped from the log; it was {NOT_APPLIED}")
+    if error in _PROPOSED_UNKNOWN:
+        return Unavailable(f"the leader changed after the change was proposed; it {MAYBE_APPLIED}",
+                           outcome=Outcome.UNKNOWN)
+    return Unavailable(f"the write failed in Raft (reason {error}); it {MAYBE_APPLIED}", outcome=Outcome.UNKNOWN)
+
+
 def _settle(future: asyncio.Future, result, error) -> None:
     if future.done():
         return
     if error == FAIL_REASON.SUCCESS:
         future.set_result(result)
-    elif error in (FAIL_REASON.NOT_LEADER, FAIL_REASON.MISSING_LEADER, FAIL_REASON.LEADER_CHANGED,
-                   FAIL_REASON.DISCARDED):
-        future.set_exception(Unavailable(NO_LEADER))
     else:
-        future.set_exception(Unavailable(f"the write failed in Raft (reason {error})"))
+        future.set_exception(raft_failure(error))
+
+
+def _settle_read(future: asyncio.Future, why: str) -> None:
+    if future.done():
+        return
+    if why:
+        future.set_exception(Unavailable(f"{why}: refused rather than answered from a copy that may be stale; "
+                                         f"the request was {NOT_APPLIED}"))
+    else:
+        future.set_result(None)

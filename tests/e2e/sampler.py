@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 
 from covey.cli import client
+from covey.errors import CoveyError
 from proto import control_pb2
 from proto import objects_pb2 as pb
 
@@ -97,7 +98,7 @@ class Sampler:
                 tasks = self._conn.control.ListTasks(control_pb2.ListTasksRequest(service=self.service),
                                                      timeout=CALL_TIMEOUT).tasks
                 self.views.append(View(time.monotonic(), {n.description.hostname: n for n in nodes}, list(tasks)))
-            except grpc.RpcError:
+            except (grpc.RpcError, CoveyError):   # CoveyError: the client's deadline passed
                 self.misses += 1
             self._stop.wait(self.interval)
 
