@@ -52,11 +52,14 @@ def _load_key(key_pem: bytes):
     return serialization.load_pem_private_key(key_pem, password=None)
 
 
-def create_root_ca(cluster_id: str) -> tuple[bytes, bytes]:
-    """A new self-signed root CA: (cert PEM, key PEM)."""
+def create_root_ca(cluster_id: str, rotation: str = "") -> tuple[bytes, bytes]:
+    """A new self-signed root CA: (cert PEM, key PEM). A rotation's CA has a name of its own
+    (`rotation`): trusted side by side with the old one, a name shared by both would make TLS
+    check certificates against the wrong key."""
     key_pem = new_key_pem()
     key = _load_key(key_pem)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "covey-root-ca"),
+    common_name = f"covey-root-ca {rotation}" if rotation else "covey-root-ca"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id)])
     now = _now()
     cert = (x509.CertificateBuilder()
@@ -146,8 +149,11 @@ def current_ca(bundle_pem: bytes) -> bytes:
     return first.public_bytes(serialization.Encoding.PEM)
 
 
-def cert_issuer_subject(cert_pem: bytes) -> str:
-    return x509.load_pem_x509_certificate(cert_pem).subject.rfc4514_string()
+def issuing_ca(cert_pem: bytes, bundle_pem: bytes) -> bytes:
+    """The CA of the bundle that issued `cert_pem` (the first one when none did): a TLS chain
+    ends with it alone, a second self-signed root in a chain makes clients refuse it."""
+    cas = [ca.public_bytes(serialization.Encoding.PEM) for ca in x509.load_pem_x509_certificates(bundle_pem)]
+    return next((ca for ca in cas if validity_if_issued_by(cert_pem, ca)), cas[0])
 
 
 # ---------------------------------------------------------------- node certificates

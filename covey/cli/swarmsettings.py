@@ -19,7 +19,7 @@ from proto import objects_pb2 as pb
 DEFAULT_TASK_HISTORY = 5          # what the reaper keeps when the cluster sets nothing
 DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, DEFAULT_DATA_PATH_PORT = "10.0.0.0/8", 24, 4789
 ROTATION_POLL = 0.5               # seconds between two looks at a root CA rotation's progress
-ROTATION_TIMEOUT = "5m"           # `swarm ca --rotate` waits this long by default
+ROTATION_TIMEOUT = "5m"  # `swarm ca --rotate` waits this long by default (--rotation-timeout)
 
 
 def add_parsers(swarm) -> None:
@@ -47,7 +47,7 @@ def add_parsers(swarm) -> None:
     ca.add_argument("--rotate", action="store_true", help="a new root CA; every node moves to it")
     ca.add_argument("-d", "--detach", action="store_true", help="do not wait for the nodes to move")
     ca.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    ca.add_argument("--timeout", default=ROTATION_TIMEOUT, help="how long to wait for the nodes to move")
+    ca.add_argument("--rotation-timeout", default=ROTATION_TIMEOUT, help="how long to wait for the nodes to move")
     ca.set_defaults(run=root_ca)
 
 
@@ -182,7 +182,7 @@ def root_ca(conn, args) -> int:
             raise InvalidArgument("-d/--detach goes with --rotate")
         print(conn.control.GetCluster(control_pb2.GetClusterRequest()).cluster.root_ca.ca_cert_pem.decode(), end="")
         return 0
-    timeout = parse_duration(args.timeout) / 1e9
+    timeout = parse_duration(args.rotation_timeout) / 1e9
     cluster = conn.control.RotateRootCA(control_pb2.RotateRootCARequest()).cluster
     if not args.detach:
         if _wait_rotation(conn, timeout, args.quiet):

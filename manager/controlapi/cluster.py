@@ -1,5 +1,6 @@
 """The control API for the cluster object: inspect and update it, show or rotate the join
 tokens and the unlock key, rotate the root CA."""
+import secrets
 import time
 
 from covey import pki
@@ -84,7 +85,7 @@ class ClusterAPI:
 
     async def rotate_root_ca(self, request: control_pb2.RotateRootCARequest) -> control_pb2.RotateRootCAResponse:
         cluster = cluster_of(self._store)
-        ca_cert, ca_key = pki.create_root_ca(cluster.id)
+        ca_cert, ca_key = pki.create_root_ca(cluster.id, rotation=secrets.token_hex(4))
         cluster = await modify(self._store, pb.Cluster, cluster.id,
                                lambda c: rotation.start(c, ca_cert, ca_key), time.time_ns())
         return control_pb2.RotateRootCAResponse(cluster=public_cluster(cluster))
