@@ -157,3 +157,20 @@ def test_a_bundle_verifies_certificates_of_either_ca():
     new_cert = pki.sign_node_cert(new_ca, new_key, csr, "n1", pb.WORKER, "c1")
     assert pki.verify_signed_by(old_cert, new_ca + old_ca) and pki.verify_signed_by(new_cert, new_ca + old_ca)
     assert not pki.verify_signed_by(old_cert, new_ca)
+
+
+def test_cli_parses_the_swarm_settings_commands():
+    from covey.cli.main import build_parser
+    parser = build_parser()
+    args = parser.parse_args(["swarm", "update", "--autolock=false", "--dispatcher-heartbeat", "2s"])
+    request = swarmsettings.update_request(args)
+    assert request.HasField("autolock") and not request.autolock and request.heartbeat_period_ns == 2 * SECOND
+    assert parser.parse_args(["swarm", "init", "--autolock"]).autolock
+    key = parser.parse_args(["swarm", "unlock-key", "-q", "--rotate"])
+    assert key.quiet and key.rotate and key.run is swarmsettings.unlock_key
+    ca = parser.parse_args(["swarm", "ca", "--rotate", "-d"])
+    assert ca.rotate and ca.detach and ca.timeout == 60.0  # the daemon timeout stays the global one
+    with pytest.raises(SystemExit):
+        parser.parse_args(["swarm", "update", "--autolock=maybe"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["swarm", "inspect", "--format", "table"])
