@@ -1,5 +1,7 @@
 """Autolock, unlock-key rotation, root CA rotation and `swarm update`, on in-process swarms of
 real managers (Raft, dispatcher, CA, mutual TLS on loopback)."""
+import asyncio
+
 import grpc
 import pytest
 
@@ -11,8 +13,11 @@ from coveyd.nodestate import KEY_FILES
 from manager.orchestrator.services import history_limit
 from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
+from tests.integration.simkit import Swarm
 from tests.integration.swarmtest import swarm_test
 from tests.support.builders import SECOND, service_spec
+
+SCENARIO_TIMEOUT = 60.0  # s: a whole scenario, as swarm_test gives one
 
 
 async def _restart(swarm, hostname: str) -> Node:
@@ -147,3 +152,19 @@ async def test_swarm_update_stores_settings_the_dispatcher_and_reaper_use(swarm)
     sessions = swarm.leader().node.manager.dispatcher.sessions
     assert sessions.heartbeat_period() == 0.5
     assert history_limit(swarm.leader().node.manager.store) == 2
+
+
+def test_init_with_autolock_seals_at_once_and_a_lone_manager_restarts_locked(tmp_path):
+    async def scenario():
+        async with Swarm(tmp_path) as swarm:
+            await swarm.init("m1", autolock=True)
+            key = await _unlock_key(swarm)
+            await swarm.until(lambda: all(_sealed(swarm.nodes["m1"].node).values()), what="m1's keys sealed")
+            m1 = await _restart(swarm, "m1")
+            with pytest.raises(FailedPrecondition, match="this node is locked: run covey swarm unlock"):
+                m1.state.key()
+            await m1.unlock(local_pb2.SwarmUnlockRequest(unlock_key=key))
+            await swarm.until(lambda: _caught_up(swarm, "m1"), what="m1 leads again")
+            await swarm.use("m1")
+            await swarm.until_ready("m1")
+    asyncio.run(asyncio.wait_for(scenario(), SCENARIO_TIMEOUT))
