@@ -9,7 +9,7 @@ from coveyd import autolock
 from coveyd.node import Node
 from manager.ca import authz
 from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
-from worker.executor import ExecOptions, ExecutorError
+from worker.executor import ExecOptions, ExecutorError, VolumeInUse, VolumeNotFound
 from worker.tasks import TASK_NAME_LABEL
 
 
@@ -38,6 +38,16 @@ class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
     @unary
     async def Info(self, request, context):
         return self._node.info()
+
+    @unary
+    async def SwarmRestore(self, request_iterator, context):
+        first, data = None, bytearray()
+        async for chunk in request_iterator:   # the first chunk also carries the passphrase and addresses
+            first = first or chunk
+            data += chunk.data
+        if first is None:
+            raise InvalidArgument("a restore needs a backup file: none was sent")
+        return await self._node.restore(first, bytes(data))
 
 
 def _delegate(name: str, streaming: bool):
@@ -82,7 +92,9 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
     def __init__(self, executor):
         self._executor = executor
 
-    def _resolve(self, ref: str) -> str:
+    async def _resolve(self, ref: str) -> str:
+        """The executor's name of the container `ref` names: a name or ID, the name `ls` shows
+        (<service>.<slot>.<task id>), or a unique prefix of any of them (e.g. "web.1")."""
         if not ref:
             raise InvalidArgument("a container name or ID is required")
         names = self._executor.names()
@@ -92,6 +104,8 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
         if ref.rpartition(".")[2] in names:     # the name `ls` shows: <service>.<slot>.<task id>
             return ref.rpartition(".")[2]
         matches = {n for n in names if n.startswith(ref)} | {n for i, n in ids.items() if i.startswith(ref)}
+        if not matches:     # a prefix of a name as `ls` shows it: that needs each one's labels
+            matches = {i.name for i in await self._executor.list(all=True) if _summary(i).name.startswith(ref)}
         if not matches:
             raise NotFound(f"no such container: {ref}")
         if len(matches) > 1:
@@ -105,12 +119,12 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
 
     @unary
     async def Inspect(self, request, context):
-        info = await self._executor.inspect(self._resolve(request.container))
+        info = await self._executor.inspect(await self._resolve(request.container))
         return local_pb2.InspectContainerResponse(json=json.dumps(info.to_dict(), indent=2, default=str))
 
     @stream
     async def Logs(self, request, context):
-        name = self._resolve(request.container)
+        name = await self._resolve(request.container)
         tail = request.tail if request.tail >= 0 else None
         async for entry in self._executor.logs(name, follow=request.follow, tail=tail, since=request.since):
             yield local_pb2.LogLine(time=entry.time, stream=entry.stream, line=entry.line)
@@ -125,7 +139,7 @@ class LocalContainers(local_pb2_grpc.LocalContainersServicer):
             raise InvalidArgument("an exec begins with what to start (ExecStart)")
         opts = _exec_options(first.start)
         try:
-            session = await self._executor.exec(self._resolve(first.start.container), opts)
+            session = await self._executor.exec(await self._resolve(first.start.container), opts)
         except ExecutorError as exc:
             raise FailedPrecondition(str(exc)) from None
         feeding = asyncio.ensure_future(_feed(inputs, session))
@@ -170,8 +184,64 @@ def _summary(info) -> local_pb2.ContainerSummary:
         health=(info.health or {}).get("status", ""), command=info.command)
 
 
+class LocalVolumes(local_pb2_grpc.LocalVolumesServicer):
+    """`covey volume create / ls / inspect / rm / prune`: the executor's named volumes."""
+
+    def __init__(self, executor):
+        self._executor = executor
+
+    def _volumes(self):
+        volumes = getattr(self._executor, "volumes", None)
+        if volumes is None:
+            raise FailedPrecondition("this node's executor keeps no volumes (a simulated one)")
+        return volumes
+
+    def _view(self, name: str, users: dict[str, list[str]]) -> local_pb2.LocalVolume:
+        try:
+            info = self._volumes().inspect(name)
+        except VolumeNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except ExecutorError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return local_pb2.LocalVolume(name=info.name, driver=info.driver, mountpoint=str(info.mountpoint),
+                                     labels=info.labels, created_at=info.created_at, used_by=users.get(name, []))
+
+    @unary
+    async def Create(self, request, context):
+        try:
+            info = self._volumes().create(request.name, dict(request.labels))
+        except ExecutorError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return local_pb2.CreateVolumeResponse(volume=self._view(info.name, self._executor.volume_users()))
+
+    @unary
+    async def List(self, request, context):
+        users = self._executor.volume_users()
+        return local_pb2.ListVolumesResponse(volumes=[self._view(n, users) for n in self._volumes().list()])
+
+    @unary
+    async def Inspect(self, request, context):
+        return local_pb2.InspectVolumeResponse(volume=self._view(request.name, self._executor.volume_users()))
+
+    @unary
+    async def Remove(self, request, context):
+        self._view(request.name, {})  # NotFound, or a bad name, first
+        try:
+            await asyncio.to_thread(self._executor.remove_volume, request.name)
+        except VolumeInUse as exc:
+            raise FailedPrecondition(str(exc)) from None
+        return local_pb2.RemoveVolumeResponse()
+
+    @unary
+    async def Prune(self, request, context):
+        self._volumes()
+        removed, freed = await asyncio.to_thread(self._executor.prune_volumes)
+        return local_pb2.PruneVolumesResponse(removed=removed, reclaimed_bytes=freed)
+
+
 def add_local_services(server, node: Node, executor) -> None:
     local_pb2_grpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
     control_pb2_grpc.add_ControlServicer_to_server(LocalControl(node), server)
     local_pb2_grpc.add_LocalContainersServicer_to_server(LocalContainers(executor), server)
+    local_pb2_grpc.add_LocalVolumesServicer_to_server(LocalVolumes(executor), server)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from covey import __version__, addr, pki, tls
+from covey import __version__, addr, backupfile, pki, tls
 from covey.errors import NOT_IN_SWARM, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
 from covey.ids import new_id
 from covey.units import parse_duration
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 ALREADY_IN_SWARM = ("this node is already part of a swarm: use \"covey swarm leave\" to leave "
                     "it and join another one")
 AUTOLOCK_POLL = 0.5  # seconds: how often a manager catching up looks again at the unlock key
+RESTORE_IN_SWARM = ("this node is already part of a swarm: a backup is restored on a node that is in "
+                    "none (\"covey swarm leave\" first, or restore on another host); nothing was changed")
 LAST_MANAGER = ("you are attempting to leave the swarm on a node that is participating as a "
                 "manager; removing the last manager erases all current state of the swarm: "
                 "use --force to ignore this message")
@@ -202,12 +204,55 @@ class Node:
         return local_pb2.SwarmInitResponse(node_id=me.node_id, cluster_id=me.cluster_id,
                                     worker_token=cluster.join_tokens.worker, manager_addr=me.advertise_addr)
 
+    # ------------------------------------------------------------ swarm restore
+
+    async def restore(self, request: local_pb2.SwarmRestoreRequest, data: bytes) -> local_pb2.SwarmRestoreResponse:
+        """This node, in no swarm, becomes the one manager of the swarm in a backup file, with
+        a new node ID and a manager certificate of the backup's CA (its join tokens stay valid).
+        Nothing is written until the file is open; a failure after that leaves no swarm here."""
+        async with self._lock:
+            if self.membership:
+                raise FailedPrecondition(RESTORE_IN_SWARM)
+            listen_addr, advertise_addr = _manager_addrs(request.listen_addr, request.advertise_addr)
+            # scrypt takes ~0.3 s and decoding a large backup longer: not on the event loop
+            backup = await asyncio.to_thread(backupfile.read, data, request.passphrase, "the backup file")
+            cluster = backup.store.clusters[0]
+            membership = Membership(cluster_id=cluster.id, node_id=new_id(), role=pb.MANAGER,
+                                    listen_addr=listen_addr, advertise_addr=advertise_addr,
+                                    raft_addr=addr.raft_addr(advertise_addr), managers=[advertise_addr])
+            key, cert = _manager_cert(cluster, membership.node_id)
+            try:
+                self.state.save_certs(cluster.root_ca.ca_cert_pem, key, cert)
+                self.state.save_raft_key(cluster.raft_key)
+                manager = await self._start_manager(membership)
+                await manager.store.wait_ready(self.settings.manager_ready_timeout)
+                restored = await recovery.restore_backup(manager.store, backup, membership, self.hostname)
+            except BaseException:
+                await self._stop_manager()
+                self.state.erase()
+                raise
+            self.state.save(membership)
+            self.membership = membership
+            self._start_agent()
+            removed = restored.removed_nodes[len(cluster.removed_nodes):]
+            log.warning("restored swarm %s from a backup at Raft index %d; this node %s is its only manager",
+                        cluster.id, backup.raft_index, membership.node_id)
+            return local_pb2.SwarmRestoreResponse(node_id=membership.node_id, cluster_id=cluster.id,
+                                                  manager_addr=advertise_addr,
+                                                  restored=backupfile.summary_of(backup, len(data)),
+                                                  removed_managers=removed)
+
     # ------------------------------------------------------------ swarm join
 
     async def join(self, request: local_pb2.SwarmJoinRequest) -> local_pb2.SwarmJoinResponse:
         async with self._lock:
+            if self.membership and not request.token.strip():
+                return await self._rejoin(self.membership, request.remote_addr)
             if self.membership:
                 raise FailedPrecondition(ALREADY_IN_SWARM)
+            if not request.token.strip():
+                raise InvalidArgument("a join token is required (--token): 'covey swarm join-token worker' "
+                                      "on a manager prints it")
             digest, _ = pki.parse_token(request.token)
             host, port = addr.parse_ip_port(request.remote_addr, addr.API_PORT, "manager address")
             remote = addr.join(host, port)
@@ -247,6 +292,37 @@ class Node:
             log.info("joined swarm %s as node %s (%s)", identity.cluster_id, identity.node_id,
                      pb.NodeRole.Name(identity.role).lower())
             return local_pb2.SwarmJoinResponse(node_id=identity.node_id, role=identity.role)
+
+    async def _rejoin(self, me: Membership, remote_addr: str) -> local_pb2.SwarmJoinResponse:
+        """A worker that holds its certificate finds its swarm at a new address (a swarm
+        restored from a backup elsewhere): no token, the manager must have this node's CA."""
+        if me.role == pb.MANAGER:
+            raise FailedPrecondition("this node was a manager: a restored swarm denies its old managers; "
+                                     "use \"covey swarm leave --force\", then join with a token")
+        host, port = addr.parse_ip_port(remote_addr, addr.API_PORT, "manager address")
+        remote = addr.join(host, port)
+        ca_cert = await asyncio.to_thread(tls.fetch_unverified_ca, remote, self.settings.join_timeout)
+        if ca_cert != self.state.ca_cert():
+            raise InvalidArgument(f"the manager at {remote} has another root CA than this node's certificate: "
+                                  "it is another swarm; leave this one and join with a token")
+        before = me.managers
+        await self._point_agent(me, [remote])
+        assert self.agent is not None
+        try:
+            await asyncio.wait_for(self.agent.connected.wait(), self.settings.join_timeout)
+        except TimeoutError:
+            await self._point_agent(me, before)   # as it was: refused, nothing changed
+            raise Unavailable(f"the manager at {remote} did not take this node back within "
+                              f"{self.settings.join_timeout:g}s (was it removed from the swarm?)") from None
+        log.info("rejoined swarm %s at %s as node %s", me.cluster_id, remote, me.node_id)
+        return local_pb2.SwarmJoinResponse(node_id=me.node_id, role=me.role)
+
+    async def _point_agent(self, me: Membership, managers: list[str]) -> None:
+        """A new agent, which asks these managers for a session."""
+        await self._stop_agent()
+        me.managers = managers
+        self.state.save(me)
+        self._start_agent()
 
     # ------------------------------------------------------------ swarm leave
 
@@ -469,6 +545,32 @@ def _renew_in(cert_pem: bytes) -> float:
     80% of its life, so that the nodes of a swarm do not all renew at once."""
     due = pki.renewal_due(cert_pem, random.uniform(0.5, 0.8))
     return max(0.0, (due - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+def _manager_addrs(listen_addr: str, advertise_addr: str) -> tuple[str, str]:
+    """(listen, advertise) host:port of a manager from what the user gave; the listen host
+    is the advertised one when it names an address."""
+    listen_host, listen_port = addr.parse_ip_port(listen_addr or f"0.0.0.0:{addr.API_PORT}",
+                                                  addr.API_PORT, "listen address")
+    if not advertise_addr and listen_host in ("0.0.0.0", "::"):
+        raise InvalidArgument("--advertise-addr is required: the address other nodes reach this one on")
+    adv_host, adv_port = addr.parse_ip_port(advertise_addr or listen_host, listen_port, "advertise address")
+    return addr.join(listen_host, listen_port), addr.join(adv_host, adv_port)
+
+
+def _manager_cert(cluster: pb.Cluster, node_id: str) -> tuple[bytes, bytes]:
+    """(key, certificate) of a manager of `cluster`, signed by its root CA."""
+    ca = cluster.root_ca
+    if not (ca.ca_cert_pem and ca.ca_key_pem and cluster.raft_key):
+        raise backupfile.Corrupt("the backup file is corrupt: its cluster has no root CA key or no Raft key")
+    lifetime = datetime.timedelta(microseconds=cluster.spec.node_cert_expiry_ns // 1000) or pki.NODE_CERT_LIFETIME
+    key = pki.new_key_pem()
+    try:
+        cert = pki.sign_node_cert(ca.ca_cert_pem, ca.ca_key_pem, pki.make_csr(key), node_id, pb.MANAGER,
+                                  cluster.id, lifetime)
+    except ValueError as exc:
+        raise backupfile.Corrupt(f"the backup file is corrupt: its root CA cannot sign ({exc})") from None
+    return key, cert
 
 
 def _agent_channel(addr: str, credentials: Credentials) -> grpc.aio.Channel:

@@ -138,9 +138,10 @@ class Lab:
             for cid in listed.stdout.split() if listed.returncode == 0 else []:
                 subprocess.run([*runc, "delete", "-f", cid], check=False, capture_output=True)
                 removed.append(f"{host.name}:{cid}")
-            containers = f"{host.data_dir / 'containers'}/"
+            # the containers' roots, and the tmpfs of their secrets (coveyd's --run-dir default)
+            prefixes = (f"{host.data_dir / 'containers'}/", f"{host.socket.parent / 'executor' / 'files'}/")
             for mount in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-                if mount.split()[1].startswith(containers):
+                if mount.split()[1].startswith(prefixes):
                     subprocess.run(["umount", mount.split()[1]], check=False, capture_output=True)
         return removed
 

@@ -98,8 +98,10 @@ class Manager:
         self._leader_tasks = [asyncio.create_task(self._lead(name, fn), name=name) for name, fn in loops.items()]
 
     async def _lead(self, name: str, loop_fn) -> None:
-        """A leader loop, once this leader's state holds every write committed before it."""
+        """A leader loop, once this leader's state holds every write committed before it and
+        the cluster object: a swarm being created or restored writes it last (coveyd/recovery.py)."""
         await self.store.wait_leads_current()
+        await _cluster_written(self.store)
         await _supervise(name, loop_fn)
 
     # ------------------------------------------------------------ views
@@ -143,6 +145,15 @@ class Manager:
         await asyncio.to_thread(self.store.close)
 
 
+async def _cluster_written(store: st.Store) -> None:
+    events = store.subscribe()
+    try:
+        while not store.clusters.view():
+            await events.get()
+    finally:
+        store.unsubscribe(events)
+
+
 async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
     """Run a leader loop until cancelled; log and restart it if it fails."""
     while True:
@@ -173,12 +184,17 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
                                   manager=pki.make_token(digest, pki.new_token_secret())),
         raft_key=manager.config.raft_key, network_defaults=network_defaults,
         unlock_key=pki.new_unlock_key() if autolock else b"")
-    node = pb.Node(
-        id=manager.config.node_id, meta=meta, role=pb.MANAGER,
-        spec=pb.NodeSpec(desired_role=pb.MANAGER, availability=pb.ACTIVE),
-        description=pb.NodeDescription(hostname=hostname),
-        status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN), cert_ca_digest=digest,
-        manager_status=pb.ManagerStatus(raft_addr=manager.config.raft_addr,
-                                        api_addr=manager.config.api_addr))
+    node = manager_node(manager.config.node_id, hostname, manager.config.raft_addr, manager.config.api_addr, now)
+    node.cert_ca_digest = digest
     await manager.store.write([create(cluster), create(node)])
     return cluster
+
+
+def manager_node(node_id: str, hostname: str, raft_addr: str, api_addr: str, now_ns: int) -> pb.Node:
+    """The node object of a swarm's first manager (a new swarm, or one restored from a backup)."""
+    return pb.Node(
+        id=node_id, meta=pb.Meta(created_at_ns=now_ns, updated_at_ns=now_ns), role=pb.MANAGER,
+        spec=pb.NodeSpec(desired_role=pb.MANAGER, availability=pb.ACTIVE),
+        description=pb.NodeDescription(hostname=hostname),
+        status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN),
+        manager_status=pb.ManagerStatus(raft_addr=raft_addr, api_addr=api_addr))

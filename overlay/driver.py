@@ -25,9 +25,9 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from overlay import nft
+from overlay import ingress, nft
 from overlay.api import OverlayError
-from overlay.model import VXLAN_OVERHEAD, Attachment, Network, Peer, Vip, mac_of
+from overlay.model import VXLAN_OVERHEAD, Attachment, Network, Peer, PublishedPort, Vip, mac_of
 from overlay.netns import (
     create_netns,
     list_netns,
@@ -35,6 +35,7 @@ from overlay.netns import (
     netns_path,
     nft_tables,
     open_rtnl,
+    read_sysctl,
     remove_netns,
     write_sysctl,
 )
@@ -73,6 +74,7 @@ class _Endpoint:
     fresh: bool                     # made by this driver and not attached yet: nothing to check
     attached: tuple[Attachment, ...] | None = None  # as last programmed by this driver
     vip_script: str | None = None
+    reply: ingress.ReplyRoutes | None = None        # as last programmed by this driver
 
     @property
     def path(self) -> str:
@@ -101,6 +103,7 @@ class Overlay:
         self._network_ids: dict[str, int] = {}
         self._slots: dict[int, int] | None = None  # vni -> egress /31 index, read from the host
         self._host_table_ready = False
+        self._mesh: ingress.MeshState | None = None
 
     # ------------------------------------------------------------------ names
 
@@ -128,6 +131,14 @@ class Overlay:
     @property
     def _sandbox_table(self) -> str:
         return f"{self.prefix}sbx"
+
+    @property
+    def _mesh_table(self) -> str:
+        return f"{self.prefix}mesh"      # in the host namespace and the ingress sandbox
+
+    @property
+    def _reply_table(self) -> str:
+        return f"{self.prefix}rt"        # in task namespaces on the ingress network
 
     # ------------------------------------------------------------------ networks
 
@@ -163,6 +174,8 @@ class Overlay:
         if self._slots is not None:
             self._slots.pop(vni, None)
         remove_netns(name)
+        if self._mesh is not None and self._mesh.vni == vni:
+            self._remove_host_mesh()
         self._network_ids = {k: v for k, v in self._network_ids.items() if v != vni}
         for endpoint in self._endpoints.values():  # their veths on it go with the sandbox
             if endpoint.attached and any(att.network.vni == vni for att in endpoint.attached):
@@ -233,6 +246,63 @@ class Overlay:
             _close(self._endpoints.pop(key).ipr, endpoint.fd)
         remove_netns(self.endpoint_name(key))
 
+    # ------------------------------------------------------------------ the ingress mesh
+
+    def set_mesh(self, vni: int, node_addr: str, ports: Iterable[PublishedPort],
+                 removed: Iterable[tuple[str, int]] = (), complete: bool = True) -> None:
+        """This node answers `ports` through the ingress network's sandbox (overlay.ingress),
+        as `node_addr` (its own ingress address, on the sandbox's bridge with mac_of(it)).
+        complete: `ports` are all there are; else they are the changed ones, and `removed`
+        (protocol, published) the ones that go. One nft transaction per namespace, holding
+        only what changed."""
+        sandbox = self._sandbox(vni, create=False)
+        net = sandbox.network
+        if net is None:
+            raise OverlayError(f"network with VNI {vni} has no sandbox made by this driver: ensure_network first")
+        if net.internal:
+            raise OverlayError(f"network {net.id} is internal: the ingress mesh needs its egress link")
+        node_addr = self._check_node_addr(net, node_addr)
+        mesh = self._mesh if self._mesh is not None and self._mesh.vni == vni else ingress.MeshState(vni)
+        wanted, changed, dropped = mesh.plan(ports, removed, complete)
+        self._mesh, have, mesh.ports = mesh, mesh.ports, None   # unknown until written: rewritten whole
+        new_addr = node_addr if mesh.node_addr != node_addr else None
+        if new_addr is not None:
+            self._set_node_addr(sandbox, net, node_addr)
+        if have is None:
+            self._write_mesh(sandbox, node_addr, wanted)
+        else:
+            script = ingress.sandbox_update(self._mesh_table, BRIDGE, new_addr, have, changed, dropped)
+            if script:
+                run_nft(netns_path(sandbox.name), script)
+            script = ingress.host_update(self._mesh_table, wanted.keys() - have.keys(), dropped)
+            if script:
+                run_nft(self._host_path, script)
+        mesh.ports, mesh.node_addr = wanted, node_addr
+
+    def set_ingress_routes(self, key: str, vni: int, node_addrs: Iterable[str]) -> None:
+        """In a task's namespace: replies to connections that came from a node's ingress
+        sandbox go back through that node (its connmark, fwmark and routing table)."""
+        endpoint = self._endpoint(key, create=False)
+        position = next((i for i, att in enumerate(endpoint.attached or ()) if att.network.vni == vni), None)
+        if position is None:
+            raise OverlayError(f"endpoint {key!r} is not attached to the network with VNI {vni} by this driver: "
+                               "attach first")
+        att = (endpoint.attached or ())[position]
+        ifname = f"eth{position}"
+        want = {ingress.ipv4(a, "node ingress address"): 0 for a in node_addrs}
+        want = {a: ingress.route_mark(a, att.network.subnet) for a in want}
+        reply = endpoint.reply
+        if reply is None or reply.ifname != ifname:
+            run_nft(endpoint.path, ingress.reply_table(self._reply_table, ifname, want))
+            have = self._read_reply_marks(endpoint)
+        else:
+            script = ingress.reply_update(self._reply_table, reply.marks, want)
+            if script:
+                run_nft(endpoint.path, script)
+            have = set(reply.marks.values())
+        self._set_reply_rules(endpoint, ifname, have, want)
+        endpoint.reply = ingress.ReplyRoutes(ifname, want)
+
     # ------------------------------------------------------------------ the whole node
 
     def existing(self) -> tuple[set[int], set[str]]:
@@ -256,9 +326,11 @@ class Overlay:
         for link in self._host.get_links():
             if (link.get("ifname") or "").startswith(self.prefix):
                 _ignore_missing(self._host.link, "del", index=link["index"])
-        if f"ip {self._host_table}" in nft_tables(self._host_path):
-            run_nft(self._host_path, nft.delete_table(self._host_table))
-        self._slots, self._host_table_ready, self._network_ids = None, False, {}
+        tables = nft_tables(self._host_path)
+        for table in (self._host_table, self._mesh_table):
+            if f"ip {table}" in tables:
+                run_nft(self._host_path, nft.delete_table(table))
+        self._slots, self._host_table_ready, self._network_ids, self._mesh = None, False, {}, None
 
     def close(self) -> None:
         for sandbox in self._sandboxes.values():
@@ -378,6 +450,65 @@ class Overlay:
                 if ip in self._link_pool and re.fullmatch(r"[0-9a-f]+", name[len(stem):]):
                     slots[int(name[len(stem):], 16)] = (int(ip) - int(self._link_pool.network_address)) // 2
         return slots
+
+    # ------------------------------------------------------------------ mesh parts
+
+    def _check_node_addr(self, net: Network, node_addr: str) -> str:
+        addr = ingress.ipv4(node_addr, "node ingress address")
+        subnet = ipaddress.IPv4Network(net.subnet)
+        if ipaddress.IPv4Address(addr) not in subnet or addr == net.gateway:
+            raise OverlayError(f"node ingress address {addr} is not a free host address of {net.id}'s "
+                               f"subnet {net.subnet}")
+        return addr
+
+    def _set_node_addr(self, sandbox: _Sandbox, net: Network, node_addr: str) -> None:
+        """The node's ingress address on the bridge, whose MAC becomes mac_of(it): what other
+        nodes' tasks see as the source MAC of this node's mesh connections, and what they
+        send replies to. Any other address of the subnet but the gateway goes."""
+        ipr, prefixlen = sandbox.ipr, ipaddress.IPv4Network(net.subnet).prefixlen
+        bridge = _must_index(ipr, BRIDGE)
+        ipr.link("set", index=bridge, address=mac_of(node_addr))
+        for addr in ipr.get_addr(index=bridge, family=socket.AF_INET):
+            if addr.get("address") not in (net.gateway, node_addr):
+                _ignore_missing(ipr.addr, "del", index=bridge, address=addr.get("address"),
+                                prefixlen=addr["prefixlen"])
+        _ensure_addr(ipr, bridge, f"{node_addr}/{prefixlen}")
+
+    def _write_mesh(self, sandbox: _Sandbox, node_addr: str, ports: dict[tuple[str, int], PublishedPort]) -> None:
+        """Both tables whole (first use, or after a restart: conntrack keeps the NAT of
+        established connections), the sysctls 127.0.0.1 and long-lived connections need."""
+        sandbox_path = netns_path(sandbox.name)
+        _, sandbox_addr = self._egress_addrs(sandbox.vni)
+        host_if = self._egress_if(sandbox.vni)
+        run_nft(sandbox_path, ingress.sandbox_table(self._mesh_table, BRIDGE, EGRESS, node_addr, ports.values()))
+        run_nft(self._host_path, ingress.host_table(self._mesh_table, sandbox_addr, host_if,
+                                                     str(self._link_pool), ports))
+        write_sysctl(self._host_path, f"net.ipv4.conf.{host_if}.route_localnet", "1")
+        for path in (self._host_path, sandbox_path):
+            if int(read_sysctl(path, ingress.CONNTRACK_ESTABLISHED)) < ingress.MIN_ESTABLISHED_TIMEOUT:
+                write_sysctl(path, ingress.CONNTRACK_ESTABLISHED, str(ingress.ESTABLISHED_TIMEOUT))
+
+    def _remove_host_mesh(self) -> None:
+        if f"ip {self._mesh_table}" in nft_tables(self._host_path):
+            run_nft(self._host_path, nft.delete_table(self._mesh_table))
+        self._mesh = None
+
+    def _read_reply_marks(self, endpoint: _Endpoint) -> set[int]:
+        """The marks of the reply-route rules a namespace holds (a mark names its gateway)."""
+        return {int(rule.get("fwmark")) for rule in endpoint.ipr.get_rules(family=socket.AF_INET)
+                if rule.get("priority") == ingress.ROUTE_RULE_PRIORITY and rule.get("fwmark")}
+
+    def _set_reply_rules(self, endpoint: _Endpoint, ifname: str, have: set[int], want: dict[str, int]) -> None:
+        """One rule and one table (a default route via the node) per node, by the difference."""
+        ipr, index = endpoint.ipr, _must_index(endpoint.ipr, ifname)
+        keep = have & set(want.values())
+        for mark in have - keep:
+            _ignore_missing(ipr.rule, "del", fwmark=mark, table=mark, priority=ingress.ROUTE_RULE_PRIORITY)
+            _ignore_missing(ipr.route, "del", dst="0.0.0.0/0", table=mark)
+        for addr, mark in want.items():
+            if mark not in keep:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=addr, oif=index, table=mark)
+                ipr.rule("add", fwmark=mark, table=mark, priority=ingress.ROUTE_RULE_PRIORITY)
 
     # ------------------------------------------------------------------ peers
 

@@ -54,6 +54,33 @@ class Vip:
     backends: tuple[str, ...] = ()
 
 
+TCP, UDP = "tcp", "udp"
+INGRESS_MODE, HOST_MODE = "ingress", "host"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A port this node answers on all its addresses (and 127.0.0.1): new connections to
+    `published` go to one of `backends` (task IPs on the ingress network) on `target`.
+    Ingress mode: every task of the swarm, and the backend sees this node's ingress address
+    unless `preserve_client_ip`; host mode: this node's own tasks, seeing the client."""
+    protocol: str              # TCP or UDP
+    published: int
+    target: int
+    backends: tuple[str, ...] = ()
+    mode: str = INGRESS_MODE
+    preserve_client_ip: bool = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.protocol, self.published)
+
+    @property
+    def snat(self) -> bool:
+        """Replies come back through this node only if the backend answers its address."""
+        return self.mode == INGRESS_MODE and not self.preserve_client_ip
+
+
 @dataclass
 class DnsView:
     """The names one network answers: name -> IPs. Built by the glue from the managers'

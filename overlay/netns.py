@@ -152,6 +152,17 @@ def write_sysctl(path: str | None, key: str, value: str) -> None:
     run_in_netns(path, write)
 
 
+def read_sysctl(path: str | None, key: str) -> str:
+    """A net.* sysctl of the namespace at `path`, as write_sysctl finds it."""
+    file = "/proc/sys/" + key.replace(".", "/")
+
+    def read() -> str:
+        with open(file) as f:
+            return f.read().strip()
+
+    return run_in_netns(path, read)
+
+
 def nft(path: str | None, script: str) -> None:
     """Apply an nftables script in the namespace at `path` as ONE transaction (`nft -f -`)."""
     argv = ["nft", "-f", "-"]

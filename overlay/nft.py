@@ -51,12 +51,14 @@ def sandbox_table(name: str, egress_if: str) -> str:
 
 def host_table(name: str, egress_glob: str, link_pool: str) -> str:
     """The host masquerades the sandboxes' egress to the underlay, and forwards nothing from
-    one sandbox to another: networks stay apart even through the host."""
+    one sandbox to another: networks stay apart even through the host. Only what the ingress
+    mesh DNATed to its sandbox (a published port on a host address) passes."""
     pool = ipaddress.IPv4Network(link_pool)
     return replace_table(name, (
         "  chain egress_nat {\n    type nat hook postrouting priority 100; policy accept;\n"
         f'    ip saddr {pool} oifname != "{egress_glob}" masquerade\n  }}\n'
         "  chain egress_forward {\n    type filter hook forward priority 0; policy accept;\n"
+        f'    iifname "{egress_glob}" oifname "{egress_glob}" ct status dnat accept\n'
         f'    iifname "{egress_glob}" oifname "{egress_glob}" drop\n  }}\n'))
 
 

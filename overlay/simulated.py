@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from overlay import ingress
 from overlay.api import OverlayDriver, OverlayError
-from overlay.model import Attachment, Network, Peer, Vip
+from overlay.model import Attachment, Network, Peer, PublishedPort, Vip
 
 
 @dataclass
@@ -20,6 +21,8 @@ class SimulatedOverlay:
     peers: dict[int, dict[str, str]] = field(default_factory=dict)        # vni -> peer IP -> host
     endpoints: dict[str, tuple[Attachment, ...]] = field(default_factory=dict)
     vips: dict[str, tuple[Vip, ...]] = field(default_factory=dict)
+    mesh: ingress.MeshState | None = None
+    ingress_routes: dict[str, frozenset[str]] = field(default_factory=dict)   # endpoint -> node addresses
     changes: int = 0  # what the kernel driver would have written: links, entries, transactions
     closed: bool = False
 
@@ -34,6 +37,8 @@ class SimulatedOverlay:
         if self.networks.pop(vni, None) is not None:
             self.peers.pop(vni, None)
             self.changes += 1
+        if self.mesh is not None and self.mesh.vni == vni:
+            self.mesh = None
 
     def set_peers(self, vni: int, peers: Iterable[Peer]) -> None:
         if vni not in self.networks:
@@ -70,7 +75,26 @@ class SimulatedOverlay:
     def remove_endpoint_ns(self, key: str) -> None:
         if self.endpoints.pop(key, None) is not None:
             self.vips.pop(key, None)
+            self.ingress_routes.pop(key, None)
             self.changes += 1
+
+    def set_mesh(self, vni: int, node_addr: str, ports: Iterable[PublishedPort],
+                 removed: Iterable[tuple[str, int]] = (), complete: bool = True) -> None:
+        if vni not in self.networks:
+            raise OverlayError(f"network with VNI {vni} has no sandbox on this node: ensure_network first")
+        mesh = self.mesh if self.mesh is not None and self.mesh.vni == vni else ingress.MeshState(vni)
+        wanted, changed, dropped = mesh.plan(ports, removed, complete)
+        self.changes += len(changed) + len(dropped) + (mesh.node_addr != node_addr)
+        mesh.ports, mesh.node_addr = wanted, node_addr
+        self.mesh = mesh
+
+    def set_ingress_routes(self, key: str, vni: int, node_addrs: Iterable[str]) -> None:
+        self._need_endpoint(key)
+        if not any(att.network.vni == vni for att in self.endpoints[key]):
+            raise OverlayError(f"endpoint {key!r} is not attached to the network with VNI {vni}: attach first")
+        want, have = frozenset(node_addrs), self.ingress_routes.get(key, frozenset())
+        self.changes += len(want ^ have)
+        self.ingress_routes[key] = want
 
     def existing(self) -> tuple[set[int], set[str]]:
         return set(self.networks), set(self.endpoints)
@@ -81,6 +105,8 @@ class SimulatedOverlay:
         self.peers.clear()
         self.endpoints.clear()
         self.vips.clear()
+        self.ingress_routes.clear()
+        self.mesh = None
 
     def close(self) -> None:
         self.closed = True

@@ -142,10 +142,12 @@ class JoinTokenResponse(_message.Message):
     def __init__(self, token: _Optional[str] = ..., manager_addr: _Optional[str] = ...) -> None: ...
 
 class CreateServiceRequest(_message.Message):
-    __slots__ = ("spec",)
+    __slots__ = ("spec", "registry_auth")
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AUTH_FIELD_NUMBER: _ClassVar[int]
     spec: _specs_pb2.ServiceSpec
-    def __init__(self, spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ...) -> None: ...
+    registry_auth: _objects_pb2.RegistryAuth
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., registry_auth: _Optional[_Union[_objects_pb2.RegistryAuth, _Mapping]] = ...) -> None: ...
 
 class CreateServiceResponse(_message.Message):
     __slots__ = ("service",)
@@ -190,16 +192,18 @@ class ScaleServiceResponse(_message.Message):
     def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
-    __slots__ = ("service", "spec", "expected_version", "rollback")
+    __slots__ = ("service", "spec", "expected_version", "rollback", "registry_auth")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AUTH_FIELD_NUMBER: _ClassVar[int]
     service: str
     spec: _specs_pb2.ServiceSpec
     expected_version: int
     rollback: bool
-    def __init__(self, service: _Optional[str] = ..., spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., expected_version: _Optional[int] = ..., rollback: _Optional[bool] = ...) -> None: ...
+    registry_auth: _objects_pb2.RegistryAuth
+    def __init__(self, service: _Optional[str] = ..., spec: _Optional[_Union[_specs_pb2.ServiceSpec, _Mapping]] = ..., expected_version: _Optional[int] = ..., rollback: _Optional[bool] = ..., registry_auth: _Optional[_Union[_objects_pb2.RegistryAuth, _Mapping]] = ...) -> None: ...
 
 class UpdateServiceResponse(_message.Message):
     __slots__ = ("service",)
@@ -336,14 +340,23 @@ class PruneNetworksResponse(_message.Message):
     def __init__(self, removed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeployStackRequest(_message.Message):
-    __slots__ = ("spec", "prune", "dry_run")
+    __slots__ = ("spec", "prune", "dry_run", "registry_auths")
+    class RegistryAuthsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _objects_pb2.RegistryAuth
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_objects_pb2.RegistryAuth, _Mapping]] = ...) -> None: ...
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PRUNE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AUTHS_FIELD_NUMBER: _ClassVar[int]
     spec: _specs_pb2.StackSpec
     prune: bool
     dry_run: bool
-    def __init__(self, spec: _Optional[_Union[_specs_pb2.StackSpec, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    registry_auths: _containers.MessageMap[str, _objects_pb2.RegistryAuth]
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.StackSpec, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., registry_auths: _Optional[_Mapping[str, _objects_pb2.RegistryAuth]] = ...) -> None: ...
 
 class StackChange(_message.Message):
     __slots__ = ("action", "kind", "name", "id")

@@ -26,13 +26,15 @@ from proto import objects_pb2 as objects__pb2
 from proto import specs_pb2 as specs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x64ispatcher.proto\x12\x05\x63ovey\x1a\robjects.proto\x1a\x0bspecs.proto\"=\n\x0eSessionRequest\x12+\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x16.covey.NodeDescription\"\x87\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08managers\x18\x02 \x03(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x1d\n\x04role\x18\x05 \x01(\x0e\x32\x0f.covey.NodeRole\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x11HeartbeatResponse\x12\x11\n\tperiod_ns\x18\x01 \x01(\x03\"\x0f\n\rLeaderRequest\"$\n\rLeaderMessage\x12\x13\n\x0bleader_addr\x18\x01 \x01(\t\"\"\n\x0cLeaveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x0f\n\rLeaveResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xdc\x02\n\x12\x41ssignmentsMessage\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.covey.AssignmentsMessage.Type\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x1c\n\x07updated\x18\x03 \x03(\x0b\x32\x0b.covey.Task\x12\x0f\n\x07removed\x18\x04 \x03(\t\x12$\n\x08networks\x18\x05 \x03(\x0b\x32\x12.covey.NetworkView\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12\x1e\n\x07secrets\x18\x07 \x03(\x0b\x32\r.covey.Secret\x12\x17\n\x0fremoved_secrets\x18\x08 \x03(\t\x12\x1e\n\x07\x63onfigs\x18\t \x03(\x0b\x32\r.covey.Config\x12\x17\n\x0fremoved_configs\x18\n \x03(\t\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"\xc9\x01\n\x0bNetworkView\x12\x1f\n\x07network\x18\x01 \x01(\x0b\x32\x0e.covey.Network\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x12)\n\tendpoints\x18\x03 \x03(\x0b\x32\x16.covey.NetworkEndpoint\x12\x19\n\x11removed_endpoints\x18\x04 \x03(\t\x12\'\n\x08services\x18\x05 \x03(\x0b\x32\x15.covey.NetworkService\x12\x18\n\x10removed_services\x18\x06 \x03(\t\"\x88\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x11\n\tnode_addr\x18\x03 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x04 \x01(\t\x12\x0f\n\x07serving\x18\x05 \x01(\x08\x12\r\n\x05names\x18\x06 \x03(\t\x12\x0f\n\x07node_id\x18\x07 \x01(\t\"\xdb\x01\n\x0eNetworkService\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05stack\x18\x03 \x01(\t\x12\x0b\n\x03vip\x18\x04 \x01(\t\x12\x0f\n\x07\x61liases\x18\x05 \x03(\t\x12 \n\x05ports\x18\x06 \x03(\x0b\x32\x11.covey.PortConfig\x12\x31\n\x06labels\x18\x07 \x03(\x0b\x32!.covey.NetworkService.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.covey.TaskStatus\"W\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07updates\x18\x02 \x03(\x0b\x32\x17.covey.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse2\x99\x03\n\nDispatcher\x12\x39\n\x07Session\x12\x15.covey.SessionRequest\x1a\x15.covey.SessionMessage0\x01\x12\x43\n\nHeartbeats\x12\x17.covey.HeartbeatRequest\x1a\x18.covey.HeartbeatResponse(\x01\x30\x01\x12\x45\n\x0b\x41ssignments\x12\x19.covey.AssignmentsRequest\x1a\x19.covey.AssignmentsMessage0\x01\x12X\n\x11TaskStatusReports\x12\x1e.covey.UpdateTaskStatusRequest\x1a\x1f.covey.UpdateTaskStatusResponse(\x01\x30\x01\x12\x36\n\x06Leader\x12\x14.covey.LeaderRequest\x1a\x14.covey.LeaderMessage0\x01\x12\x32\n\x05Leave\x12\x13.covey.LeaveRequest\x1a\x14.covey.LeaveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x64ispatcher.proto\x12\x05\x63ovey\x1a\robjects.proto\x1a\x0bspecs.proto\"=\n\x0eSessionRequest\x12+\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x16.covey.NodeDescription\"\x87\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08managers\x18\x02 \x03(\t\x12\x1b\n\x13heartbeat_period_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x1d\n\x04role\x18\x05 \x01(\x0e\x32\x0f.covey.NodeRole\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x11HeartbeatResponse\x12\x11\n\tperiod_ns\x18\x01 \x01(\x03\"\x0f\n\rLeaderRequest\"$\n\rLeaderMessage\x12\x13\n\x0bleader_addr\x18\x01 \x01(\t\"\"\n\x0cLeaveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x0f\n\rLeaveResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xed\x03\n\x12\x41ssignmentsMessage\x12,\n\x04type\x18\x01 \x01(\x0e\x32\x1e.covey.AssignmentsMessage.Type\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x1c\n\x07updated\x18\x03 \x03(\x0b\x32\x0b.covey.Task\x12\x0f\n\x07removed\x18\x04 \x03(\t\x12$\n\x08networks\x18\x05 \x03(\x0b\x32\x12.covey.NetworkView\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12\x1e\n\x07secrets\x18\x07 \x03(\x0b\x32\r.covey.Secret\x12\x17\n\x0fremoved_secrets\x18\x08 \x03(\t\x12\x1e\n\x07\x63onfigs\x18\t \x03(\x0b\x32\r.covey.Config\x12\x17\n\x0fremoved_configs\x18\n \x03(\t\x12\x44\n\x0eregistry_auths\x18\x0b \x03(\x0b\x32,.covey.AssignmentsMessage.RegistryAuthsEntry\x1aI\n\x12RegistryAuthsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.covey.RegistryAuth:\x02\x38\x01\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"\xc9\x01\n\x0bNetworkView\x12\x1f\n\x07network\x18\x01 \x01(\x0b\x32\x0e.covey.Network\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x12)\n\tendpoints\x18\x03 \x03(\x0b\x32\x16.covey.NetworkEndpoint\x12\x19\n\x11removed_endpoints\x18\x04 \x03(\t\x12\'\n\x08services\x18\x05 \x03(\x0b\x32\x15.covey.NetworkService\x12\x18\n\x10removed_services\x18\x06 \x03(\t\"\x88\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x11\n\tnode_addr\x18\x03 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x04 \x01(\t\x12\x0f\n\x07serving\x18\x05 \x01(\x08\x12\r\n\x05names\x18\x06 \x03(\t\x12\x0f\n\x07node_id\x18\x07 \x01(\t\"\xdb\x01\n\x0eNetworkService\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05stack\x18\x03 \x01(\t\x12\x0b\n\x03vip\x18\x04 \x01(\t\x12\x0f\n\x07\x61liases\x18\x05 \x03(\t\x12 \n\x05ports\x18\x06 \x03(\x0b\x32\x11.covey.PortConfig\x12\x31\n\x06labels\x18\x07 \x03(\x0b\x32!.covey.NetworkService.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.covey.TaskStatus\"W\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07updates\x18\x02 \x03(\x0b\x32\x17.covey.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse2\x99\x03\n\nDispatcher\x12\x39\n\x07Session\x12\x15.covey.SessionRequest\x1a\x15.covey.SessionMessage0\x01\x12\x43\n\nHeartbeats\x12\x17.covey.HeartbeatRequest\x1a\x18.covey.HeartbeatResponse(\x01\x30\x01\x12\x45\n\x0b\x41ssignments\x12\x19.covey.AssignmentsRequest\x1a\x19.covey.AssignmentsMessage0\x01\x12X\n\x11TaskStatusReports\x12\x1e.covey.UpdateTaskStatusRequest\x1a\x1f.covey.UpdateTaskStatusResponse(\x01\x30\x01\x12\x36\n\x06Leader\x12\x14.covey.LeaderRequest\x1a\x14.covey.LeaderMessage0\x01\x12\x32\n\x05Leave\x12\x13.covey.LeaveRequest\x1a\x14.covey.LeaveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dispatcher_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ASSIGNMENTSMESSAGE_REGISTRYAUTHSENTRY']._loaded_options = None
+  _globals['_ASSIGNMENTSMESSAGE_REGISTRYAUTHSENTRY']._serialized_options = b'8\001'
   _globals['_NETWORKSERVICE_LABELSENTRY']._loaded_options = None
   _globals['_NETWORKSERVICE_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SESSIONREQUEST']._serialized_start=55
@@ -54,23 +56,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENTSREQUEST']._serialized_start=444
   _globals['_ASSIGNMENTSREQUEST']._serialized_end=484
   _globals['_ASSIGNMENTSMESSAGE']._serialized_start=487
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=835
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=798
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=835
-  _globals['_NETWORKVIEW']._serialized_start=838
-  _globals['_NETWORKVIEW']._serialized_end=1039
-  _globals['_NETWORKENDPOINT']._serialized_start=1042
-  _globals['_NETWORKENDPOINT']._serialized_end=1178
-  _globals['_NETWORKSERVICE']._serialized_start=1181
-  _globals['_NETWORKSERVICE']._serialized_end=1400
-  _globals['_NETWORKSERVICE_LABELSENTRY']._serialized_start=1355
-  _globals['_NETWORKSERVICE_LABELSENTRY']._serialized_end=1400
-  _globals['_TASKSTATUSUPDATE']._serialized_start=1402
-  _globals['_TASKSTATUSUPDATE']._serialized_end=1472
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=1474
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=1561
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=1563
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=1589
-  _globals['_DISPATCHER']._serialized_start=1592
-  _globals['_DISPATCHER']._serialized_end=2001
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=980
+  _globals['_ASSIGNMENTSMESSAGE_REGISTRYAUTHSENTRY']._serialized_start=868
+  _globals['_ASSIGNMENTSMESSAGE_REGISTRYAUTHSENTRY']._serialized_end=941
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=943
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=980
+  _globals['_NETWORKVIEW']._serialized_start=983
+  _globals['_NETWORKVIEW']._serialized_end=1184
+  _globals['_NETWORKENDPOINT']._serialized_start=1187
+  _globals['_NETWORKENDPOINT']._serialized_end=1323
+  _globals['_NETWORKSERVICE']._serialized_start=1326
+  _globals['_NETWORKSERVICE']._serialized_end=1545
+  _globals['_NETWORKSERVICE_LABELSENTRY']._serialized_start=1500
+  _globals['_NETWORKSERVICE_LABELSENTRY']._serialized_end=1545
+  _globals['_TASKSTATUSUPDATE']._serialized_start=1547
+  _globals['_TASKSTATUSUPDATE']._serialized_end=1617
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=1619
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=1706
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=1708
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=1734
+  _globals['_DISPATCHER']._serialized_start=1737
+  _globals['_DISPATCHER']._serialized_end=2146
 # @@protoc_insertion_point(module_scope)

@@ -68,13 +68,20 @@ class AssignmentsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class AssignmentsMessage(_message.Message):
-    __slots__ = ("type", "sequence", "updated", "removed", "networks", "removed_networks", "secrets", "removed_secrets", "configs", "removed_configs")
+    __slots__ = ("type", "sequence", "updated", "removed", "networks", "removed_networks", "secrets", "removed_secrets", "configs", "removed_configs", "registry_auths")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         COMPLETE: _ClassVar[AssignmentsMessage.Type]
         INCREMENTAL: _ClassVar[AssignmentsMessage.Type]
     COMPLETE: AssignmentsMessage.Type
     INCREMENTAL: AssignmentsMessage.Type
+    class RegistryAuthsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _objects_pb2.RegistryAuth
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_objects_pb2.RegistryAuth, _Mapping]] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +92,7 @@ class AssignmentsMessage(_message.Message):
     REMOVED_SECRETS_FIELD_NUMBER: _ClassVar[int]
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AUTHS_FIELD_NUMBER: _ClassVar[int]
     type: AssignmentsMessage.Type
     sequence: int
     updated: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Task]
@@ -95,7 +103,8 @@ class AssignmentsMessage(_message.Message):
     removed_secrets: _containers.RepeatedScalarFieldContainer[str]
     configs: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Config]
     removed_configs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., networks: _Optional[_Iterable[_Union[NetworkView, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[_objects_pb2.Secret, _Mapping]]] = ..., removed_secrets: _Optional[_Iterable[str]] = ..., configs: _Optional[_Iterable[_Union[_objects_pb2.Config, _Mapping]]] = ..., removed_configs: _Optional[_Iterable[str]] = ...) -> None: ...
+    registry_auths: _containers.MessageMap[str, _objects_pb2.RegistryAuth]
+    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., sequence: _Optional[int] = ..., updated: _Optional[_Iterable[_Union[_objects_pb2.Task, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., networks: _Optional[_Iterable[_Union[NetworkView, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[_objects_pb2.Secret, _Mapping]]] = ..., removed_secrets: _Optional[_Iterable[str]] = ..., configs: _Optional[_Iterable[_Union[_objects_pb2.Config, _Mapping]]] = ..., removed_configs: _Optional[_Iterable[str]] = ..., registry_auths: _Optional[_Mapping[str, _objects_pb2.RegistryAuth]] = ...) -> None: ...
 
 class NetworkView(_message.Message):
     __slots__ = ("network", "complete", "endpoints", "removed_endpoints", "services", "removed_services")

@@ -59,6 +59,11 @@ class LocalNodeStub:
                 request_serializer=local__pb2.InfoRequest.SerializeToString,
                 response_deserializer=local__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.SwarmRestore = channel.stream_unary(
+                '/covey.LocalNode/SwarmRestore',
+                request_serializer=local__pb2.SwarmRestoreRequest.SerializeToString,
+                response_deserializer=local__pb2.SwarmRestoreResponse.FromString,
+                _registered_method=True)
 
 
 class LocalNodeServicer:
@@ -94,6 +99,13 @@ class LocalNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SwarmRestore(self, request_iterator, context):
+        """message below
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +133,11 @@ def add_LocalNodeServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=local__pb2.InfoRequest.FromString,
                     response_serializer=local__pb2.InfoResponse.SerializeToString,
+            ),
+            'SwarmRestore': grpc.stream_unary_rpc_method_handler(
+                    servicer.SwarmRestore,
+                    request_deserializer=local__pb2.SwarmRestoreRequest.FromString,
+                    response_serializer=local__pb2.SwarmRestoreResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +275,33 @@ class LocalNode:
             '/covey.LocalNode/Info',
             local__pb2.InfoRequest.SerializeToString,
             local__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwarmRestore(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/covey.LocalNode/SwarmRestore',
+            local__pb2.SwarmRestoreRequest.SerializeToString,
+            local__pb2.SwarmRestoreResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -459,6 +503,250 @@ class LocalContainers:
             '/covey.LocalContainers/Exec',
             local__pb2.ExecInput.SerializeToString,
             local__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LocalVolumesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/covey.LocalVolumes/Create',
+                request_serializer=local__pb2.CreateVolumeRequest.SerializeToString,
+                response_deserializer=local__pb2.CreateVolumeResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/covey.LocalVolumes/List',
+                request_serializer=local__pb2.ListVolumesRequest.SerializeToString,
+                response_deserializer=local__pb2.ListVolumesResponse.FromString,
+                _registered_method=True)
+        self.Inspect = channel.unary_unary(
+                '/covey.LocalVolumes/Inspect',
+                request_serializer=local__pb2.InspectVolumeRequest.SerializeToString,
+                response_deserializer=local__pb2.InspectVolumeResponse.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/covey.LocalVolumes/Remove',
+                request_serializer=local__pb2.RemoveVolumeRequest.SerializeToString,
+                response_deserializer=local__pb2.RemoveVolumeResponse.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/covey.LocalVolumes/Prune',
+                request_serializer=local__pb2.PruneVolumesRequest.SerializeToString,
+                response_deserializer=local__pb2.PruneVolumesResponse.FromString,
+                _registered_method=True)
+
+
+class LocalVolumesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Create(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Inspect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LocalVolumesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=local__pb2.CreateVolumeRequest.FromString,
+                    response_serializer=local__pb2.CreateVolumeResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=local__pb2.ListVolumesRequest.FromString,
+                    response_serializer=local__pb2.ListVolumesResponse.SerializeToString,
+            ),
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=local__pb2.InspectVolumeRequest.FromString,
+                    response_serializer=local__pb2.InspectVolumeResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=local__pb2.RemoveVolumeRequest.FromString,
+                    response_serializer=local__pb2.RemoveVolumeResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=local__pb2.PruneVolumesRequest.FromString,
+                    response_serializer=local__pb2.PruneVolumesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'covey.LocalVolumes', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('covey.LocalVolumes', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LocalVolumes:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalVolumes/Create',
+            local__pb2.CreateVolumeRequest.SerializeToString,
+            local__pb2.CreateVolumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalVolumes/List',
+            local__pb2.ListVolumesRequest.SerializeToString,
+            local__pb2.ListVolumesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalVolumes/Inspect',
+            local__pb2.InspectVolumeRequest.SerializeToString,
+            local__pb2.InspectVolumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalVolumes/Remove',
+            local__pb2.RemoveVolumeRequest.SerializeToString,
+            local__pb2.RemoveVolumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalVolumes/Prune',
+            local__pb2.PruneVolumesRequest.SerializeToString,
+            local__pb2.PruneVolumesResponse.FromString,
             options,
             channel_credentials,
             insecure,

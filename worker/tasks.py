@@ -21,6 +21,7 @@ from worker.executor import ContainerConfig, ContainerNotFound, ExecutorError
 from worker.executor.config import Healthcheck, Mount, Ulimit
 from worker.lifecycle import Do
 from worker.network import TaskNetworks
+from worker.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,12 @@ class TaskController:
     """The shell around `lifecycle.step`: executes each action with the executor, reports,
     and feeds the outcome back; the managers steer it only through the desired state."""
 
-    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None):
+    def __init__(self, task: pb.Task, executor, reporter: Reporter, networks: TaskNetworks | None = None,
+                 secrets: SecretStore | None = None):
         self.task = task
         self._executor = executor
         self._networks = networks
+        self._secrets = secrets
         self._reporter = reporter
         self._changed = asyncio.Event()     # the desired state or the health changed
         self._health = ""                   # the executor's last healthcheck status
@@ -105,6 +108,8 @@ class TaskController:
         self._reported = 0
         self._container: lifecycle.Container | None = None
         self._failed: lifecycle.Failure | None = None
+        # (user, password) to pull the image with, from the assignments: in memory until pulled
+        self.registry_auth: tuple[str, str] | None = None
         self.runner = asyncio.create_task(self._run(), name=f"task-{task.id}")
 
     def update(self, task: pb.Task) -> None:
@@ -159,7 +164,10 @@ class TaskController:
     async def _execute(self, do: Do) -> None:
         ex, name, before = self._executor, self.task.id, self._view().container
         if do is Do.PREPARE:
-            self._container = _container_view(await ex.prepare(await self._config()))
+            config = await self._config()
+            config.registry_auth = self.registry_auth
+            self._container = _container_view(await ex.prepare(config))
+            self.registry_auth = None  # pulled: not kept a moment longer
         elif do is Do.START:
             self._container = _container_view(await ex.start(name))
         elif do is Do.STOP:
@@ -176,6 +184,8 @@ class TaskController:
     async def _config(self) -> ContainerConfig:
         """The container's config, with its network namespace, resolv.conf and hosts."""
         config = container_config(self.task)
+        if self._secrets is not None:
+            config.files = self._secrets.files(self.task)
         if self._networks is None:
             return config
         config.hostname = self._networks.hostname(self.task)
@@ -233,6 +243,7 @@ class TaskManager:
         self._executor = executor
         self.reporter = reporter
         self.networks = networks
+        self.secrets = SecretStore()           # in memory only
         self._controllers: dict[str, TaskController] = {}
         if hasattr(executor, "on_health"):  # healthchecks drive STARTING -> RUNNING -> FAILED
             executor.on_health = self._health_changed
@@ -252,21 +263,39 @@ class TaskManager:
     async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
         if self.networks is not None:          # views first: the tasks below may need them
             await self.networks.apply(message)
+        self.secrets.apply(message)            # before the tasks that use them
         if message.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
             current = {t.id for t in message.updated}
             for task_id in list(self._controllers):
                 if task_id not in current:
                     await self._forget(task_id)
+            await self._remove_unknown(current)
         for task in message.updated:
             controller = self._controllers.get(task.id)
             if controller is None:
-                self._controllers[task.id] = TaskController(task, self._executor, self.reporter, self.networks)
+                controller = self._controllers[task.id] = TaskController(task, self._executor, self.reporter,
+                                                                         self.networks, self.secrets)
             else:
                 controller.update(task)
+            if task.id in message.registry_auths:
+                auth = message.registry_auths[task.id]
+                controller.registry_auth = (auth.username, auth.password)
             if task.desired_state >= pb.REMOVE:
                 await self._forget(task.id)
         for task_id in message.removed:
             await self._forget(task_id)
+
+    async def _remove_unknown(self, current: set[str]) -> None:
+        """Containers of tasks that the managers no longer have (deleted while this node was
+        away, or made after the backup that a restored swarm came from) go: no controller
+        would ever stop them."""
+        for name in self._executor.names():
+            if name not in current and name not in self._controllers:
+                log.info("container of task %s, which the managers do not know: removing it", name)
+                try:
+                    await self._executor.remove(name, force=True)
+                except ExecutorError as exc:
+                    log.warning("container %s: %s", name, exc)
 
     async def _forget(self, task_id: str) -> None:
         controller = self._controllers.pop(task_id, None)
@@ -284,6 +313,7 @@ class TaskManager:
         await self._executor.destroy_all()
         if self.networks is not None:
             await self.networks.remove_all()
+            self.networks = None            # a swarm joined next has other networks
 
     async def close(self) -> None:
         """coveyd stops: controllers stop watching; containers keep running (adopted later)."""

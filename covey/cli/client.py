@@ -29,9 +29,19 @@ class Connection:
         return local_pb2_grpc.LocalContainersStub(self.channel)
 
     @property
+    def volumes(self) -> local_pb2_grpc.LocalVolumesStub:
+        self._require_local("volumes belong to a node")
+        return local_pb2_grpc.LocalVolumesStub(self.channel)
+
+    @property
     def node(self) -> local_pb2_grpc.LocalNodeStub:
         self._require_local("this command acts on the node itself")
         return local_pb2_grpc.LocalNodeStub(self.channel)
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        """A grpc.aio channel to the same local socket (for streams both ways)."""
+        self._require_local("this command acts on the node's own containers")
+        return grpc.aio.insecure_channel(self.target)
 
     def _require_local(self, why: str) -> None:
         if not self.local:

@@ -1,10 +1,10 @@
 """covey container ls / inspect / logs / exec: the containers on this node (like `docker ps`
 and `docker exec` there)."""
 import argparse
+import asyncio
 import contextlib
 import json
 import os
-import queue
 import shutil
 import signal
 import sys
@@ -12,12 +12,12 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from covey.cli.logs import add_log_flags, container_logs
 from covey.cli.output import table, to_json
 from covey.errors import InvalidArgument
-from proto import local_pb2
+from proto import local_pb2, local_pb2_grpc
 
 STDIN_CHUNK = 64 * 1024
 INTERRUPTED_EXIT = 130      # as a shell's after Ctrl-C
@@ -118,18 +118,37 @@ def _terminal_size() -> local_pb2.TerminalSize:
     return local_pb2.TerminalSize(rows=size.lines, cols=size.columns)
 
 
-def _read_stdin(events: queue.Queue) -> None:
-    while chunk := os.read(sys.stdin.fileno(), STDIN_CHUNK):
-        events.put(local_pb2.ExecInput(stdin=chunk))
-    events.put(None)
+async def stdin_chunks(fd: int) -> AsyncIterator[bytes]:
+    """Our stdin as it comes. A daemon thread reads it: a read that never ends must not hold up
+    our exit, and readiness alone can lie (a terminal said "readable" and the read then blocked
+    the loop); a thread blocked in a read holds no lock of ours or of gRPC's."""
+    loop, chunks = asyncio.get_running_loop(), asyncio.Queue[bytes]()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(fd, STDIN_CHUNK)
+            except OSError:
+                chunk = b""
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            except RuntimeError:     # the loop is closed: we are done
+                return
+            if not chunk:
+                return
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    while chunk := await chunks.get():
+        yield chunk
 
 
-def exec_inputs(start: local_pb2.ExecStart, events: queue.Queue) -> Iterator[local_pb2.ExecInput]:
-    """The start, then stdin chunks and terminal sizes until stdin ends (None)."""
-    yield local_pb2.ExecInput(start=start)
-    if start.stdin or start.tty:
-        while (event := events.get()) is not None:
-            yield event
+async def send_input(call, start: local_pb2.ExecStart, chunks: AsyncIterator[bytes] | None) -> None:
+    """The start, then stdin chunks (with -i); the end of stdin is the end of our writing."""
+    await call.write(local_pb2.ExecInput(start=start))
+    if chunks is not None:
+        async for chunk in chunks:
+            await call.write(local_pb2.ExecInput(stdin=chunk))
+    if not start.tty:    # a terminal stays open for its new sizes
+        await call.done_writing()
 
 
 @contextlib.contextmanager
@@ -149,21 +168,32 @@ def _terminal(wanted: bool):
 def exec_in_container(conn, args) -> int:
     """Docker's exec: the command's output as it comes, and its exit code as ours."""
     start = exec_start(args)
-    events: queue.Queue = queue.Queue()
-    if args.interactive:    # a daemon thread: a read of stdin that never ends must not hold us
-        threading.Thread(target=_read_stdin, args=(events,), daemon=True).start()
-    if args.tty and sys.stdin.isatty():
-        signal.signal(signal.SIGWINCH, lambda *_: events.put(local_pb2.ExecInput(resize=_terminal_size())))
-    call = conn.containers.Exec(exec_inputs(start, events))
-    code = 0
     with _terminal(args.tty):
         try:
-            for output in call:
-                code = _show(output, code)
+            return asyncio.run(_exec(conn, start))
         except KeyboardInterrupt:
-            call.cancel()
             return INTERRUPTED_EXIT
-    return code
+
+
+async def _exec(conn, start: local_pb2.ExecStart) -> int:
+    """On grpc.aio: the sync API feeds a request stream from a thread of its own, which can be
+    frozen holding the call's lock when we exit; the call's finalizer then waits forever."""
+    async with conn.aio_channel() as channel:
+        call = local_pb2_grpc.LocalContainersStub(channel).Exec()
+        chunks = stdin_chunks(sys.stdin.fileno()) if start.stdin else None
+        sending = asyncio.ensure_future(send_input(call, start, chunks))
+        if start.tty and sys.stdin.isatty():
+            def resize() -> None:
+                asyncio.ensure_future(call.write(local_pb2.ExecInput(resize=_terminal_size())))
+            asyncio.get_running_loop().add_signal_handler(signal.SIGWINCH, resize)
+        code = 0
+        try:
+            async for output in call:
+                code = _show(output, code)
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)   # writing fails once the call is over
+        return code
 
 
 def _show(output: local_pb2.ExecOutput, code: int) -> int:

@@ -5,7 +5,7 @@ import sys
 import grpc
 
 from covey import __version__
-from covey.cli import client, container, network, node, service, stack, swarm
+from covey.cli import client, container, login, network, node, secret, service, stack, swarm, volume
 from covey.errors import CoveyError, from_rpc_error
 
 
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_parser(subparsers)
     network.add_parser(subparsers)
     stack.add_parser(subparsers)
+    volume.add_parser(subparsers)
+    login.add_parser(subparsers)
+    secret.add_parser(subparsers)
     return parser
 
 

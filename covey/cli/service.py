@@ -4,6 +4,8 @@ import json
 import time
 from collections.abc import Callable
 
+from covey.cli import jobs
+from covey.cli.login import registry_auth_for
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
 from covey.cli.progress import wait_converged, wait_rollout
@@ -14,6 +16,8 @@ from covey.units import parse_duration
 from proto import control_pb2
 from proto import objects_pb2 as pb
 
+AUTH_HELP = "send my credentials for the image's registry (~/.docker/config.json) to the nodes that pull it"
+
 
 def add_parser(subparsers) -> None:
     service = subparsers.add_parser("service", help="manage services").add_subparsers(dest="service_cmd", required=True)
@@ -21,12 +25,14 @@ def add_parser(subparsers) -> None:
     create = service.add_parser("create", help="create a service")
     add_create_flags(create)
     create.add_argument("-d", "--detach", action="store_true", help="return at once, without waiting")
+    create.add_argument("--with-registry-auth", action="store_true", help=AUTH_HELP)
     create.add_argument("--converge-timeout", default="120s", help="how long to wait for the tasks to run")
     create.set_defaults(run=create_service)
 
     update = service.add_parser("update", help="change a service: a rolling update")
     add_update_flags(update)
     update.add_argument("-d", "--detach", action="store_true")
+    update.add_argument("--with-registry-auth", action="store_true", help=AUTH_HELP)
     update.add_argument("--converge-timeout", default="300s")
     update.add_argument("service", metavar="SERVICE")
     update.set_defaults(run=update_service)
@@ -72,9 +78,24 @@ def add_parser(subparsers) -> None:
 
 def create_service(conn, args) -> int:
     timeout = parse_duration(args.converge_timeout) / 1e9
-    service = conn.control.CreateService(control_pb2.CreateServiceRequest(spec=build_spec(args))).service
+    request = control_pb2.CreateServiceRequest(spec=build_spec(args))
+    _with_registry_auth(args, request)
+    service = conn.control.CreateService(request).service
     print(service.id)
-    return 0 if args.detach else wait_converged(conn, service, timeout)
+    return 0 if args.detach else _wait(conn, service, timeout, wait_converged)
+
+
+def _with_registry_auth(args, request) -> None:
+    """--with-registry-auth: the user's credentials for the spec's image go with the request."""
+    if args.with_registry_auth:
+        auth = registry_auth_for(request.spec.task.container.image)
+        if auth is not None:
+            request.registry_auth.CopyFrom(auth)
+
+
+def _wait(conn, service: pb.Service, timeout: float, wait) -> int:
+    """A job is waited for until it completes; other services until they run (`wait`)."""
+    return jobs.wait_completed(conn, service, timeout) if jobs.is_job(service) else wait(conn, service, timeout)
 
 
 def network_resolver(conn) -> Callable[[str], str]:
@@ -99,23 +120,27 @@ def update_service(conn, args) -> int:
     service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
     networks_edited = args.network_add or args.network_rm
     new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref)
-    if new == service.spec:
+    if new == service.spec and not args.with_registry_auth:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)
-    updated = conn.control.UpdateService(control_pb2.UpdateServiceRequest(
-        service=service.id, spec=new, expected_version=service.meta.version)).service
+    request = control_pb2.UpdateServiceRequest(service=service.id, spec=new, expected_version=service.meta.version)
+    _with_registry_auth(args, request)
+    updated = conn.control.UpdateService(request).service
     print(updated.spec.name)
-    return 0 if args.detach else wait_rollout(conn, updated, parse_duration(args.converge_timeout) / 1e9)
+    if new == service.spec:
+        return 0  # new credentials only: kept for the next pulls, nothing rolls out
+    return 0 if args.detach else _wait(conn, updated, parse_duration(args.converge_timeout) / 1e9, wait_rollout)
 
 
 def rollback_service(conn, args) -> int:
     service = conn.control.UpdateService(control_pb2.UpdateServiceRequest(service=args.service, rollback=True)).service
     print(service.spec.name)
-    return 0 if args.detach else wait_rollout(conn, service, parse_duration(args.converge_timeout) / 1e9)
+    return 0 if args.detach else _wait(conn, service, parse_duration(args.converge_timeout) / 1e9, wait_rollout)
 
 
 def _mode(service: pb.Service) -> str:
-    return "global" if service.spec.WhichOneof("mode") == "global" else "replicated"
+    mode = service.spec.WhichOneof("mode")
+    return jobs.MODES.get(mode, "global" if mode == "global" else "replicated")
 
 
 def list_services(conn, args) -> int:
@@ -129,6 +154,10 @@ def list_services(conn, args) -> int:
     tasks = conn.control.ListTasks(control_pb2.ListTasksRequest()).tasks
     rows = []
     for s in services:
+        if jobs.is_job(s):
+            rows.append([s.id[:12], s.spec.name, _mode(s), jobs.progress(s, tasks).column(),
+                         s.spec.task.container.image, ""])
+            continue
         mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
         running = sum(1 for t in mine if t.status.state == pb.RUNNING)
         wanted = s.spec.replicated.replicas if _mode(s) == "replicated" else len(mine)

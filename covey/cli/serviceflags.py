@@ -5,6 +5,7 @@ import ipaddress
 import shlex
 from collections.abc import Callable
 
+from covey.cli import fileflags
 from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
@@ -19,7 +20,8 @@ HOSTNAME_FIELDS = ("{{.Service.ID}}", "{{.Service.Name}}", "{{.Task.ID}}", "{{.T
 
 def add_create_flags(parser) -> None:
     parser.add_argument("--name", required=True)
-    parser.add_argument("--mode", choices=["replicated", "global"], default="replicated")
+    parser.add_argument("--mode", choices=["replicated", "global", "replicated-job", "global-job"],
+                        default="replicated")
     parser.add_argument("--constraint", action="append", default=[])
     parser.add_argument("--placement-pref", action="append", default=[], metavar="spread=node.labels.X")
     parser.add_argument("-e", "--env", action="append", default=[])
@@ -32,6 +34,7 @@ def add_create_flags(parser) -> None:
     # dest: not `host`, which is covey's own -H/--host (the daemon to talk to)
     parser.add_argument("--host", dest="extra_hosts", action="append", default=[], metavar="NAME:IP",
                         help="a line of /etc/hosts")
+    fileflags.add_create_flags(parser)
     _add_shared_flags(parser)
     parser.add_argument("image")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")  # verbatim, as Docker
@@ -49,11 +52,13 @@ def add_update_flags(parser) -> None:
                           ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME[:IP]")):
         parser.add_argument(f"--{name}-rm", action="append", default=[], metavar=metavar)
     parser.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
+    fileflags.add_update_flags(parser)
     _add_shared_flags(parser)
 
 
 def _add_shared_flags(parser) -> None:
-    parser.add_argument("--replicas", type=int)
+    parser.add_argument("--replicas", type=int, help="tasks; for a replicated job, the completions wanted")
+    parser.add_argument("--max-concurrent", type=int, help="a replicated job's tasks run at once (default: --replicas)")
     parser.add_argument("--replicas-max-per-node", type=int)
     for flag in ("--reserve-cpu", "--limit-cpu"):
         parser.add_argument(flag, type=float)
@@ -90,10 +95,12 @@ def build_spec(args) -> specs.ServiceSpec:
     c.image = args.image
     c.args.extend(args.args)
     c.env.extend(sorted(_check_env(args.env)))
-    if args.mode == "global":
-        if args.replicas is not None:
-            raise InvalidArgument("--replicas can only be used with replicated mode")
-        getattr(s, "global").SetInParent()  # `global` is a Python keyword
+    if args.mode in ("global", "global-job"):
+        if args.replicas is not None or args.max_concurrent is not None:
+            raise InvalidArgument("--replicas and --max-concurrent can only be used with replicated modes")
+        getattr(s, "global" if args.mode == "global" else "global_job").SetInParent()  # a Python keyword
+    elif args.mode == "replicated-job":
+        s.replicated_job.total_completions = 1
     else:
         s.replicated.replicas = 1
     s.task.placement.constraints.extend(args.constraint)
@@ -104,6 +111,7 @@ def build_spec(args) -> specs.ServiceSpec:
     c.dns_config.search.extend(_search_domains(args.dns_search))
     c.dns_config.options.extend(args.dns_option)
     c.hosts.extend(_host_line(text) for text in args.extra_hosts)
+    fileflags.apply_create(args, c)
     for config in (s.update, s.rollback):
         config.parallelism = 1  # Docker's default: one task at a time
     _apply_shared_flags(args, s)
@@ -148,10 +156,11 @@ def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str]
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))
     _replace_list(dns.options, args.dns_option_rm, args.dns_option_add)
     _edit_hosts(c, args.host_rm, args.host_add)
+    fileflags.apply_update(args, c)
     if args.force:
         s.task.force_update += 1
-    if args.replicas is not None and s.WhichOneof("mode") != "replicated":
-        raise InvalidArgument("--replicas can only be used with replicated mode")
+    if args.replicas is not None and s.WhichOneof("mode") not in ("replicated", "replicated_job"):
+        raise InvalidArgument("--replicas can only be used with replicated modes")
     _apply_shared_flags(args, s)
     return s
 
@@ -166,12 +175,11 @@ def _replace_list(field, remove: list[str], add: list[str]) -> None:
 # ---------------------------------------------------------------- both
 
 def _apply_shared_flags(args, s: specs.ServiceSpec) -> None:
-    for flag in ("replicas", "replicas_max_per_node", "restart_max_attempts", "health_retries",
+    for flag in ("replicas", "max_concurrent", "replicas_max_per_node", "restart_max_attempts", "health_retries",
                  "update_parallelism", "rollback_parallelism"):
         if (getattr(args, flag) or 0) < 0:
             raise InvalidArgument(f"--{flag.replace('_', '-')} must be 0 or more")
-    if args.replicas is not None:
-        s.replicated.replicas = args.replicas
+    _replicas(args, s)
     if args.replicas_max_per_node is not None:
         s.task.placement.max_replicas = args.replicas_max_per_node
     res = s.task.resources
@@ -185,18 +193,38 @@ def _apply_shared_flags(args, s: specs.ServiceSpec) -> None:
         s.task.container.hostname = _hostname(args.hostname)
     if args.endpoint_mode:
         s.endpoint.mode = ENDPOINT_MODES[args.endpoint_mode]
-    _restart(args, s.task)
+    _restart(args, s.task, "on-failure" if s.WhichOneof("mode") in ("replicated_job", "global_job") else "any")
     _healthcheck(args, s.task.container)
     _rollout(args, s)
 
 
-def _restart(args, task: specs.TaskSpec) -> None:
+def _replicas(args, s: specs.ServiceSpec) -> None:
+    """--replicas (a replicated job: its completions) and --max-concurrent (replicated jobs only;
+    unset, as many as the completions, as Docker)."""
+    if s.WhichOneof("mode") != "replicated_job":
+        if args.max_concurrent is not None:
+            raise InvalidArgument("--max-concurrent can only be used with replicated-job mode")
+        if args.replicas is not None:
+            s.replicated.replicas = args.replicas
+        return
+    job = s.replicated_job
+    following = job.max_concurrent in (0, job.total_completions)  # the default: all at once
+    if args.replicas is not None:
+        job.total_completions = args.replicas
+    if args.max_concurrent is not None:
+        job.max_concurrent = args.max_concurrent
+    elif following:
+        job.max_concurrent = job.total_completions
+
+
+def _restart(args, task: specs.TaskSpec, default: str) -> None:
+    """`default`: Docker's condition for the mode (any; on-failure for jobs)."""
     given = (args.restart_condition, args.restart_delay, args.restart_max_attempts, args.restart_window)
     if all(flag is None for flag in given):
         return
     restart = task.restart
     if not task.HasField("restart"):
-        restart.condition = RESTART["any"]  # Docker's default, now written down
+        restart.condition = RESTART[default]  # Docker's default, now written down
     if args.restart_condition:
         restart.condition = RESTART[args.restart_condition]
     if args.restart_delay:

@@ -1,6 +1,7 @@
 """`covey service inspect --pretty`: a service as Docker prints it, plus why tasks wait."""
 import datetime
 
+from covey.cli import fileflags
 from covey.units import format_bytes, format_duration
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -47,6 +48,12 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dic
         lines += ["Labels:", *(f" {k}={v}" for k, v in sorted(s.labels.items()))]
     if s.WhichOneof("mode") == "global":
         lines.append("Service Mode:\tGlobal")
+    elif s.WhichOneof("mode") == "global_job":
+        lines.append("Service Mode:\tGlobal job")
+    elif s.WhichOneof("mode") == "replicated_job":
+        job = s.replicated_job
+        lines += ["Service Mode:\tReplicated job", f" Max Concurrent:\t{job.max_concurrent or job.total_completions}",
+                  f" Total Completions:\t{job.total_completions}"]
     else:
         lines += ["Service Mode:\tReplicated", f" Replicas:\t{s.replicated.replicas}"]
     status = service.update_status
@@ -86,6 +93,7 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dic
         lines.append("Mounts:")
         lines += [f" Target:\t{m.target}\n  Source:\t{m.source}\n  ReadOnly:\t{str(m.read_only).lower()}"
                   f"\n  Type:\t\t{WORD['mount'].get(m.type, m.type)}" for m in c.mounts]
+    lines += fileflags.pretty_lines(c)
     lines += _network_lines(service, network_names or {})
     resources = _resources("Reservations", task.resources.reservations) + _resources("Limits", task.resources.limits)
     if resources:

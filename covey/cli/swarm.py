@@ -1,4 +1,4 @@
-"""covey swarm init / join / join-token / leave / backup."""
+"""covey swarm init / join / join-token / leave / backup / restore."""
 import datetime
 import getpass
 import os
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
     init.set_defaults(run=init_swarm)
 
     join = swarm.add_parser("join", help="join this node to a swarm")
-    join.add_argument("--token", required=True)
+    join.add_argument("--token", default="", help="the swarm's join token; without one, a worker of a swarm "
+                      "restored elsewhere rejoins it at HOST:PORT with the certificate it holds")
     join.add_argument("--advertise-addr", default="")
     join.add_argument("--listen-addr", default="")
     join.add_argument("remote", metavar="HOST:PORT")
@@ -62,6 +63,14 @@ def add_parser(subparsers) -> None:
     backup.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
                                                   "(default: ask twice on the terminal)")
     backup.set_defaults(run=backup_swarm, needs_daemon=lambda args: not args.verify)
+
+    restore = swarm.add_parser("restore", help="make this node, in no swarm, the one manager of a backup's swarm")
+    restore.add_argument("file", metavar="FILE", help="a backup written by 'covey swarm backup'")
+    restore.add_argument("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this one on")
+    restore.add_argument("--listen-addr", default="", help=f"ADDR:PORT to listen on (default 0.0.0.0:{addr.API_PORT})")
+    restore.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
+                                                   "(default: ask on the terminal)")
+    restore.set_defaults(run=restore_swarm)
 
 
 def _join_command(role: str, token: str, addr: str) -> str:
@@ -201,3 +210,36 @@ def write_private(path: Path, chunks: Iterator[bytes], size: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------- restore
+
+RESTORE_CHUNK = 1 << 20  # under gRPC's 4 MB message limit: a large backup goes in several
+
+
+def restore_swarm(conn, args) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    passphrase = read_passphrase(args.passphrase_file, confirm=False)
+    first = local_pb2.SwarmRestoreRequest(passphrase=passphrase, advertise_addr=args.advertise_addr,
+                                          listen_addr=args.listen_addr)
+    response = conn.node.SwarmRestore(restore_chunks(first, data))
+    print(f"Swarm restored from {path}: this node ({response.node_id}) is its only manager, "
+          f"at {response.manager_addr}.")
+    print(describe(response.restored))
+    if response.removed_managers:
+        print(f"Removed the old managers (their certificates are denied): {', '.join(response.removed_managers)}")
+    print("Workers of the old swarm rejoin with 'covey swarm leave --force' then 'covey swarm join --token "
+          f"TOKEN {response.manager_addr}' (TOKEN: 'covey swarm join-token -q worker', as before the backup).")
+    return 0
+
+
+def restore_chunks(first: local_pb2.SwarmRestoreRequest, data: bytes) -> Iterator[local_pb2.SwarmRestoreRequest]:
+    """The file in RESTORE_CHUNK pieces, the first also carrying `first`'s fields."""
+    first.data = data[:RESTORE_CHUNK]
+    yield first
+    for offset in range(RESTORE_CHUNK, len(data), RESTORE_CHUNK):
+        yield local_pb2.SwarmRestoreRequest(data=data[offset:offset + RESTORE_CHUNK])

@@ -12,7 +12,9 @@ import grpc
 
 from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotLeader
 from covey.ids import new_id
+from manager.controlapi.secrets import resolve_references
 from manager.dispatcher.logbroker import LogBroker
+from manager.orchestrator import jobs
 from manager.scheduler import placement
 from manager.state import store as st
 from manager.state.actions import create, modify, remove
@@ -30,8 +32,10 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
                               "starting with a letter or digit")
     if not service_spec.task.container.image:
         raise InvalidArgument(f"service {service_spec.name}: an image is required")
-    if service_spec.WhichOneof("mode") not in (None, "replicated", "global"):
-        raise InvalidArgument(f"service {service_spec.name}: jobs are not supported yet")
+    job = service_spec.replicated_job
+    if service_spec.WhichOneof("mode") == "replicated_job" and job.max_concurrent > job.total_completions:
+        raise InvalidArgument(f"service {service_spec.name}: max concurrent ({job.max_concurrent}) is more "
+                              f"than the completions wanted ({job.total_completions})")
 
 
 def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
@@ -66,6 +70,17 @@ def _check_addresses(service: str, network: pb.Network, addresses) -> None:
                                   f"{network.spec.name}'s subnet {network.subnet}")
 
 
+def blanked(service: pb.Service) -> pb.Service:
+    """The service as the API shows it: its registry credentials never leave the managers
+    but for the nodes that pull (manager/dispatcher/assignments.py)."""
+    if not service.HasField("registry_auth"):
+        return service
+    shown = pb.Service()
+    shown.CopyFrom(service)
+    shown.ClearField("registry_auth")
+    return shown
+
+
 class ServiceAPI:
     def __init__(self, store: st.Store, logs: LogBroker, leader_channel: Callable[[], grpc.aio.Channel | None]):
         self._store = store
@@ -80,21 +95,24 @@ class ServiceAPI:
             service_spec.replicated.replicas = 1  # Docker's default
         placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
         resolve_networks(self._store, service_spec)
+        resolve_references(self._store, service_spec)
         if any(s.spec.name == service_spec.name for s in self._store.services.view()):
             raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()
         service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
                              spec=service_spec, spec_version=1)
+        if request.HasField("registry_auth"):
+            service.registry_auth.CopyFrom(request.registry_auth)
         await self._store.write([create(service)])
         service.meta.version = 1
-        return control_pb2.CreateServiceResponse(service=service)
+        return control_pb2.CreateServiceResponse(service=blanked(service))
 
     async def list(self, request: control_pb2.ListServicesRequest) -> control_pb2.ListServicesResponse:
         services = sorted(self._store.services.list(), key=lambda s: s.spec.name)
-        return control_pb2.ListServicesResponse(services=services)
+        return control_pb2.ListServicesResponse(services=[blanked(s) for s in services])
 
     async def get(self, request: control_pb2.GetServiceRequest) -> control_pb2.GetServiceResponse:
-        return control_pb2.GetServiceResponse(service=find_service(self._store, request.service))
+        return control_pb2.GetServiceResponse(service=blanked(find_service(self._store, request.service)))
 
     async def scale(self, request: control_pb2.ScaleServiceRequest) -> control_pb2.ScaleServiceResponse:
         target = find_service(self._store, request.service)
@@ -104,7 +122,7 @@ class ServiceAPI:
         def change(service):
             service.spec.replicated.replicas = request.replicas
         service = await modify(self._store, pb.Service, target.id, change, time.time_ns())
-        return control_pb2.ScaleServiceResponse(service=service)
+        return control_pb2.ScaleServiceResponse(service=blanked(service))
 
     async def update(self, request: control_pb2.UpdateServiceRequest) -> control_pb2.UpdateServiceResponse:
         """A new spec (or, with rollback, the previous one): the orchestrator rolls it out."""
@@ -118,15 +136,20 @@ class ServiceAPI:
             new_spec.CopyFrom(request.spec)
             validate_spec(new_spec)
             resolve_networks(self._store, new_spec)
+            resolve_references(self._store, new_spec)
             placement.validate(placement.Demand.from_service(pb.Service(spec=new_spec)))
             if new_spec.name != target.spec.name:
                 raise InvalidArgument("a service cannot be renamed")
             if new_spec.WhichOneof("mode") != target.spec.WhichOneof("mode"):
-                raise InvalidArgument("a service's mode (replicated or global) cannot be changed")
+                raise InvalidArgument("a service's mode (replicated, global or a job) cannot be changed")
 
         def change(service):
             if request.expected_version and service.meta.version != request.expected_version:
                 raise Conflict(f"service {service.spec.name} changed since it was read; try again")
+            if request.HasField("registry_auth"):
+                service.registry_auth.CopyFrom(request.registry_auth)
+                if not request.rollback and new_spec == service.spec:
+                    return  # new credentials only: nothing to roll out
             previous = specs.ServiceSpec()
             previous.CopyFrom(service.spec)
             service.spec.CopyFrom(new_spec)
@@ -135,8 +158,10 @@ class ServiceAPI:
             message = "manually requested rollback" if request.rollback else "update in progress"
             service.update_status.CopyFrom(pb.UpdateStatus(state=state, started_at_ns=time.time_ns(),
                                                            message=message))
+            if jobs.is_job(service.spec):  # no rolling update: the job runs again from scratch
+                service.ClearField("update_status")
         service = await modify(self._store, pb.Service, target.id, change, time.time_ns(), attempts=1)
-        return control_pb2.UpdateServiceResponse(service=service)
+        return control_pb2.UpdateServiceResponse(service=blanked(service))
 
     async def remove(self, request: control_pb2.RemoveServiceRequest) -> control_pb2.RemoveServiceResponse:
         service = find_service(self._store, request.service)

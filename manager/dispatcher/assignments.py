@@ -2,7 +2,8 @@
 
 Assignments stream: the full set of the node's tasks first, then numbered increments
 as tasks change. The views of the overlay networks its tasks use go with them
-(networkviews.py): complete in the first message, then what changed.
+(networkviews.py): complete in the first message, then what changed; so do the secrets and
+configs its tasks use (secretfeed.py).
 Status updates come in batches; every one that would move a task's state backwards is dropped
 (docs/design.md, "Control plane"), which makes replays and reconnects safe.
 The batches of all nodes are written together (status.StatusWriter): one Raft write per round.
@@ -14,7 +15,9 @@ from collections.abc import AsyncIterator
 from covey.aio import NOTHING, get_within
 from covey.errors import PermissionDenied
 from manager.ca import authz
+from manager.dispatcher import registryauth
 from manager.dispatcher.networkviews import Feed, NetworkViews
+from manager.dispatcher.secretfeed import SecretFeed
 from manager.dispatcher.sessions import Sessions
 from manager.dispatcher.status import StatusWriter
 from manager.state import store as st
@@ -48,12 +51,21 @@ class Assignments:
             mine = [t for t in self._store.tasks.on_node(node_id) if assigned_to(t, node_id)]
             sent = {t.id: t.meta.version for t in mine}
             networks, _ = self._views.send(feed)
-            yield dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=mine,
-                                                    networks=networks)
+            first = dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE,
+                                                      updated=mine, networks=networks)
+            registryauth.attach(self._store, first)
+            secrets = SecretFeed(self._store)    # the secrets and configs go with the tasks using them
+            secrets.track(mine, ())
+            secrets.add_to(first)
+            yield first
             sequence = 0
             while self._sessions.alive(node_id, request.session_id):
                 changed = await _next_batch(events, timeout=1.0)
                 message = _increment([e for e in changed if e is not NETWORKS_CHANGED], sent, node_id)
+                registryauth.attach(self._store, message)
+                if message is not None:
+                    secrets.track(message.updated, message.removed)
+                    secrets.add_to(message)
                 message = self._with_networks(message, feed)
                 if message is not None:
                     sequence += 1

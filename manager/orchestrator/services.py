@@ -9,6 +9,7 @@
 - global: one live task per eligible node (ready, active, meeting the constraints), including
   nodes that join later; the task of a node that goes down, is drained or no longer meets
   the constraints is shut down (a node that returns gets a new one);
+- jobs (replicated-job, global-job): run to completion, see jobs.py;
 - reaper: deletes tasks told to go that never reached a node, and keeps the newest finished
   tasks of each slot (per node for global services): the cluster's task history limit, 5.
 
@@ -20,7 +21,7 @@ import logging
 import time
 
 from covey.errors import InvalidArgument
-from manager.orchestrator import updater
+from manager.orchestrator import jobs, updater
 from manager.orchestrator.tasks import new_task, set_desired
 from manager.scheduler.constraints import parse_constraints
 from manager.state import store as st
@@ -47,15 +48,22 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     """Every write that brings the tasks in line with the services: pure (the clock is
     passed in), so it can be tested alone."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    # A replicated task on a node that is down or drained moves (its slot gets a new task).
+    # A replicated task on a node that is down, drained or no longer in the swarm (a manager
+    # that a restore or force-new-cluster removed) moves: its slot gets a new task.
+    known = {n.id for n in nodes}
     gone = {n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN or n.spec.availability == pb.DRAIN}
+    gone |= {t.node_id for t in tasks if t.node_id and t.node_id not in known}
     actions: list[store_pb2.StoreAction] = []
     by_service: dict[str, list[pb.Task]] = {}
     for task in tasks:
         by_service.setdefault(task.service_id, []).append(task)
     for service in services:
         mine = by_service.pop(service.id, [])
-        if service.spec.WhichOneof("mode") == "global":
+        if jobs.is_job(service.spec):
+            meets = _meets_constraints(service)
+            eligible = [n.id for n in nodes if eligible_for_global(n) and meets(n)]
+            actions += jobs.plan(service, mine, eligible, now_ns, _restart_due)
+        elif service.spec.WhichOneof("mode") == "global":
             actions += _global(service, mine, nodes, now_ns)
         else:
             actions += _replicated(service, mine, gone, now_ns)
@@ -133,7 +141,8 @@ def _restart_due(service: pb.Service, task: pb.Task, tasks: list[pb.Task], now_n
     if task.status.state < pb.COMPLETE:
         return False
     policy = service.spec.task.restart
-    condition = policy.condition if service.spec.task.HasField("restart") else policy.ANY
+    default = policy.ON_FAILURE if jobs.is_job(service.spec) else policy.ANY  # Docker's defaults
+    condition = policy.condition if service.spec.task.HasField("restart") else default
     if condition == policy.NONE or (condition == policy.ON_FAILURE and task.status.state == pb.COMPLETE):
         return False
     delay = policy.delay_ns if policy.HasField("delay_ns") else DEFAULT_RESTART_DELAY_NS

@@ -1,5 +1,5 @@
 """Lookups over the store that more than one package needs: the cluster object, and a node,
-service or network by the reference a user gives (full ID, name, or unique ID prefix)."""
+service, network, secret or config by the reference a user gives (full ID, name, or unique ID prefix)."""
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -7,7 +7,7 @@ from covey.errors import FailedPrecondition, InvalidArgument, NotFound
 from manager.state.store import Store
 from proto import objects_pb2 as pb
 
-Named = TypeVar("Named", pb.Node, pb.Service, pb.Network)
+Named = TypeVar("Named", pb.Node, pb.Service, pb.Network, pb.Secret, pb.Config)
 
 
 def cluster_of(store: Store) -> pb.Cluster:
@@ -37,6 +37,21 @@ def find_network(store: Store, ref: str) -> pb.Network:
     if not ref:
         raise InvalidArgument("a network ID or name is required")
     return _resolve(store.networks.list(), ref, "network", lambda n: n.spec.name)
+
+
+def find_secret(store: Store, ref: str) -> pb.Secret:
+    """A secret (data included: callers blank it before answering) by full ID, name, or
+    unique ID prefix."""
+    if not ref:
+        raise InvalidArgument("a secret ID or name is required")
+    return _resolve(store.secrets.list(), ref, "secret", lambda s: s.spec.name)
+
+
+def find_config(store: Store, ref: str) -> pb.Config:
+    """A config by full ID, name, or unique ID prefix."""
+    if not ref:
+        raise InvalidArgument("a config ID or name is required")
+    return _resolve(store.configs.list(), ref, "config", lambda c: c.spec.name)
 
 
 def _resolve(objects: Sequence[Named], ref: str, kind: str, name_of: Callable[[Named], str]) -> Named:

@@ -6,7 +6,9 @@ The services are written to the store directly; the orchestrator makes their tas
 Timed, --runs times each (median): the Backup RPC over mutual TLS from the call to the last
 chunk, with the file's size and chunk count; its parts on their own: the copy on pysyncobj's
 thread (Store.snapshot), encoding (formats.snapshot_of), sealing (scrypt + AES-GCM); opening
-the file as --verify does; and how late the manager's event loop ran during a backup.
+the file as --verify does; how late the manager's event loop ran during a backup; and
+`swarm restore` of the file on a fresh node, from the call to a manager that answers (a
+ListServices over mutual TLS that lists every service).
 
     python3 tests/bench/bench_backup.py [--services 1000] [--replicas 10] [--runs 3] [--out PATH]
 """
@@ -23,12 +25,14 @@ from pathlib import Path
 import benchpaths  # noqa: F401  (first: puts the project on sys.path)
 
 from covey import backupfile, tls
+from coveyd.node import Node
+from coveyd.settings import Settings
 from manager.controlapi import backup as backup_api
 from manager.state.actions import create
 from manager.state.formats import snapshot_of
-from proto import control_pb2, control_pb2_grpc
+from proto import control_pb2, control_pb2_grpc, local_pb2
 from proto import objects_pb2 as pb
-from tests.integration.inproc import start_manager
+from tests.integration.inproc import free_port_pair, start_manager
 from tests.support.builders import service_spec
 from tests.support.looplag import LoopLag
 from tests.support.poll import until
@@ -91,6 +95,26 @@ async def parts(store, data: bytes) -> dict:
             "verify_s": time.perf_counter() - sealed}
 
 
+async def timed_restore(work: Path, data: bytes, run: int) -> dict:
+    """Restore on a fresh node: seconds to the restore's answer, and to a manager that lists
+    every service."""
+    node = Node(work / f"restored{run}", f"restored{run}", Settings())
+    addr = f"127.0.0.1:{free_port_pair()}"
+    request = local_pb2.SwarmRestoreRequest(passphrase=PASSPHRASE, advertise_addr=addr, listen_addr=addr)
+    start = time.perf_counter()
+    try:
+        response = await node.restore(request, data)
+        restored = time.perf_counter()
+        s = node.state
+        async with tls.secure_channel(addr, s.ca_cert(), s.key(), s.cert()) as channel:
+            listed = await control_pb2_grpc.ControlStub(channel).ListServices(control_pb2.ListServicesRequest())
+        answered = time.perf_counter()
+    finally:
+        await node.close()
+    assert len(listed.services) == response.restored.services
+    return {"restore_s": restored - start, "restore_to_answer_s": answered - start}
+
+
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -109,6 +133,7 @@ async def bench(args, work: Path) -> dict:
         split = [await parts(store, rpcs[-1]["data"]) for _ in range(args.runs)]
     finally:
         await node.close()
+    restores = [await timed_restore(work, rpcs[-1]["data"], run) for run in range(args.runs)]
     summary = rpcs[-1]["summary"]
     return {
         "services": summary.services, "tasks": summary.tasks, "nodes": summary.nodes, "runs": args.runs,
@@ -117,6 +142,7 @@ async def bench(args, work: Path) -> dict:
         "backup_rpc_s": round(median(rpcs, "seconds"), 3),
         "loop_lag_max_ms": round(max(r["loop_lag_s"] for r in rpcs) * 1000, 1),
         **{key: round(median(split, key), 4) for key in split[0]},
+        **{key: round(median(restores, key), 3) for key in restores[0]},
         "kdf": f"scrypt N=2^{backupfile.DEFAULT_KDF.log2_n} r={backupfile.DEFAULT_KDF.r} "
                f"p={backupfile.DEFAULT_KDF.p}",
     }
@@ -141,6 +167,8 @@ def main() -> int:
     print(f"  copy on Raft's thread: {r['snapshot_s'] * 1000:.1f} ms   encode: {r['encode_s'] * 1000:.0f} ms   "
           f"encode+seal ({r['kdf']}): {r['encode_and_seal_s'] * 1000:.0f} ms")
     print(f"  open as --verify does: {r['verify_s'] * 1000:.0f} ms")
+    print(f"  restore on a fresh node: {r['restore_s']:.2f} s; to a manager that lists every service: "
+          f"{r['restore_to_answer_s']:.2f} s")
     print(f"  (filling the store took {r['fill_s']} s)  -> {out}")
     return 0
 

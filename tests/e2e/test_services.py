@@ -164,8 +164,11 @@ def running_images(lab, service) -> list:
 def test_start_first_rolling_update_never_drops_below_the_replica_count(lab):
     import threading
     m = manager(lab)
+    # A delay between batches keeps the update long enough for the watcher (a CLI call per
+    # sample) to see every step of it, also on a loaded machine.
     lab.covey(m, "service", "create", "--name", "web", "--replicas", "3", "--update-order", "start-first",
-              "--update-parallelism", "1", "--update-monitor", "1s", f"{REGISTRY}/covey/httpd:v1")
+              "--update-parallelism", "1", "--update-monitor", "1s", "--update-delay", "2s",
+              f"{REGISTRY}/covey/httpd:v1")
     seen, stop = [], threading.Event()
 
     def watch():  # the number of running tasks, all through the update

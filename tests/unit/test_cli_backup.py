@@ -1,5 +1,6 @@
 """`covey swarm backup`: --verify needs no daemon and names what is wrong with a file; the
 passphrase comes from a file or a terminal, never empty; a backup is written privately."""
+import argparse
 import os
 import subprocess
 import sys
@@ -76,3 +77,19 @@ def test_a_backup_is_written_0600_and_whole_or_not_at_all(tmp_path):
     with pytest.raises(Unavailable, match="ended after 3 of 4 bytes"):
         swarm.write_private(tmp_path / "short.cvyb", iter([b"abc"]), 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.cvyb"]
+
+
+def test_restore_sends_the_file_in_chunks_the_first_with_the_passphrase_and_addresses():
+    data = bytes(range(256)) * (2 * swarm.RESTORE_CHUNK // 256 + 3)
+    first = swarm.local_pb2.SwarmRestoreRequest(passphrase="p", advertise_addr="10.0.0.5")
+    chunks = list(swarm.restore_chunks(first, data))
+    assert len(chunks) == 3 and b"".join(c.data for c in chunks) == data
+    assert (chunks[0].passphrase, chunks[0].advertise_addr) == ("p", "10.0.0.5")
+    assert all(not c.passphrase and not c.advertise_addr for c in chunks[1:])
+
+
+def test_restore_of_a_file_it_cannot_read_says_so_before_asking_the_daemon(files):
+    args = argparse.Namespace(file=str(files / "missing.cvyb"), passphrase_file=str(files / "pass"),
+                              advertise_addr="", listen_addr="")
+    with pytest.raises(InvalidArgument, match="cannot read .*missing.cvyb"):
+        swarm.restore_swarm(None, args)   # no connection: it must not get that far

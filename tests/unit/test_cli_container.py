@@ -3,7 +3,7 @@ name (<service>.<slot>.<task id>, or <service>.<node id>.<task id> for global se
 import argparse
 import asyncio
 import io
-import queue
+import os
 import time
 from types import SimpleNamespace
 
@@ -11,7 +11,7 @@ import pytest
 
 from covey.cli import container
 from covey.cli.container import list_containers
-from covey.errors import InvalidArgument
+from covey.errors import InvalidArgument, NotFound
 from coveyd.localapi import LocalContainers, _summary
 from proto import local_pb2
 from proto import objects_pb2 as pb
@@ -68,8 +68,17 @@ def test_the_name_shown_finds_the_container():
     async def go():
         ex = SimulatedExecutor()
         await ex.prepare(container_config(task()))
-        return LocalContainers(ex)._resolve("web.2.t1")
-    assert asyncio.run(go()) == "t1"
+        other = task(slot=3)
+        other.id = "t2"
+        await ex.prepare(container_config(other))
+        api = LocalContainers(ex)
+        found = [await api._resolve(ref) for ref in ("web.2.t1", "web.2", "t2", "web.3")]
+        with pytest.raises(InvalidArgument, match="container web is ambiguous"):
+            await api._resolve("web")
+        with pytest.raises(NotFound, match="no such container: db"):
+            await api._resolve("db")
+        return found
+    assert asyncio.run(go()) == ["t1", "t1", "t2", "t2"]
 
 
 def exec_args(*argv):
@@ -99,13 +108,45 @@ def test_bad_exec_flags_are_named(monkeypatch, argv, says):
         container.exec_start(exec_args(*argv))
 
 
+class FakeCall:
+    def __init__(self):
+        self.sent, self.closed = [], False
+
+    async def write(self, message):
+        self.sent.append(message)
+
+    async def done_writing(self):
+        self.closed = True
+
+
+async def _chunks(*items):
+    for item in items:
+        yield item
+
+
 def test_exec_sends_the_start_then_stdin_until_its_end():
-    events: queue.Queue = queue.Queue()
-    for chunk in (b"one", b"two"):
-        events.put(local_pb2.ExecInput(stdin=chunk))
-    events.put(None)
-    start = local_pb2.ExecStart(container="c", command=["cat"], stdin=True)
-    sent = list(container.exec_inputs(start, events))
-    assert sent[0].start == start and [m.stdin for m in sent[1:]] == [b"one", b"two"]
-    without_stdin = local_pb2.ExecStart(container="c", command=["true"])
-    assert len(list(container.exec_inputs(without_stdin, queue.Queue()))) == 1   # no -i: only the start
+    call, start = FakeCall(), local_pb2.ExecStart(container="c", command=["cat"], stdin=True)
+    asyncio.run(container.send_input(call, start, _chunks(b"one", b"two")))
+    assert call.sent[0].start == start and [m.stdin for m in call.sent[1:]] == [b"one", b"two"] and call.closed
+    bare = FakeCall()
+    asyncio.run(container.send_input(bare, local_pb2.ExecStart(container="c", command=["true"]), None))
+    assert len(bare.sent) == 1 and bare.closed          # no -i: only the start, then the end of input
+    terminal = FakeCall()
+    asyncio.run(container.send_input(terminal, local_pb2.ExecStart(container="c", command=["sh"], tty=True), None))
+    assert not terminal.closed                          # a terminal stays open for its sizes
+
+
+def test_stdin_is_read_from_a_pipe_and_from_a_file(tmp_path):
+    async def read_all(fd):
+        return b"".join([chunk async for chunk in container.stdin_chunks(fd)])
+    data = b"x" * (container.STDIN_CHUNK + 10)
+    (tmp_path / "in").write_bytes(data)
+    with open(tmp_path / "in", "rb") as f:
+        assert asyncio.run(read_all(f.fileno())) == data
+    reader, writer = os.pipe()
+    os.write(writer, b"piped\n")
+    os.close(writer)
+    try:
+        assert asyncio.run(read_all(reader)) == b"piped\n"
+    finally:
+        os.close(reader)

@@ -48,13 +48,14 @@ def test_scale_down_tells_the_highest_slots_to_go():
 def test_scale_down_removes_tasks_not_yet_running_then_from_the_busiest_nodes():
     placed = {1: "n1", 2: "n1", 3: "n1", 4: "n2", 5: "n2", 6: "n3"}
     tasks = [task(f"t{s}", slot=s, node_id=n) for s, n in placed.items()] + [task("p7", slot=7, state=pb.PENDING)]
-    planned = decoded(plan([service(replicas=4)], tasks, []))
+    nodes = [node("n1"), node("n2"), node("n3")]
+    planned = decoded(plan([service(replicas=4)], tasks, nodes))
     removed = [tid for kind, tid, obj in planned if obj.desired_state == pb.REMOVE]
     assert sorted(removed) == ["p7", "t2", "t3"]  # n1 and n2 tie at 2 after t3: the node ID decides
     kept = [t for t in tasks if t.id not in removed]
     assert sorted(placed[t.slot] for t in kept) == ["n1", "n2", "n2", "n3"]
     # Scaling up again fills the lowest free slot numbers.
-    created = [obj.slot for kind, _, obj in decoded(plan([service(replicas=6)], kept, [])) if kind == "CREATE"]
+    created = [obj.slot for kind, _, obj in decoded(plan([service(replicas=6)], kept, nodes)) if kind == "CREATE"]
     assert created == [2, 3]
 
 
@@ -126,6 +127,13 @@ def test_a_task_on_a_down_node_is_replaced_at_once():
     nodes = [node("n1", state=pb.NodeStatus.DOWN), node("n2")]
     tasks = [task("t1", slot=1, node_id="n1"), task("t2", slot=2, node_id="n2")]
     actions = decoded(plan([service(replicas=2)], tasks, nodes))
+    assert [(k, tid, o.desired_state) for k, tid, o in actions if k == "UPDATE"] == [("UPDATE", "t1", pb.SHUTDOWN)]
+    assert [o.slot for k, _, o in actions if k == "CREATE"] == [1]
+
+
+def test_a_task_on_a_node_no_longer_in_the_swarm_is_replaced():
+    tasks = [task("t1", slot=1, node_id="removed"), task("t2", slot=2, node_id="n2")]
+    actions = decoded(plan([service(replicas=2)], tasks, [node("n2")]))
     assert [(k, tid, o.desired_state) for k, tid, o in actions if k == "UPDATE"] == [("UPDATE", "t1", pb.SHUTDOWN)]
     assert [o.slot for k, _, o in actions if k == "CREATE"] == [1]
 

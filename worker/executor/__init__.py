@@ -5,9 +5,11 @@ volumes and healthchecks. It knows nothing of the managers or of protobuf: its i
 Names are imported lazily so that the log shim (`python3 -m worker.executor.shim`, started
 once per container) loads only what it uses."""
 _EXPORTS = {
-    "ContainerConfig": "config", "Healthcheck": "config", "Mount": "config", "Ulimit": "config",
+    "ContainerConfig": "config", "ContainerFile": "config", "Healthcheck": "config", "Mount": "config",
+    "Ulimit": "config",
     "ExecutorError": "errors", "ImageError": "errors", "ContainerNotFound": "errors",
     "Executor": "executor", "ExecutorSettings": "executor", "ContainerInfo": "executor",
+    "VolumeInfo": "volumes", "VolumeInUse": "volumes", "VolumeNotFound": "volumes",
     "LogEntry": "logfile", "ExecOptions": "execsession", "ExecSession": "execsession",
 }
 __all__ = list(_EXPORTS)

@@ -6,7 +6,7 @@ for `command` also means the image's, as in Docker.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -18,6 +18,17 @@ class Mount:
     read_only: bool = False
     tmpfs_size: int = 0             # bytes; 0 = kernel default (half of RAM)
     tmpfs_mode: int = 0o1777
+
+
+@dataclass
+class ContainerFile:
+    """A secret or config file: `data` lives in memory and on the container's own tmpfs only,
+    never on disk (ContainerConfig.to_dict leaves it out)."""
+    target: str                     # absolute path in the container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+    data: bytes = field(default=b"", repr=False)
 
 
 @dataclass
@@ -67,10 +78,16 @@ class ContainerConfig:
     log_max_files: int = 3                 # files kept, the current one included
     labels: dict[str, str] = field(default_factory=dict)
     registry_auth: tuple[str, str] | None = None   # (username, password) for this pull
+    files: list[ContainerFile] = field(default_factory=list)   # secrets and configs, on a tmpfs
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("registry_auth")      # never written to disk
+        """What may be written to disk: no credentials, no secret or config data."""
+        saved = replace(self, registry_auth=None,
+                        files=[replace(f, data=b"") for f in self.files])
+        d = asdict(saved)
+        d.pop("registry_auth")
+        for f in d["files"]:
+            f.pop("data")
         return d
 
     @classmethod
@@ -78,6 +95,7 @@ class ContainerConfig:
         d = dict(d)
         d["mounts"] = [Mount(**m) for m in d.get("mounts", [])]
         d["ulimits"] = [Ulimit(**u) for u in d.get("ulimits", [])]
+        d["files"] = [ContainerFile(**f) for f in d.get("files", [])]   # without their data
         if d.get("healthcheck"):
             d["healthcheck"] = Healthcheck(**d["healthcheck"])
         return cls(**d)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import struct
@@ -27,6 +28,10 @@ READ_SIZE = 64 * 1024
 QUEUED_CHUNKS = 64          # output read ahead of the caller; then the process waits (back pressure)
 STDOUT, STDERR = "stdout", "stderr"
 DEFAULT_TERM = "TERM=xterm"
+RUNC_FAILED_EXIT = 255      # runc's own exit when it could not start the process
+# runc's error line when it could not start the process (a logrus line on its stderr)
+RUNC_EXEC_ERROR = re.compile(rb'^time="[^"]*" level=error msg="(exec failed: .*)"\n?$')
+CANNOT_EXECUTE, NOT_FOUND = 126, 127     # Docker's exit codes for a command that could not start
 
 
 @dataclass
@@ -58,6 +63,7 @@ class ExecSession:
         self._master: int | None = None
         self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(QUEUED_CHUNKS)
         self._readers: list[asyncio.Task] = []
+        self._start_error = ""                # runc's reason when it could not start the process
 
     @classmethod
     async def start(cls, runc_argv: list[str], run_dir: Path, cid: str, opts: ExecOptions,
@@ -120,8 +126,16 @@ class ExecSession:
     # ---- while it runs -------------------------------------------------------------------
     async def _pump(self, reader: asyncio.StreamReader, stream: str) -> None:
         while chunk := await reader.read(READ_SIZE):
-            await self._queue.put((stream, chunk))
+            await self._queue.put((stream, self._runc_error(chunk) if stream == STDERR else chunk))
         await self._queue.put(None)
+
+    def _runc_error(self, chunk: bytes) -> bytes:
+        """runc's own failure to start the process, said plainly (and remembered for the exit code)."""
+        match = RUNC_EXEC_ERROR.match(chunk)
+        if match is None:
+            return chunk
+        self._start_error = match.group(1).decode(errors="replace").replace('\\"', '"')
+        return f"covey: {self._start_error}\n".encode()
 
     async def _pump_master(self, master: int) -> None:
         loop, readable = asyncio.get_running_loop(), asyncio.Event()
@@ -198,9 +212,13 @@ class ExecSession:
                 yield item
 
     async def wait(self) -> int:
-        """The process's exit code (128 + N for a signal N, as a shell says it)."""
+        """The process's exit code (128 + N for a signal N, as a shell says it); as Docker's
+        exec, 127 for a command not found and 126 for one that could not be started."""
         assert self._proc
         code = await self._proc.wait()
+        if code == RUNC_FAILED_EXIT and self._start_error:
+            missing = "not found" in self._start_error or "no such file" in self._start_error
+            return NOT_FOUND if missing and "chdir" not in self._start_error else CANNOT_EXECUTE
         return 128 - code if code < 0 else code
 
     # ---- ending ----------------------------------------------------------------------

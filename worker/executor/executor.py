@@ -29,12 +29,13 @@ from .bundle import HostMount, build_spec, resolve_args, resolve_user
 from .config import ContainerConfig
 from .errors import ContainerNotFound, ExecutorError
 from .execsession import ExecOptions, ExecSession, ExecUser
+from .files import files_dir, mount_files, remove_files
 from .health import HealthMonitor, HealthState, check_argv
 from .images import ImageStore
 from .logfile import LogEntry
 from .logs import read_logs
 from .runc import Runc
-from .volumes import Volumes, anonymous
+from .volumes import VolumeInUse, Volumes, anonymous
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -155,8 +156,11 @@ class Executor:
             self._write_meta(cdir, {"config": cfg.to_dict(), "image_digest": image.digest, "command": command,
                                     "created_at": time.time(), "started_at": 0.0})
             root = rootfs_mod.mount_overlay(image.rootfs, cdir)
+            mounts = self._host_mounts(cfg, cdir)
+            if cfg.files:           # last: a secret's or config's file shows over any other mount
+                mounts += mount_files(files_dir(self.run_dir, cid), cfg.files)
             spec = build_spec(cfg, image.config, rootfs=root, image_rootfs=image.rootfs,
-                              mounts=self._host_mounts(cfg, cdir),
+                              mounts=mounts,
                               cgroups_path=self.cgroups_path(cid),
                               init_binary=self.settings.init_binary)
             (cdir / "config.json").write_text(json.dumps(spec))
@@ -308,6 +312,7 @@ class Executor:
         while self._shim_alive(cdir) and time.monotonic() < deadline:
             await asyncio.sleep(self.settings.poll_interval)   # let it write the last lines
         rootfs_mod.unmount_all(cdir)
+        remove_files(files_dir(self.run_dir, cid))
         shutil.rmtree(cdir, ignore_errors=True)
 
     @staticmethod
@@ -361,6 +366,37 @@ class Executor:
             uid, gid, groups = resolve_user(opts.user, root if root.is_absolute() else self._dir(name) / root)
             user = ExecUser(uid, gid, groups)
         return await ExecSession.start(self.runc.argv("exec"), self.run_dir, info.id, opts, user)
+
+    def volume_users(self) -> dict[str, list[str]]:
+        """Volume name -> the containers (in any state) that mount it."""
+        users: dict[str, list[str]] = {}
+        for name in self.names():
+            try:
+                cfg = ContainerConfig.from_dict(self._meta(name)["config"])
+            except ContainerNotFound:
+                continue                      # removed meanwhile
+            for m in cfg.mounts:
+                if m.type == "volume":
+                    users.setdefault(m.source or anonymous(name, m.target), []).append(name)
+        return users
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume no container uses (VolumeInUse names them)."""
+        users = self.volume_users().get(name)
+        if users:
+            raise VolumeInUse(f"volume {name} is in use by container(s) {', '.join(users)}")
+        self.volumes.remove(name)
+
+    def prune_volumes(self) -> tuple[list[str], int]:
+        """Remove every volume no container uses: (their names, bytes freed)."""
+        used = self.volume_users()
+        removed, freed = [], 0
+        for name in self.volumes.list():
+            if name not in used:
+                freed += self.volumes.size(name)
+                self.volumes.remove(name)
+                removed.append(name)
+        return removed, freed
 
     def names(self) -> list[str]:
         p = self.settings.prefix
@@ -425,6 +461,10 @@ class Executor:
         for d in self.containers_dir.iterdir():
             if d.name.startswith(p) and not (d / "covey.json").exists():
                 await self._cleanup(d.name, d)   # a prepare cut short by the restart
+        files = self.run_dir / "files"
+        for d in files.iterdir() if files.is_dir() else ():
+            if d.name.startswith(p) and not (self.containers_dir / d.name).exists():
+                remove_files(d)                  # the secrets of a container that is gone
         return kept
 
     async def close(self) -> None:

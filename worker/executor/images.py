@@ -64,6 +64,20 @@ def _explain(ref: Reference, err: str) -> str:
     return f"image {ref}: {why}: {err.strip()[-400:]}"
 
 
+def memory_authfile(registry: str, auth: tuple[str, str]) -> int:
+    """A descriptor of an in-memory file (memfd, never on a disk) holding the credentials as a
+    containers-auth.json, for skopeo to read by /dev/fd/N. Not --src-creds: argv is readable by
+    every user in /proc/PID/cmdline. The caller closes it; the memory goes with the last close."""
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    fd = os.memfd_create("covey-registry-auth", os.MFD_CLOEXEC)  # pass_fds makes the child's inheritable
+    try:
+        os.write(fd, json.dumps({"auths": {registry: {"auth": token}}}).encode())
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class ImageStore:
     def __init__(self, root: Path, run_dir: Path, *, insecure_registries: tuple[str, ...] = (),
                  pull_timeout: float = 300.0, unpack_timeout: float = 300.0,
@@ -120,21 +134,21 @@ class ImageStore:
                 "copy", "--retry-times", "0"]
         if ref.registry in self.insecure or is_loopback_registry(ref.registry):
             argv.append("--src-tls-verify=false")
-        authfile = None
+        authfd = -1
         if auth:
-            authfile = self._authfile(ref, auth)
-            argv += ["--src-authfile", str(authfile)]
+            authfd = memory_authfile(ref.registry, auth)
+            argv += ["--src-authfile", f"/dev/fd/{authfd}"]
         argv += [ref.transport, f"oci:{tmp}:{TAG}"]
-        log.info("pulling %s", ref)
+        log.info("pulling %s%s", ref, " with credentials" if auth else "")
         self.pulls += 1
         try:
-            await run(argv, self.pull_timeout + 5)
+            await run(argv, self.pull_timeout + 5, pass_fds=(authfd,) if auth else ())
         except CommandError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise ImageError(_explain(ref, str(e))) from None
         finally:
-            if authfile:
-                authfile.unlink(missing_ok=True)
+            if auth:
+                os.close(authfd)
         old = None
         if final.exists():   # a re-pull: swap in the new layout, then drop the old one
             old = final.with_name(final.name + f".old-{uuid.uuid4().hex[:8]}")
@@ -143,15 +157,6 @@ class ImageStore:
         if old:
             shutil.rmtree(old, ignore_errors=True)
         return final
-
-    def _authfile(self, ref: Reference, auth: tuple[str, str]) -> Path:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / f"auth-{uuid.uuid4().hex[:12]}.json"
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"auths": {ref.registry: {"auth": token}}}, f)
-        return path
 
     async def _unpack(self, layout: Path, digest: str) -> Path:
         dest = self.root / "unpacked" / digest.split(":", 1)[1]

@@ -16,11 +16,13 @@ class Result:
 
 
 async def run(argv: list[str], timeout: float, *, check: bool = True,
-              env: dict[str, str] | None = None) -> Result:
+              env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> Result:
     """Run a short-lived tool and collect its output. Only for tools that exit: never for
-    `runc run -d`/`runc create`, whose detached child would hold the pipes open."""
+    `runc run -d`/`runc create`, whose detached child would hold the pipes open.
+    `pass_fds`: descriptors the tool inherits (e.g. an in-memory file it reads by /dev/fd/N)."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        pass_fds=pass_fds)
     try:
         async with asyncio.timeout(timeout):
             out, err = await proc.communicate()

@@ -83,6 +83,10 @@ def test_stdin_with_i_and_none_without(node):
     assert (piped.returncode, piped.stdout) == (0, "line one\nline two\n")
     counted = covey(node, "container", "exec", "-i", "box", "wc", "-l", stdin="a\nb\nc\n")
     assert counted.stdout.strip() == "3"          # the end of our stdin is the end of its
+    _, host = node
+    with subprocess.Popen(_argv(host, "container", "exec", "-i", "box", "true"), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, cwd=REPO) as still_open:     # our stdin never ends
+        assert still_open.wait(CLI_TIMEOUT) == 0       # the command did: so do we
     ignored = covey(node, "container", "exec", "box", "cat", stdin="not sent\n")
     assert (ignored.returncode, ignored.stdout) == (0, "")
 
@@ -148,8 +152,13 @@ def test_errors_are_clear(node):
     assert no_command.returncode == 1 and "exec needs a command" in no_command.stderr
     no_user = covey(node, "container", "exec", "-u", "ghost", "box", "true")
     assert no_user.returncode == 1 and "user 'ghost' not found" in no_user.stderr
-    no_binary = covey(node, "container", "exec", "box", "/no/such/binary")
-    assert no_binary.returncode != 0 and "/no/such/binary" in no_binary.stderr
+    no_binary = covey(node, "container", "exec", "box", "/no/such/binary")     # Docker's 127 and 126
+    assert no_binary.returncode == 127 and no_binary.stderr.startswith("covey: exec failed: ")
+    assert '"/no/such/binary": stat /no/such/binary: no such file or directory' in no_binary.stderr
+    assert covey(node, "container", "exec", "box", "no-such-command").returncode == 127
+    assert covey(node, "container", "exec", "box", "/etc/passwd").returncode == 126
+    no_dir = covey(node, "container", "exec", "-w", "/nowhere", "box", "true")
+    assert no_dir.returncode == 126 and '"/nowhere"' in no_dir.stderr
 
 
 def test_an_abandoned_exec_takes_its_process_along(node):

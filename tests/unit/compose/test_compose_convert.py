@@ -217,3 +217,25 @@ def test_stack_name_from_compose_name_or_required(tmp_path):
         load_stack([bare], environ={})
     with pytest.raises(ComposeError, match="invalid stack name"):
         load_stack([bare], environ={}, stack_name="bad name")
+
+
+def test_network_fields_land_where_the_service_flags_put_them(tmp_path):
+    """Compose's dns_opt, dnsrr, list-form networks and extra_hosts: the same fields as
+    `service create --dns-option / --endpoint-mode / --network / --host`."""
+    spec = stack(tmp_path, """
+        services:
+          api:
+            image: x
+            dns: [10.0.0.53, 10.0.0.54]
+            dns_opt: [ndots:2]
+            extra_hosts: {db: 10.0.0.5}
+            networks: [back, front]
+            deploy: {endpoint_mode: dnsrr}
+        networks: {back: {}, front: {}}
+    """)
+    svc = spec.services[0]
+    dns = svc.task.container.dns_config
+    assert (list(dns.nameservers), list(dns.options)) == (["10.0.0.53", "10.0.0.54"], ["ndots:2"])
+    assert list(svc.task.container.hosts) == ["10.0.0.5 db"]
+    assert svc.endpoint.mode == specs.EndpointSpec.DNSRR
+    assert [(n.target, list(n.aliases)) for n in svc.task.networks] == [("s_back", ["api"]), ("s_front", ["api"])]

@@ -181,3 +181,35 @@ def test_adoption_of_a_created_container_starts_it():
         c.runner.cancel()
         return ex.running()
     assert scenario(go()) == ["t1"]
+
+
+def test_a_full_set_removes_the_containers_of_tasks_the_managers_do_not_know():
+    async def go():
+        ex = SimulatedExecutor()
+        await ex.run(container_config(task()))          # left by coveyd's first life: task t1
+        manager = TaskManager(ex, Recorder())
+        other = task()
+        other.id = "t2"
+        await manager.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE,
+                                                              updated=[other]))
+        await until(lambda: ex.names() == ["t2"])
+        return ex.names()
+    assert scenario(go()) == ["t2"]
+
+
+def test_registry_credentials_from_the_assignments_reach_the_pull_and_are_then_forgotten():
+    async def go():
+        ex, rec = SimulatedExecutor(), Recorder()
+        manager = TaskManager(ex, rec)
+        message = dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE, updated=[task()])
+        message.registry_auths["t1"].CopyFrom(pb.RegistryAuth(registry="registry.local", username="alice",
+                                                              password="s3cret"))
+        await manager.apply(message)
+        await until(lambda: rec.last() == "RUNNING")
+        controller = manager._controllers["t1"]
+        pulled_with = ex._containers["t1"].cfg.registry_auth
+        await manager.close()
+        return pulled_with, controller.registry_auth
+    pulled_with, kept = scenario(go())
+    assert pulled_with == ("alice", "s3cret")
+    assert kept is None  # not held in memory after the pull
