@@ -10,8 +10,9 @@ from covey.errors import FailedPrecondition, InvalidArgument
 from coveyd import autolock
 from coveyd.node import Node
 from coveyd.nodestate import KEY_FILES
+from manager.ca import authz
 from manager.orchestrator.services import history_limit
-from proto import control_pb2, local_pb2
+from proto import control_pb2, dispatcher_pb2, local_pb2
 from proto import objects_pb2 as pb
 from tests.integration.simkit import Swarm
 from tests.integration.swarmtest import swarm_test
@@ -151,6 +152,13 @@ async def test_swarm_update_stores_settings_the_dispatcher_and_reaper_use(swarm)
     assert cluster.spec.autolock is False and cluster.spec.name == before.spec.name
     sessions = swarm.leader().node.manager.dispatcher.sessions
     assert sessions.heartbeat_period() == 0.5
+    node_id = swarm.nodes["m1"].id  # its agent's next beat is asked for at the new period (jittered down 10%)
+    beat = dispatcher_pb2.HeartbeatRequest(session_id=sessions._sessions[node_id].session_id)
+
+    async def one_beat():
+        yield beat
+    answer = await anext(sessions.heartbeats(one_beat(), None, authz.Caller(node_id=node_id, role=pb.MANAGER)))
+    assert 0.45 * SECOND <= answer.period_ns <= 0.5 * SECOND
     assert history_limit(swarm.leader().node.manager.store) == 2
 
 
