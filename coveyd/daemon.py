@@ -73,7 +73,8 @@ async def serve(args, settings: Settings) -> None:
     log.info("took back %d containers", len(adopted))
     network = NetworkSetup(args.net_prefix, args.dns_upstream or host_nameservers(),
                            (args.run_dir or args.socket.parent) / "network")
-    node = Node(args.data_dir, args.hostname, settings, executor, network)
+    node = Node(args.data_dir, args.hostname, settings, executor, network,
+                insecure_registries=tuple(args.insecure_registry))
     await node.resume()
     server = grpc.aio.server()
     add_local_services(server, node, executor)

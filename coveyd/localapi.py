@@ -10,6 +10,7 @@ from coveyd.node import Node
 from manager.ca import authz
 from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
 from worker.executor import ExecOptions, ExecutorError, VolumeInUse, VolumeNotFound
+from worker.network import AttachedContainer, NetworkError, NetworkSnapshot
 from worker.tasks import TASK_NAME_LABEL
 
 
@@ -239,9 +240,56 @@ class LocalVolumes(local_pb2_grpc.LocalVolumesServicer):
         return local_pb2.PruneVolumesResponse(removed=removed, reclaimed_bytes=freed)
 
 
+class LocalNetworks(local_pb2_grpc.LocalNetworksServicer):
+    """`covey network inspect` on a node: the node's own part of a network, as its glue holds it."""
+
+    def __init__(self, node: Node, executor):
+        self._node, self._executor = node, executor
+
+    @unary
+    async def Inspect(self, request, context):
+        networks = self._node.tasks.networks if self._node.tasks is not None else None
+        if self._node.membership is None or networks is None:
+            raise FailedPrecondition(NOT_IN_SWARM)
+        if not request.network:
+            raise InvalidArgument("a network name or ID is required")
+        try:
+            found = networks.find(request.network)
+        except NetworkError as exc:
+            raise InvalidArgument(str(exc)) from None
+        snapshot = await networks.snapshot(found.id) if found is not None else None
+        if snapshot is None:
+            raise NotFound(f"network {request.network} not found on this node (no task of it here)")
+        return local_pb2.InspectLocalNetworkResponse(network=self._local_network(snapshot))
+
+    def _local_network(self, snap: NetworkSnapshot) -> local_pb2.LocalNetwork:
+        names = set(self._executor.names())
+        out = local_pb2.LocalNetwork(network=snap.network, sandbox=snap.sandbox)
+        if snap.ingress is not None:
+            out.ingress_endpoint.CopyFrom(_container(snap.ingress, ""))
+        for c in snap.containers:
+            cid = self._executor.cid(c.task_id) if c.task_id in names else ""
+            out.containers.append(_container(c, cid))
+        for p in snap.peers:
+            out.peers.add(name=p.name, address=p.addr, mac=p.mac, host=p.host)
+        for port in snap.ports:
+            out.ports.add(protocol=port.protocol, published=port.published, target=port.target, mode=port.mode,
+                          backends=port.backends)
+        if snap.driver is not None:
+            out.programmed = snap.driver.programmed
+            out.programmed_peers.update(snap.driver.peers or {})
+        return out
+
+
+def _container(c: AttachedContainer, container_id: str) -> local_pb2.NetworkContainer:
+    return local_pb2.NetworkContainer(task_id=c.task_id, name=c.name, container_id=container_id,
+                                      interface=c.interface, address=c.addr, mac=c.mac)
+
+
 def add_local_services(server, node: Node, executor) -> None:
     local_pb2_grpc.add_LocalNodeServicer_to_server(LocalNodeAPI(node), server)
     control_pb2_grpc.add_ControlServicer_to_server(LocalControl(node), server)
     local_pb2_grpc.add_LocalContainersServicer_to_server(LocalContainers(executor), server)
     local_pb2_grpc.add_LocalVolumesServicer_to_server(LocalVolumes(executor), server)
+    local_pb2_grpc.add_LocalNetworksServicer_to_server(LocalNetworks(node, executor), server)
 

@@ -64,8 +64,9 @@ class NetworkSetup:
 
 class Node:
     def __init__(self, data_dir: Path, hostname: str, settings: Settings, executor=None,
-                 network: NetworkSetup | None = None):
+                 network: NetworkSetup | None = None, insecure_registries: tuple[str, ...] = ()):
         self.state = NodeState(data_dir)
+        self._insecure_registries = insecure_registries  # for the manager (stack deploy --resolve-image)
         self._network = network
         self.hostname = hostname
         self.settings = settings
@@ -418,7 +419,8 @@ class Node:
                                at_rest_key=self.state.at_rest_key(),
                                raft_peers=list(membership.raft_peers), timings=self.settings.raft,
                                ready_timeout=self.settings.manager_ready_timeout,
-                               log_gather_timeout=self.settings.log_gather_timeout)
+                               log_gather_timeout=self.settings.log_gather_timeout,
+                               insecure_registries=self._insecure_registries)
         manager = self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
         manager.add_to_server(server)

@@ -335,13 +335,23 @@ def start_example_registry(lab: Lab) -> None:
     build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
 
 
+EXAMPLE_STACK = REPO / "deploy" / "examples" / "shop.yml"
+EXAMPLE_PORT = 8080
+
+
 def deploy_example(lab: Lab) -> None:
-    """A service with a task on every host, real containers pulled from the lab registry."""
-    first, replicas = lab.hosts[0], str(len(lab.hosts))
-    lab.covey(first, "service", "create", "--name", "web", "--replicas", replicas,
-              f"{EXAMPLE_REGISTRY}/covey/httpd:v1", timeout=180)
-    for command in (("service", "ls"), ("service", "ps", "web")):
-        print(f"$ covey {' '.join(command)}\n" + lab.covey(first, *command).stdout)
+    """The example stack (deploy/examples/shop.yml) with `covey stack deploy`, then a request
+    through the routing mesh: to host1's address from host2, answered by a front on any host,
+    which asks the backend by name over the stack's overlay network."""
+    first, other = lab.hosts[0], lab.hosts[-1]
+    print(f"$ covey stack deploy -c {EXAMPLE_STACK.relative_to(REPO)} shop")
+    print(lab.covey(first, "stack", "deploy", "-c", str(EXAMPLE_STACK), "shop", timeout=300).stdout)
+    print("$ covey stack services shop\n" + lab.covey(first, "stack", "services", "shop").stdout)
+    url = f"http://{first.addr}:{EXAMPLE_PORT}/cgi-bin/front"
+    answer = lab.run_in(other, ["timeout", "10", "busybox", "wget", "-qO-", url])
+    if answer.returncode != 0:
+        raise RuntimeError(f"the example stack did not answer at {url} from {other.name}: {answer.stderr.strip()}")
+    print(f"$ wget -qO- {url}   # on {other.name}, through the routing mesh\n{answer.stdout}")
 
 
 def main(argv=None) -> int:
@@ -354,7 +364,7 @@ def main(argv=None) -> int:
         p.add_argument("--heartbeat", help="dispatcher heartbeat period, e.g. 1s (default: the product's)")
         if name == "swarm":
             p.add_argument("--example", action="store_true",
-                           help="also a registry on host1 with example images, and a service 'web' on every host")
+                           help="also a registry on host1 with example images, and the example stack deployed")
     down = sub.add_parser("down")
     down.add_argument("prefix")
     down.add_argument("--keep-files", action="store_true")

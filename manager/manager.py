@@ -14,6 +14,7 @@ from manager.allocator import loop as allocator
 from manager.ca import authz, rotation
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
+from manager.controlapi.networks import default_ingress
 from manager.dispatcher.api import Dispatcher
 from manager.dispatcher.logbroker import LogBroker, LogBrokerAPI
 from manager.orchestrator import services as orchestrator
@@ -43,6 +44,7 @@ class ManagerConfig:
     reconcile_period: float = 1.0
     log_gather_timeout: float = 10.0  # service logs: how long to wait for each node's backlog
     leader_poll: float = 0.05         # how often the leader watch looks at who leads
+    insecure_registries: tuple[str, ...] = ()  # plain-HTTP registries (stack deploy --resolve-image)
 
 
 class Manager:
@@ -56,7 +58,8 @@ class Manager:
         self.logs = LogBrokerAPI(logs, self.dispatcher.sessions.check)
         self.ca = CAServer(store, self.manager_addrs)
         self.control = Control(store, self.manager_status, config.api_addr,
-                               self.dispatcher.sessions.end_session, logs, self._leader_channel)
+                               self.dispatcher.sessions.end_session, logs, self._leader_channel,
+                               config.insecure_registries)
         self._leader_tasks: list[asyncio.Task] = []
         self._watch = asyncio.create_task(_supervise("leader watch", self.dispatcher.leader.run))
 
@@ -170,7 +173,7 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
                     ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int,
                     network_defaults: pb.NetworkDefaults | None = None, autolock: bool = False) -> pb.Cluster:
     """Write the first objects of a new swarm: the cluster (with the network defaults of
-    `swarm init`, checked by the caller) and this manager's node."""
+    `swarm init`, checked by the caller), this manager's node and the ingress network."""
     await manager.store.wait_ready(manager.config.ready_timeout)
     now = time.time_ns()
     meta = pb.Meta(created_at_ns=now, updated_at_ns=now)
@@ -186,7 +189,8 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
         unlock_key=pki.new_unlock_key() if autolock else b"")
     node = manager_node(manager.config.node_id, hostname, manager.config.raft_addr, manager.config.api_addr, now)
     node.cert_ca_digest = digest
-    await manager.store.write([create(cluster), create(node)])
+    ingress = default_ingress(cluster.network_defaults, [node], now)
+    await manager.store.write([create(cluster), create(node), create(ingress)])
     return cluster
 
 

@@ -3,6 +3,7 @@ driver (overlay.driver.Overlay) and the simulated one (overlay.simulated.Simulat
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from overlay.model import Attachment, Network, Peer, PublishedPort, Vip
@@ -10,6 +11,17 @@ from overlay.model import Attachment, Network, Peer, PublishedPort, Vip
 
 class OverlayError(RuntimeError):
     """Bad input or a state the driver cannot program; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    """What a driver holds as programmed for one network's sandbox: read from its own
+    records, not from the kernel (for `covey network inspect` on a node)."""
+    name: str                            # the sandbox's network namespace
+    programmed: bool                     # made or taken over by this driver since it started
+    peers: dict[str, str] | None = None  # peer IP -> host as written; None: not read back yet
+    node_addr: str | None = None         # ingress only: this node's address in the mesh
+    ports: tuple[PublishedPort, ...] = ()  # ingress only: the mesh's published ports as written
 
 
 class OverlayDriver(Protocol):
@@ -24,5 +36,6 @@ class OverlayDriver(Protocol):
                  removed: Iterable[tuple[str, int]] = (), complete: bool = True) -> None: ...
     def set_ingress_routes(self, key: str, vni: int, node_addrs: Iterable[str]) -> None: ...
     def existing(self) -> tuple[set[int], set[str]]: ...
+    def sandbox_state(self, vni: int) -> SandboxState: ...
     def remove_all(self) -> None: ...
     def close(self) -> None: ...

@@ -26,7 +26,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay import ingress, nft
-from overlay.api import OverlayError
+from overlay.api import OverlayError, SandboxState
 from overlay.model import VXLAN_OVERHEAD, Attachment, Network, Peer, PublishedPort, Vip, mac_of
 from overlay.netns import (
     create_netns,
@@ -304,6 +304,15 @@ class Overlay:
         endpoint.reply = ingress.ReplyRoutes(ifname, want)
 
     # ------------------------------------------------------------------ the whole node
+
+    def sandbox_state(self, vni: int) -> SandboxState:
+        """The sandbox of `vni` as this driver last programmed it (no kernel read)."""
+        sandbox = self._sandboxes.get(vni)
+        if sandbox is None:
+            return SandboxState(self.sandbox_name(vni), programmed=False)
+        mesh = self._mesh if self._mesh is not None and self._mesh.vni == vni else None
+        return SandboxState(sandbox.name, True, None if sandbox.peers is None else dict(sandbox.peers),
+                            mesh.node_addr if mesh else None, tuple((mesh.ports or {}).values()) if mesh else ())
 
     def existing(self) -> tuple[set[int], set[str]]:
         """VNIs of sandboxes and keys of endpoint namespaces with this prefix, for adoption."""

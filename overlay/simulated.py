@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from overlay import ingress
-from overlay.api import OverlayDriver, OverlayError
+from overlay.api import OverlayDriver, OverlayError, SandboxState
 from overlay.model import Attachment, Network, Peer, PublishedPort, Vip
 
 
@@ -95,6 +95,14 @@ class SimulatedOverlay:
         want, have = frozenset(node_addrs), self.ingress_routes.get(key, frozenset())
         self.changes += len(want ^ have)
         self.ingress_routes[key] = want
+
+    def sandbox_state(self, vni: int) -> SandboxState:
+        name = f"{self.prefix}n{vni}"
+        if vni not in self.networks:
+            return SandboxState(name, programmed=False)
+        mesh = self.mesh if self.mesh is not None and self.mesh.vni == vni else None
+        return SandboxState(name, True, dict(self.peers.get(vni, {})),
+                            mesh.node_addr if mesh else None, tuple((mesh.ports or {}).values()) if mesh else ())
 
     def existing(self) -> tuple[set[int], set[str]]:
         return set(self.networks), set(self.endpoints)

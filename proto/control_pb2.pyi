@@ -340,7 +340,7 @@ class PruneNetworksResponse(_message.Message):
     def __init__(self, removed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeployStackRequest(_message.Message):
-    __slots__ = ("spec", "prune", "dry_run", "registry_auths")
+    __slots__ = ("spec", "prune", "dry_run", "registry_auths", "resolve_image")
     class RegistryAuthsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -352,11 +352,13 @@ class DeployStackRequest(_message.Message):
     PRUNE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_AUTHS_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_IMAGE_FIELD_NUMBER: _ClassVar[int]
     spec: _specs_pb2.StackSpec
     prune: bool
     dry_run: bool
     registry_auths: _containers.MessageMap[str, _objects_pb2.RegistryAuth]
-    def __init__(self, spec: _Optional[_Union[_specs_pb2.StackSpec, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., registry_auths: _Optional[_Mapping[str, _objects_pb2.RegistryAuth]] = ...) -> None: ...
+    resolve_image: str
+    def __init__(self, spec: _Optional[_Union[_specs_pb2.StackSpec, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., registry_auths: _Optional[_Mapping[str, _objects_pb2.RegistryAuth]] = ..., resolve_image: _Optional[str] = ...) -> None: ...
 
 class StackChange(_message.Message):
     __slots__ = ("action", "kind", "name", "id")
@@ -381,12 +383,14 @@ class StackChange(_message.Message):
     def __init__(self, action: _Optional[_Union[StackChange.Action, str]] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
 
 class DeployStackResponse(_message.Message):
-    __slots__ = ("stack", "changes")
+    __slots__ = ("stack", "changes", "warnings")
     STACK_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     stack: _objects_pb2.Stack
     changes: _containers.RepeatedCompositeFieldContainer[StackChange]
-    def __init__(self, stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stack: _Optional[_Union[_objects_pb2.Stack, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListStacksRequest(_message.Message):
     __slots__ = ()

@@ -339,3 +339,84 @@ class PruneVolumesResponse(_message.Message):
     removed: _containers.RepeatedScalarFieldContainer[str]
     reclaimed_bytes: int
     def __init__(self, removed: _Optional[_Iterable[str]] = ..., reclaimed_bytes: _Optional[int] = ...) -> None: ...
+
+class NetworkContainer(_message.Message):
+    __slots__ = ("task_id", "name", "container_id", "interface", "address", "mac")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    name: str
+    container_id: str
+    interface: str
+    address: str
+    mac: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., container_id: _Optional[str] = ..., interface: _Optional[str] = ..., address: _Optional[str] = ..., mac: _Optional[str] = ...) -> None: ...
+
+class NetworkPeer(_message.Message):
+    __slots__ = ("name", "address", "mac", "host")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    mac: str
+    host: str
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., mac: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class MeshPort(_message.Message):
+    __slots__ = ("protocol", "published", "target", "mode", "backends")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    published: int
+    target: int
+    mode: str
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, protocol: _Optional[str] = ..., published: _Optional[int] = ..., target: _Optional[int] = ..., mode: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LocalNetwork(_message.Message):
+    __slots__ = ("network", "sandbox", "containers", "peers", "ingress_endpoint", "ports", "programmed_peers", "programmed")
+    class ProgrammedPeersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PROGRAMMED_PEERS_FIELD_NUMBER: _ClassVar[int]
+    PROGRAMMED_FIELD_NUMBER: _ClassVar[int]
+    network: _objects_pb2.Network
+    sandbox: str
+    containers: _containers.RepeatedCompositeFieldContainer[NetworkContainer]
+    peers: _containers.RepeatedCompositeFieldContainer[NetworkPeer]
+    ingress_endpoint: NetworkContainer
+    ports: _containers.RepeatedCompositeFieldContainer[MeshPort]
+    programmed_peers: _containers.ScalarMap[str, str]
+    programmed: bool
+    def __init__(self, network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ..., sandbox: _Optional[str] = ..., containers: _Optional[_Iterable[_Union[NetworkContainer, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., ingress_endpoint: _Optional[_Union[NetworkContainer, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[MeshPort, _Mapping]]] = ..., programmed_peers: _Optional[_Mapping[str, str]] = ..., programmed: _Optional[bool] = ...) -> None: ...
+
+class InspectLocalNetworkRequest(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    def __init__(self, network: _Optional[str] = ...) -> None: ...
+
+class InspectLocalNetworkResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: LocalNetwork
+    def __init__(self, network: _Optional[_Union[LocalNetwork, _Mapping]] = ...) -> None: ...

@@ -756,3 +756,75 @@ class LocalVolumes:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LocalNetworksStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Inspect = channel.unary_unary(
+                '/covey.LocalNetworks/Inspect',
+                request_serializer=local__pb2.InspectLocalNetworkRequest.SerializeToString,
+                response_deserializer=local__pb2.InspectLocalNetworkResponse.FromString,
+                _registered_method=True)
+
+
+class LocalNetworksServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Inspect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LocalNetworksServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=local__pb2.InspectLocalNetworkRequest.FromString,
+                    response_serializer=local__pb2.InspectLocalNetworkResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'covey.LocalNetworks', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('covey.LocalNetworks', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LocalNetworks:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalNetworks/Inspect',
+            local__pb2.InspectLocalNetworkRequest.SerializeToString,
+            local__pb2.InspectLocalNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

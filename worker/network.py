@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from covey.hostname import TaskFacts, render_hostname
+from covey.hostname import TaskFacts, render_hostname, task_name
 from overlay import model
-from overlay.api import OverlayDriver
-from overlay.driver import encryption_support
+from overlay.api import OverlayDriver, SandboxState
+from overlay.driver import BRIDGE, encryption_support
 from proto import dispatcher_pb2, specs_pb2
 from proto import objects_pb2 as pb
 from worker.executor import ExecutorError
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ENCRYPTED_OPT = "encrypted"
 MTU_OPT = "com.docker.network.driver.mtu"
 CLIENT_IP_LABEL, CLIENT_IP_PRESERVE = "covey.ingress.client-ip", "preserve"
+INGRESS_ENDPOINT = "ingress-endpoint"   # Docker's name of a node's own endpoint on the ingress network
 PROTOCOLS = {specs_pb2.PortConfig.TCP: model.TCP, specs_pb2.PortConfig.UDP: model.UDP}
 
 
@@ -90,6 +91,40 @@ class LocalEndpoint:
     netns: str
     network_ids: list[str]
     stack: str
+    name: str = ""                        # the task's name, "web.1.<task id>"
+    addrs: tuple[str, ...] = ()           # CIDR on each network, in network_ids' order (eth0, eth1...)
+
+
+@dataclass(frozen=True)
+class AttachedContainer:
+    """A local container on a network, as `covey network inspect` shows it on a node."""
+    task_id: str
+    name: str
+    interface: str
+    addr: str                             # CIDR
+    mac: str
+
+
+@dataclass(frozen=True)
+class RemotePeer:
+    """An endpoint on another node, as programmed in the sandbox (FDB and neighbour entries)."""
+    name: str                             # the task's name, or the node ID of a node's ingress endpoint
+    addr: str                             # IP
+    mac: str
+    host: str                             # underlay address of its node
+
+
+@dataclass(frozen=True)
+class NetworkSnapshot:
+    """One network's data plane on this node, from what the glue holds (no kernel read);
+    `driver` is what the kernel driver records as written, to cross-check."""
+    network: pb.Network
+    sandbox: str                          # the sandbox's namespace; "" when there is none here
+    containers: list[AttachedContainer]
+    peers: list[RemotePeer]
+    ingress: AttachedContainer | None = None   # ingress only: this node's own endpoint (its sandbox's)
+    ports: list[model.PublishedPort] = field(default_factory=list)   # ingress only
+    driver: SandboxState | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +336,45 @@ class TaskNetworks:
                     vips.append(model.Vip(ip_of(service.vip), serving_ips(state, service.id)))
         return vips
 
+    # ------------------------------------------------------------ inspection
+
+    def find(self, ref: str) -> pb.Network | None:
+        """A network this node has a view of, by ID, name, or unique ID prefix."""
+        networks = [s.network for s in self._networks.values()]
+        exact = [n for n in networks if ref in (n.id, n.spec.name)]
+        prefixed = [n for n in networks if n.id.startswith(ref)] if ref else []
+        found = exact or prefixed
+        if len(found) > 1:
+            raise NetworkError(f"network {ref} is ambiguous ({len(found)} matches)")
+        return found[0] if found else None
+
+    async def snapshot(self, network_id: str) -> NetworkSnapshot | None:
+        """The network's sandbox, local containers, peers and (ingress) mesh on this node."""
+        state = self._networks.get(network_id)
+        if state is None:
+            return None
+        containers = [AttachedContainer(e.task_id, e.name, f"eth{i}", e.addrs[i], model.mac_of(ip_of(e.addrs[i])))
+                      for e in self._local.values() for i, n in enumerate(e.network_ids)
+                      if n == network_id and i < len(e.addrs)]
+        if network_id not in self._sandboxes:
+            return NetworkSnapshot(state.network, "", containers, [])
+        names = endpoint_names(state)
+        peers = [RemotePeer(names.get(p.addr, ""), p.addr, p.mac, p.host) for p in self._peers(state)]
+        driver = await self._kernel("sandbox_state", state.network.vni)
+        ingress, ports = None, []
+        if network_id == self._ingress_id:
+            ingress = self._ingress_endpoint(state)
+            ports = [p for service_ports in self._mesh_ports.values() for p in service_ports.values()]
+            ports = sorted(ports + self._local_host_ports(), key=lambda p: p.key)
+        return NetworkSnapshot(state.network, driver.name, sorted(containers, key=lambda c: c.name),
+                               sorted(peers, key=lambda p: p.addr), ingress, ports, driver)
+
+    def _ingress_endpoint(self, state: NetworkState) -> AttachedContainer | None:
+        own = state.endpoints.get(self._node_id)
+        if own is None or own.node_id != self._node_id:
+            return None
+        return AttachedContainer("", INGRESS_ENDPOINT, BRIDGE, own.addr, model.mac_of(ip_of(own.addr)))
+
     # ------------------------------------------------------------ tasks
 
     async def prepare(self, task: pb.Task) -> TaskNetworkConfig | None:
@@ -314,7 +388,9 @@ class TaskNetworks:
         for attachment in attachments:
             await self._ensure_sandbox(attachment.network)
         await self._kernel("attach", task.id, attachments)
-        endpoint = self._local[task.id] = LocalEndpoint(task.id, netns, network_ids, stack_of(task))
+        facts = TaskFacts(task.service_name, task.service_id, task.slot, task.id, task.node_id, "")
+        endpoint = self._local[task.id] = LocalEndpoint(task.id, netns, network_ids, stack_of(task), task_name(facts),
+                                                        tuple(a.addr for a in attachments))
         await self._kernel("set_vips", task.id, self._vips(endpoint))
         await self._join_mesh(task, attachments)
         if self._resolver is not None:
@@ -429,6 +505,15 @@ class TaskNetworks:
 
 def ip_of(cidr: str) -> str:
     return cidr.split("/")[0]
+
+
+def endpoint_names(state: NetworkState) -> dict[str, str]:
+    """IP -> the task name of the endpoint there ("web.1.<task id>"), or the node's ID."""
+    names = {}
+    for endpoint in state.endpoints.values():
+        named = [n for n in endpoint.names if endpoint.task_id and n.endswith(endpoint.task_id)]
+        names[ip_of(endpoint.addr)] = named[0] if named else endpoint.node_id or endpoint.task_id
+    return names
 
 
 def endpoint_key(endpoint: dispatcher_pb2.NetworkEndpoint) -> str:

@@ -34,6 +34,11 @@ class Connection:
         return local_pb2_grpc.LocalVolumesStub(self.channel)
 
     @property
+    def networks(self) -> local_pb2_grpc.LocalNetworksStub:
+        self._require_local("a node's own part of a network is seen on that node")
+        return local_pb2_grpc.LocalNetworksStub(self.channel)
+
+    @property
     def node(self) -> local_pb2_grpc.LocalNodeStub:
         self._require_local("this command acts on the node itself")
         return local_pb2_grpc.LocalNodeStub(self.channel)

@@ -9,13 +9,14 @@ import grpc
 
 from covey.cli.output import table, to_json
 from covey.errors import InvalidArgument, from_rpc_error
-from proto import control_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 
 DRIVER = "overlay"
 SCOPE = "swarm"
 MTU_OPTION = "com.docker.network.driver.mtu"
+INGRESS_SANDBOX = "ingress-sbox"   # Docker's key of a node's own endpoint on the ingress network
 FILTER_KEYS = ("name", "id", "driver", "label", "scope")
 PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container.\n"
                  "Are you sure you want to continue? [y/N] ")
@@ -204,11 +205,64 @@ def docker_view(network: pb.Network) -> dict:
     }
 
 
+def node_view(local: local_pb2.LocalNetwork | None) -> dict:
+    """This node's part of the network, with the keys `docker network inspect` uses on a swarm
+    node ("Containers", "Peers"), and covey's: the sandbox namespace, each container's
+    interface, each peer's address and MAC, and the ingress network's published ports."""
+    if local is None:
+        return {"Containers": {}}     # no task of it here: nothing of it on this node
+    containers = {c.container_id or c.task_id: {
+        "Name": c.name, "EndpointID": c.task_id, "MacAddress": c.mac, "IPv4Address": c.address,
+        "IPv6Address": "", "Interface": c.interface} for c in local.containers}
+    if local.HasField("ingress_endpoint"):
+        own = local.ingress_endpoint
+        containers[INGRESS_SANDBOX] = {"Name": own.name, "EndpointID": local.network.id, "MacAddress": own.mac,
+                                       "IPv4Address": own.address, "IPv6Address": "", "Interface": own.interface}
+    view: dict = {"Containers": containers}
+    if not local.sandbox:
+        return view
+    view["Peers"] = [{"Name": p.name, "IP": p.host, "EndpointIP": p.address, "MacAddress": p.mac}
+                     for p in local.peers]
+    view["Sandbox"] = local.sandbox
+    if local.network.spec.ingress:
+        view["PublishedPorts"] = [{"Protocol": p.protocol, "PublishedPort": p.published, "TargetPort": p.target,
+                                   "PublishMode": p.mode, "Backends": list(p.backends)} for p in local.ports]
+    view["Debug"] = {"Programmed": local.programmed, "ProgrammedPeers": dict(sorted(local.programmed_peers.items()))}
+    return view
+
+
+def _local_network(conn, ref: str) -> local_pb2.LocalNetwork | None:
+    """The node's own part of the network, or None if the node has none (or is in no swarm)."""
+    try:
+        return conn.networks.Inspect(local_pb2.InspectLocalNetworkRequest(network=ref)).network
+    except grpc.RpcError as exc:
+        if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+            return None
+        raise
+
+
+def inspect_one(conn, ref: str) -> dict:
+    """The managers' view of the network and, through the node's own socket, the node's part.
+    On a worker (no managers' view) the node's part alone, with the network as it was sent."""
+    try:
+        view = docker_view(conn.control.GetNetwork(control_pb2.GetNetworkRequest(network=ref)).network)
+    except grpc.RpcError as exc:
+        if not conn.local or exc.code() != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        local = _local_network(conn, ref)
+        if local is None:
+            raise
+        return docker_view(local.network) | node_view(local)
+    if conn.local:
+        view |= node_view(_local_network(conn, view["Id"]))
+    return view
+
+
 def inspect_networks(conn, args) -> int:
     found, failed = [], False
     for ref in args.networks:
         try:
-            found.append(docker_view(conn.control.GetNetwork(control_pb2.GetNetworkRequest(network=ref)).network))
+            found.append(inspect_one(conn, ref))
         except grpc.RpcError as exc:
             print(f"Error: {from_rpc_error(exc)}", file=sys.stderr)
             failed = True

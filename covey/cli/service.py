@@ -4,7 +4,7 @@ import json
 import time
 from collections.abc import Callable
 
-from covey.cli import jobs
+from covey.cli import jobs, ports
 from covey.cli.login import registry_auth_for
 from covey.cli.logs import add_log_flags, service_logs
 from covey.cli.output import table, to_json
@@ -119,7 +119,7 @@ def network_names(conn) -> dict[str, str]:
 def update_service(conn, args) -> int:
     service = conn.control.GetService(control_pb2.GetServiceRequest(service=args.service)).service
     networks_edited = args.network_add or args.network_rm
-    new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref)
+    new = edit_spec(args, service.spec, network_resolver(conn) if networks_edited else same_ref, service.ports)
     if new == service.spec and not args.with_registry_auth:
         print(service.spec.name)
         return 0  # as Docker: nothing to roll out (--force redeploys anyway)
@@ -156,14 +156,22 @@ def list_services(conn, args) -> int:
     for s in services:
         if jobs.is_job(s):
             rows.append([s.id[:12], s.spec.name, _mode(s), jobs.progress(s, tasks).column(),
-                         s.spec.task.container.image, ""])
+                         shown_image(s.spec.task.container.image), ""])
             continue
         mine = [t for t in tasks if t.service_id == s.id and t.desired_state <= pb.RUNNING]
         running = sum(1 for t in mine if t.status.state == pb.RUNNING)
         wanted = s.spec.replicated.replicas if _mode(s) == "replicated" else len(mine)
-        rows.append([s.id[:12], s.spec.name, _mode(s), f"{running}/{wanted}", s.spec.task.container.image, ""])
+        rows.append([s.id[:12], s.spec.name, _mode(s), f"{running}/{wanted}", shown_image(s.spec.task.container.image),
+                     ports.render(ports.ingress_ports(s.ports or s.spec.endpoint.ports))])
     print(table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows))
     return 0
+
+
+def shown_image(image: str) -> str:
+    """An image as Docker's tables show it: a digest pinned behind a tag (stack deploy
+    --resolve-image) is left out; a reference by digest alone stays as it is."""
+    name, at, _ = image.partition("@")
+    return name if at and ":" in name.rsplit("/", 1)[-1] else image
 
 
 def _ago(nanos: int) -> str:
@@ -192,16 +200,19 @@ def list_tasks(conn, args) -> int:
     for t in tasks:  # a slot's history under its current task, as Docker does: " \_ web.1"
         name = f"{t.service_name}.{t.slot}" if t.slot else f"{t.service_name}.{t.node_id[:25]}"
         name, previous = (f" \\_ {name}" if name == previous else name), name
-        error = t.status.err or (t.explanation.text if t.status.state in (pb.NEW, pb.PENDING) else "")
-        rows.append([trunc(t.id, 12), name, trunc(t.spec.container.image, 40), nodes.get(t.node_id, ""),
+        waits = t.status.state in (pb.NEW, pb.PENDING) or t.desired_state == pb.READY  # depends_on holds it
+        error = t.status.err or (t.explanation.text if waits else "")
+        rows.append([trunc(t.id, 12), name, trunc(shown_image(t.spec.container.image), 40), nodes.get(t.node_id, ""),
                      _state(t.desired_state), f"{_state(t.status.state)} {_ago(t.status.timestamp_ns)}",
-                     error if args.no_trunc or args.explain else trunc(error, 60), ""])
+                     error if args.no_trunc or args.explain else trunc(error, 60), ports.render(t.host_ports)])
     print(table(["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"], rows))
     if args.explain:
         for t in tasks:
             if t.status.state == pb.NEW and t.explanation.text:  # the allocator's reason
                 print(f"\n{t.service_name}.{t.slot or t.node_id} cannot be given its addresses: "
                       f"{t.explanation.text}")
+            if t.desired_state == pb.READY and t.explanation.text and t.status.state < pb.COMPLETE:
+                print(f"\n{t.service_name}.{t.slot or t.node_id} is not started yet: {t.explanation.text}")
             if t.status.state == pb.PENDING and t.explanation.filters:
                 print(f"\n{t.service_name}.{t.slot or t.node_id} cannot be placed:")
                 for f in t.explanation.filters:

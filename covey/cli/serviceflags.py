@@ -3,9 +3,9 @@ spec they make or change. Update flags change only what they name; the rest stay
 import argparse
 import ipaddress
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from covey.cli import fileflags
+from covey.cli import fileflags, ports
 from covey.cli.serviceview import ENDPOINT_MODES, FAILURE_ACTION, MOUNT_TYPES, ORDER, RESTART
 from covey.errors import InvalidArgument
 from covey.units import parse_bytes, parse_duration
@@ -13,6 +13,7 @@ from proto import specs_pb2 as specs
 
 MOUNT_HELP = "type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]"
 NETWORK_HELP = "NAME or name=NAME,alias=A[,alias=B][,driver-opt=K=V]"
+PUBLISH_HELP = "[PUBLISHED:]TARGET[/PROTO] or published=P,target=T,protocol=tcp|udp,mode=ingress|host"
 # The hostname templates the worker fills in (Docker's names).
 HOSTNAME_FIELDS = ("{{.Service.ID}}", "{{.Service.Name}}", "{{.Task.ID}}", "{{.Task.Name}}", "{{.Task.Slot}}",
                    "{{.Node.ID}}", "{{.Node.Hostname}}")
@@ -28,6 +29,7 @@ def add_create_flags(parser) -> None:
     parser.add_argument("--label", action="append", default=[])
     parser.add_argument("--mount", action="append", default=[], metavar=MOUNT_HELP)
     parser.add_argument("--network", action="append", default=[], metavar=NETWORK_HELP)
+    parser.add_argument("-p", "--publish", action="append", default=[], metavar=PUBLISH_HELP)
     parser.add_argument("--dns", action="append", default=[], metavar="IP", help="a nameserver")
     parser.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     parser.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
@@ -44,11 +46,13 @@ def add_update_flags(parser) -> None:
     parser.add_argument("--image")
     parser.add_argument("--args", help="the command's arguments, as one shell-quoted string")
     for name, metavar in (("env", "K=V"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
-                          ("label", "K=V"), ("mount", MOUNT_HELP), ("network", NETWORK_HELP), ("dns", "IP"),
+                          ("label", "K=V"), ("mount", MOUNT_HELP), ("network", NETWORK_HELP),
+                          ("publish", PUBLISH_HELP), ("dns", "IP"),
                           ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME:IP")):
         parser.add_argument(f"--{name}-add", action="append", default=[], metavar=metavar)
     for name, metavar in (("env", "K"), ("constraint", "EXPR"), ("placement-pref", "spread=node.labels.X"),
-                          ("label", "K"), ("mount", "TARGET"), ("network", "NAME"), ("dns", "IP"),
+                          ("label", "K"), ("mount", "TARGET"), ("network", "NAME"),
+                          ("publish", "PUBLISHED[:TARGET][/PROTO]"), ("dns", "IP"),
                           ("dns-search", "DOMAIN"), ("dns-option", "OPTION"), ("host", "NAME[:IP]")):
         parser.add_argument(f"--{name}-rm", action="append", default=[], metavar=metavar)
     parser.add_argument("--force", action="store_true", help="redeploy even if nothing changed")
@@ -107,6 +111,7 @@ def build_spec(args) -> specs.ServiceSpec:
     s.task.placement.preferences.extend(_preference(p) for p in args.placement_pref)
     c.mounts.extend(_mount(text) for text in args.mount)
     s.task.networks.extend(_attachments(args.network))
+    s.endpoint.ports.extend(ports.parse_all(args.publish))
     c.dns_config.nameservers.extend(_nameservers(args.dns))
     c.dns_config.search.extend(_search_domains(args.dns_search))
     c.dns_config.options.extend(args.dns_option)
@@ -124,7 +129,8 @@ def same_ref(ref: str) -> str:
     return ref
 
 
-def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref) -> specs.ServiceSpec:
+def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str] = same_ref,
+              allocated: Sequence[specs.PortConfig] = ()) -> specs.ServiceSpec:
     """`network_id`: a network's ID from its name, ID or ID prefix (the managers store IDs)."""
     s = specs.ServiceSpec()
     s.CopyFrom(current)
@@ -151,6 +157,7 @@ def edit_spec(args, current: specs.ServiceSpec, network_id: Callable[[str], str]
     c.ClearField("mounts")
     c.mounts.extend(mounts)
     _edit_networks(s.task, args.network_rm, args.network_add, network_id)
+    ports.edit(s.endpoint, args.publish_rm, args.publish_add, allocated)
     dns = c.dns_config
     _replace_list(dns.nameservers, args.dns_rm, _nameservers(args.dns_add))
     _replace_list(dns.search, args.dns_search_rm, _search_domains(args.dns_search_add))

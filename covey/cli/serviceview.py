@@ -1,7 +1,7 @@
 """`covey service inspect --pretty`: a service as Docker prints it, plus why tasks wait."""
 import datetime
 
-from covey.cli import fileflags
+from covey.cli import fileflags, ports
 from covey.units import format_bytes, format_duration
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -103,9 +103,16 @@ def pretty_service(service: pb.Service, tasks: list[pb.Task], network_names: dic
 
 
 def endpoint_view(service: pb.Service) -> dict:
-    """Docker's Endpoint of `service inspect`: the mode and the VIP on each network."""
-    return {"Spec": {"Mode": WORD["endpoint"][service.spec.endpoint.mode]},
-            "VirtualIPs": [{"NetworkID": v.network_id, "Addr": v.addr} for v in service.virtual_ips]}
+    """Docker's Endpoint of `service inspect`: the mode and ports asked for, the ports as
+    published (numbers chosen), the VIP on each network."""
+    spec: dict = {"Mode": WORD["endpoint"][service.spec.endpoint.mode]}
+    if service.spec.endpoint.ports:
+        spec["Ports"] = ports.endpoint_ports(service.spec.endpoint.ports)
+    view: dict = {"Spec": spec}
+    if service.ports:
+        view["Ports"] = ports.endpoint_ports(service.ports)
+    view["VirtualIPs"] = [{"NetworkID": v.network_id, "Addr": v.addr} for v in service.virtual_ips]
+    return view
 
 
 def _network_lines(service: pb.Service, names: dict[str, str]) -> list[str]:
@@ -124,6 +131,11 @@ def _network_lines(service: pb.Service, names: dict[str, str]) -> list[str]:
         lines += [f" {names.get(n.target, n.target)}" + (f" (aliases: {', '.join(n.aliases)})" if n.aliases else "")
                   for n in service.spec.task.networks]
     lines.append(f"Endpoint Mode:\t{WORD['endpoint'][service.spec.endpoint.mode]}")
+    if service.ports:
+        lines.append("Ports:")
+        lines += [f" PublishedPort = {p['PublishedPort']}\n  Protocol = {p['Protocol']}\n"
+                  f"  TargetPort = {p['TargetPort']}\n  PublishMode = {p['PublishMode']}"
+                  for p in ports.endpoint_ports(service.ports)]
     if service.virtual_ips:
         lines.append("Virtual IPs:")
         lines += [f" {names.get(v.network_id, v.network_id)}: {v.addr}" for v in service.virtual_ips]

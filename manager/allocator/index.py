@@ -36,6 +36,10 @@ def service_key(service_id: str) -> str:
     return "service " + service_id
 
 
+def node_key(node_id: str) -> str:
+    return "node " + node_id
+
+
 class Allocations:
     """Per network: its range and its used addresses (addr -> holder); per holder (a task or
     a service): what it holds. Also which tasks wait for addresses and which services'
@@ -49,13 +53,17 @@ class Allocations:
         self.cursor: dict[str, int] = {}     # network ID -> the address handed out last
         self.waiting: set[str] = set()       # IDs of tasks that want addresses
         self.services_to_check: set[str] = set()
+        self.nodes_to_check: set[str] = set()   # nodes without their address on the ingress network
+        self.ingress_id: str | None = None
         for network in networks:
             self.add_network(network)
 
     @classmethod
     def build(cls, networks: Iterable[pb.Network], services: Iterable[pb.Service],
-              tasks: Iterable[pb.Task]) -> Allocations:
+              tasks: Iterable[pb.Task], nodes: Iterable[pb.Node] = ()) -> Allocations:
         index = cls(networks)
+        for node in nodes:
+            index.refresh_node(node.id, node)
         for service in services:
             index.refresh_service(service.id, service)
         for task in tasks:
@@ -66,6 +74,8 @@ class Allocations:
         self.networks[network.id] = network
         self.ranges[network.id] = AddressRange.of(network)
         self.used.setdefault(network.id, {})
+        if network.spec.ingress:
+            self.ingress_id = network.id
 
     # ------------------------------------------------------------ what the store says
 
@@ -91,6 +101,20 @@ class Allocations:
         self.services_to_check.add(service_id)
         for vip in service.virtual_ips:
             self._hold_cidr(key, vip.network_id, vip.addr)
+
+    def refresh_node(self, node_id: str, node: pb.Node | None) -> None:
+        """A node holds its address on the ingress network (Node.attachments) while it exists."""
+        key = node_key(node_id)
+        self.release(key)
+        self.nodes_to_check.discard(node_id)
+        if node is None:
+            return
+        for attachment in node.attachments:
+            self._hold_cidr(key, attachment.network_id, attachment.addr)
+        if self.ingress_id is not None and not any(a.network_id == self.ingress_id for a in node.attachments):
+            self.nodes_to_check.add(node_id)
+        elif any(a.network_id != self.ingress_id for a in node.attachments):
+            self.nodes_to_check.add(node_id)   # one on a network since removed: dropped
 
     def _hold_cidr(self, key: str, network_id: str, cidr: str) -> None:
         addr_range = self.ranges.get(network_id)

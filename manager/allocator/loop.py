@@ -1,4 +1,5 @@
-"""The allocator's leader loop: the only writer of Task.networks and Service.virtual_ips.
+"""The allocator's leader loop: the only writer of Task.networks, Service.virtual_ips and
+Node.attachments.
 
 On leadership it builds the index of what is in use from the store (so a leader change
 keeps every allocation: they are all in Raft), then keeps it current from the store's
@@ -21,11 +22,11 @@ from proto import objects_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-WATCHED = (pb.Task, pb.Service, pb.Network)
+WATCHED = (pb.Task, pb.Service, pb.Network, pb.Node)
 
 
 def build(store: st.Store) -> Allocations:
-    return Allocations.build(store.networks.view(), store.services.view(), store.tasks.view())
+    return Allocations.build(store.networks.view(), store.services.view(), store.tasks.view(), store.nodes.view())
 
 
 class Allocator:
@@ -50,12 +51,15 @@ class Allocator:
                 self.index.refresh_task(event.id, self._store.tasks.peek(event.id))
             elif isinstance(event.obj, pb.Service):
                 self.index.refresh_service(event.id, self._store.services.peek(event.id))
+            elif isinstance(event.obj, pb.Node):
+                self.index.refresh_node(event.id, self._store.nodes.peek(event.id))
 
     async def step(self) -> float:
         """One pass: catch up, plan, write. Returns the CPU time it took (for each_change)."""
         started = time.monotonic()
         self.catch_up()
-        wanted = plan(self.index, self._store.services.peek, self._store.tasks.peek)
+        wanted = plan(self.index, self._store.services.peek, self._store.tasks.peek,
+                      node_of=self._store.nodes.get)
         busy = time.monotonic() - started
         try:
             # Services first, each chunk alone: a user's concurrent update of one service
@@ -64,10 +68,12 @@ class Allocator:
         except Conflict:
             self.index = build(self._store)
             return busy
-        try:
-            await write_chunks(self._store, wanted.tasks)
-        except Conflict:
-            self.index = build(self._store)
+        for actions in (wanted.nodes, wanted.tasks):  # a node's heartbeat must not hold back the tasks
+            try:
+                await write_chunks(self._store, actions)
+            except Conflict:
+                self.index = build(self._store)
+                return busy
         return busy
 
 

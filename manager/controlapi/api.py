@@ -29,7 +29,7 @@ CATCHING_UP = "this manager is still catching up with the swarm's state; try aga
 class Control:
     def __init__(self, store: st.Store, manager_status: Callable[[pb.Node], pb.ManagerStatus | None],
                  api_addr: str, end_session: Callable[[str], None], logs: LogBroker,
-                 leader_channel: Callable[[], grpc.aio.Channel | None]):
+                 leader_channel: Callable[[], grpc.aio.Channel | None], insecure_registries: tuple[str, ...] = ()):
         self._store = store
         cluster = ClusterAPI(store, api_addr)
         nodes = NodeAPI(store, manager_status, end_session)
@@ -48,7 +48,7 @@ class Control:
                  "CreateNetwork": networks.create, "ListNetworks": networks.list,
                  "GetNetwork": networks.get, "RemoveNetwork": networks.remove,
                  "PruneNetworks": networks.prune,
-                 **StackAPI(store).handlers(), **SecretAPI(store).handlers()}
+                 **StackAPI(store, insecure_registries).handlers(), **SecretAPI(store).handlers()}
         # Method name -> authz.Handler, for authz.serve and the unix socket.
         self.handlers: dict[str, authz.Handler] = {name: self._unary(fn) for name, fn in unary.items()}
         self.handlers["ServiceLogs"] = self._streaming(services.logs)

@@ -11,10 +11,10 @@ import time
 
 from covey.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from covey.ids import new_id
-from manager.allocator import ipam
+from manager.allocator import ipam, ports
 from manager.allocator.index import holds_addresses, wants_addresses
 from manager.state import store as st
-from manager.state.actions import create, remove, update, write_fresh
+from manager.state.actions import create, delete, remove, update, write_fresh
 from manager.state.queries import cluster_of, find_network
 from proto import control_pb2, store_pb2
 from proto import objects_pb2 as pb
@@ -51,6 +51,24 @@ def validate_spec(spec: specs.NetworkSpec) -> None:
                                   "addresses need a --subnet")
 
 
+INGRESS_NAME = "ingress"
+
+
+def ingress_of(store: st.Store) -> pb.Network | None:
+    """The swarm's ingress network (a copy), None when it was removed."""
+    return next((n for n in store.networks.list() if n.spec.ingress), None)
+
+
+def default_ingress(defaults: pb.NetworkDefaults, nodes: list[pb.Node], now_ns: int) -> pb.Network:
+    """The ingress network `swarm init` creates, as Docker does: the first subnet of the
+    address pools, the first VNI."""
+    pools = ipam.Pools.of(defaults)
+    subnet = ipam.choose_subnet(pools, [], ipam.node_addresses(nodes))
+    spec = specs.NetworkSpec(name=INGRESS_NAME, ingress=True, driver_config=specs.Driver(name="overlay"))
+    return pb.Network(id=new_id(), meta=pb.Meta(created_at_ns=now_ns, updated_at_ns=now_ns), spec=spec,
+                      subnet=str(subnet), gateway=str(ipam.first_host(subnet)), vni=ipam.FIRST_VNI)
+
+
 def users_of(store: st.Store, network_id: str) -> tuple[list[str], list[pb.Task]]:
     """The services whose spec attaches to the network (names), and the tasks that hold an
     address on it or are still to get one."""
@@ -60,6 +78,32 @@ def users_of(store: st.Store, network_id: str) -> tuple[list[str], list[pb.Task]
              if (holds_addresses(t) and any(a.network_id == network_id for a in t.networks))
              or (wants_addresses(t) and any(c.target == network_id for c in t.spec.networks))]
     return services, tasks
+
+
+def new_network(network_id: str, spec: specs.NetworkSpec, networks: list[pb.Network],
+                defaults: pb.NetworkDefaults, nodes: list[pb.Node]) -> pb.Network:
+    """The network with its subnet, gateway and VNI, chosen apart from `networks` (what is
+    stored now, and any planned in the same write: a stack deploy makes several) and from
+    the nodes' addresses."""
+    if any(n.spec.name == spec.name for n in networks):
+        raise AlreadyExists(f"a network named {spec.name} already exists")
+    pools = ipam.Pools.of(defaults)
+    node_addrs = ipam.node_addresses(nodes)
+    config = spec.ipam.configs[0] if spec.ipam.configs else specs.IPAMConfig()
+    if config.subnet:
+        subnet = ipam.parse_subnet(config.subnet)
+        ipam.check_user_subnet(subnet, networks, pools, node_addrs)
+    else:
+        subnet = ipam.choose_subnet(pools, ipam.taken_subnets(networks), node_addrs)
+    gateway = ipam.check_user_ipam(subnet, config.gateway, config.range, config.reserved.values())
+    now = time.time_ns()
+    network = pb.Network(id=network_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), spec=spec,
+                         subnet=str(subnet), gateway=str(gateway),
+                         vni=ipam.next_vni(n.vni for n in networks))
+    if ipam.AddressRange.of(network).capacity < 1:
+        raise InvalidArgument(f"network {spec.name}: no address left to hand out in {subnet} "
+                              "once its gateway and reserved addresses are set aside")
+    return network
 
 
 class NetworkAPI:
@@ -75,40 +119,28 @@ class NetworkAPI:
         created: list[pb.Network] = []
 
         def plan() -> list[store_pb2.StoreAction]:
-            created[:] = [self._new_network(network_id, spec)]
             cluster = cluster_of(self._store)  # written back unchanged: its version guards the choice
+            created[:] = [new_network(network_id, spec, self._store.networks.view(), cluster.network_defaults,
+                                      self._store.nodes.view())]
             cluster.meta.updated_at_ns = created[0].meta.created_at_ns
-            return [create(created[0]), update(cluster)]
+            return [*self._replaced_ingress(spec), create(created[0]), update(cluster)]
 
         await write_fresh(self._store, plan, CREATE_ATTEMPTS, f"creating network {spec.name}")
         network = created[0]
         network.meta.version = 1
         return control_pb2.CreateNetworkResponse(network=network)
 
-    def _new_network(self, network_id: str, spec: specs.NetworkSpec) -> pb.Network:
-        """The network with its subnet, gateway and VNI, chosen from what is stored now."""
-        networks = self._store.networks.view()
-        if any(n.spec.name == spec.name for n in networks):
-            raise AlreadyExists(f"a network named {spec.name} already exists")
-        if spec.ingress and any(n.spec.ingress for n in networks):
-            raise AlreadyExists("an ingress network already exists")
-        pools = ipam.Pools.of(cluster_of(self._store).network_defaults)
-        nodes = ipam.node_addresses(self._store.nodes.view())
-        config = spec.ipam.configs[0] if spec.ipam.configs else specs.IPAMConfig()
-        if config.subnet:
-            subnet = ipam.parse_subnet(config.subnet)
-            ipam.check_user_subnet(subnet, networks, pools, nodes)
-        else:
-            subnet = ipam.choose_subnet(pools, ipam.taken_subnets(networks), nodes)
-        gateway = ipam.check_user_ipam(subnet, config.gateway, config.range, config.reserved.values())
-        now = time.time_ns()
-        network = pb.Network(id=network_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), spec=spec,
-                             subnet=str(subnet), gateway=str(gateway),
-                             vni=ipam.next_vni(n.vni for n in networks))
-        if ipam.AddressRange.of(network).capacity < 1:
-            raise InvalidArgument(f"network {spec.name}: no address left to hand out in {subnet} "
-                                  "once its gateway and reserved addresses are set aside")
-        return network
+    def _replaced_ingress(self, spec: specs.NetworkSpec) -> list[store_pb2.StoreAction]:
+        """`network create --ingress` replaces the ingress network (as Docker's does), while no
+        service publishes a port. The new one gets its own subnet and VNI (the old one's are
+        still counted), so nodes never mistake one for the other."""
+        if not spec.ingress:
+            return []
+        old = ingress_of(self._store)
+        if old is None:
+            return []
+        self._refuse_in_use(old)
+        return [delete(old)]
 
     async def list(self, request: control_pb2.ListNetworksRequest) -> control_pb2.ListNetworksResponse:
         networks = sorted(self._store.networks.list(), key=lambda n: n.spec.name)
@@ -126,6 +158,11 @@ class NetworkAPI:
     def _refuse_in_use(self, network: pb.Network) -> None:
         services, tasks = users_of(self._store, network.id)
         name = network.spec.name
+        if network.spec.ingress:
+            services = sorted(s.spec.name for s in self._store.services.view() if ports.publishes(s.spec))
+            if services:
+                raise FailedPrecondition(f"the ingress network {name} is in use by service(s) publishing ports: "
+                                         f"{', '.join(services)}")
         if services:
             raise FailedPrecondition(f"network {name} is in use by service(s) {', '.join(services)}")
         if tasks:

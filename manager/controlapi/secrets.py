@@ -166,16 +166,25 @@ def resolve_references(store: st.Store, service_spec: specs.ServiceSpec) -> None
     """Each secret and config a service's container uses, given by name, ID or unique ID prefix,
     is stored with both its ID and name (the nodes get it by ID) and its file's defaults
     (target the name, uid and gid 0, mode 0444, as Docker); NotFound names an unknown one."""
-    container, service = service_spec.task.container, service_spec.name
-    targets: set[str] = set()
+    container = service_spec.task.container
     for secret_ref in container.secrets:
         secret = find_secret(store, secret_ref.secret_id or secret_ref.secret_name)
         secret_ref.secret_id, secret_ref.secret_name = secret.id, secret.spec.name
-        _fill_file(secret_ref.file, secret.spec.name, "/run/secrets/", service, targets)
     for config_ref in container.configs:
         config = find_config(store, config_ref.config_id or config_ref.config_name)
         config_ref.config_id, config_ref.config_name = config.id, config.spec.name
-        _fill_file(config_ref.file, config.spec.name, "/", service, targets)
+    fill_files(service_spec)
+
+
+def fill_files(service_spec: specs.ServiceSpec) -> None:
+    """The file defaults of a service's resolved secrets and configs, checked: no two of them
+    at one target."""
+    container, service = service_spec.task.container, service_spec.name
+    targets: set[str] = set()
+    for secret_ref in container.secrets:
+        _fill_file(secret_ref.file, secret_ref.secret_name, "/run/secrets/", service, targets)
+    for config_ref in container.configs:
+        _fill_file(config_ref.file, config_ref.config_name, "/", service, targets)
 
 
 def _fill_file(file: specs.FileTarget, name: str, base: str, service: str, targets: set[str]) -> None:

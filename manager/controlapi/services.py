@@ -10,20 +10,22 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotLeader
+from covey.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, NotLeader
 from covey.ids import new_id
+from manager.allocator import ports
 from manager.controlapi.secrets import resolve_references
 from manager.dispatcher.logbroker import LogBroker
 from manager.orchestrator import jobs
 from manager.scheduler import placement
 from manager.state import store as st
-from manager.state.actions import create, modify, remove
-from manager.state.queries import find_network, find_service
-from proto import control_pb2, control_pb2_grpc
+from manager.state.actions import create, modify, remove, update, write_fresh
+from manager.state.queries import cluster_of, find_network, find_service
+from proto import control_pb2, control_pb2_grpc, store_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+WRITE_ATTEMPTS = 10   # concurrent writers of published ports each conflict at most once per other
 
 
 def validate_spec(service_spec: specs.ServiceSpec) -> None:
@@ -36,6 +38,7 @@ def validate_spec(service_spec: specs.ServiceSpec) -> None:
     if service_spec.WhichOneof("mode") == "replicated_job" and job.max_concurrent > job.total_completions:
         raise InvalidArgument(f"service {service_spec.name}: max concurrent ({job.max_concurrent}) is more "
                               f"than the completions wanted ({job.total_completions})")
+    ports.validate(service_spec)
 
 
 def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
@@ -52,10 +55,10 @@ def resolve_networks(store: st.Store, service_spec: specs.ServiceSpec) -> None:
                                   f"more than once (as {seen[network.id]!r} and {config.target!r})")
         seen[network.id] = config.target
         config.target = network.id
-        _check_addresses(service_spec.name, network, config.addresses)
+        check_addresses(service_spec.name, network, config.addresses)
 
 
-def _check_addresses(service: str, network: pb.Network, addresses) -> None:
+def check_addresses(service: str, network: pb.Network, addresses) -> None:
     """A static address (compose ipv4_address): one, an IPv4 address of the network's subnet."""
     if len(addresses) > 1:
         raise InvalidArgument(f"service {service}: one address per network at most ({', '.join(addresses)})")
@@ -96,16 +99,29 @@ class ServiceAPI:
         placement.validate(placement.Demand.from_service(pb.Service(spec=service_spec)))
         resolve_networks(self._store, service_spec)
         resolve_references(self._store, service_spec)
-        if any(s.spec.name == service_spec.name for s in self._store.services.view()):
-            raise AlreadyExists(f"a service named {service_spec.name} already exists")
         now = time.time_ns()
         service = pb.Service(id=new_id(), meta=pb.Meta(created_at_ns=now, updated_at_ns=now),
                              spec=service_spec, spec_version=1)
         if request.HasField("registry_auth"):
             service.registry_auth.CopyFrom(request.registry_auth)
-        await self._store.write([create(service)])
+
+        def plan() -> list[store_pb2.StoreAction]:
+            if any(s.spec.name == service_spec.name for s in self._store.services.view()):
+                raise AlreadyExists(f"a service named {service_spec.name} already exists")
+            del service.ports[:]
+            service.ports.extend(ports.allocate(service_spec, service.id, self._store.services.view()))
+            return [create(service), self._guard()]
+        await write_fresh(self._store, plan, WRITE_ATTEMPTS, f"creating service {service_spec.name}")
         service.meta.version = 1
         return control_pb2.CreateServiceResponse(service=blanked(service))
+
+    def _guard(self) -> store_pb2.StoreAction:
+        """The cluster object written back unchanged: its version makes two writes that chose
+        published ports from the same state conflict, so the second plans again (and sees the
+        first's ports). Two creates of one name conflict the same way."""
+        cluster = cluster_of(self._store)
+        cluster.meta.updated_at_ns = time.time_ns()
+        return update(cluster)
 
     async def list(self, request: control_pb2.ListServicesRequest) -> control_pb2.ListServicesResponse:
         services = sorted(self._store.services.list(), key=lambda s: s.spec.name)
@@ -143,13 +159,20 @@ class ServiceAPI:
             if new_spec.WhichOneof("mode") != target.spec.WhichOneof("mode"):
                 raise InvalidArgument("a service's mode (replicated, global or a job) cannot be changed")
 
-        def change(service):
+        written: list[pb.Service] = []
+
+        def plan() -> list[store_pb2.StoreAction]:
+            service = self._store.services.get(target.id)
+            if service is None:
+                raise NotFound(f"service {target.spec.name} not found")
+            written[:] = [service]
+            service.meta.updated_at_ns = time.time_ns()
             if request.expected_version and service.meta.version != request.expected_version:
                 raise Conflict(f"service {service.spec.name} changed since it was read; try again")
             if request.HasField("registry_auth"):
                 service.registry_auth.CopyFrom(request.registry_auth)
                 if not request.rollback and new_spec == service.spec:
-                    return  # new credentials only: nothing to roll out
+                    return [update(service)]  # new credentials only: nothing to roll out
             previous = specs.ServiceSpec()
             previous.CopyFrom(service.spec)
             service.spec.CopyFrom(new_spec)
@@ -160,7 +183,12 @@ class ServiceAPI:
                                                            message=message))
             if jobs.is_job(service.spec):  # no rolling update: the job runs again from scratch
                 service.ClearField("update_status")
-        service = await modify(self._store, pb.Service, target.id, change, time.time_ns(), attempts=1)
+            del service.ports[:]
+            service.ports.extend(ports.allocate(new_spec, service.id, self._store.services.view()))
+            return [update(service), self._guard()]
+        await write_fresh(self._store, plan, WRITE_ATTEMPTS, f"updating service {target.spec.name}")
+        service = written[0]
+        service.meta.version += 1
         return control_pb2.UpdateServiceResponse(service=blanked(service))
 
     async def remove(self, request: control_pb2.RemoveServiceRequest) -> control_pb2.RemoveServiceResponse:

@@ -16,7 +16,8 @@ class Dispatcher:
                  leader_api_addr: Callable[[], str | None], leader_poll: float):
         self.sessions = Sessions(store, managers, leader_api_addr)
         self.leader = LeaderWatch(store.leader_addr, leader_api_addr, leader_poll)
-        assignments = Assignments(store, self.sessions, NetworkViews(store))
+        self.views = NetworkViews(store)
+        assignments = Assignments(store, self.sessions, self.views)
         reports = StatusReports(store, self.sessions, StatusWriter(store))
         # Method name -> authz.Handler, for authz.serve.
         self.handlers: dict[str, authz.Handler] = {

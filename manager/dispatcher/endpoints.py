@@ -1,9 +1,11 @@
 """What the network views are made of, computed from stored objects alone (pure functions):
-a task's endpoints, a service's entries, and the networks a task makes its node use."""
+a task's endpoints, a node's own endpoint on the ingress network, a service's entries, and the
+networks a task makes its node use."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from covey.hostname import TaskFacts, render_hostname, task_name
+from manager.allocator import ports
 from proto import dispatcher_pb2
 from proto import objects_pb2 as pb
 from proto import specs_pb2 as specs
@@ -16,10 +18,23 @@ class NodeFacts:
     """What a task's endpoints take from its node."""
     addr: str       # the underlay address (Node.status.addr)
     hostname: str   # for {{.Node.Hostname}}
+    ready: bool = True  # a node Down (no heartbeat within the timeout) serves nothing
 
 
 def node_facts(node: pb.Node) -> NodeFacts:
-    return NodeFacts(node.status.addr, node.description.hostname)
+    return NodeFacts(node.status.addr, node.description.hostname, node.status.state == pb.NodeStatus.READY)
+
+
+def node_endpoint(node: pb.Node, ingress_id: str | None) -> dispatcher_pb2.NetworkEndpoint | None:
+    """The node's own endpoint on the ingress network (its ingress sandbox's address, by the
+    allocator): what other nodes' meshes reach its host-mode tasks and return traffic through.
+    Keyed in a view by the node's ID (removed_endpoints then holds that ID)."""
+    addr = next((a.addr for a in node.attachments if a.network_id == ingress_id), None)
+    if ingress_id is None or addr is None:
+        return None
+    return dispatcher_pb2.NetworkEndpoint(node_id=node.id, node_addr=node.status.addr, addr=addr,
+                                          serving=node.status.state == pb.NodeStatus.READY,
+                                          names=[node.description.hostname] if node.description.hostname else [])
 
 
 def assigned(task: pb.Task) -> bool:
@@ -67,7 +82,7 @@ def endpoints_of(task: pb.Task, node: NodeFacts | None) -> dict[str, dispatcher_
     names = endpoint_names(task, node)
     return {a.network_id: dispatcher_pb2.NetworkEndpoint(
         task_id=task.id, service_id=task.service_id, node_addr=node.addr if node else "", addr=a.addr,
-        serving=serving(task), names=names) for a in task.networks}
+        serving=serving(task) and node is not None and node.ready, names=names) for a in task.networks}
 
 
 def network_targets(spec: specs.ServiceSpec) -> list[str]:
@@ -75,10 +90,11 @@ def network_targets(spec: specs.ServiceSpec) -> list[str]:
     return [n.target for n in spec.task.networks]
 
 
-def services_of(service: pb.Service,
-                resolve: Callable[[str], str | None]) -> dict[str, dispatcher_pb2.NetworkService]:
+def services_of(service: pb.Service, resolve: Callable[[str], str | None],
+                ingress_id: str | None = None) -> dict[str, dispatcher_pb2.NetworkService]:
     """Network ID -> the service's entry on it; `resolve` maps a target (ID or name) to a
-    network ID, or None while no such network exists."""
+    network ID, or None while no such network exists. A service that publishes ports has
+    an entry on the ingress network with its ports (allocated) and the labels the mesh reads."""
     spec = service.spec
     vips = {v.network_id: v.addr for v in service.virtual_ips}
     dnsrr = spec.endpoint.mode == specs.EndpointSpec.DNSRR
@@ -90,4 +106,9 @@ def services_of(service: pb.Service,
         out[network_id] = dispatcher_pb2.NetworkService(
             id=service.id, name=spec.name, stack=spec.labels.get(STACK_LABEL, ""),
             vip="" if dnsrr else vips.get(network_id, ""), aliases=list(attachment.aliases))
+    if ingress_id is not None and ports.publishes(spec):
+        out[ingress_id] = dispatcher_pb2.NetworkService(
+            id=service.id, name=spec.name, stack=spec.labels.get(STACK_LABEL, ""),
+            vip="" if dnsrr else vips.get(ingress_id, ""), ports=list(service.ports),
+            labels=ports.data_plane_labels(spec))
     return out

@@ -10,7 +10,14 @@ what changed and to the nodes that must hear of it, never to the size of the swa
 changes to one endpoint before a send make one entry.
 
 A node uses a network while one of its assigned tasks that has not finished is attached to it
-(a task told to stop is no endpoint any more, but its container is still attached).
+(a task told to stop is no endpoint any more, but its container is still attached). Every node
+with a stream uses the ingress network: it answers every published port, and holds its own
+endpoint there (keyed by its node ID, as removed_endpoints then names it) besides the tasks'.
+
+A change to a network every node uses (the ingress) reaches every node: its cost grows with the
+nodes. What each feed is sent is built once per distinct set of changes, not once per node:
+feeds that heard the same changes since their last send share one built view (`_built`,
+dropped at the network's next change).
 In an increment, a view's `network` holds only the ID (meta.version 0) unless the network
 itself changed.
 The index lives while some stream has a feed: built from the store when the first one opens,
@@ -72,6 +79,9 @@ class NetworkViews:
         self._by_target: dict[str, set[str]] = {}         # a spec's network target (ID or name) -> services
         self._uses: dict[str, dict[str, int]] = {}        # node -> network -> its tasks using it
         self._users: dict[str, set[str]] = {}             # network -> nodes using it
+        self._ingress_id: str | None = None
+        self._node_eps: dict[str, str] = {}               # node -> the network its own endpoint is on
+        self._built: dict[str, dict[tuple, dispatcher_pb2.NetworkView | None]] = {}  # network -> shared views
 
     # ------------------------------------------------------------ feeds
 
@@ -82,9 +92,13 @@ class NetworkViews:
         self.catch_up()
         feed = Feed(node_id, wake)
         self._feeds.setdefault(node_id, []).append(feed)
-        for network_id in self._uses.get(node_id, {}):
+        for network_id in self._used_by(node_id):
             feed.pending[network_id] = _Pending()
         return feed
+
+    def _used_by(self, node_id: str) -> set[str]:
+        used = set(self._uses.get(node_id, {}))
+        return used | {self._ingress_id} if self._ingress_id is not None else used
 
     def close(self, feed: Feed) -> None:
         feeds = self._feeds.get(feed.node_id, [])
@@ -98,21 +112,32 @@ class NetworkViews:
     def send(self, feed: Feed) -> tuple[list[dispatcher_pb2.NetworkView], list[str]]:
         """The views to send the feed's node now and the networks it no longer uses."""
         self.catch_up()
-        views, removed = [], []
-        used = self._uses.get(feed.node_id, {})
+        views: list[dispatcher_pb2.NetworkView] = []
+        removed = []
+        used = self._used_by(feed.node_id)
         for network_id, pending in feed.pending.items():
             network = self._networks.get(network_id)
             if network_id not in used or network is None:
                 if network_id in feed.known:
                     removed.append(network_id)
                     feed.known.discard(network_id)
-            elif network_id not in feed.known:
-                views.append(self.complete_view(network_id))
-                feed.known.add(network_id)
-            elif view := self._delta_view(network_id, pending):
+                continue
+            view = self._shared(network_id, None if network_id not in feed.known else pending)
+            feed.known.add(network_id)
+            if view is not None:
                 views.append(view)
         feed.pending.clear()
         return views, sorted(removed)
+
+    def _shared(self, network_id: str, pending: _Pending | None) -> dispatcher_pb2.NetworkView | None:
+        """The complete view (pending None) or the delta for `pending`, built once for every
+        feed with the same changes since the network last changed."""
+        key = ("complete",) if pending is None else (
+            pending.network, tuple(sorted(pending.endpoints)), tuple(sorted(pending.services)))
+        built = self._built.setdefault(network_id, {})
+        if key not in built:
+            built[key] = self.complete_view(network_id) if pending is None else self._delta_view(network_id, pending)
+        return built[key]
 
     def complete_view(self, network_id: str) -> dispatcher_pb2.NetworkView:
         return dispatcher_pb2.NetworkView(
@@ -137,7 +162,9 @@ class NetworkViews:
         return view
 
     def _notify(self, network_id: str, change: Callable[[_Pending], None]) -> None:
-        for node_id in self._users.get(network_id, ()):
+        self._built.pop(network_id, None)
+        everyone = network_id == self._ingress_id
+        for node_id in self._feeds if everyone else self._users.get(network_id, ()):
             for feed in self._feeds.get(node_id, ()):
                 change(feed.note(network_id))
 
@@ -236,7 +263,8 @@ class NetworkViews:
             del self._uses[node_id]
 
     def _node_changed(self, node_id: str, node: pb.Node | None) -> None:
-        """A node's address or hostname is in its tasks' endpoints."""
+        """A node's own endpoint; its address, hostname and state are in its tasks' endpoints."""
+        self._node_endpoint_changed(node_id, node)
         facts = ep.node_facts(node) if node is not None else None
         if self._nodes.get(node_id) == facts:
             return
@@ -248,12 +276,21 @@ class NetworkViews:
             if task.id in self._task_nets:
                 self._task_changed(task.id, task)
 
+    def _node_endpoint_changed(self, node_id: str, node: pb.Node | None) -> None:
+        endpoint = ep.node_endpoint(node, self._ingress_id) if node is not None else None
+        old = self._node_eps.pop(node_id, None)
+        if old is not None and (endpoint is None or old != self._ingress_id):
+            self._set_endpoint(old, node_id, None)
+        if endpoint is not None and self._ingress_id is not None:
+            self._node_eps[node_id] = self._ingress_id
+            self._set_endpoint(self._ingress_id, node_id, endpoint)
+
     def _service_changed(self, service_id: str, service: pb.Service | None) -> None:
         for target in self._service_targets.pop(service_id, ()):
             self._by_target[target].discard(service_id)
             if not self._by_target[target]:
                 del self._by_target[target]
-        entries = ep.services_of(service, self._resolve) if service is not None else {}
+        entries = ep.services_of(service, self._resolve, self._ingress_id) if service is not None else {}
         if service is not None:
             targets = self._service_targets[service_id] = frozenset(ep.network_targets(service.spec))
             for target in targets:
@@ -283,9 +320,27 @@ class NetworkViews:
         if network is not None:
             self._networks[network_id] = network
             self._by_name[network.spec.name] = network_id
+        was_ingress = network_id == self._ingress_id
+        if was_ingress or (network is not None and network.spec.ingress):
+            self._ingress_swapped(network_id, network)
+            return
         named = network or old
         if named is not None and (old is None or network is None):  # services that name it may now (not) find it
             names = {network_id, named.spec.name}
             for service_id in set().union(*(self._by_target.get(n, set()) for n in names)):
                 self._service_changed(service_id, self._store.services.peek(service_id))
         self._notify(network_id, lambda p: setattr(p, "network", True))
+
+    def _ingress_swapped(self, network_id: str, network: pb.Network | None) -> None:
+        """The ingress network came, changed or went (rare: `network create --ingress`): every
+        node hears of it; the nodes' own endpoints and the publishing services move to it."""
+        self._notify(network_id, lambda p: setattr(p, "network", True))  # while it is still the ingress
+        self._ingress_id = network_id if network is not None else None
+        if network is None:
+            self._endpoints.pop(network_id, None)
+            self._services.pop(network_id, None)
+        for node in self._store.nodes.view():
+            self._node_endpoint_changed(node.id, node)
+        for service in self._store.services.view():
+            if service.spec.endpoint.ports:
+                self._service_changed(service.id, service)

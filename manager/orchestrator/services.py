@@ -22,6 +22,7 @@ import time
 
 from covey.errors import InvalidArgument
 from manager.orchestrator import jobs, updater
+from manager.orchestrator.dependencies import DependencyGate
 from manager.orchestrator.tasks import new_task, set_desired
 from manager.scheduler.constraints import parse_constraints
 from manager.state import store as st
@@ -44,9 +45,10 @@ DEFAULT_RESTART_DELAY_NS = 5 * 10**9
 
 
 def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
-         now_ns: int | None = None, history: int = HISTORY_PER_SLOT) -> list[store_pb2.StoreAction]:
+         now_ns: int | None = None, stacks: list[pb.Stack] | None = None,
+         history: int = HISTORY_PER_SLOT) -> list[store_pb2.StoreAction]:
     """Every write that brings the tasks in line with the services: pure (the clock is
-    passed in), so it can be tested alone."""
+    passed in), so it can be tested alone. `stacks` give the services' depends_on."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     # A replicated task on a node that is down, drained or no longer in the swarm (a manager
     # that a restore or force-new-cluster removed) moves: its slot gets a new task.
@@ -70,6 +72,8 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
     for orphans in by_service.values():  # their service is gone
         actions += [set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
     actions += _reap(tasks, {n.id for n in nodes}, history)
+    if stacks and any(s.spec.dependencies for s in stacks):
+        actions = DependencyGate(stacks, services, tasks).apply(actions, tasks)
     return actions
 
 
@@ -214,7 +218,7 @@ def _reap(tasks: list[pb.Task], node_ids: set[str], history: int) -> list[store_
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
     def planned(services, tasks, nodes):
-        return plan(services, tasks, nodes, history=history_limit(store))
+        return plan(services, tasks, nodes, stacks=store.stacks.view(), history=history_limit(store))
     await run_planner(store, period, planned)
 
 

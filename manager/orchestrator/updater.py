@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from manager.allocator import ports
 from manager.orchestrator.tasks import set_desired
 from manager.state.actions import create, update
 from proto import objects_pb2 as pb
@@ -88,7 +89,8 @@ def _adopt_unchanged(service: pb.Service,
     for slot, live in slots.items():
         if live[0].spec_version == service.spec_version:
             continue
-        keep = next((t for t in live if t.spec == service.spec.task and t.status.state <= pb.RUNNING), None)
+        keep = next((t for t in live if t.spec == service.spec.task and t.status.state <= pb.RUNNING
+                     and ports.endpoint_current(t, service.spec)), None)
         if keep is None:
             continue
         changed = pb.Task()
@@ -126,6 +128,10 @@ def _roll_back(service: pb.Service, message: str, now_ns: int) -> store_pb2.Stor
     changed.spec.CopyFrom(service.previous_spec)
     changed.previous_spec.CopyFrom(service.spec)
     changed.spec_version += 1
+    # Its own ports again (an automatic one keeps its number). Not checked against other
+    # services: an automatic rollback cannot be refused (`service update --rollback` is).
+    del changed.ports[:]
+    changed.ports.extend(ports.allocate(changed.spec, changed.id, [service]))
     changed.update_status.CopyFrom(pb.UpdateStatus(state=US.ROLLBACK_STARTED, started_at_ns=now_ns,
                                                    message=message))
     changed.meta.updated_at_ns = time.time_ns()

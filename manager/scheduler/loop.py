@@ -9,6 +9,7 @@ import logging
 import time
 
 from covey.errors import InvalidArgument
+from manager.allocator import ports
 from manager.scheduler import placement
 from manager.state import store as st
 from manager.state.actions import update
@@ -24,7 +25,7 @@ def current_load(tasks: list[pb.Task], demands: dict[str, placement.Demand]) -> 
     for task in tasks:
         holds = task.node_id and task.status.state >= pb.ASSIGNED and task.status.state < pb.COMPLETE
         if holds and task.service_id in demands:
-            load.add(task.node_id, demands[task.service_id])
+            load.add(task.node_id, demands[task.service_id], host_ports=[ports.key(p) for p in task.host_ports])
     return load
 
 
@@ -37,6 +38,8 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
         if task.status.state == pb.PENDING and task.desired_state <= pb.RUNNING and task.service_id in demands:
             groups.setdefault((task.service_id, task.spec_version, task.node_id), []).append(task)
     by_id = {n.id: n for n in nodes}
+    by_service = {s.id: s for s in services}
+    avoid = ports.ingress_numbers(services)  # a host port the swarm picks is no ingress port
     every_node = placement.NodeSet(nodes)  # built once per pass: filters evaluated once per node
     actions = []
     for (service_id, _, node_id), group in sorted(groups.items()):
@@ -48,7 +51,9 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
             actions += [_pending(t, pb.PlacementExplanation(text=str(exc))) for t in group]
             continue
         for task, chosen in zip(group, placed.node_ids, strict=False):
-            actions.append(_assign(task, chosen))
+            given = ports.host_ports(by_service[service_id].spec.endpoint.ports, load.nodes[chosen].host_ports, avoid)
+            load.nodes[chosen].host_ports.update(ports.key(p) for p in given)
+            actions.append(_assign(task, chosen, given))
         if placed.explanation is None:  # every task was placed
             continue
         explanation = placed.explanation.to_proto()
@@ -58,10 +63,12 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node])
     return actions
 
 
-def _assign(task: pb.Task, node_id: str) -> store_pb2.StoreAction:
+def _assign(task: pb.Task, node_id: str, host_ports: list) -> store_pb2.StoreAction:
     placed = pb.Task()
     placed.CopyFrom(task)
     placed.node_id = node_id
+    del placed.host_ports[:]
+    placed.host_ports.extend(host_ports)
     placed.ClearField("explanation")
     placed.status.CopyFrom(pb.TaskStatus(state=pb.ASSIGNED, timestamp_ns=time.time_ns(),
                                          message="scheduler assigned task to node"))

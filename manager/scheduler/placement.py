@@ -90,14 +90,16 @@ class Load:
     """Per node id, the tasks assigned there that are not finished."""
     nodes: dict[str, NodeLoad] = field(default_factory=dict)
 
-    def add(self, node_id: str, demand: Demand, count: int = 1) -> None:
-        """`count` tasks of `demand` run (or are about to run) on the node."""
+    def add(self, node_id: str, demand: Demand, count: int = 1, host_ports: Iterable[Port] | None = None) -> None:
+        """`count` tasks of `demand` run (or are about to run) on the node; `host_ports`: the
+        ports they hold, when not the demand's (a task placed for an older spec, or one given
+        a port the swarm chose)."""
         node = self.nodes.setdefault(node_id, NodeLoad())
         node.nano_cpus += demand.nano_cpus * count
         node.memory_bytes += demand.memory_bytes * count
         node.tasks += count
         node.services[demand.service_id] = node.services.get(demand.service_id, 0) + count
-        node.host_ports.update(demand.host_ports)
+        node.host_ports.update(demand.host_ports if host_ports is None else host_ports)
 
 
 @dataclass(frozen=True)
@@ -305,12 +307,17 @@ def _dynamic_exclusions(demand: Demand, cands: list[_Cand]) -> list[Exclusion]:
                                                 format_bytes)))
     for port in demand.host_ports:
         checks.append((f"host port {port[0]}/{port[1]}", functools.partial(_port_free, port),
-                       lambda cs: f"in use on {_names(c.node for c in cs)}"))
+                       functools.partial(_port_reason, port)))
     if demand.max_replicas:
         most = demand.max_replicas
         checks.append((f"max replicas per node ({most})", lambda c: c.svc < most,
                        lambda cs: f"{_names(c.node for c in cs)} already run{'s' if len(cs) == 1 else ''} {most}"))
     return _attribute(cands, checks)
+
+
+def _port_reason(port: Port, cands: list[_Cand]) -> str:
+    return (f"{_are([c.node for c in cands], 'running')} a task that publishes {port[0]}/{port[1]} "
+            "in host mode (one per node)")
 
 
 def _cpus(nano: int) -> str:

@@ -163,3 +163,42 @@ def test_network_rm_is_refused_while_a_service_uses_it(lab, appnet):
     refused = covey(lab, "network", "rm", "appnet", check=False)
     assert refused.returncode != 0 and "web" in refused.stderr
     assert "appnet" in covey(lab, "network", "ls").stdout
+
+
+def inspect_on(lab, host, network: str) -> dict:
+    (shown,) = json.loads(lab.covey(host, "network", "inspect", network).stdout)
+    return shown
+
+
+def test_network_inspect_on_a_node_shows_its_containers_and_peers(lab, appnet):
+    tasks = running_tasks(lab, "web") + running_tasks(lab, "client")
+    host = manager(lab)         # the managers' view and the node's part together (a worker's: below)
+    local = [t for t in tasks if host_of(lab, t["node_id"]) is host]
+    remote = [t for t in tasks if host_of(lab, t["node_id"]) is not host]
+    shown = inspect_on(lab, host, appnet)
+    assert shown["Name"] == "appnet" and shown["VNI"] and shown["Sandbox"]
+    attached = {c["EndpointID"]: c for c in shown["Containers"].values()}
+    assert set(attached) == {t["id"] for t in local}, "this node's own containers on appnet"
+    for task in local:
+        assert attached[task["id"]]["IPv4Address"].split("/")[0] == task_ips(task)[0]
+        assert attached[task["id"]]["Interface"] == "eth0" and attached[task["id"]]["MacAddress"].startswith("02:42:")
+    peers = {p["EndpointIP"]: p for p in shown["Peers"]}
+    assert set(peers) == {ip for t in remote for ip in task_ips(t)}, "every remote endpoint, none of the local ones"
+    assert {p["IP"] for p in peers.values()} == {host_of(lab, t["node_id"]).addr for t in remote}
+    assert shown["Debug"]["ProgrammedPeers"] == {ip: p["IP"] for ip, p in peers.items()}, "the driver agrees"
+
+
+def test_network_inspect_of_ingress_on_a_node_shows_its_address_and_ports(lab, appnet):
+    covey(lab, "service", "create", "--name", "pub", "--publish", "18080:8080", "-d", WHOAMI)
+    converge(lab, "pub", 1)
+    worker = lab.hosts[-1]      # no managers' view there: the node's part alone
+    shown = wait_until(lambda: _with_port(inspect_on(lab, worker, "ingress"), 18080), 20, 0.3,
+                       "port 18080 in the ingress network's inspect on a worker")
+    assert shown["Ingress"] and shown["Containers"]["ingress-sbox"]["Name"] == "ingress-endpoint"
+    assert shown["Containers"]["ingress-sbox"]["IPv4Address"]
+    covey(lab, "service", "rm", "pub")
+
+
+def _with_port(shown: dict, published: int) -> dict | None:
+    ports = [p for p in shown.get("PublishedPorts", []) if p["PublishedPort"] == published and p["Backends"]]
+    return shown if ports else None

@@ -105,7 +105,7 @@ class Agent:
         held = self.networks[view.network.id]  # a partial view of an unknown network fails here
         if view.network.meta.version:  # otherwise only its ID: the network did not change
             held.network = view.network
-        held.endpoints.update((e.task_id, e) for e in view.endpoints)
+        held.endpoints.update((e.task_id or e.node_id, e) for e in view.endpoints)  # a node's own: its ID
         held.services.update((s.id, s) for s in view.services)
         for task_id in view.removed_endpoints:
             held.endpoints.pop(task_id)

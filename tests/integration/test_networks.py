@@ -60,23 +60,24 @@ async def test_create_list_inspect_remove_and_prune(swarm):
     back_spec.labels["tier"] = "db"
     back_spec.attachable = back_spec.internal = True
     back = await create_network(swarm, back_spec)
+    # swarm init's ingress network took the first subnet and VNI
     assert (front.subnet, front.gateway, front.vni, front.spec.driver_config.name) == (
-        "10.0.0.0/24", "10.0.0.1", 4096, "overlay")
-    assert (back.subnet, back.gateway, back.vni) == ("10.5.0.0/24", "10.5.0.254", 4097)
+        "10.0.1.0/24", "10.0.1.1", 4097, "overlay")
+    assert (back.subnet, back.gateway, back.vni) == ("10.5.0.0/24", "10.5.0.254", 4098)
 
     got = (await swarm.control.GetNetwork(control_pb2.GetNetworkRequest(network="back"))).network
     assert got.spec.labels["tier"] == "db" and got.spec.internal and got.spec.attachable
     assert "encrypted" in got.spec.driver_config.options
     by_prefix = (await swarm.control.GetNetwork(control_pb2.GetNetworkRequest(network=front.id[:8]))).network
     assert by_prefix.id == front.id
-    assert [n.spec.name for n in await networks(swarm)] == ["back", "front"]
+    assert [n.spec.name for n in await networks(swarm)] == ["back", "front", "ingress"]
 
     await swarm.control.RemoveNetwork(control_pb2.RemoveNetworkRequest(network="front"))
-    assert [n.spec.name for n in await networks(swarm)] == ["back"]
+    assert [n.spec.name for n in await networks(swarm)] == ["back", "ingress"]
     assert await refused(swarm.control.GetNetwork(control_pb2.GetNetworkRequest(network="front"))) == (
         "NOT_FOUND", "network front not found")
     pruned = await swarm.control.PruneNetworks(control_pb2.PruneNetworksRequest())
-    assert list(pruned.removed) == ["back"] and await networks(swarm) == []
+    assert list(pruned.removed) == ["back"] and [n.spec.name for n in await networks(swarm)] == ["ingress"]
 
 
 @swarm_test(managers=3)
@@ -121,7 +122,7 @@ async def test_bad_input_is_refused_by_name_and_nothing_is_stored(swarm):
     for label, (_, says) in bad.items():
         code, message = errors[label]
         assert code in ("INVALID_ARGUMENT", "ALREADY_EXISTS") and says in message, (label, code, message)
-    assert [n.spec.name for n in await networks(swarm)] == ["taken"]
+    assert [n.spec.name for n in await networks(swarm)] == ["ingress", "taken"]
 
 
 @swarm_test(managers=1, workers=2)
@@ -239,7 +240,7 @@ def test_swarm_init_network_defaults_are_kept_and_used(tmp_path, run):
     assert bad == "address pools 10.0.0.0/8 and 10.1.0.0/16 overlap"
     assert (list(defaults.addr_pools), defaults.subnet_size, defaults.data_path_port) == (
         ["192.168.100.0/24", "192.168.101.0/24"], 25, 7789)
-    assert subnets == ["192.168.100.0/25", "192.168.100.128/25", "192.168.101.0/25"]
+    assert subnets == ["192.168.100.128/25", "192.168.101.0/25", "192.168.101.128/25"]  # ingress: the first
 
 
 async def _init_refused(swarm: Swarm, **request) -> str:

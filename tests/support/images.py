@@ -23,6 +23,8 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\
           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
 GROUP = "root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n"
 HTTPD_CMD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+FRONT_CGI = ('#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\n'
+             'echo "front $(hostname) asked api, which said: $(wget -qO- http://api:8080/cgi-bin/id)"\n')
 WHOAMI_CGI = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s %s\\n" "$(hostname)" "$REMOTE_ADDR"\n'
 
 
@@ -48,6 +50,9 @@ def standard_images() -> list[TestImage]:
         TestImage("covey/busybox", "1", {}, {"Cmd": ["sh"]}),
         # Answers who served a request and whom it saw: "<hostname> <client address>".
         TestImage("covey/whoami", "1", {"www/index.html": "whoami\n", "www/cgi-bin/id": WHOAMI_CGI},
+                  {"Cmd": HTTPD_CMD, "ExposedPorts": {"8080/tcp": {}}}),
+        # The example stack's front: asks the service `api` (by name, over the overlay) who it is.
+        TestImage("covey/front", "1", {"www/index.html": "front\n", "www/cgi-bin/front": FRONT_CGI},
                   {"Cmd": HTTPD_CMD, "ExposedPorts": {"8080/tcp": {}}}),
     ]
 

@@ -9,7 +9,7 @@ import pytest
 from covey.cli import main as cli_main
 from covey.cli import network
 from covey.errors import InvalidArgument
-from proto import control_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
 
 
@@ -73,7 +73,7 @@ class Control:
 
 def run(control, *argv):
     args = parse(*argv)
-    return args.run(type("Conn", (), {"control": control})(), args)
+    return args.run(type("Conn", (), {"control": control, "local": False})(), args)
 
 
 def test_create_takes_docker_s_flags():
@@ -179,3 +179,78 @@ def test_prune_force_does_not_ask(capsys):
 def test_main_knows_the_network_group():
     args = cli_main.build_parser().parse_args(["network", "ls", "-q"])
     assert args.run is network.list_networks
+
+
+# ---------------------------------------------------------------- inspect on a node
+
+def local_part(network: pb.Network, sandbox="covn4097") -> local_pb2.LocalNetwork:
+    local = local_pb2.LocalNetwork(network=network, sandbox=sandbox, programmed=True)
+    local.containers.add(task_id="t1", name="web.1.t1", container_id="c" * 64, interface="eth0",
+                         address="10.0.1.5/24", mac="02:42:0a:00:01:05")
+    local.peers.add(name="web.2.t2", address="10.0.1.9", mac="02:42:0a:00:01:09", host="10.1.0.2")
+    local.programmed_peers["10.0.1.9"] = "10.1.0.2"
+    return local
+
+
+class LocalNetworks:
+    def __init__(self, *parts):
+        self.parts = {p.network.id: p for p in parts} | {p.network.spec.name: p for p in parts}
+
+    def Inspect(self, request):
+        if request.network not in self.parts:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"network {request.network} not found on this node")
+        return local_pb2.InspectLocalNetworkResponse(network=self.parts[request.network])
+
+
+def run_on_node(control, networks, *argv):
+    args = parse(*argv)
+    conn = type("Conn", (), {"control": control, "networks": networks, "local": True})()
+    return args.run(conn, args)
+
+
+def test_inspect_on_a_node_adds_its_containers_and_peers_as_docker_names_them(capsys):
+    n = net()
+    assert run_on_node(Control(n), LocalNetworks(local_part(n)), "inspect", "backend") == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["VNI"] == 4097, "the managers' view is still there"
+    assert shown["Containers"] == {"c" * 64: {"Name": "web.1.t1", "EndpointID": "t1", "MacAddress": "02:42:0a:00:01:05",
+                                              "IPv4Address": "10.0.1.5/24", "IPv6Address": "", "Interface": "eth0"}}
+    assert shown["Peers"] == [{"Name": "web.2.t2", "IP": "10.1.0.2", "EndpointIP": "10.0.1.9",
+                               "MacAddress": "02:42:0a:00:01:09"}]
+    assert shown["Sandbox"] == "covn4097" and "PublishedPorts" not in shown
+    assert shown["Debug"] == {"Programmed": True, "ProgrammedPeers": {"10.0.1.9": "10.1.0.2"}}
+
+
+def test_inspect_of_the_ingress_network_shows_the_node_endpoint_and_ports(capsys):
+    n = net("ingress")
+    n.spec.ingress = True
+    local = local_part(n)
+    local.ingress_endpoint.MergeFrom(local_pb2.NetworkContainer(name="ingress-endpoint", interface="br0",
+                                                                address="10.255.0.2/16", mac="02:42:0a:ff:00:02"))
+    local.ports.add(protocol="tcp", published=8080, target=80, mode="ingress", backends=["10.255.0.10"])
+    assert run_on_node(Control(n), LocalNetworks(local), "inspect", "ingress") == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["Containers"]["ingress-sbox"]["IPv4Address"] == "10.255.0.2/16"
+    assert shown["Containers"]["ingress-sbox"]["Name"] == "ingress-endpoint"
+    assert shown["PublishedPorts"] == [{"Protocol": "tcp", "PublishedPort": 8080, "TargetPort": 80,
+                                        "PublishMode": "ingress", "Backends": ["10.255.0.10"]}]
+
+
+def test_a_node_without_the_network_shows_no_containers_and_no_peers(capsys):
+    assert run_on_node(Control(net()), LocalNetworks(), "inspect", "backend") == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["Containers"] == {} and "Peers" not in shown and "Sandbox" not in shown
+
+
+class WorkerControl(Control):
+    def GetNetwork(self, request):
+        raise RpcFailure(grpc.StatusCode.PERMISSION_DENIED, "this node is not a swarm manager")
+
+
+def test_on_a_worker_the_node_s_part_stands_alone(capsys):
+    n = net()
+    assert run_on_node(WorkerControl(), LocalNetworks(local_part(n)), "inspect", "backend", "other") == 1
+    captured = capsys.readouterr()
+    (shown,) = json.loads(captured.out)
+    assert shown["Name"] == "backend" and shown["VNI"] == 4097 and len(shown["Peers"]) == 1
+    assert "not a swarm manager" in captured.err, "a network the worker has no part of: the managers' refusal"

@@ -302,3 +302,9 @@ def test_service_host_flag_leaves_covey_s_own_host_alone():
     args = build_parser().parse_args(["-H", "unix:///tmp/x.sock", "service", "create", "--name", "web",
                                       "--host", "db:10.0.0.5", "img"])
     assert args.host == "unix:///tmp/x.sock" and args.extra_hosts == ["db:10.0.0.5"]
+
+
+def test_tables_show_a_pinned_image_by_its_tag_as_docker_does():
+    assert service.shown_image("10.1.0.1:5000/covey/front:1@sha256:" + "a" * 64) == "10.1.0.1:5000/covey/front:1"
+    assert service.shown_image("busybox@sha256:" + "b" * 64) == "busybox@sha256:" + "b" * 64
+    assert service.shown_image("registry:5000/busybox") == "registry:5000/busybox"

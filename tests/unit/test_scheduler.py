@@ -250,7 +250,8 @@ def test_host_port_one_task_per_node_and_in_use():
     load.add("n2", Demand("other", host_ports=[(8080, "udp")]))
     p = schedule(Demand("web", host_ports=[(8080, "tcp")]), 4, nodes(3), load)
     assert (p.node_ids, p.unplaced) == (("n3", "n2"), 2)  # n2 runs a task already
-    assert why(p) == [("host port 8080/tcp", 3, "in use on host1, host2 and host3")]
+    assert why(p) == [("host port 8080/tcp", 3,
+                       "host1, host2 and host3 are running a task that publishes 8080/tcp in host mode (one per node)")]
 
 
 def test_max_replicas_per_node():
@@ -276,14 +277,15 @@ def test_each_node_counts_against_its_first_failing_filter():
     assert why(p) == [("not ready", 1, "host1 is down"), ("drained", 1, "host2"),
                       ("constraint node.labels.ssd==true", 7, "7 nodes have no such label"),
                       ("memory", 1, "needs 2GiB, largest free is 1GiB on host3"),
-                      ("host port 443/tcp", 2, "in use on host4 and host5")]
+                      ("host port 443/tcp", 2, "host4 and host5 are running a task that publishes 443/tcp in host mode "
+                                                 "(one per node)")]
     assert p.explanation.text() == (
         "no suitable node among 12 nodes:\n"
         "  1  not ready: host1 is down\n"
         "  1  drained: host2\n"
         "  7  constraint node.labels.ssd==true: 7 nodes have no such label\n"
         "  1  memory: needs 2GiB, largest free is 1GiB on host3\n"
-        "  2  host port 443/tcp: in use on host4 and host5")
+        "  2  host port 443/tcp: host4 and host5 are running a task that publishes 443/tcp in host mode (one per node)")
     proto = p.explanation.to_proto()
     assert [(f.name, f.nodes_excluded) for f in proto.filters][-1] == ("host port 443/tcp", 2)
     assert proto.text == p.explanation.line() == str(p)
