@@ -3,6 +3,8 @@
 A node certificate says who the node is: CN = node ID, OU = its role
 (`covey-manager` / `covey-worker`), O = the cluster ID.
 """
+import base64
+import binascii
 import datetime
 import hashlib
 import hmac
@@ -50,11 +52,14 @@ def _load_key(key_pem: bytes):
     return serialization.load_pem_private_key(key_pem, password=None)
 
 
-def create_root_ca(cluster_id: str) -> tuple[bytes, bytes]:
-    """A new self-signed root CA: (cert PEM, key PEM)."""
+def create_root_ca(cluster_id: str, rotation: str = "") -> tuple[bytes, bytes]:
+    """A new self-signed root CA: (cert PEM, key PEM). A rotation's CA has a name of its own
+    (`rotation`): trusted side by side with the old one, a name shared by both would make TLS
+    check certificates against the wrong key."""
     key_pem = new_key_pem()
     key = _load_key(key_pem)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "covey-root-ca"),
+    common_name = f"covey-root-ca {rotation}" if rotation else "covey-root-ca"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id)])
     now = _now()
     cert = (x509.CertificateBuilder()
@@ -97,6 +102,58 @@ def parse_token(token: str) -> tuple[str, str]:
 
 def token_matches(presented: str, expected: str) -> bool:
     return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+# ---------------------------------------------------------------- unlock keys
+
+UNLOCK_KEY_PREFIX = "CVYKEY-1-"
+UNLOCK_KEY_SIZE = 32
+INVALID_UNLOCK_KEY = "invalid unlock key"
+
+
+def new_unlock_key() -> bytes:
+    return secrets.token_bytes(UNLOCK_KEY_SIZE)
+
+
+def format_unlock_key(key: bytes) -> str:
+    """Docker's SWMKEY-1-<base64> shape, under Covey's prefix."""
+    return UNLOCK_KEY_PREFIX + base64.b64encode(key).decode().rstrip("=")
+
+
+def parse_unlock_key(text: str) -> bytes:
+    """The key an unlock key names; InvalidArgument for anything that is not one."""
+    text = text.strip()
+    shape = f"{INVALID_UNLOCK_KEY}: an unlock key looks like {UNLOCK_KEY_PREFIX}<43 characters>"
+    if not text.startswith(UNLOCK_KEY_PREFIX):
+        raise InvalidArgument(shape)
+    body = text[len(UNLOCK_KEY_PREFIX):]
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(shape) from None
+    if len(key) != UNLOCK_KEY_SIZE:
+        raise InvalidArgument(shape)
+    return key
+
+
+# ---------------------------------------------------------------- root CA rotation
+
+def trust_bundle(root_ca: pb.RootCA) -> bytes:
+    """The CAs a node trusts: the current one first, then (during a rotation) the previous."""
+    return root_ca.ca_cert_pem + root_ca.previous_ca_cert_pem
+
+
+def current_ca(bundle_pem: bytes) -> bytes:
+    """The first certificate of a trust bundle: the CA that signs new certificates."""
+    first = x509.load_pem_x509_certificates(bundle_pem)[0]
+    return first.public_bytes(serialization.Encoding.PEM)
+
+
+def issuing_ca(cert_pem: bytes, bundle_pem: bytes) -> bytes:
+    """The CA of the bundle that issued `cert_pem` (the first one when none did): a TLS chain
+    ends with it alone, a second self-signed root in a chain makes clients refuse it."""
+    cas = [ca.public_bytes(serialization.Encoding.PEM) for ca in x509.load_pem_x509_certificates(bundle_pem)]
+    return next((ca for ca in cas if validity_if_issued_by(cert_pem, ca)), cas[0])
 
 
 # ---------------------------------------------------------------- node certificates
@@ -170,14 +227,16 @@ def cert_identity(cert_pem: bytes) -> Identity:
 
 
 def validity_if_issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> tuple[datetime.datetime, datetime.datetime] | None:
-    """(not before, not after) when `cert_pem` was issued by this CA; None when it was not."""
+    """(not before, not after) when `cert_pem` was issued by this CA (or one of this bundle's);
+    None when it was not."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    ca = x509.load_pem_x509_certificate(ca_cert_pem)
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, Exception):  # InvalidSignature has no common base
-        return None
-    return cert.not_valid_before_utc, cert.not_valid_after_utc
+    for ca in x509.load_pem_x509_certificates(ca_cert_pem):  # a bundle during a CA rotation
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, Exception):  # InvalidSignature has no common base
+            continue
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    return None
 
 
 def within(validity: tuple[datetime.datetime, datetime.datetime]) -> bool:

@@ -70,7 +70,8 @@ def server_credentials(load) -> grpc.ServerCredentials:
     as they are now, and a renewed certificate is served from the next handshake on."""
     def configuration(key_pem: bytes, cert_pem: bytes, ca_cert_pem: bytes):
         return grpc.ssl_server_certificate_configuration(
-            [(key_pem, cert_pem + ca_cert_pem)], root_certificates=ca_cert_pem + anonymous_ca_pem())
+            [(key_pem, cert_pem + pki.issuing_ca(cert_pem, ca_cert_pem))],
+            root_certificates=ca_cert_pem + anonymous_ca_pem())
 
     current = [load()]
 

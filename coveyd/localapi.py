@@ -5,6 +5,7 @@ import json
 
 from covey.errors import NOT_A_MANAGER, NOT_IN_SWARM, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from covey.rpc import stream, unary
+from coveyd import autolock
 from coveyd.node import Node
 from manager.ca import authz
 from proto import control_pb2, control_pb2_grpc, local_pb2, local_pb2_grpc
@@ -24,6 +25,11 @@ class LocalNodeAPI(local_pb2_grpc.LocalNodeServicer):
     @unary
     async def SwarmJoin(self, request, context):
         return await self._node.join(request)
+
+    @unary
+    async def SwarmUnlock(self, request, context):
+        await self._node.unlock(request)
+        return local_pb2.SwarmUnlockResponse()
 
     @unary
     async def SwarmLeave(self, request, context):
@@ -49,6 +55,8 @@ def _delegate(name: str, streaming: bool):
     def manager_of(node: Node):
         if node.membership is None:
             raise FailedPrecondition(NOT_IN_SWARM)
+        if node.locked:
+            raise FailedPrecondition(autolock.LOCKED)
         if node.manager is None:
             raise PermissionDenied(f"{NOT_A_MANAGER}: worker nodes can't be used to view or modify "
                                    "cluster state; run this command on a manager node")

@@ -20,7 +20,7 @@ from covey import __version__, addr, backupfile, pki, tls
 from covey.errors import NOT_IN_SWARM, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
 from covey.ids import new_id
 from covey.units import parse_duration
-from coveyd import recovery
+from coveyd import autolock, recovery
 from coveyd.nodestate import Membership, NodeState
 from coveyd.settings import DEFAULT_HEARTBEAT, Settings
 from manager.allocator import ipam
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ALREADY_IN_SWARM = ("this node is already part of a swarm: use \"covey swarm leave\" to leave "
                     "it and join another one")
+AUTOLOCK_POLL = 0.5  # seconds: how often a manager catching up looks again at the unlock key
 RESTORE_IN_SWARM = ("this node is already part of a swarm: a backup is restored on a node that is in "
                     "none (\"covey swarm leave\" first, or restore on another host); nothing was changed")
 LAST_MANAGER = ("you are attempting to leave the swarm on a node that is participating as a "
@@ -77,7 +78,9 @@ class Node:
         self.agent: Agent | None = None   # this node's session with the leader
         self._agent_task: asyncio.Task | None = None
         self._peers_task: asyncio.Task | None = None
+        self._autolock_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one membership change at a time
+        self.locked = False  # autolock: a restarted manager waits for `swarm unlock`
 
     @property
     def _member(self) -> Membership:
@@ -95,9 +98,24 @@ class Node:
             return
         self.membership = membership
         if self.state.identity().role == pb.MANAGER:
+            if self.state.locked():
+                self.locked = True  # serves nothing but `swarm unlock` until then
+                log.warning("this manager is locked (autolock): run covey swarm unlock")
+                return
             await self._start_manager(membership)
         self._start_agent()
         log.info("resumed as node %s of cluster %s", membership.node_id, membership.cluster_id)
+
+    async def unlock(self, request: local_pb2.SwarmUnlockRequest) -> None:
+        """Open a locked manager's keys with the unlock key, then start as after any restart."""
+        async with self._lock:
+            if not self.locked:
+                raise FailedPrecondition("this node is not locked")
+            self.state.unlock(pki.parse_unlock_key(request.unlock_key))  # a wrong key changes nothing
+            self.locked = False
+            await self._start_manager(self._member)
+            self._start_agent()
+            log.info("unlocked: resumed as manager %s", self._member.node_id)
 
     async def close(self) -> None:
         await self._stop_agent()
@@ -140,7 +158,7 @@ class Node:
             try:
                 manager = await self._start_manager(membership)
                 cluster = await bootstrap(manager, cluster_id, self.hostname, ca_cert, ca_key,
-                                          heartbeat, cert_expiry, network_defaults)
+                                          heartbeat, cert_expiry, network_defaults, request.autolock)
             except BaseException:
                 await self._stop_manager()
                 self.state.erase()
@@ -149,8 +167,10 @@ class Node:
             self.membership = membership
             self._start_agent()
             log.info("initialized swarm %s; this node %s is its manager", cluster_id, node_id)
+            unlock_key = pki.format_unlock_key(cluster.unlock_key) if request.autolock else ""
             return local_pb2.SwarmInitResponse(node_id=node_id, cluster_id=cluster_id,
-                                        worker_token=cluster.join_tokens.worker, manager_addr=api_addr)
+                                        worker_token=cluster.join_tokens.worker, manager_addr=api_addr,
+                                        unlock_key=unlock_key)
 
     async def _force_new_cluster(self) -> local_pb2.SwarmInitResponse:
         """A surviving manager becomes a one-manager swarm with all the state it has.
@@ -311,6 +331,8 @@ class Node:
         async with self._lock:
             if not self.membership:
                 raise FailedPrecondition(NOT_IN_SWARM)
+            if self.locked and not request.force:
+                raise FailedPrecondition(f"{autolock.LOCKED}, or use --force to leave without unlocking")
             if self.agent is not None and (self.manager is None or request.force):
                 await self.agent.leave()  # Down at once; a manager without --force is refused below
             if self.manager is not None:
@@ -320,6 +342,7 @@ class Node:
                 await self.tasks.remove_all()  # as Docker: a node that leaves runs no task of the swarm
             self.state.erase()
             self.membership = None
+            self.locked = False
             log.info("left the swarm")
 
     async def _leave_raft(self, manager: Manager, membership: Membership, force: bool) -> None:
@@ -347,7 +370,7 @@ class Node:
         key = pki.new_key_pem()
         request = ca_pb2.RenewNodeCertificateRequest(csr_pem=pki.make_csr(key))
         response = await ca_pb2_grpc.CAStub(channel).RenewNodeCertificate(request, timeout=self.settings.join_timeout)
-        ca_cert = self.state.ca_cert()
+        ca_cert = response.ca_cert_pem or self.state.ca_cert()  # a root CA rotation gives the new bundle
         if not pki.verify_signed_by(response.cert_pem, ca_cert):
             raise Unavailable("the renewed certificate does not check out")
         async with self._lock:
@@ -360,6 +383,7 @@ class Node:
             elif response.role == pb.WORKER and me.role == pb.MANAGER:
                 await self._stop_manager()  # it already left Raft: that came first
                 shutil.rmtree(self.state.raft_dir, ignore_errors=True)
+                self.state.reseal(None)  # autolock is for managers: a worker never starts locked
                 me.listen_addr = me.advertise_addr = me.raft_addr = ""
                 me.raft_peers = []
             self.state.save_certs(ca_cert, key, response.cert_pem)
@@ -400,7 +424,7 @@ class Node:
         manager = self.manager = await Manager.open(config, step_down=self._step_down, dial=self._dial)
         server = grpc.aio.server(options=tls.SERVER_OPTIONS)
         manager.add_to_server(server)
-        creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self.state.ca_cert()))
+        creds = tls.server_credentials(lambda: (self.state.key(), self.state.cert(), self._trusted_cas(manager)))
         try:
             server.add_secure_port(membership.listen_addr, creds)
         except RuntimeError:
@@ -410,13 +434,24 @@ class Node:
         await server.start()
         self._cluster_server = server
         self._peers_task = asyncio.create_task(self._remember_peers(manager, membership), name="raft-peers")
+        self._autolock_task = asyncio.create_task(self._follow_autolock(manager), name="autolock")
         return manager
 
+    def _trusted_cas(self, manager: Manager) -> bytes:
+        """What this manager's server trusts: the CAs its state names (during a root CA
+        rotation the file, which this node's agent updates, may lag behind)."""
+        try:
+            clusters = manager.store.clusters.list()
+        except RuntimeError:  # read from gRPC's thread while the store changed: use the file
+            clusters = []
+        return pki.trust_bundle(clusters[0].root_ca) if clusters else self.state.ca_cert()
+
     async def _stop_manager(self) -> None:
-        if self._peers_task is not None:
-            self._peers_task.cancel()
-            await asyncio.gather(self._peers_task, return_exceptions=True)
-            self._peers_task = None
+        for task in (self._peers_task, self._autolock_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._peers_task = self._autolock_task = None
         if self._cluster_server is not None:
             await self._cluster_server.stop(self.settings.shutdown_timeout)
             self._cluster_server = None
@@ -441,6 +476,31 @@ class Node:
             # _stop_manager cancels this task before it closes the manager
             manager.store.unsubscribe(events)
 
+    async def _follow_autolock(self, manager: Manager) -> None:
+        """Keep this manager's keys at rest sealed with the swarm's current unlock key, or
+        plain without autolock. The key is in the replicated state, so every manager follows
+        `swarm update --autolock` and `unlock-key --rotate`; a manager still replaying its log
+        waits until it has caught up (an old key met on the way is not the current one)."""
+        events = manager.store.subscribe()
+        try:
+            while True:
+                store = manager.store
+                if store.ready() and store.caught_up() and (clusters := store.clusters.list()):
+                    cluster = clusters[0]
+                    wanted = cluster.unlock_key if cluster.spec.autolock and cluster.unlock_key else None
+                    if wanted != self.state.unlock_key:
+                        self.state.reseal(wanted)
+                        log.info("this manager's keys at rest are now %s",
+                                 "sealed by the unlock key" if wanted else "not sealed (autolock is off)")
+                try:
+                    async with asyncio.timeout(AUTOLOCK_POLL):
+                        while not isinstance((await events.get()).obj, pb.Cluster):
+                            pass
+                except TimeoutError:
+                    pass
+        finally:
+            manager.store.unsubscribe(events)
+
     def _start_agent(self) -> None:
         identity = self.state.identity()
         credentials = Credentials(self.state.ca_cert(), self.state.key(), self.state.cert(), identity.role)
@@ -449,6 +509,7 @@ class Node:
         agent = Agent(describe_node(self.hostname, __version__), credentials,
                       self._member.managers, _agent_channel, self.settings.agent,
                       on_managers=self._remember_managers, renew=self._renew, renew_in=_renew_in,
+                      on_trust=self.state.save_ca_cert,
                       tasks=self.tasks)
         self.agent = agent
         self._agent_task = asyncio.create_task(agent.run(), name="agent")

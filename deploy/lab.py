@@ -239,11 +239,11 @@ class Lab:
         os.kill(self.pids[host.index], signal.SIGCONT)
 
     def covey(self, host: Host, *args: str, check: bool = True, timeout: float = 60.0,
-              env: dict | None = None) -> subprocess.CompletedProcess:
-        """Run the covey CLI against `host`'s local socket."""
+              env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Run the covey CLI against `host`'s local socket (`stdin`: what it reads there)."""
         argv = [sys.executable, "-m", "covey.cli.main", "-H", f"unix://{host.socket}", *args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, input=stdin)
         if check and result.returncode != 0:
             raise RuntimeError(f"covey {' '.join(args)} on {host.name} failed ({result.returncode}): "
                                f"{result.stderr.strip()}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from covey import pki
 from manager.allocator import loop as allocator
-from manager.ca import authz
+from manager.ca import authz, rotation
 from manager.ca.server import CAServer
 from manager.controlapi.api import Control
 from manager.controlapi.networks import default_ingress
@@ -95,6 +95,7 @@ class Manager:
                  "orchestrator": lambda: orchestrator.run(self.store, self.config.reconcile_period),
                  "allocator": lambda: allocator.run(self.store, self.config.reconcile_period),
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
+                 "root CA rotation": lambda: rotation.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
                      self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
         self._leader_tasks = [asyncio.create_task(self._lead(name, fn), name=name) for name, fn in loops.items()]
@@ -170,7 +171,7 @@ async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
 
 async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: bytes,
                     ca_key: bytes, heartbeat_ns: int, cert_expiry_ns: int,
-                    network_defaults: pb.NetworkDefaults | None = None) -> pb.Cluster:
+                    network_defaults: pb.NetworkDefaults | None = None, autolock: bool = False) -> pb.Cluster:
     """Write the first objects of a new swarm: the cluster (with the network defaults of
     `swarm init`, checked by the caller), this manager's node and the ingress network."""
     await manager.store.wait_ready(manager.config.ready_timeout)
@@ -180,12 +181,14 @@ async def bootstrap(manager: Manager, cluster_id: str, hostname: str, ca_cert: b
     cluster = pb.Cluster(
         id=cluster_id, meta=meta,
         spec=pb.ClusterSpec(name="default", heartbeat_period_ns=heartbeat_ns,
-                            node_cert_expiry_ns=cert_expiry_ns),
+                            node_cert_expiry_ns=cert_expiry_ns, autolock=autolock),
         root_ca=pb.RootCA(ca_cert_pem=ca_cert, ca_key_pem=ca_key, ca_digest=digest),
         join_tokens=pb.JoinTokens(worker=pki.make_token(digest, pki.new_token_secret()),
                                   manager=pki.make_token(digest, pki.new_token_secret())),
-        raft_key=manager.config.raft_key, network_defaults=network_defaults)
+        raft_key=manager.config.raft_key, network_defaults=network_defaults,
+        unlock_key=pki.new_unlock_key() if autolock else b"")
     node = manager_node(manager.config.node_id, hostname, manager.config.raft_addr, manager.config.api_addr, now)
+    node.cert_ca_digest = digest
     ingress = default_ingress(cluster.network_defaults, [node], now)
     await manager.store.write([create(cluster), create(node), create(ingress)])
     return cluster

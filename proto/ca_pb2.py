@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import objects_pb2 as objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x08\x63\x61.proto\x12\x05\x63ovey\x1a\robjects.proto\"\x12\n\x10GetRootCARequest\"(\n\x11GetRootCAResponse\x12\x13\n\x0b\x63\x61_cert_pem\x18\x01 \x01(\x0c\"g\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\"\xc0\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08\x63\x65rt_pem\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x10\n\x08raft_key\x18\x06 \x01(\x0c\x12\x12\n\nraft_peers\x18\x07 \x03(\t\x12\x11\n\traft_addr\x18\x08 \x01(\t\".\n\x1bRenewNodeCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"\xac\x01\n\x1cRenewNodeCertificateResponse\x12\x10\n\x08\x63\x65rt_pem\x18\x01 \x01(\x0c\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08raft_key\x18\x03 \x01(\x0c\x12\x12\n\nraft_peers\x18\x04 \x03(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x11\n\traft_addr\x18\x06 \x01(\t\x12\x10\n\x08\x61pi_addr\x18\x07 \x01(\t2\x86\x02\n\x02\x43\x41\x12>\n\tGetRootCA\x12\x17.covey.GetRootCARequest\x1a\x18.covey.GetRootCAResponse\x12_\n\x14IssueNodeCertificate\x12\".covey.IssueNodeCertificateRequest\x1a#.covey.IssueNodeCertificateResponse\x12_\n\x14RenewNodeCertificate\x12\".covey.RenewNodeCertificateRequest\x1a#.covey.RenewNodeCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x08\x63\x61.proto\x12\x05\x63ovey\x1a\robjects.proto\"\x12\n\x10GetRootCARequest\"(\n\x11GetRootCAResponse\x12\x13\n\x0b\x63\x61_cert_pem\x18\x01 \x01(\x0c\"g\n\x1bIssueNodeCertificateRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\"\xc0\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08\x63\x65rt_pem\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61_cert_pem\x18\x04 \x01(\x0c\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x10\n\x08raft_key\x18\x06 \x01(\x0c\x12\x12\n\nraft_peers\x18\x07 \x03(\t\x12\x11\n\traft_addr\x18\x08 \x01(\t\".\n\x1bRenewNodeCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"\xc1\x01\n\x1cRenewNodeCertificateResponse\x12\x10\n\x08\x63\x65rt_pem\x18\x01 \x01(\x0c\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.covey.NodeRole\x12\x10\n\x08raft_key\x18\x03 \x01(\x0c\x12\x12\n\nraft_peers\x18\x04 \x03(\t\x12\x10\n\x08managers\x18\x05 \x03(\t\x12\x11\n\traft_addr\x18\x06 \x01(\t\x12\x10\n\x08\x61pi_addr\x18\x07 \x01(\t\x12\x13\n\x0b\x63\x61_cert_pem\x18\x08 \x01(\x0c\x32\x86\x02\n\x02\x43\x41\x12>\n\tGetRootCA\x12\x17.covey.GetRootCARequest\x1a\x18.covey.GetRootCAResponse\x12_\n\x14IssueNodeCertificate\x12\".covey.IssueNodeCertificateRequest\x1a#.covey.IssueNodeCertificateResponse\x12_\n\x14RenewNodeCertificate\x12\".covey.RenewNodeCertificateRequest\x1a#.covey.RenewNodeCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,7 +43,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RENEWNODECERTIFICATEREQUEST']._serialized_start=396
   _globals['_RENEWNODECERTIFICATEREQUEST']._serialized_end=442
   _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_start=445
-  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_end=617
-  _globals['_CA']._serialized_start=620
-  _globals['_CA']._serialized_end=882
+  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_end=638
+  _globals['_CA']._serialized_start=641
+  _globals['_CA']._serialized_end=903
 # @@protoc_insertion_point(module_scope)

@@ -56,7 +56,7 @@ class RenewNodeCertificateRequest(_message.Message):
     def __init__(self, csr_pem: _Optional[bytes] = ...) -> None: ...
 
 class RenewNodeCertificateResponse(_message.Message):
-    __slots__ = ("cert_pem", "role", "raft_key", "raft_peers", "managers", "raft_addr", "api_addr")
+    __slots__ = ("cert_pem", "role", "raft_key", "raft_peers", "managers", "raft_addr", "api_addr", "ca_cert_pem")
     CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     RAFT_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class RenewNodeCertificateResponse(_message.Message):
     MANAGERS_FIELD_NUMBER: _ClassVar[int]
     RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
     API_ADDR_FIELD_NUMBER: _ClassVar[int]
+    CA_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     cert_pem: bytes
     role: _objects_pb2.NodeRole
     raft_key: bytes
@@ -71,4 +72,5 @@ class RenewNodeCertificateResponse(_message.Message):
     managers: _containers.RepeatedScalarFieldContainer[str]
     raft_addr: str
     api_addr: str
-    def __init__(self, cert_pem: _Optional[bytes] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ..., raft_key: _Optional[bytes] = ..., raft_peers: _Optional[_Iterable[str]] = ..., managers: _Optional[_Iterable[str]] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ...) -> None: ...
+    ca_cert_pem: bytes
+    def __init__(self, cert_pem: _Optional[bytes] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ..., raft_key: _Optional[bytes] = ..., raft_peers: _Optional[_Iterable[str]] = ..., managers: _Optional[_Iterable[str]] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., ca_cert_pem: _Optional[bytes] = ...) -> None: ...

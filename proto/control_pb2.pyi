@@ -20,6 +20,46 @@ class GetClusterResponse(_message.Message):
     cluster: _objects_pb2.Cluster
     def __init__(self, cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ...) -> None: ...
 
+class UpdateClusterRequest(_message.Message):
+    __slots__ = ("heartbeat_period_ns", "node_cert_expiry_ns", "task_history_limit", "autolock")
+    HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
+    NODE_CERT_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
+    TASK_HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AUTOLOCK_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_period_ns: int
+    node_cert_expiry_ns: int
+    task_history_limit: int
+    autolock: bool
+    def __init__(self, heartbeat_period_ns: _Optional[int] = ..., node_cert_expiry_ns: _Optional[int] = ..., task_history_limit: _Optional[int] = ..., autolock: _Optional[bool] = ...) -> None: ...
+
+class UpdateClusterResponse(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: _objects_pb2.Cluster
+    def __init__(self, cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ...) -> None: ...
+
+class UnlockKeyRequest(_message.Message):
+    __slots__ = ("rotate",)
+    ROTATE_FIELD_NUMBER: _ClassVar[int]
+    rotate: bool
+    def __init__(self, rotate: _Optional[bool] = ...) -> None: ...
+
+class UnlockKeyResponse(_message.Message):
+    __slots__ = ("unlock_key",)
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
+
+class RotateRootCARequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateRootCAResponse(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: _objects_pb2.Cluster
+    def __init__(self, cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ...) -> None: ...
+
 class ListNodesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

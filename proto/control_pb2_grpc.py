@@ -79,6 +79,21 @@ class ControlStub:
                 request_serializer=control__pb2.GetClusterRequest.SerializeToString,
                 response_deserializer=control__pb2.GetClusterResponse.FromString,
                 _registered_method=True)
+        self.UpdateCluster = channel.unary_unary(
+                '/covey.Control/UpdateCluster',
+                request_serializer=control__pb2.UpdateClusterRequest.SerializeToString,
+                response_deserializer=control__pb2.UpdateClusterResponse.FromString,
+                _registered_method=True)
+        self.UnlockKey = channel.unary_unary(
+                '/covey.Control/UnlockKey',
+                request_serializer=control__pb2.UnlockKeyRequest.SerializeToString,
+                response_deserializer=control__pb2.UnlockKeyResponse.FromString,
+                _registered_method=True)
+        self.RotateRootCA = channel.unary_unary(
+                '/covey.Control/RotateRootCA',
+                request_serializer=control__pb2.RotateRootCARequest.SerializeToString,
+                response_deserializer=control__pb2.RotateRootCAResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/covey.Control/ListNodes',
                 request_serializer=control__pb2.ListNodesRequest.SerializeToString,
@@ -253,6 +268,24 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCluster(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCluster(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateRootCA(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -449,6 +482,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetCluster,
                     request_deserializer=control__pb2.GetClusterRequest.FromString,
                     response_serializer=control__pb2.GetClusterResponse.SerializeToString,
+            ),
+            'UpdateCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCluster,
+                    request_deserializer=control__pb2.UpdateClusterRequest.FromString,
+                    response_serializer=control__pb2.UpdateClusterResponse.SerializeToString,
+            ),
+            'UnlockKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockKey,
+                    request_deserializer=control__pb2.UnlockKeyRequest.FromString,
+                    response_serializer=control__pb2.UnlockKeyResponse.SerializeToString,
+            ),
+            'RotateRootCA': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateRootCA,
+                    request_deserializer=control__pb2.RotateRootCARequest.FromString,
+                    response_serializer=control__pb2.RotateRootCAResponse.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -814,6 +862,87 @@ class Control:
             '/covey.Control/GetCluster',
             control__pb2.GetClusterRequest.SerializeToString,
             control__pb2.GetClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/UpdateCluster',
+            control__pb2.UpdateClusterRequest.SerializeToString,
+            control__pb2.UpdateClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/UnlockKey',
+            control__pb2.UnlockKeyRequest.SerializeToString,
+            control__pb2.UnlockKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateRootCA(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.Control/RotateRootCA',
+            control__pb2.RotateRootCARequest.SerializeToString,
+            control__pb2.RotateRootCAResponse.FromString,
             options,
             channel_credentials,
             insecure,

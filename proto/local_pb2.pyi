@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SwarmInitRequest(_message.Message):
-    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns", "default_addr_pools", "default_addr_pool_mask_length", "data_path_port")
+    __slots__ = ("advertise_addr", "listen_addr", "heartbeat_period_ns", "force_new_cluster", "cert_expiry_ns", "default_addr_pools", "default_addr_pool_mask_length", "data_path_port", "autolock")
     ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
     LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class SwarmInitRequest(_message.Message):
     DEFAULT_ADDR_POOLS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ADDR_POOL_MASK_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
+    AUTOLOCK_FIELD_NUMBER: _ClassVar[int]
     advertise_addr: str
     listen_addr: str
     heartbeat_period_ns: int
@@ -26,19 +27,22 @@ class SwarmInitRequest(_message.Message):
     default_addr_pools: _containers.RepeatedScalarFieldContainer[str]
     default_addr_pool_mask_length: int
     data_path_port: int
-    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ..., default_addr_pools: _Optional[_Iterable[str]] = ..., default_addr_pool_mask_length: _Optional[int] = ..., data_path_port: _Optional[int] = ...) -> None: ...
+    autolock: bool
+    def __init__(self, advertise_addr: _Optional[str] = ..., listen_addr: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., force_new_cluster: _Optional[bool] = ..., cert_expiry_ns: _Optional[int] = ..., default_addr_pools: _Optional[_Iterable[str]] = ..., default_addr_pool_mask_length: _Optional[int] = ..., data_path_port: _Optional[int] = ..., autolock: _Optional[bool] = ...) -> None: ...
 
 class SwarmInitResponse(_message.Message):
-    __slots__ = ("node_id", "cluster_id", "worker_token", "manager_addr")
+    __slots__ = ("node_id", "cluster_id", "worker_token", "manager_addr", "unlock_key")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MANAGER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     cluster_id: str
     worker_token: str
     manager_addr: str
-    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., manager_addr: _Optional[str] = ...) -> None: ...
+    unlock_key: str
+    def __init__(self, node_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., manager_addr: _Optional[str] = ..., unlock_key: _Optional[str] = ...) -> None: ...
 
 class SwarmJoinRequest(_message.Message):
     __slots__ = ("token", "remote_addr", "advertise_addr", "listen_addr")
@@ -59,6 +63,16 @@ class SwarmJoinResponse(_message.Message):
     node_id: str
     role: _objects_pb2.NodeRole
     def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ...) -> None: ...
+
+class SwarmUnlockRequest(_message.Message):
+    __slots__ = ("unlock_key",)
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
+
+class SwarmUnlockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class SwarmLeaveRequest(_message.Message):
     __slots__ = ("force",)

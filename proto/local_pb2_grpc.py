@@ -34,6 +34,11 @@ class LocalNodeStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.SwarmUnlock = channel.unary_unary(
+                '/covey.LocalNode/SwarmUnlock',
+                request_serializer=local__pb2.SwarmUnlockRequest.SerializeToString,
+                response_deserializer=local__pb2.SwarmUnlockResponse.FromString,
+                _registered_method=True)
         self.SwarmInit = channel.unary_unary(
                 '/covey.LocalNode/SwarmInit',
                 request_serializer=local__pb2.SwarmInitRequest.SerializeToString,
@@ -63,6 +68,12 @@ class LocalNodeStub:
 
 class LocalNodeServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def SwarmUnlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def SwarmInit(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -98,6 +109,11 @@ class LocalNodeServicer:
 
 def add_LocalNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'SwarmUnlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwarmUnlock,
+                    request_deserializer=local__pb2.SwarmUnlockRequest.FromString,
+                    response_serializer=local__pb2.SwarmUnlockResponse.SerializeToString,
+            ),
             'SwarmInit': grpc.unary_unary_rpc_method_handler(
                     servicer.SwarmInit,
                     request_deserializer=local__pb2.SwarmInitRequest.FromString,
@@ -133,6 +149,33 @@ def add_LocalNodeServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LocalNode:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def SwarmUnlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/covey.LocalNode/SwarmUnlock',
+            local__pb2.SwarmUnlockRequest.SerializeToString,
+            local__pb2.SwarmUnlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SwarmInit(request,

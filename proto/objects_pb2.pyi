@@ -80,17 +80,19 @@ class JoinTokens(_message.Message):
     def __init__(self, worker: _Optional[str] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class RootCA(_message.Message):
-    __slots__ = ("ca_cert_pem", "ca_key_pem", "ca_digest")
+    __slots__ = ("ca_cert_pem", "ca_key_pem", "ca_digest", "previous_ca_cert_pem")
     CA_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CA_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     ca_cert_pem: bytes
     ca_key_pem: bytes
     ca_digest: str
-    def __init__(self, ca_cert_pem: _Optional[bytes] = ..., ca_key_pem: _Optional[bytes] = ..., ca_digest: _Optional[str] = ...) -> None: ...
+    previous_ca_cert_pem: bytes
+    def __init__(self, ca_cert_pem: _Optional[bytes] = ..., ca_key_pem: _Optional[bytes] = ..., ca_digest: _Optional[str] = ..., previous_ca_cert_pem: _Optional[bytes] = ...) -> None: ...
 
 class ClusterSpec(_message.Message):
-    __slots__ = ("name", "heartbeat_period_ns", "node_cert_expiry_ns", "labels")
+    __slots__ = ("name", "heartbeat_period_ns", "node_cert_expiry_ns", "labels", "task_history_limit", "autolock")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,14 +104,18 @@ class ClusterSpec(_message.Message):
     HEARTBEAT_PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
     NODE_CERT_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TASK_HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AUTOLOCK_FIELD_NUMBER: _ClassVar[int]
     name: str
     heartbeat_period_ns: int
     node_cert_expiry_ns: int
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., node_cert_expiry_ns: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    task_history_limit: int
+    autolock: bool
+    def __init__(self, name: _Optional[str] = ..., heartbeat_period_ns: _Optional[int] = ..., node_cert_expiry_ns: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., task_history_limit: _Optional[int] = ..., autolock: _Optional[bool] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "root_ca", "join_tokens", "raft_key", "removed_nodes", "network_defaults")
+    __slots__ = ("id", "meta", "spec", "root_ca", "join_tokens", "raft_key", "removed_nodes", "network_defaults", "unlock_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +124,7 @@ class Cluster(_message.Message):
     RAFT_KEY_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NODES_FIELD_NUMBER: _ClassVar[int]
     NETWORK_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
@@ -126,7 +133,8 @@ class Cluster(_message.Message):
     raft_key: bytes
     removed_nodes: _containers.RepeatedScalarFieldContainer[str]
     network_defaults: NetworkDefaults
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., raft_key: _Optional[bytes] = ..., removed_nodes: _Optional[_Iterable[str]] = ..., network_defaults: _Optional[_Union[NetworkDefaults, _Mapping]] = ...) -> None: ...
+    unlock_key: bytes
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., raft_key: _Optional[bytes] = ..., removed_nodes: _Optional[_Iterable[str]] = ..., network_defaults: _Optional[_Union[NetworkDefaults, _Mapping]] = ..., unlock_key: _Optional[bytes] = ...) -> None: ...
 
 class NetworkDefaults(_message.Message):
     __slots__ = ("addr_pools", "subnet_size", "data_path_port")
@@ -233,7 +241,7 @@ class ManagerStatus(_message.Message):
     def __init__(self, raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., reachability: _Optional[_Union[ManagerStatus.Reachability, str]] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "attachments")
+    __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "attachments", "cert_ca_digest")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +250,7 @@ class Node(_message.Message):
     MANAGER_STATUS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
+    CERT_CA_DIGEST_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: NodeSpec
@@ -250,7 +259,8 @@ class Node(_message.Message):
     manager_status: ManagerStatus
     role: NodeRole
     attachments: _containers.RepeatedCompositeFieldContainer[NetworkAttachment]
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., description: _Optional[_Union[NodeDescription, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., manager_status: _Optional[_Union[ManagerStatus, _Mapping]] = ..., role: _Optional[_Union[NodeRole, str]] = ..., attachments: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ...) -> None: ...
+    cert_ca_digest: str
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., description: _Optional[_Union[NodeDescription, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., manager_status: _Optional[_Union[ManagerStatus, _Mapping]] = ..., role: _Optional[_Union[NodeRole, str]] = ..., attachments: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., cert_ca_digest: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
     __slots__ = ("id", "meta", "spec", "spec_version", "previous_spec", "update_status", "virtual_ips", "ports", "registry_auth")

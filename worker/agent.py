@@ -9,6 +9,7 @@ learns from session messages is handed to `on_managers` so the node can persist 
 the swarm again after a restart.
 """
 import asyncio
+import dataclasses
 import logging
 import os
 import platform
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from covey import pki
 from covey.errors import NotLeader
 from proto import dispatcher_pb2, dispatcher_pb2_grpc, logbroker_pb2_grpc
 from proto import objects_pb2 as pb
@@ -94,7 +96,7 @@ class Agent:
                  on_managers: Callable[[list[str]], None] = lambda m: None,
                  renew: Callable[[Any, pb.NodeRole], Awaitable[Credentials]] | None = None,
                  renew_in: Callable[[bytes], float] | None = None,
-                 tasks=None):
+                 tasks=None, on_trust: Callable[[bytes], None] = lambda ca: None):
         self._description = description
         self._credentials = credentials
         self._managers = list(managers)
@@ -103,6 +105,7 @@ class Agent:
         self._on_managers = on_managers
         self._renew = renew  # async (channel, desired_role) -> Credentials
         self._renew_in = renew_in  # certificate PEM -> seconds until it should be renewed
+        self._on_trust = on_trust  # keeps the CAs to trust (a root CA rotation changes them)
         self._tasks = tasks  # worker.tasks.TaskManager, or None for a node that runs nothing
         self._session: tuple[str, str] | None = None  # (leader address, session ID) while in one
         self.connected = asyncio.Event()
@@ -207,6 +210,7 @@ class Agent:
         try:
             self._learn(first)
             log.info("session %s with %s established", first.session_id, opened.addr)
+            await self._follow_root_ca(channel, first.ca_cert_pem)
             await self._follow_role(channel, first.role)
             stub = dispatcher_pb2_grpc.DispatcherStub(channel)
             self._session = (opened.addr, first.session_id)
@@ -254,6 +258,7 @@ class Agent:
     async def _read(self, call, channel) -> None:
         while (message := await call.read()) is not grpc.aio.EOF:
             self._learn(message)
+            await self._follow_root_ca(channel, message.ca_cert_pem)
             await self._follow_role(channel, message.role)
         raise ConnectionError("the dispatcher ended the session")
 
@@ -266,6 +271,18 @@ class Agent:
             log.info("this node is now a %s", pb.NodeRole.Name(credentials.role).lower())
             self._credentials = credentials
             raise RoleChanged()
+
+    async def _follow_root_ca(self, channel, bundle: bytes) -> None:
+        """A root CA rotation: trust what the managers trust now, and renew at once a
+        certificate that is not of the current CA (the session goes on with the new one)."""
+        if not bundle or bundle == self._credentials.ca_cert:
+            return
+        self._credentials = dataclasses.replace(self._credentials, ca_cert=bundle)
+        self._on_trust(bundle)
+        if self._renew is not None and not pki.verify_signed_by(self._credentials.cert, pki.current_ca(bundle)):
+            self._credentials = await self._renew(channel, self._credentials.role)
+            log.info("renewed this node's certificate: the swarm has a new root CA")
+            raise RoleChanged()  # reconnect with the new certificate
 
     def _learn(self, message: dispatcher_pb2.SessionMessage) -> None:
         managers = list(message.managers)

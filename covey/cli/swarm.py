@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from covey import addr, backupfile
+from covey.cli import swarmsettings
 from covey.errors import InvalidArgument, Unavailable
 from covey.units import parse_duration
 from proto import backup_pb2, control_pb2, local_pb2
@@ -29,6 +30,8 @@ def add_parser(subparsers) -> None:
                       help="prefix length of each network's subnet (default 24)")
     init.add_argument("--data-path-port", type=int, default=0, metavar="PORT",
                       help="UDP port of the overlay's VXLAN traffic (default 4789)")
+    init.add_argument("--autolock", action="store_true",
+                      help="seal the managers' keys at rest: a restarted manager needs the unlock key")
     init.add_argument("--force-new-cluster", action="store_true",
                       help="on a surviving manager: a one-manager swarm with all the state")
     init.set_defaults(run=init_swarm)
@@ -46,6 +49,8 @@ def add_parser(subparsers) -> None:
     token.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
     token.add_argument("role", choices=sorted(ROLE_NAMES))
     token.set_defaults(run=join_token)
+
+    swarmsettings.add_parsers(swarm)
 
     leave = swarm.add_parser("leave", help="leave the swarm")
     leave.add_argument("-f", "--force", action="store_true", help="leave even as the last manager")
@@ -81,13 +86,15 @@ def init_swarm(conn, args) -> int:
         cert_expiry_ns=parse_duration(args.cert_expiry), default_addr_pools=args.default_addr_pool,
         default_addr_pool_mask_length=_non_negative(args.default_addr_pool_mask_length,
                                                     "--default-addr-pool-mask-length"),
-        data_path_port=_non_negative(args.data_path_port, "--data-path-port")))
+        data_path_port=_non_negative(args.data_path_port, "--data-path-port"), autolock=args.autolock))
     if args.force_new_cluster:
         print(f"Forced a new cluster: this node ({response.node_id}) is its only manager, with all the state.")
         return 0
     print(f"Swarm initialized: current node ({response.node_id}) is now a manager.\n")
     print(_join_command("worker", response.worker_token, response.manager_addr))
     print("To add a manager to this swarm, run 'covey swarm join-token manager' and follow the instructions.")
+    if response.unlock_key:
+        print("\n" + swarmsettings.keep_safe(response.unlock_key))
     return 0
 
 

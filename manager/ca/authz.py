@@ -65,6 +65,9 @@ POLICY: dict[str, Access] = {
     "/covey.LogBroker/PublishLogs": NODE,
     "/covey.Control/GetCluster": MANAGER,
     "/covey.Control/JoinToken": MANAGER,
+    "/covey.Control/UpdateCluster": MANAGER,
+    "/covey.Control/UnlockKey": MANAGER,       # the key that opens every manager's keys at rest
+    "/covey.Control/RotateRootCA": MANAGER,
     "/covey.Control/ListNodes": MANAGER,
     "/covey.Control/GetNode": MANAGER,
     "/covey.Control/UpdateNode": MANAGER,
@@ -123,7 +126,7 @@ def _verified(cert_pem: bytes, ca_cert_pem: bytes) -> tuple | None:
 def identify(context, cluster: pb.Cluster) -> Caller | None:
     """The node of this swarm the call's certificate names; None when it names none."""
     certs = context.auth_context().get("x509_pem_cert") or []
-    verified = _verified(certs[0], cluster.root_ca.ca_cert_pem) if certs else None
+    verified = _verified(certs[0], pki.trust_bundle(cluster.root_ca)) if certs else None
     if verified is None or not pki.within(verified[1]):  # expiry is checked on every call
         return None
     identity = verified[0]

@@ -8,7 +8,7 @@ from covey.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from covey.ids import new_id
 from manager.ca import authz
 from manager.state import store as st
-from manager.state.actions import create
+from manager.state.actions import create, modify
 from manager.state.queries import cluster_of
 from proto import ca_pb2
 from proto import objects_pb2 as pb
@@ -52,13 +52,14 @@ class CAServer:
         node = pb.Node(id=node_id, meta=pb.Meta(created_at_ns=now, updated_at_ns=now), role=role,
                        spec=pb.NodeSpec(desired_role=role, availability=pb.ACTIVE),
                        description=pb.NodeDescription(hostname=request.hostname),
-                       status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN, message="joined"))
+                       status=pb.NodeStatus(state=pb.NodeStatus.UNKNOWN, message="joined"),
+                       cert_ca_digest=cluster.root_ca.ca_digest)
         if role == pb.MANAGER:
             node.manager_status.CopyFrom(self._new_manager_addrs(request.advertise_addr))
         await self._store.write([create(node)])
         log.info("node %s (%s) joined as %s", node_id, request.hostname, pb.NodeRole.Name(role).lower())
         response = ca_pb2.IssueNodeCertificateResponse(node_id=node_id, role=role, cert_pem=cert,
-                                                   ca_cert_pem=cluster.root_ca.ca_cert_pem,
+                                                   ca_cert_pem=pki.trust_bundle(cluster.root_ca),
                                                    managers=self._managers())
         if role == pb.MANAGER:
             response.raft_key, response.raft_addr = cluster.raft_key, node.manager_status.raft_addr
@@ -93,12 +94,21 @@ class CAServer:
         cert = pki.sign_node_cert(cluster.root_ca.ca_cert_pem, cluster.root_ca.ca_key_pem,
                                   request.csr_pem, node.id, node.role, cluster.id,
                                   _cert_lifetime(cluster))
-        response = ca_pb2.RenewNodeCertificateResponse(cert_pem=cert, role=node.role, managers=self._managers())
+        if node.cert_ca_digest != cluster.root_ca.ca_digest:  # a root CA rotation counts it moved
+            await modify(self._store, pb.Node, node.id, _issued_by(cluster.root_ca.ca_digest), time.time_ns())
+        response = ca_pb2.RenewNodeCertificateResponse(cert_pem=cert, role=node.role, managers=self._managers(),
+                                                       ca_cert_pem=pki.trust_bundle(cluster.root_ca))
         if node.role == pb.MANAGER:
             response.raft_key = cluster.raft_key
             response.raft_addr, response.api_addr = node.manager_status.raft_addr, node.manager_status.api_addr
             response.raft_peers.extend(await self._admit_to_raft(node))
         return response
+
+
+def _issued_by(digest: str):
+    def change(node: pb.Node) -> None:
+        node.cert_ca_digest = digest
+    return change
 
 
 def _cert_lifetime(cluster: pb.Cluster):

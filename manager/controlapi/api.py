@@ -39,6 +39,8 @@ class Control:
         tasks = TaskAPI(store)
         networks = NetworkAPI(store)
         unary = {"GetCluster": cluster.get, "JoinToken": cluster.join_token,
+                 "UpdateCluster": cluster.update, "UnlockKey": cluster.unlock_key,
+                 "RotateRootCA": cluster.rotate_root_ca,
                  "ListNodes": nodes.list, "GetNode": nodes.get, "UpdateNode": nodes.update,
                  "RemoveNode": nodes.remove,
                  "CreateService": services.create, "ListServices": services.list,

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from covey import addr
+from covey import addr, pki
 from covey.errors import FailedPrecondition, NotFound, NotLeader, Unavailable
 from covey.ids import new_id
 from manager.ca import authz
@@ -166,16 +166,21 @@ class Sessions:
         role = node.role if node else pb.WORKER  # the role a renewal would give it now
         return dispatcher_pb2.SessionMessage(session_id=session.session_id, managers=self._managers(),
                                  heartbeat_period_ns=cluster.spec.heartbeat_period_ns,
-                                 ca_cert_pem=cluster.root_ca.ca_cert_pem, role=role)
+                                 ca_cert_pem=pki.trust_bundle(cluster.root_ca), role=role)
 
     async def run_notifier(self) -> None:
         """Leader only: a node whose object changed gets a fresh session message; when a
         manager changed, every node does (the managers list is in it)."""
         events = self._store.subscribe()
         managers = self._managers()
+        clusters = self._store.clusters.list()  # none yet in a swarm being initialized
+        bundle = pki.trust_bundle(clusters[0].root_ca) if clusters else b""
         try:
             while True:
                 event = await events.get()
+                if isinstance(event.obj, pb.Cluster) and pki.trust_bundle(event.obj.root_ca) != bundle:
+                    bundle = pki.trust_bundle(event.obj.root_ca)
+                    self.notify_all()  # a root CA rotation: every node renews, then trusts only the new CA
                 if not isinstance(event.obj, pb.Node):
                     continue
                 if self._managers() != managers:

@@ -10,8 +10,8 @@
   nodes that join later; the task of a node that goes down, is drained or no longer meets
   the constraints is shut down (a node that returns gets a new one);
 - jobs (replicated-job, global-job): run to completion, see jobs.py;
-- reaper: deletes tasks told to go that never reached a node, and keeps 5 finished
-  tasks of history per slot (per node for global services).
+- reaper: deletes tasks told to go that never reached a node, and keeps the newest finished
+  tasks of each slot (per node for global services): the cluster's task history limit, 5.
 
 Every change is a store write; nothing here touches a node directly. Managers steer only
 through desired_state (docs/design.md, "Control plane").
@@ -45,7 +45,8 @@ DEFAULT_RESTART_DELAY_NS = 5 * 10**9
 
 
 def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
-         now_ns: int | None = None, stacks: list[pb.Stack] | None = None) -> list[store_pb2.StoreAction]:
+         now_ns: int | None = None, stacks: list[pb.Stack] | None = None,
+         history: int = HISTORY_PER_SLOT) -> list[store_pb2.StoreAction]:
     """Every write that brings the tasks in line with the services: pure (the clock is
     passed in), so it can be tested alone. `stacks` give the services' depends_on."""
     now_ns = time.time_ns() if now_ns is None else now_ns
@@ -70,7 +71,7 @@ def plan(services: list[pb.Service], tasks: list[pb.Task], nodes: list[pb.Node],
             actions += _replicated(service, mine, gone, now_ns)
     for orphans in by_service.values():  # their service is gone
         actions += [set_desired(t, pb.REMOVE) for t in orphans if t.desired_state < pb.REMOVE]
-    actions += _reap(tasks, {n.id for n in nodes})
+    actions += _reap(tasks, {n.id for n in nodes}, history)
     if stacks and any(s.spec.dependencies for s in stacks):
         actions = DependencyGate(stacks, services, tasks).apply(actions, tasks)
     return actions
@@ -196,7 +197,7 @@ def _meets_constraints(service: pb.Service):
     return lambda node: all(c.matches(node) for c in parsed)
 
 
-def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[store_pb2.StoreAction]:
+def _reap(tasks: list[pb.Task], node_ids: set[str], history: int) -> list[store_pb2.StoreAction]:
     actions = []
     for task in tasks:
         never_sent = task.status.state < pb.ASSIGNED
@@ -210,11 +211,19 @@ def _reap(tasks: list[pb.Task], node_ids: set[str]) -> list[store_pb2.StoreActio
             finished.setdefault((task.service_id, task.slot or task.node_id), []).append(task)
     for group in finished.values():
         group.sort(key=lambda t: t.meta.created_at_ns, reverse=True)
-        actions += [delete(t) for t in group[HISTORY_PER_SLOT:]]
+        actions += [delete(t) for t in group[history:]]
     return actions
 
 
 async def run(store: st.Store, period: float) -> None:
     """Leader loop: re-plan whenever services, tasks or nodes change (and every `period`)."""
-    await run_planner(store, period, lambda services, tasks, nodes: plan(services, tasks, nodes,
-                                                                          stacks=store.stacks.view()))
+    def planned(services, tasks, nodes):
+        return plan(services, tasks, nodes, stacks=store.stacks.view(), history=history_limit(store))
+    await run_planner(store, period, planned)
+
+
+def history_limit(store: st.Store) -> int:
+    """Finished tasks kept per slot: `swarm update --task-history-limit`, else Docker's 5."""
+    clusters = store.clusters.view()
+    spec = clusters[0].spec if clusters else None
+    return spec.task_history_limit if spec is not None and spec.HasField("task_history_limit") else HISTORY_PER_SLOT

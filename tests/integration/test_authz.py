@@ -152,10 +152,13 @@ def test_every_method_answers_every_caller_as_declared(tmp_path, run):
                 "removed": issued(removed_id, pb.MANAGER),  # removal beats the role
             }
             served = _methods(local=False)
-            table = {who: await _outcomes(addr, ca_cert, *ident, served) for who, ident in identities.items()}
-            local = await _outcomes(addr, ca_cert, *identities["manager"], _methods(local=True))
+
+            def trusted() -> bytes:  # the manager's RotateRootCA call starts a rotation: trust both CAs
+                return pki.trust_bundle(store.clusters.list()[0].root_ca)
+            table = {who: await _outcomes(addr, trusted(), *ident, served) for who, ident in identities.items()}
+            local = await _outcomes(addr, trusted(), *identities["manager"], _methods(local=True))
             foreign_ca = pki.create_root_ca(cluster.id)
-            foreign = await _outcomes(addr, ca_cert, *issued("f" * 25, pb.MANAGER, ca=foreign_ca), served[:3])
+            foreign = await _outcomes(addr, trusted(), *issued("f" * 25, pb.MANAGER, ca=foreign_ca), served[:3])
             return table, local, foreign
         finally:
             await node.close()

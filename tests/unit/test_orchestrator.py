@@ -162,3 +162,11 @@ def test_max_attempts_within_the_window():
     latest = finished("t3", created=30 * SECOND)
     assert outcome(svc, history + [latest], now=40 * SECOND) == ([], [])      # 2 restarts used up
     assert outcome(svc, history + [latest], now=75 * SECOND) == ([("t3", pb.SHUTDOWN)], [1])  # h1 out of window
+
+
+def test_history_follows_the_clusters_task_history_limit():
+    finished = [task(f"f{i}", slot=1, desired=pb.SHUTDOWN, state=pb.FAILED, created=i) for i in range(4)]
+    for limit, kept in ((2, ["f2", "f3"]), (0, [])):
+        deleted = {tid for kind, tid, _ in decoded(plan([service(replicas=1)], finished, [], history=limit))
+                   if kind == "DELETE"}
+        assert sorted({t.id for t in finished} - deleted) == kept
