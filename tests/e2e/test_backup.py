@@ -45,7 +45,7 @@ def test_backup_on_the_manager_and_verify(lab, files):
     nodes = json.loads(lab.covey(manager, "node", "ls", "--format", "json").stdout)
     cluster_id = next(line.split()[-1] for line in made.stdout.splitlines() if line.startswith("Cluster ID"))
     assert f"Backup written to {out}" in made.stdout
-    assert "Objects:     1 cluster, 3 nodes, 0 services, 0 tasks, 0 networks" in made.stdout, made.stdout
+    assert "Objects:     1 cluster, 3 nodes, 0 services, 0 tasks, 1 networks" in made.stdout, made.stdout
     assert len(cluster_id) == 25 and len(nodes) == 3
     assert out.stat().st_mode & 0o777 == 0o600
     assert PASSPHRASE.encode() not in out.read_bytes() and b"BEGIN" not in out.read_bytes()
@@ -54,7 +54,7 @@ def test_backup_on_the_manager_and_verify(lab, files):
     assert "is a readable backup" in checked.stdout
     index = next(line for line in made.stdout.splitlines() if line.startswith("Raft index"))
     assert index in checked.stdout and f"Cluster ID:  {cluster_id}" in checked.stdout
-    assert "1 cluster, 3 nodes, 0 services, 0 tasks, 0 networks" in checked.stdout
+    assert "1 cluster, 3 nodes, 0 services, 0 tasks, 1 networks" in checked.stdout
 
 
 def test_backup_over_tcp_with_a_manager_certificate(lab, files):

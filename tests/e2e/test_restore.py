@@ -112,7 +112,7 @@ def test_restore_on_host5_brings_the_swarm_back_on_its_address(lab, backup):
     host5 = lab.hosts[4]
     done = restore(lab, host5, backup["file"], backup["pass"], check=True).stdout
     assert f"is its only manager, at {host5.addr}:4242" in done and backup["index"] in done, done
-    assert f"1 cluster, 4 nodes, 1 services, {REPLICAS} tasks, 0 networks" in done, done
+    assert f"1 cluster, 4 nodes, 1 services, {REPLICAS} tasks, 1 networks" in done, done
     old = backup["nodes"]
     assert "Removed the old managers (their certificates are denied): " in done
     assert {old["host1"], old["host2"]} == set(done.split("denied): ")[1].splitlines()[0].split(", "))
