@@ -452,6 +452,11 @@ class Node:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._peers_task = self._autolock_task = None
+        if self.manager is not None:
+            # Before the server's grace period: a lone manager's node monitor would otherwise
+            # see its own agent gone for longer than the heartbeat timeout, mark its node Down
+            # and move its tasks while coveyd merely restarts.
+            await self.manager.stop_loops()
         if self._cluster_server is not None:
             await self._cluster_server.stop(self.settings.shutdown_timeout)
             self._cluster_server = None

@@ -141,10 +141,15 @@ class Manager:
                                else pb.ManagerStatus.UNREACHABLE)
         return status
 
-    async def close(self) -> None:
+    async def stop_loops(self) -> None:
+        """No more leader loops here (the first step of stopping): nothing this manager
+        decides from now on, e.g. that its own node went quiet while coveyd shuts down."""
         for task in [*self._leader_tasks, self._watch]:
             task.cancel()
         await asyncio.gather(*self._leader_tasks, self._watch, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_loops()
         await asyncio.to_thread(self.store.close)
 
 
