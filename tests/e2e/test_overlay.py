@@ -202,3 +202,47 @@ def test_network_inspect_of_ingress_on_a_node_shows_its_address_and_ports(lab, a
 def _with_port(shown: dict, published: int) -> dict | None:
     ports = [p for p in shown.get("PublishedPorts", []) if p["PublishedPort"] == published and p["Backends"]]
     return shown if ports else None
+
+
+def test_dns_and_vips_follow_a_killed_task_on_every_node(lab, appnet):
+    web = running_tasks(lab, "web")
+    victim = web[0]
+    host = host_of(lab, victim["node_id"])
+    runc = ["runc", "--root", str(host.socket.parent / "runc")]      # coveyd's --run-dir default
+    assert lab.run_in(host, [*runc, "kill", f"covey-{victim['id']}", "KILL"]).returncode == 0
+
+    def replaced():
+        now = running_tasks(lab, "web")
+        return len(now) == 2 and victim["id"] not in {t["id"] for t in now} and now
+    now = wait_until(replaced, 60, 0.3, "the killed task replaced")
+    want = {ip for t in now for ip in task_ips(t)}
+    for client in running_tasks(lab, "client"):
+        wait_until(lambda c=client: lookup(lab, c, "tasks.web") == want, 10, 0.2,
+                   f"tasks.web on {host_of(lab, client['node_id']).name} to follow the replacement")
+        answered = {fetch(lab, client, "http://web:8080/cgi-bin/id").stdout.split()[0] for _ in range(4)}
+        assert answered == {t["id"][:12] for t in now}, "the VIP sends new connections to live tasks only"
+
+
+def test_a_coveyd_restart_on_every_host_keeps_a_long_lived_connection_open(lab, appnet):
+    # busybox nc keeps a connection only with -e: the socket is then the program's stdin and
+    # stdout; the sink logs what it reads on stderr.
+    covey(lab, "service", "create", "--name", "sink", "--network", "appnet", "-d", BUSYBOX, "nc", "-l", "-p", "9000",
+          "-e", "sh", "-c", 'while read n; do echo "got $n" >&2; done')
+    converge(lab, "sink", 1)
+    covey(lab, "service", "create", "--name", "source", "--network", "appnet", "-d", BUSYBOX, "nc", "sink", "9000",
+          "-e", "sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done")
+    tasks = {t["id"] for t in converge(lab, "source", 1) + running_tasks(lab, "sink")}
+
+    def received() -> int:     # `nc -l` takes one connection: a growing log is that one connection
+        return len(covey(lab, "service", "logs", "sink", check=False).stderr.splitlines())  # its stderr
+    wait_until(lambda: received() > 5, 20, 0.3, "the source's numbers reaching the sink")
+    for host in lab.hosts:
+        lab.stop_coveyd(host)
+        lab.start_coveyd(host)
+    wait_until(lambda: covey(lab, "node", "ls", check=False).stdout.count("Ready") == len(lab.hosts), 60, 0.3,
+               "every node Ready again")
+    before = received()
+    wait_until(lambda: received() > before + 10, 20, 0.3, "numbers still flowing on the same connection")
+    after = {t["id"] for t in running_tasks(lab, "source") + running_tasks(lab, "sink")}
+    assert after == tasks, covey(lab, "service", "ps", "source", "sink").stdout
+    covey(lab, "service", "rm", "source", "sink")
