@@ -271,9 +271,12 @@ class DurableTransport(TCPTransport):
         super().__init__(syncObj, selfNode, otherNodes)
 
     def send(self, node, message):
+        # Nothing leaves before it is durable here: a journal that cannot be written
+        # (disk full, read-only) silences this manager. A leader then gets no answers and
+        # steps down after leaderFallbackTimeout; it catches up once a write succeeds.
         sync = getattr(self._journal, "sync", None)
-        if sync is not None:
-            sync()
+        if sync is not None and sync() is False:
+            return False
         return super().send(node, message)
 
     def addNode(self, node):

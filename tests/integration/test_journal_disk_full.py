@@ -1,0 +1,110 @@
+"""A full disk never corrupts the Raft journal (issue 12): a journal on a tiny tmpfs.
+
+The finding: a failed append left a partial record, the record number advanced, the next
+syncs reported success, and the restarted manager refused its journal as tampered with.
+"""
+import errno
+import os
+
+import pytest
+
+from manager.state.raft import journal as journal_module
+from manager.state.raft.journal import DurableJournal, read_journal
+from tests.support.smalldisk import SmallDisk
+
+KEY = b"d" * 32
+TINY = 64 * 1024
+ROOMY = 4 * 1024 * 1024
+ENTRY = os.urandom(3000)       # incompressible, a few per 4 KiB page
+
+
+@pytest.fixture
+def disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = SmallDisk(tmp_path / "disk", TINY)
+    yield disk
+    disk.unmount()
+
+
+def fill_until_failure(journal: DurableJournal, start: int) -> tuple[int, int]:
+    """Append and sync entries until a sync fails: (last durable index, index that failed)."""
+    idx = start
+    while True:
+        idx += 1
+        journal.add(ENTRY, idx, 1)
+        if not journal.sync():
+            return idx - 1, idx
+        assert idx < start + 1000, "the tiny disk never filled up"
+
+
+def test_disk_full_undoes_the_append_and_a_restart_reads_the_journal(disk):
+    path = str(disk.path / "journal.cvy")
+    journal = DurableJournal(path, KEY)
+    durable, failed = fill_until_failure(journal, 0)
+    assert "No space left" in journal.disk_error
+    for _ in range(3):     # retried syncs keep failing: nothing is reported durable that is not
+        assert journal.sync(force=True) is False
+    contents = read_journal(path, KEY)           # whole records only, no partial tail
+    assert not contents.torn
+    assert [e[1] for e in contents.entries] == list(range(1, durable + 1))
+    assert os.path.getsize(path) == contents.good_size
+
+    restarted = DurableJournal(path, KEY)         # a restart while still full works
+    assert [e[1] for e in restarted] == list(range(1, durable + 1))
+    restarted._destroy()
+
+
+def test_when_space_returns_the_pending_writes_land(disk):
+    path = str(disk.path / "journal.cvy")
+    journal = DurableJournal(path, KEY)
+    _, failed = fill_until_failure(journal, 0)
+    journal.add(ENTRY, failed + 1, 1)            # more comes in while the disk is full
+    assert journal.sync() is False
+    disk.resize(ROOMY)
+    assert journal.sync() is True
+    assert journal.disk_error is None
+    journal.add(ENTRY, failed + 2, 1)
+    assert journal.sync() is True
+    journal._destroy()
+    assert [e[1] for e in read_journal(path, KEY).entries] == list(range(1, failed + 3))
+
+
+def test_term_and_vote_wait_for_the_disk(disk):
+    path = str(disk.path / "journal.cvy")
+    journal = DurableJournal(path, KEY)
+    fill_until_failure(journal, 0)
+    journal.setCurrentTerm(7, "127.0.0.1:9")
+    assert journal.dirty and journal.disk_error
+    assert journal_module.MetaFile(path + ".meta", KEY).load() == (0, None)
+    assert not os.path.exists(path + ".meta.tmp")   # the partial file gave its space back
+    disk.resize(ROOMY)
+    assert journal.sync() is True
+    assert journal_module.MetaFile(path + ".meta", KEY).load() == (7, "127.0.0.1:9")
+
+
+def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch):
+    """The kernel reports a write-back error once, then fsync succeeds on pages it dropped:
+    the record that saw the error is cut off and written again whole."""
+    path = str(tmp_path / "journal.cvy")
+    journal = DurableJournal(path, KEY)
+    journal.add(b"one", 1, 1)
+    assert journal.sync()
+    size = os.path.getsize(path)
+    real_fsync = os.fsync
+    failures = iter([OSError(errno.EIO, "Input/output error")])
+
+    def failing_fsync(fd):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal_module.os, "fsync", failing_fsync)
+    journal.add(b"two", 2, 1)
+    assert journal.sync() is False
+    assert "Input/output error" in journal.disk_error
+    assert os.path.getsize(path) == size             # the unconfirmed record is gone
+    assert journal.sync() is True                    # written again, whole, and confirmed
+    journal._destroy()
+    assert [e[0] for e in read_journal(path, KEY).entries] == [b"one", b"two"]
