@@ -1,0 +1,144 @@
+"""The chaos suite's nemeses: faults on the lab's manager hosts, each a start/heal pair
+that records what it touched (the report, and the heal, use the record).
+
+Every kernel object a nemesis makes is an nftables table named with the lab's prefix,
+inside a lab host's network namespace; the small disks are tmpfs mounts under the lab's
+directory. `heal` undoes exactly what `start` did, and the suite heals whatever is still
+started at the end, also when a test fails.
+"""
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from deploy.lab import Host, Lab, in_netns
+from tests.support.smalldisk import SmallDisk
+
+LOSS_PERCENT = 30            # packets dropped by the packet-loss nemesis
+CRASH_AFTER_SYNCS = 25       # the crash-point nemesis: journal syncs before the crash
+CRASH_POINT = "journal.after_append"
+
+
+@dataclass
+class Fault:
+    """What one start touched, for its heal and the report."""
+    nemesis: str
+    hosts: list[str]
+    detail: str
+    started: float = 0.0
+    healed: float = 0.0
+    recovered: float = 0.0       # the swarm healthy again (s after the heal)
+    undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+
+class Chaos:
+    """The lab's managers and the faults started on them."""
+
+    def __init__(self, lab: Lab, managers: list[Host], disks: dict[str, SmallDisk]):
+        self.lab = lab
+        self.managers = managers
+        self.disks = disks
+        self.table = f"{lab.prefix.replace('-', '')}chaos"
+        self.open_faults: list[Fault] = []
+
+    # ------------------------------------------------------------ helpers
+
+    def nft(self, host: Host, script: str) -> None:
+        subprocess.run([*in_netns(host.netns), "nft", "-f", "-"], input=script, text=True, check=True,
+                       capture_output=True)
+
+    def drop_table(self, host: Host) -> None:
+        subprocess.run([*in_netns(host.netns), "nft", "delete", "table", "inet", self.table], capture_output=True)
+
+    def filter_rules(self, host: Host, inbound: str = "", outbound: str = "") -> None:
+        """One table in `host`'s namespace with the given input and output rules."""
+        self.nft(host, f"""table inet {self.table} {{
+            chain input {{ type filter hook input priority -10; policy accept; {inbound} }}
+            chain output {{ type filter hook output priority -10; policy accept; {outbound} }}
+        }}""")
+
+    def others(self, host: Host) -> list[Host]:
+        return [m for m in self.managers if m is not host]
+
+    @staticmethod
+    def addrs(hosts: list[Host]) -> str:
+        return "{ " + ", ".join(h.addr for h in hosts) + " }"
+
+    # ------------------------------------------------------------ nemeses: start returns the fault
+
+    def kill(self, host: Host) -> Fault:
+        self.lab.stop_coveyd(host, signal.SIGKILL)
+        return Fault("kill", [host.name], "SIGKILL coveyd", undo=[lambda: self.lab.start_coveyd(host)])
+
+    def pause(self, host: Host) -> Fault:
+        self.lab.pause_coveyd(host)
+        return Fault("pause", [host.name], "SIGSTOP coveyd", undo=[lambda: self.lab.resume_coveyd(host)])
+
+    def isolate(self, host: Host) -> Fault:
+        """host on one side, the other managers on the other (minority/majority with 3)."""
+        peers = self.addrs(self.others(host))
+        self.filter_rules(host, inbound=f"ip saddr {peers} drop", outbound=f"ip daddr {peers} drop")
+        return Fault("isolate", [host.name], f"nft drop to/from {peers}", undo=[lambda: self.drop_table(host)])
+
+    def one_way(self, host: Host) -> Fault:
+        """host's packets reach the others; theirs never reach it."""
+        peers = self.addrs(self.others(host))
+        self.filter_rules(host, inbound=f"ip saddr {peers} drop")
+        return Fault("one-way", [host.name], f"nft drop from {peers} into it", undo=[lambda: self.drop_table(host)])
+
+    def packet_loss(self, hosts: list[Host]) -> Fault:
+        peers = self.addrs(self.managers)
+        rule = f"ip saddr {peers} numgen random mod 100 < {LOSS_PERCENT} drop"
+        for host in hosts:
+            self.filter_rules(host, inbound=rule)
+        return Fault("loss", [h.name for h in hosts], f"{LOSS_PERCENT}% of manager packets dropped",
+                     undo=[lambda h=h: self.drop_table(h) for h in hosts])
+
+    def disk_full(self, host: Host) -> Fault:
+        disk = self.disks[host.name]
+        size = disk.size
+        disk.fill()
+        return Fault("disk-full", [host.name], f"raft dir tmpfs shrunk to what it used (from {size} bytes)",
+                     undo=[lambda: disk.resize(size)])
+
+    def read_only(self, host: Host) -> Fault:
+        disk = self.disks[host.name]
+        disk.read_only(True)
+        return Fault("read-only", [host.name], "raft dir tmpfs remounted read-only",
+                     undo=[lambda: disk.read_only(False)])
+
+    def crash_point(self, host: Host) -> Fault:
+        """Restart coveyd armed to exit at a crash point; heal restarts it unarmed."""
+        self.lab.stop_coveyd(host)
+        self.lab.start_coveyd(host, env={"COVEY_CRASH_AT": f"{CRASH_POINT}:{CRASH_AFTER_SYNCS}"})
+
+        def restart():
+            self.lab.stop_coveyd(host, signal.SIGKILL)   # if it has not reached the point yet
+            self.lab.start_coveyd(host)
+        return Fault("crash-point", [host.name], f"COVEY_CRASH_AT={CRASH_POINT}:{CRASH_AFTER_SYNCS}",
+                     undo=[restart])
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def started(self, fault: Fault, at: float) -> Fault:
+        fault.started = at
+        self.open_faults.append(fault)
+        return fault
+
+    def heal(self, fault: Fault, at: float) -> None:
+        for undo in fault.undo:
+            undo()
+        fault.healed = at
+        self.open_faults.remove(fault)
+
+    def heal_all(self) -> None:
+        """Whatever is still started (a test failed midway): undo it, best effort, all of it."""
+        for fault in list(self.open_faults):
+            for undo in fault.undo:
+                try:
+                    undo()
+                except Exception as exc:  # noqa: BLE001  (go on healing the rest)
+                    print(f"chaos: healing {fault} failed: {exc}")
+            self.open_faults.remove(fault)
+        for host in self.managers:
+            self.drop_table(host)
