@@ -53,8 +53,14 @@ class Chaos:
     def filter_rules(self, host: Host, inbound: str = "", outbound: str = "") -> None:
         """One table in `host`'s namespace with the given input and output rules."""
         self.nft(host, f"""table inet {self.table} {{
-            chain input {{ type filter hook input priority -10; policy accept; {inbound} }}
-            chain output {{ type filter hook output priority -10; policy accept; {outbound} }}
+            chain input {{
+                type filter hook input priority -10; policy accept;
+                {inbound}
+            }}
+            chain output {{
+                type filter hook output priority -10; policy accept;
+                {outbound}
+            }}
         }}""")
 
     def others(self, host: Host) -> list[Host]:
@@ -101,11 +107,11 @@ class Chaos:
         return Fault("disk-full", [host.name], f"raft dir tmpfs shrunk to what it used (from {size} bytes)",
                      undo=[lambda: disk.resize(size)])
 
-    def read_only(self, host: Host) -> Fault:
-        disk = self.disks[host.name]
-        disk.read_only(True)
-        return Fault("read-only", [host.name], "raft dir tmpfs remounted read-only",
-                     undo=[lambda: disk.read_only(False)])
+    def disk_full_then_kill(self, host: Host) -> Fault:
+        """A full disk, then kill -9 while it is full: heal gives the space back first, then
+        restarts coveyd on the journal the full disk left."""
+        full, killed = self.disk_full(host), self.kill(host)
+        return Fault("disk-full-kill", [host.name], f"{full.detail}; {killed.detail}", undo=full.undo + killed.undo)
 
     def crash_point(self, host: Host) -> Fault:
         """Restart coveyd armed to exit at a crash point; heal restarts it unarmed."""

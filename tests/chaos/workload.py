@@ -17,6 +17,7 @@ from tests.chaos.linearizability import INFINITY, Op
 
 CALL_DEADLINE = 4.0          # s: one API call; longer means "unknown outcome"
 BACKOFF = 0.2                # s: after a failed call, before the client's next one
+KEY_OPS = 200                # operations on one key before the client moves to a fresh one
 INFO_PER_KEY = 3             # unknown outcomes before a client moves to a fresh key (keeps the search small)
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000),
                    ("grpc.min_reconnect_backoff_ms", 100)]
@@ -62,13 +63,14 @@ class Stats:
 class Client(threading.Thread):
     """One process of the history: operations one at a time through one manager."""
     process: int
-    socket: str
+    socket: str        # writes (and compare-and-set's read) go through this manager
     node: str          # whose labels this client writes (its own keys)
     service: str       # whose labels it compare-and-sets
     history: list
     lock: threading.Lock
     stop: threading.Event
     max_ops: int
+    read_sockets: tuple = ()   # plain reads go through any of these: a stale replica shows
     tag: str = ""      # sets this run's keys apart from earlier runs' on the same swarm
     seed: int = 0
     stats: Stats = field(default_factory=Stats)
@@ -76,10 +78,12 @@ class Client(threading.Thread):
     def __post_init__(self):
         threading.Thread.__init__(self, daemon=True, name=f"chaos-client-{self.process}")
         self.stub = control(self.socket)
+        self.readers = [control(s) for s in self.read_sockets] or [self.stub]
         self.random = random.Random(self.seed)
         self.values = itertools.count(1)
         self.generation = {"n": 0, "s": 0}
         self.unknown = {"n": 0, "s": 0}
+        self.done = {"n": 0, "s": 0}
         self.keys: dict[str, tuple[str, str]] = {}   # key -> ("node" | "service", whose labels)
 
     def key(self, kind: str) -> str:
@@ -92,11 +96,11 @@ class Client(threading.Thread):
             kind = self.random.choice("ns")
             outcome = self.node_op() if kind == "n" else self.service_op()
             self.stats.add(outcome)
-            if outcome == "info":
-                self.unknown[kind] += 1
-                if self.unknown[kind] >= INFO_PER_KEY:
-                    self.generation[kind] += 1
-                    self.unknown[kind] = 0
+            self.done[kind] += 1
+            self.unknown[kind] += outcome == "info"
+            if self.unknown[kind] >= INFO_PER_KEY or self.done[kind] >= KEY_OPS:
+                self.generation[kind] += 1
+                self.unknown[kind] = self.done[kind] = 0
             if outcome != "ok":
                 self.stop.wait(BACKOFF)
 
@@ -110,7 +114,8 @@ class Client(threading.Thread):
         invoked = time.monotonic()
         if self.random.random() < 0.5:
             try:
-                node = self.stub.GetNode(control_pb2.GetNodeRequest(node=self.node), timeout=CALL_DEADLINE).node
+                reader = self.random.choice(self.readers)
+                node = reader.GetNode(control_pb2.GetNodeRequest(node=self.node), timeout=CALL_DEADLINE).node
             except grpc.RpcError as error:
                 return self._read_failed(error)
             self.record(key, "read", node.spec.labels.get(key), invoked, "ok")

@@ -28,10 +28,6 @@ class SmallDisk:
         used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize
         self.resize(max(used, stat.f_frsize))
 
-    def read_only(self, on: bool) -> None:
-        subprocess.run(["mount", "-o", "remount," + ("ro" if on else "rw"), str(self.path)],
-                       check=True, capture_output=True, text=True)
-
     def mounted(self) -> bool:
         return os.path.ismount(self.path)
 
