@@ -7,14 +7,21 @@ import errno
 import os
 
 import pytest
+from pysyncobj import SyncObjException
 
 from manager.state.raft import journal as journal_module
+from manager.state.raft import safety
 from manager.state.raft.journal import DurableJournal, read_journal
+from tests.integration import raftkit
+from tests.integration.raftkit import Replica, free_ports, stop_all
+from tests.support.poll import wait_until
 from tests.support.smalldisk import SmallDisk
 
 KEY = b"d" * 32
 TINY = 64 * 1024
 ROOMY = 4 * 1024 * 1024
+WRITE_TIMEOUT = 10.0     # s: one write through Raft, an election
+REFUSED_AFTER = 2.0      # s: a write not acknowledged by then is taken as refused (the disk is full)
 ENTRY = os.urandom(3000)       # incompressible, a few per 4 KiB page
 
 
@@ -108,3 +115,66 @@ def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch):
     assert journal.sync() is True                    # written again, whole, and confirmed
     journal._destroy()
     assert [e[0] for e in read_journal(path, KEY).entries] == [b"one", b"two"]
+
+
+# ---------------------------------------------------------------- through Raft
+
+@pytest.fixture
+def replicas():
+    started = []
+    yield started
+    stop_all(started)
+
+
+def fill_through_raft(replica: Replica) -> int:
+    """Acknowledged writes until one is not: the index of the first not acknowledged."""
+    for i in range(1000):
+        try:
+            replica.write("node", f"n{i}", ENTRY.hex().encode(), timeout=REFUSED_AFTER)
+        except SyncObjException:
+            return i
+    raise AssertionError("the tiny disk never filled up")
+
+
+def test_a_single_manager_acknowledges_nothing_its_full_disk_did_not_take(disk, replicas):
+    replica = Replica(disk.path / "raft", f"127.0.0.1:{free_ports(1)[0]}", [])
+    replicas.append(replica)
+    wait_until(replica.raft._isLeader, WRITE_TIMEOUT, 0.01, "the single node to lead")
+    first_refused = fill_through_raft(replica)
+    assert replica.journal().disk_error
+    durable = read_journal(str(disk.path / "raft" / safety.JOURNAL_NAME), raftkit.AT_REST_KEY)
+    stored = {c for c, _, _ in durable.entries}
+    assert sum(1 for c in stored if ENTRY.hex().encode() in c) >= first_refused   # every ack is on disk
+    disk.resize(ROOMY)                                 # space returns: the refused write applies
+    wait_until(lambda: f"n{first_refused}" in replica.state.tables["node"], WRITE_TIMEOUT, 0.05,
+               "the pending write to apply once the disk has room")
+    assert replica.journal().disk_error is None
+
+
+def test_a_leader_whose_disk_fills_steps_down_and_catches_up(tmp_path, replicas):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disks = [SmallDisk(tmp_path / f"m{i}", ROOMY) for i in range(3)]
+    try:
+        replicas.extend(raftkit.start_cluster(tmp_path))
+        leader = raftkit.leader_of(replicas)
+        leader.write("node", "before", b"1")
+        disk = disks[replicas.index(leader)]
+        disk.fill()
+        # A full disk shows only when there is something to write: a heartbeat writes nothing.
+        refused = []
+        leader.state.put("node", "while-full", ENTRY, callback=lambda result, error: refused.append(error))
+        new_leader = wait_until(lambda: next((r for r in replicas if r is not leader and r.raft._isLeader()), None),
+                                WRITE_TIMEOUT, 0.05, "another replica to lead")
+        assert not leader.raft._isLeader() and leader.journal().disk_error
+        assert refused != [raftkit.FAIL_REASON.SUCCESS]     # never acknowledged while full
+        new_leader.write("node", "during", b"2")
+        disk.resize(ROOMY)
+        wait_until(lambda: leader.state.tables["node"].get("during") == b"2", WRITE_TIMEOUT, 0.05,
+                   "the old leader to catch up once its disk has room")
+        assert leader.journal().disk_error is None
+    finally:
+        stop_all(replicas)
+        replicas.clear()
+        for disk in disks:
+            disk.unmount()

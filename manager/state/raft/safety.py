@@ -9,7 +9,8 @@ What pysyncobj gets wrong, and what this module does about it:
    only the first entry whose term conflicts is truncated, as Raft says.
 2. Its FileJournal never fsyncs: `DurableJournal` (raftjournal.py) appends
    one sealed record per batch and fsyncs it before any message leaves the
-   node (`DurableTransport.send`) and when the commit index moves.
+   node (`DurableTransport.send`) and when the commit index moves. While the
+   journal cannot be written (disk full), nothing is sent and nothing applied.
 3. Its files are plaintext pickles: journal, meta and snapshot are sealed
    with AES-GCM under a per-manager key.
 4. Snapshots are pickles: here they are protobuf (raftsnap.py).
@@ -53,6 +54,7 @@ PYSYNCOBJ_VERSION = "0.3.17"
 _STOCK_CREATE_JOURNAL = pysyncobj_syncobj.createJournal
 _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
 _STOCK_ON_MESSAGE = SyncObj._SyncObj__onMessageReceived
+_STOCK_APPLY = SyncObj._SyncObj__applyLogEntries
 
 _JOURNALS: dict[str, bytes] = {}              # journal path -> at-rest key
 _SNAPSHOTS: dict[str, SnapshotCodec] = {}     # snapshot path -> codec
@@ -120,6 +122,7 @@ def install() -> None:
     if getattr(SyncObj._SyncObj__onMessageReceived, "_covey_fixed", False):
         return
     SyncObj._SyncObj__onMessageReceived = _on_message_received
+    SyncObj._SyncObj__applyLogEntries = _apply_durable_entries
     pysyncobj_syncobj.createJournal = _create_journal
     pysyncobj_syncobj.Serializer = _create_serializer
 
@@ -244,6 +247,18 @@ class _PrefixView:
 
     def __getattr__(self, name):
         return getattr(self._journal, name)
+
+
+# ---------------------------------------------------------------- 2. apply only what is durable
+
+def _apply_durable_entries(self):
+    """A leader alone counts itself a majority and applies (acknowledges) as soon as it
+    appended: with a journal that cannot be written, apply nothing until the retried
+    write succeeds. On a healthy journal this costs one attribute read per tick."""
+    journal = self._SyncObj__raftLog
+    if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
+        return False
+    return _STOCK_APPLY(self)
 
 
 # ---------------------------------------------------------------- 2 and 5. the transport
