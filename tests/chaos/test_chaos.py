@@ -106,9 +106,10 @@ def run_nemesis(chaos: Chaos, name: str, tag: str) -> Run:
         while True:
             hold(QUIET)
             leader, follower = roles(chaos)
+            logs = {h.name: len(h.log_file.read_text()) for h in chaos.managers}
             fault = chaos.started(NEMESES[name](chaos, leader, follower), time.monotonic())
             hold(FAULT_HOLD)
-            during_fault(chaos, fault)
+            during_fault(chaos, fault, logs)
             chaos.heal(fault, time.monotonic())
             healthy(lab, chaos.managers[0].name, tuple(h.name for h in chaos.managers), RECOVERY_TIMEOUT)
             fault.recovered = time.monotonic() - fault.healed
@@ -123,24 +124,30 @@ def run_nemesis(chaos: Chaos, name: str, tag: str) -> Run:
     return Run(name, history, faults, clients)
 
 
-def during_fault(chaos: Chaos, fault: Fault) -> None:
+def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
     """What must hold while a disk is full: the manager says why, in its log
     and in its ManagerStatus (node ls / node inspect on it)."""
     if fault.nemesis != "disk-full":   # (disk-full-kill: its coveyd is not there to ask)
         return
     host = next(h for h in chaos.managers if h.name == fault.hosts[0])
-    wait_until(lambda: "cannot write" in host.log_file.read_text(), RECOVERY_TIMEOUT, 0.2,
+    wait_until(lambda: "cannot write" in host.log_file.read_text()[logs[host.name]:], RECOVERY_TIMEOUT, 0.2,
                f"{host.name} to log that it cannot write its journal")
     stub = control(str(host.socket))
+    seen = []
 
     def says_why():
         try:
             node = stub.GetNode(control_pb2.GetNodeRequest(node=host.name), timeout=5).node
-        except grpc.RpcError:
+        except grpc.RpcError as error:
+            seen.append(f"{error.code().name}: {error.details()}")
             return None
         status = node.manager_status
+        seen.append(f"{pb.ManagerStatus.Reachability.Name(status.reachability)} {status.message!r}")
         return status.message if status.reachability == pb.ManagerStatus.UNREACHABLE else None
-    message = wait_until(says_why, RECOVERY_TIMEOUT, 0.2, f"{host.name} to say why in node inspect")
+    try:
+        message = wait_until(says_why, RECOVERY_TIMEOUT, 0.2, f"{host.name} to say why in node inspect")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; it answered: {sorted(set(seen))}") from None
     assert "raft journal" in message
 
 

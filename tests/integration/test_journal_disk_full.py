@@ -14,13 +14,14 @@ from manager.state.raft import safety
 from manager.state.raft.journal import DurableJournal, read_journal
 from tests.integration import raftkit
 from tests.integration.raftkit import Replica, free_ports, stop_all
-from tests.support.poll import wait_until
+from tests.support.poll import holds_for, wait_until
 from tests.support.smalldisk import SmallDisk
 
 KEY = b"d" * 32
 TINY = 64 * 1024
 ROOMY = 4 * 1024 * 1024
 WRITE_TIMEOUT = 10.0     # s: one write through Raft, an election
+HOLD = 1.0               # s: several election timeouts of raftkit.FAST (0.3-0.6 s)
 REFUSED_AFTER = 2.0      # s: a write not acknowledged by then is taken as refused (the disk is full)
 ENTRY = os.urandom(3000)       # incompressible, a few per 4 KiB page
 
@@ -167,6 +168,15 @@ def test_a_leader_whose_disk_fills_steps_down_and_catches_up(tmp_path, replicas)
         new_leader = wait_until(lambda: next((r for r in replicas if r is not leader and r.raft._isLeader()), None),
                                 WRITE_TIMEOUT, 0.05, "another replica to lead")
         assert not leader.raft._isLeader() and leader.journal().disk_error
+        # It runs for nothing (it could not store its vote): it follows the new leader, at
+        # its term, so its API answers and its return disrupts no one.
+        def follows():
+            current = leader.raft._getLeader()
+            return (current is not None and current.id == new_leader.addr
+                    and leader.raft.raftCurrentTerm == new_leader.raft.raftCurrentTerm)
+        wait_until(follows, WRITE_TIMEOUT, 0.05, "the full replica to follow the new leader")
+        leader.raft._SyncObj__raftElectionDeadline = 0       # its election timer runs out now
+        holds_for(follows, HOLD, 0.02, "the full replica following the new leader at its term")
         assert refused != [raftkit.FAIL_REASON.SUCCESS]     # never acknowledged while full
         new_leader.write("node", "during", b"2")
         disk.resize(ROOMY)

@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+FILL_ATTEMPTS = 20     # looks at the used size before giving up on a busy writer
+
 
 class SmallDisk:
     def __init__(self, path: Path, size: int):
@@ -23,10 +25,21 @@ class SmallDisk:
         self.size = size
 
     def fill(self) -> None:
-        """Shrink it to what is used now: every further write that needs a block fails."""
+        """Shrink it to what is used now: every further write that needs a block fails.
+        A writer may grow it between the look and the remount (which then refuses a size
+        below what is used): look again."""
+        for _ in range(FILL_ATTEMPTS - 1):
+            try:
+                return self._shrink_to_used()
+            except subprocess.CalledProcessError:
+                continue
+        self._shrink_to_used()
+
+    def _shrink_to_used(self) -> None:
         stat = os.statvfs(self.path)
         used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize
-        self.resize(max(used, stat.f_frsize))
+        subprocess.run(["mount", "-o", f"remount,size={max(used, stat.f_frsize)}", str(self.path)],
+                       check=True, capture_output=True, text=True)
 
     def mounted(self) -> bool:
         return os.path.ismount(self.path)

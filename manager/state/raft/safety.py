@@ -55,6 +55,7 @@ _STOCK_CREATE_JOURNAL = pysyncobj_syncobj.createJournal
 _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
 _STOCK_ON_MESSAGE = SyncObj._SyncObj__onMessageReceived
 _STOCK_APPLY = SyncObj._SyncObj__applyLogEntries
+_STOCK_ON_TICK = SyncObj._onTick
 
 _JOURNALS: dict[str, bytes] = {}              # journal path -> at-rest key
 _SNAPSHOTS: dict[str, SnapshotCodec] = {}     # snapshot path -> codec
@@ -123,6 +124,7 @@ def install() -> None:
         return
     SyncObj._SyncObj__onMessageReceived = _on_message_received
     SyncObj._SyncObj__applyLogEntries = _apply_durable_entries
+    SyncObj._onTick = _on_tick_no_election_while_not_durable
     pysyncobj_syncobj.createJournal = _create_journal
     pysyncobj_syncobj.Serializer = _create_serializer
 
@@ -259,6 +261,17 @@ def _apply_durable_entries(self):
     if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
         return False
     return _STOCK_APPLY(self)
+
+
+def _on_tick_no_election_while_not_durable(self, timeToWait=0.0):
+    """A manager that cannot write its term and vote cannot run for leader: it would bump
+    its term in memory at every election timeout, send nothing, know no leader (so its API
+    would answer "no leader" instead of why), and on recovery disrupt the healthy leader
+    with its runaway term. It stays a follower until a write succeeds."""
+    journal = self._SyncObj__raftLog
+    if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
+        self._SyncObj__raftElectionDeadline = pysyncobj_syncobj.monotonicTime() + self._SyncObj__generateRaftTimeout()
+    return _STOCK_ON_TICK(self, timeToWait)
 
 
 # ---------------------------------------------------------------- 2 and 5. the transport
