@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deploy.lab import Host, Lab, in_netns
+from manager.state.raft import crash
 from tests.support.smalldisk import SmallDisk
 
 LOSS_PERCENT = 30            # packets dropped by the packet-loss nemesis
-CRASH_AFTER_SYNCS = 25       # the crash-point nemesis: journal syncs before the crash
-CRASH_POINT = "journal.after_append"
+CRASH_AFTER = 25             # the crash-point nemesis: passes through the point before the crash
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Chaos:
         self.disks = disks
         self.table = f"{lab.prefix.replace('-', '')}chaos"
         self.open_faults: list[Fault] = []
+        self.crashes = 0             # crash-point faults so far: each takes the next point
 
     # ------------------------------------------------------------ helpers
 
@@ -114,15 +115,21 @@ class Chaos:
         return Fault("disk-full-kill", [host.name], f"{full.detail}; {killed.detail}", undo=full.undo + killed.undo)
 
     def crash_point(self, host: Host) -> Fault:
-        """Restart coveyd armed to exit at a crash point; heal restarts it unarmed."""
+        """Restart coveyd armed to exit at a crash point (the next of crash.POINTS each time;
+        some are reached only by a compaction, so it may not crash); heal restarts it unarmed."""
+        point = f"{crash.POINTS[self.crashes % len(crash.POINTS)]}:{CRASH_AFTER}"
+        self.crashes += 1
         self.lab.stop_coveyd(host)
-        self.lab.start_coveyd(host, env={"COVEY_CRASH_AT": f"{CRASH_POINT}:{CRASH_AFTER_SYNCS}"})
+        self.lab.start_coveyd(host, env={crash.ENV: point})
+        fault = Fault("crash-point", [host.name], f"{crash.ENV}={point}")
 
         def restart():
-            self.lab.stop_coveyd(host, signal.SIGKILL)   # if it has not reached the point yet
+            crashed = not self.lab.coveyd_running(host)
+            fault.detail += "; it crashed there" if crashed else "; not reached"
+            self.lab.stop_coveyd(host, signal.SIGKILL)
             self.lab.start_coveyd(host)
-        return Fault("crash-point", [host.name], f"COVEY_CRASH_AT={CRASH_POINT}:{CRASH_AFTER_SYNCS}",
-                     undo=[restart])
+        fault.undo.append(restart)
+        return fault
 
     # ------------------------------------------------------------ bookkeeping
 

@@ -14,6 +14,7 @@ repeats faults of each nemesis for that long, with more operations.
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import grpc
@@ -84,9 +85,10 @@ class Run:
         ok, fail, info = (sum(getattr(c.stats, k) for c in self.clients) for k in ("ok", "fail", "info"))
         total = ok + fail + info
         recoveries = ", ".join(f"{f.recovered:.1f}" for f in self.faults)
+        errors = sum((c.stats.errors for c in self.clients), Counter()).most_common(4)
         return (f"chaos {self.nemesis}: {total} operations (ok {ok}, fail {fail}, unknown {info}: "
                 f"{info / max(total, 1):.1%}), {len(self.faults)} faults, {violations} violations, "
-                f"recovery s: {recoveries}")
+                f"recovery s: {recoveries}; most frequent errors: {errors}")
 
 
 def run_nemesis(chaos: Chaos, name: str, tag: str) -> Run:

@@ -7,6 +7,7 @@ import itertools
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
@@ -24,6 +25,11 @@ CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconn
 # Certainly not applied: the manager refused it, or the call never reached a manager.
 REFUSED = {grpc.StatusCode.ABORTED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS}
+
+
+def error_kind(error: grpc.RpcError) -> str:
+    """The code and the first words of the details: counted for the report."""
+    return f"{error.code().name}: {' '.join((error.details() or '').split()[:6])}"
 
 
 def outcome_of(error: grpc.RpcError) -> str:
@@ -54,6 +60,7 @@ class Stats:
     ok: int = 0
     fail: int = 0
     info: int = 0
+    errors: Counter = field(default_factory=Counter)   # "CODE: details" of failed calls
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -127,6 +134,7 @@ class Client(threading.Thread):
             outcome = "ok"
         except grpc.RpcError as error:
             outcome = outcome_of(error)
+            self.stats.errors[error_kind(error)] += 1
         self.record(key, "write", value, invoked, outcome)
         return outcome
 
@@ -152,8 +160,10 @@ class Client(threading.Thread):
             outcome = "ok"
         except grpc.RpcError as error:
             outcome = outcome_of(error)
+            self.stats.errors[error_kind(error)] += 1
         self.record(key, "cas", (old, new), invoked, outcome)
         return outcome
 
     def _read_failed(self, error: grpc.RpcError) -> str:
+        self.stats.errors[error_kind(error)] += 1
         return "fail" if outcome_of(error) == "fail" else "info"
