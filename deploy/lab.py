@@ -168,7 +168,8 @@ class Lab:
 
     # ------------------------------------------------------------ coveyd
 
-    def start_coveyd(self, host: Host, timeout: float = 30.0) -> int:
+    def start_coveyd(self, host: Host, timeout: float = 30.0, env: dict | None = None) -> int:
+        """Start coveyd on `host` (with `env` added to its environment) and wait until it listens."""
         argv = [*in_netns(host.netns), sys.executable, "-m", "coveyd.daemon",
                 "--data-dir", str(host.data_dir), "--socket", str(host.socket),
                 "--log-file", str(host.log_file), "--hostname", host.name]
@@ -180,7 +181,7 @@ class Lab:
         with open(host.dir / "coveyd.out", "ab") as out:
             # nsenter execs the daemon: this PID is coveyd's own.
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                    start_new_session=True)
+                                    start_new_session=True, env={**os.environ, **(env or {})})
         self.pids[host.index] = proc.pid
         self._save()
         wait_until(lambda: host.socket.exists() or proc.poll() is not None, timeout,
@@ -229,6 +230,11 @@ class Lab:
             return
         _end(pid, timeout, "coveyd", sig)
         self._save()
+
+    def coveyd_running(self, host: Host) -> bool:
+        """Whether the coveyd the lab started on `host` is still there (reaped if it exited)."""
+        pid = self.pids.get(host.index)
+        return pid is not None and _alive(pid)
 
     def pause_coveyd(self, host: Host) -> None:
         """Freeze the coveyd the lab started on `host` (SIGSTOP): alive, its sockets open, silent."""

@@ -137,6 +137,10 @@ class Manager:
         status.CopyFrom(node.manager_status)
         status.leader = status.raft_addr == self.store.leader_addr()
         reachable = status.leader or membership.reachable(self.store, node)
+        if status.raft_addr == self.store.self_addr and self.store.disk_error():
+            # It cannot write its journal, so it sends no Raft message: to the others it is gone.
+            status.message = f"raft journal: {self.store.disk_error()}"
+            reachable = False
         status.reachability = (pb.ManagerStatus.REACHABLE if reachable
                                else pb.ManagerStatus.UNREACHABLE)
         return status

@@ -221,7 +221,7 @@ class NodeStatus(_message.Message):
     def __init__(self, state: _Optional[_Union[NodeStatus.State, str]] = ..., message: _Optional[str] = ..., addr: _Optional[str] = ...) -> None: ...
 
 class ManagerStatus(_message.Message):
-    __slots__ = ("raft_addr", "api_addr", "leader", "reachability")
+    __slots__ = ("raft_addr", "api_addr", "leader", "reachability", "message")
     class Reachability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ManagerStatus.Reachability]
@@ -234,11 +234,13 @@ class ManagerStatus(_message.Message):
     API_ADDR_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     REACHABILITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     raft_addr: str
     api_addr: str
     leader: bool
     reachability: ManagerStatus.Reachability
-    def __init__(self, raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., reachability: _Optional[_Union[ManagerStatus.Reachability, str]] = ...) -> None: ...
+    message: str
+    def __init__(self, raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., reachability: _Optional[_Union[ManagerStatus.Reachability, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "attachments", "cert_ca_digest")

@@ -19,8 +19,9 @@ def manager_status(node: pb.Node) -> str:
     if node.manager_status.leader:
         return "Leader"
     reachability = node.manager_status.reachability
-    return {pb.ManagerStatus.REACHABLE: "Reachable", pb.ManagerStatus.UNREACHABLE: "Unreachable"}.get(
+    text = {pb.ManagerStatus.REACHABLE: "Reachable", pb.ManagerStatus.UNREACHABLE: "Unreachable"}.get(
         reachability, "Unknown")
+    return f"{text} ({node.manager_status.message})" if node.manager_status.message else text
 
 
 def add_parser(subparsers) -> None:

@@ -198,6 +198,11 @@ class Store:
                 continue
         return self._raft.getStatus()
 
+    def disk_error(self) -> str | None:
+        """Why this manager's Raft journal cannot be written now (disk full, read-only),
+        or None. While it is set, this manager sends no Raft messages (raft/journal.py)."""
+        return getattr(self._raft._SyncObj__raftLog, "disk_error", None)
+
     def members(self) -> dict[str, bool]:
         """Raft address of every member -> whether this replica is connected to it."""
         status = self.status()

@@ -13,6 +13,7 @@ from pysyncobj import SyncObjConsumer, replicated
 
 from manager.state import formats
 from manager.state.formats import NAMES, TABLES, StoreObject
+from manager.state.raft.crash import crash_point
 from proto import objects_pb2 as pb
 from proto import store_pb2
 
@@ -63,6 +64,7 @@ class State(SyncObjConsumer):
 
     @replicated
     def apply_batch(self, batch_bytes: bytes):
+        crash_point("apply.before_entry")
         try:
             batch = formats.decode_batch(batch_bytes)
         except formats.FormatError as exc:

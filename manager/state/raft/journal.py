@@ -15,13 +15,20 @@ dropped from the middle or spliced in from another file.
 Ops: ADD index term command | TRUNCATE from index | COMMIT index.
 
 currentTerm and votedFor live in `<journal>.meta`, written with fsync and an
-atomic rename before setCurrentTerm returns (Raft needs them durable before
-any vote is sent).
+atomic rename (Raft needs them durable before any vote is sent).
+
+A write that fails (disk full, read-only, an fsync error) is undone: the file
+is cut back to its last whole record, the record number does not advance and
+the unwritten ops stay pending for the next `sync()`, which returns False and
+sets `disk_error` until a write succeeds again. The transport sends nothing
+while the journal is not durable (safety.DurableTransport), so nothing is
+acknowledged or voted on from memory alone.
 """
 import logging
 import os
 import struct
 import threading
+import time
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -30,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pysyncobj.journal import Journal
 
 from covey.errors import FailedPrecondition
+from manager.state.raft.crash import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +68,34 @@ def fsync_dir(path: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """tmp file, fsync, rename, fsync the directory (also persisting earlier renames)."""
+    """tmp file, fsync, rename, fsync the directory (also persisting earlier renames).
+    On failure the tmp file is removed (a full disk gets its space back) and `path`
+    is as it was."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    fsync_dir(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(path)
+    except OSError:
+        _remove_quietly(tmp)
+        raise
+    crash_point("atomic.before_rename")
     os.replace(tmp, path)
     fsync_dir(path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def describe(exc: OSError) -> str:
+    """What went wrong with the disk, for logs and `node inspect`."""
+    return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -178,6 +205,10 @@ class DurableJournal(Journal):
         self._pending = bytearray()    # ops since the last record
         self._rewrite = False          # head dropped (compaction) or cleared: rewrite the file
         self._fd: int | None = None
+        self._size = 0                 # bytes in the file up to the end of its last whole record
+        self._meta_dirty = False       # term/vote changed but not yet durable
+        self.disk_error: str | None = None   # why the last write failed; None once one succeeds
+        self.disk_error_since = 0.0
         self._entries: list[tuple[bytes, int, int]]  # (command, index, term), from the file or new
         if os.path.exists(path):
             self._open_existing()
@@ -196,53 +227,100 @@ class DurableJournal(Journal):
                 os.fsync(f.fileno())
         self._entries, self._commit = contents.entries, contents.commit
         self._file_id, self._seq = contents.file_id, contents.records
+        self._size = contents.good_size
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
 
     def _write_new_file(self) -> None:
-        """The whole log as one record in a fresh file (new id, so no nonce/record reuse)."""
-        self._file_id = os.urandom(16)
+        """The whole log as one record in a fresh file (new id, so no nonce/record reuse).
+        If it fails, the old file and the old descriptor stay as they were."""
+        file_id = os.urandom(16)
         nonce = os.urandom(_NONCE)
-        header = MAGIC + self._file_id + nonce + self._aead.encrypt(nonce, b"", MAGIC + self._file_id)
+        header = MAGIC + file_id + nonce + self._aead.encrypt(nonce, b"", MAGIC + file_id)
         ops = b"".join(_add_op(*entry) for entry in self._entries) + _IDX.pack(_COMMIT, self._commit)
-        self._seq = 0
-        record = self._seal(ops)
+        record = self._seal(ops, file_id, 0)
+        write_atomic(self._path, header + record)
         if self._fd is not None:
             os.close(self._fd)
-        write_atomic(self._path, header + record)
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+        self._file_id, self._seq, self._size = file_id, 1, len(header) + len(record)
         self._pending.clear()
         self._rewrite = False
 
-    def _seal(self, ops: bytes | bytearray) -> bytes:
+    def _seal(self, ops: bytes | bytearray, file_id: bytes, seq: int) -> bytes:
         nonce = os.urandom(_NONCE)
-        sealed = nonce + self._aead.encrypt(nonce, bytes(ops), self._file_id + self._seq.to_bytes(8, "little"))
-        self._seq += 1
+        sealed = nonce + self._aead.encrypt(nonce, bytes(ops), file_id + seq.to_bytes(8, "little"))
         return _LEN.pack(len(sealed)) + sealed
 
     # ------------------------------------------------------------ durability
 
-    def sync(self, force: bool = False) -> None:
+    def sync(self, force: bool = False) -> bool:
         """Write and fsync what changed, as one record. A commit-index move alone
-        waits for the next batch (or `force`): losing it loses nothing."""
+        waits for the next batch (or `force`): losing it loses nothing.
+        True if everything is durable; False if a write failed (undone, retried next time)."""
         with self._lock:
             if self._fd is None:
-                return
-            if self._rewrite:
-                self._write_new_file()
-                self._synced_commit = self._commit
-                return
-            if not self._pending and not (force and self._commit != self._synced_commit):
-                return
-            if self._commit != self._synced_commit:
-                self._pending += _IDX.pack(_COMMIT, self._commit)
-            _write_all(self._fd, self._seal(self._pending))
-            os.fsync(self._fd)
-            self._pending.clear()
+                return True
+            try:
+                self._sync_meta()
+                self._sync_log(self._fd, force)
+            except OSError as exc:
+                self._failed(exc)
+                return False
+            if self.disk_error is not None:
+                log.warning("raft journal %s: writes succeed again after %.1f s (%s)", self._path,
+                            time.monotonic() - self.disk_error_since, self.disk_error)
+                self.disk_error = None
+            return True
+
+    def _sync_meta(self) -> None:
+        if self._meta_dirty:
+            self._meta.store(self._term, self._voted)
+            self._meta_dirty = False
+
+    def _sync_log(self, fd: int, force: bool) -> None:
+        if self._rewrite:
+            crash_point("journal.before_rewrite")
+            self._write_new_file()
             self._synced_commit = self._commit
+            return
+        if not self._pending and not (force and self._commit != self._synced_commit):
+            return
+        ops = self._pending + (_IDX.pack(_COMMIT, self._commit) if self._commit != self._synced_commit else b"")
+        record = self._seal(ops, self._file_id, self._seq)
+        try:
+            _write_all(fd, record)
+            crash_point("journal.after_append")
+            os.fsync(fd)
+        except OSError:
+            self._undo_append(fd)
+            raise
+        crash_point("journal.after_fsync")
+        self._seq += 1
+        self._size += len(record)
+        self._pending.clear()
+        self._synced_commit = self._commit
+
+    def _undo_append(self, fd: int) -> None:
+        """Cut the file back to its last whole record. After a failed fsync the kernel may
+        have dropped the dirty pages (and reports the error once): the record is rewritten
+        whole next time, never trusted. If even the cut fails, the next sync rewrites the
+        file atomically instead of appending to it."""
+        try:
+            os.ftruncate(fd, self._size)
+        except OSError:
+            self._rewrite = True
+
+    def _failed(self, exc: OSError) -> None:
+        reason = describe(exc)
+        if self.disk_error is None:
+            self.disk_error_since = time.monotonic()
+            log.error("raft journal %s: cannot write (%s); this manager sends no Raft messages "
+                      "until it can, the write is retried", self._path, reason)
+        self.disk_error = reason
 
     @property
     def dirty(self) -> bool:
-        return bool(self._pending) or self._rewrite
+        return bool(self._pending) or self._rewrite or self._meta_dirty
 
     # ------------------------------------------------------------ Journal interface
 
@@ -297,8 +375,11 @@ class DurableJournal(Journal):
         return self._commit
 
     def setCurrentTerm(self, term, votedForNodeId):
-        self._meta.store(term, votedForNodeId)
+        # Stored at the next sync, which runs before any message leaves (the vote or the
+        # request for votes): raising here would kill pysyncobj's tick on a full disk.
         self._term, self._voted = term, votedForNodeId
+        self._meta_dirty = True
+        self.sync()
 
     def getCurrentTerm(self):
         return self._term

@@ -9,7 +9,8 @@ What pysyncobj gets wrong, and what this module does about it:
    only the first entry whose term conflicts is truncated, as Raft says.
 2. Its FileJournal never fsyncs: `DurableJournal` (raftjournal.py) appends
    one sealed record per batch and fsyncs it before any message leaves the
-   node (`DurableTransport.send`) and when the commit index moves.
+   node (`DurableTransport.send`) and when the commit index moves. While the
+   journal cannot be written (disk full), nothing is sent and nothing applied.
 3. Its files are plaintext pickles: journal, meta and snapshot are sealed
    with AES-GCM under a per-manager key.
 4. Snapshots are pickles: here they are protobuf (raftsnap.py).
@@ -53,6 +54,8 @@ PYSYNCOBJ_VERSION = "0.3.17"
 _STOCK_CREATE_JOURNAL = pysyncobj_syncobj.createJournal
 _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
 _STOCK_ON_MESSAGE = SyncObj._SyncObj__onMessageReceived
+_STOCK_APPLY = SyncObj._SyncObj__applyLogEntries
+_STOCK_ON_TICK = SyncObj._onTick
 
 _JOURNALS: dict[str, bytes] = {}              # journal path -> at-rest key
 _SNAPSHOTS: dict[str, SnapshotCodec] = {}     # snapshot path -> codec
@@ -120,6 +123,8 @@ def install() -> None:
     if getattr(SyncObj._SyncObj__onMessageReceived, "_covey_fixed", False):
         return
     SyncObj._SyncObj__onMessageReceived = _on_message_received
+    SyncObj._SyncObj__applyLogEntries = _apply_durable_entries
+    SyncObj._onTick = _on_tick_no_election_while_not_durable
     pysyncobj_syncobj.createJournal = _create_journal
     pysyncobj_syncobj.Serializer = _create_serializer
 
@@ -246,6 +251,29 @@ class _PrefixView:
         return getattr(self._journal, name)
 
 
+# ---------------------------------------------------------------- 2. apply only what is durable
+
+def _apply_durable_entries(self):
+    """A leader alone counts itself a majority and applies (acknowledges) as soon as it
+    appended: with a journal that cannot be written, apply nothing until the retried
+    write succeeds. On a healthy journal this costs one attribute read per tick."""
+    journal = self._SyncObj__raftLog
+    if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
+        return False
+    return _STOCK_APPLY(self)
+
+
+def _on_tick_no_election_while_not_durable(self, timeToWait=0.0):
+    """A manager that cannot write its term and vote cannot run for leader: it would bump
+    its term in memory at every election timeout, send nothing, know no leader (so its API
+    would answer "no leader" instead of why), and on recovery disrupt the healthy leader
+    with its runaway term. It stays a follower until a write succeeds."""
+    journal = self._SyncObj__raftLog
+    if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
+        self._SyncObj__raftElectionDeadline = pysyncobj_syncobj.monotonicTime() + self._SyncObj__generateRaftTimeout()
+    return _STOCK_ON_TICK(self, timeToWait)
+
+
 # ---------------------------------------------------------------- 2 and 5. the transport
 
 @dataclass(frozen=True)
@@ -271,9 +299,12 @@ class DurableTransport(TCPTransport):
         super().__init__(syncObj, selfNode, otherNodes)
 
     def send(self, node, message):
+        # Nothing leaves before it is durable here: a journal that cannot be written
+        # (disk full, read-only) silences this manager. A leader then gets no answers and
+        # steps down after leaderFallbackTimeout; it catches up once a write succeeds.
         sync = getattr(self._journal, "sync", None)
-        if sync is not None:
-            sync()
+        if sync is not None and sync() is False:
+            return False
         return super().send(node, message)
 
     def addNode(self, node):

@@ -20,7 +20,8 @@ from pysyncobj.serializer import SERIALIZER_STATE, Serializer
 
 from covey.errors import FailedPrecondition
 from manager.state import formats
-from manager.state.raft.journal import derive, write_atomic
+from manager.state.raft.crash import crash_point
+from manager.state.raft.journal import derive, describe, write_atomic
 from proto import raft_pb2
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,24 @@ class SnapshotCodec:
     def serializer(self, file_name: str, raft_data) -> None:
         """Runs on pysyncobj's thread (no fork with a custom serializer), so the
         tables are exactly those of `last_entry`."""
+        last, prev, members = raft_data
         try:
-            last, prev, members = raft_data
             snap = encode(self._get_tables(), last, prev, sorted(_addr(m) for m in members))
             with open(file_name, "wb") as f:
                 f.write(self.seal(snap.SerializeToString(deterministic=True)))
                 f.flush()
                 os.fsync(f.fileno())
+        except OSError as exc:
+            # A full or read-only disk: pysyncobj keeps the old snapshot and the whole journal
+            # and tries again at its next compaction. Remove the partial file for the space.
+            _remove_quietly(file_name)
+            log.error("raft: cannot write the snapshot %s (%s); the previous snapshot and the "
+                      "journal are kept, retried later", file_name, describe(exc))
+            raise
         except Exception:
             log.exception("raft: writing the snapshot %s failed", file_name)
             raise
+        crash_point("snapshot.after_write")
 
     def deserializer(self, file_name: str):
         snap = self.read(file_name)
@@ -85,6 +94,13 @@ class SnapshotCodec:
         """A snapshot received from the leader: check it, seal it with our key, store it."""
         parse(plaintext, "snapshot from the leader")
         write_atomic(self.path, self.seal(plaintext))
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def encode(tables: dict, last, prev, members: list[str]) -> raft_pb2.RaftSnapshot:
