@@ -4,7 +4,7 @@ underlay between the same two lab hosts. A real 3-host lab swarm (real coveyd, r
 iperf3 in a test image; one stream, --seconds per run, the runs taken in turn for --rounds
 rounds (median). Everything is removed at the end. Goal: overlay/underlay >= 0.90.
 
-    python3 tests/bench/bench_overlay_throughput.py [--seconds 5] [--rounds 3] [--out PATH]
+    python3 tests/bench/bench_overlay_throughput.py [--seconds 5] [--rounds 5] [--out PATH]
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def bench(seconds: float, rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out")
     args = parser.parse_args()
     write_result("overlay_throughput", bench(args.seconds, args.rounds), args.out)
