@@ -53,6 +53,8 @@ def setup_logging(log_file: Path | None, debug: bool) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    # pyroute2 logs every netlink message at debug: it would drown ours and slow every kernel change.
+    logging.getLogger("pyroute2").setLevel(logging.INFO)
 
 
 def raise_open_files_limit() -> None:

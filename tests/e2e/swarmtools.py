@@ -1,11 +1,12 @@
 """Helpers for e2e tests that read a swarm's state through the CLI."""
 import asyncio
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.lab import Lab
-from tests.support.images import build_and_push
+from tests.support.images import TestImage, build_and_push, standard_images
 from tests.support.poll import wait_until
 from tests.support.registry import Registry
 from worker.executor.runc import Runc
@@ -16,17 +17,20 @@ REGISTRY = "10.1.0.1:5000"  # on host1
 
 @contextmanager
 def swarm_with_registry(hosts: int = 3, coveyd_args: tuple = (), members: int | None = None,
-                        managers: int = 1, heartbeat: str | None = HEARTBEAT):
+                        managers: int = 1, heartbeat: str | None = HEARTBEAT,
+                        extra_images: Callable[[Path], list[TestImage]] | None = None):
     """A lab swarm (host1 its manager, with the next `managers - 1` hosts) whose host1 also
     runs a registry with the test images. With `members`, only the first `members` hosts join;
     the others run coveyd outside the swarm. `heartbeat=None`: the product's default period.
+    `extra_images(workdir)`: more images to push beside the standard ones (benches).
     At the end, no container of the lab is left running, whatever the tests did."""
     lab = Lab(hosts, coveyd_args=("--insecure-registry", REGISTRY, *coveyd_args)).up()
     registry = None
     try:
         first = lab.hosts[0]
         registry = Registry(lab.dir / "registry", host=first.addr, netns=first.netns).start()
-        build_and_push(lab.dir / "images", registry.address, prefix=registry.in_netns())
+        images = standard_images() + (extra_images(lab.dir / "extra-images") if extra_images else [])
+        build_and_push(lab.dir / "images", registry.address, images, prefix=registry.in_netns())
         lab.form_swarm(heartbeat, managers=managers, members=members)
         wanted = members or hosts
         wait_until(lambda: lab.covey(first, "node", "ls").stdout.count("Ready") == wanted, 30, 0.2,

@@ -1,8 +1,10 @@
-"""Test images, built by hand as OCI layouts from the static busybox (no internet, no base
-images), and pushed to a test registry with skopeo.
+"""Test images, built by hand as OCI layouts from the static busybox (no base images), and
+pushed to a test registry with skopeo.
 
 Every image has one shared base layer (busybox with its applet links, /etc/passwd with root,
-app (1000) and nobody, /tmp) and a small layer of its own."""
+app (1000) and nobody, /tmp) and a small layer of its own. An image that needs a real program
+(iperf3, lighttpd) takes it from the host or from a Debian package (`deb_root`) with the shared
+libraries it links (`with_libraries`)."""
 from __future__ import annotations
 
 import gzip
@@ -10,6 +12,7 @@ import hashlib
 import io
 import json
 import platform
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass, field
@@ -34,6 +37,40 @@ class TestImage:
     tag: str
     files: dict[str, str] = field(default_factory=dict)    # path in image -> content
     config: dict = field(default_factory=dict)             # OCI "config" (Cmd, Env, ...)
+    host_files: dict[str, str] = field(default_factory=dict)  # path in image -> a file on this host
+
+
+LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x")   # "libc.so.6 => /lib/.../libc.so.6 (0x...)"
+APT_TIMEOUT = 120.0     # s: apt-get download of a few packages
+
+
+def with_libraries(binary: str | Path, at: str) -> dict[str, str]:
+    """host_files for a dynamically linked program: the binary at `at` in the image and every
+    shared library `ldd` resolves for it (the loader included), each at its host path."""
+    result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    if result.returncode != 0 or "not found" in result.stdout:
+        raise RuntimeError(f"ldd {binary}: cannot resolve its libraries: {result.stdout}{result.stderr}")
+    files = {at.lstrip("/"): str(binary)}
+    for line in result.stdout.splitlines():
+        match = LDD_LINE.search(line)
+        if match:
+            files[match.group(1).lstrip("/")] = match.group(1)
+    return files
+
+
+def deb_root(workdir: Path, *packages: str) -> Path:
+    """The packages' files unpacked under one directory (`apt-get download` and `dpkg -x`),
+    without installing them on the host; downloaded once per workdir."""
+    root, debs = Path(workdir) / "root", Path(workdir) / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True, capture_output=True,
+                       timeout=APT_TIMEOUT)
+    for package in packages:
+        (deb,) = debs.glob(f"{package}_*.deb")
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
+    return root
 
 
 def standard_images() -> list[TestImage]:
@@ -121,6 +158,8 @@ class Layout:
         def own(tar):
             for path, content in image.files.items():
                 _add_file(tar, path, content.encode(), 0o755 if "cgi-bin/" in path else 0o644)
+            for path, source in image.host_files.items():
+                _add_file(tar, path, Path(source).read_bytes(), Path(source).stat().st_mode & 0o777)
         layers = [self._base, _tar(own)]
         config = {"architecture": _arch(), "os": "linux", "config": image.config,
                   "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]}}
