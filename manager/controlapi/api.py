@@ -57,6 +57,9 @@ class Control:
         self.handlers["Backup"] = self._streaming(BackupAPI(store).backup)
 
     async def _check_serving(self) -> None:
+        if (why := self._store.disk_error()) is not None:    # it cannot apply, so it cannot read
+            raise Unavailable(f"this manager cannot write its Raft journal ({why}): it answers nothing until "
+                              f"space returns; ask another manager; the request was {NOT_APPLIED}")
         if not self._store.has_quorum():
             raise Unavailable(f"{NO_LEADER}; the request was {NOT_APPLIED}")
         if not self._store.ready():  # still loading the state: not worth a round trip

@@ -169,7 +169,8 @@ def test_cli_parses_the_swarm_settings_commands():
     key = parser.parse_args(["swarm", "unlock-key", "-q", "--rotate"])
     assert key.quiet and key.rotate and key.run is swarmsettings.unlock_key
     ca = parser.parse_args(["swarm", "ca", "--rotate", "-d"])
-    assert ca.rotate and ca.detach and ca.timeout == 60.0  # the daemon timeout stays the global one
+    # The wait has its own flag; --timeout stays the global deadline of each call.
+    assert ca.rotate and ca.detach and ca.rotation_timeout == "5m" and ca.timeout is None
     with pytest.raises(SystemExit):
         parser.parse_args(["swarm", "update", "--autolock=maybe"])
     with pytest.raises(SystemExit):
