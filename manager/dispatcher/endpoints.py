@@ -50,8 +50,10 @@ def networks_used(task: pb.Task) -> frozenset[str]:
 
 
 def is_endpoint(task: pb.Task) -> bool:
-    """A task others may see on its networks: assigned, wanted, not finished."""
-    return assigned(task) and task.desired_state <= pb.RUNNING and task.status.state < pb.COMPLETE
+    """A task others may see on its networks: assigned and not finished. A task told to stop
+    stays an endpoint (not serving) until its container has stopped, so that the connections
+    it still holds keep their path (FDB and neighbour entries) while it drains."""
+    return assigned(task) and task.status.state < pb.COMPLETE
 
 
 def serving(task: pb.Task) -> bool:

@@ -70,9 +70,11 @@ def test_finishing_tasks_remove_their_endpoints_then_the_network(tmp_path, run):
             await c.change_task("t3", state=pb.COMPLETE)
             await c.until(lambda: "t3" not in n1.endpoints(NET1), what="t3 gone from n1's view")
             assert [list(v.removed_endpoints) for v in views_of(n1.since(seen), NET1)] == [["t3"]]
-            # Its own task told to stop: no endpoint any more, but the network stays while it runs.
+            # Its own task told to stop: still an endpoint (its connections keep their path) but
+            # serving no more, and the network stays while it runs.
             await c.change_task("t1", desired=pb.SHUTDOWN)
-            await c.until(lambda: "t1" not in n1.endpoints(NET1), what="t1 gone from n1's view")
+            await c.until(lambda: "t1" in n1.endpoints(NET1) and not n1.endpoints(NET1)["t1"].serving,
+                          what="t1 no longer serving in n1's view")
             assert NET1 in n1.networks
             seen = len(n1.messages)
             await c.change_task("t1", state=pb.SHUTDOWN)

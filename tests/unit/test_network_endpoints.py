@@ -34,10 +34,11 @@ def test_serving_needs_running_observed_and_desired():
     assert not endpoints_of(attached(desired=pb.READY), NODE)["net1"].serving
 
 
-def test_finished_stopping_or_unassigned_tasks_are_no_endpoints():
+def test_finished_or_unassigned_tasks_are_no_endpoints_and_stopping_ones_do_not_serve():
     assert endpoints_of(attached(state=pb.COMPLETE), NODE) == {}
-    assert endpoints_of(attached(desired=pb.SHUTDOWN), NODE) == {}
     assert endpoints_of(attached(state=pb.PENDING), NODE) == {}
+    stopping = endpoints_of(attached(desired=pb.SHUTDOWN), NODE)
+    assert stopping and not any(e.serving for e in stopping.values()), "it drains: a path, no new connection"
 
 
 def test_a_stopping_task_still_uses_its_networks_until_it_finishes():
