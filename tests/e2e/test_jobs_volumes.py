@@ -92,16 +92,16 @@ def test_volumes_on_a_node_and_one_in_use_refused(lab):
                                                                             {"team": "db"})
     assert view["Mountpoint"].startswith(str(lab.hosts[node].data_dir))
     covey(lab, "service", "create", "--name", "keeper", "--constraint", "node.hostname==host2",
-          "--mount", "type=volume,source=shared,target=/data", f"{REGISTRY}/covey/httpd:v1")
+          "--mount", "type=volume,source=busy,target=/data", f"{REGISTRY}/covey/httpd:v1")
     listed = covey(lab, "volume", "ls", host=node).stdout.splitlines()
     assert listed[0].split() == ["DRIVER", "VOLUME", "NAME"]
-    assert {tuple(line.split()) for line in listed[1:]} >= {("local", "data1"), ("local", "shared")}
-    refused = covey(lab, "volume", "rm", "shared", host=node, check=False)
-    assert refused.returncode == 1 and "volume shared is in use by container(s)" in refused.stderr
+    assert {tuple(line.split()) for line in listed[1:]} >= {("local", "data1"), ("local", "busy")}
+    refused = covey(lab, "volume", "rm", "busy", host=node, check=False)
+    assert refused.returncode == 1 and "volume busy is in use by container(s)" in refused.stderr
     assert covey(lab, "volume", "rm", "data1", host=node).stdout.strip() == "data1"
 
     covey(lab, "service", "rm", "keeper")
-    wait_until(lambda: covey(lab, "volume", "rm", "shared", host=node, check=False).returncode == 0,
+    wait_until(lambda: covey(lab, "volume", "rm", "busy", host=node, check=False).returncode == 0,
                SETTLE, 0.3, "the volume freed once its container is gone")
     assert covey(lab, "volume", "ls", "-q", host=node).stdout.split() == []
 
