@@ -58,6 +58,12 @@ def wait_state(lab: Lab, manager, hostname: str, state: str, timeout: float = 30
                f"{hostname} to be {state}")
 
 
+def caller_ip(seen: str) -> str:
+    """The client address the whoami image answers: busybox httpd shows an IPv4 client as
+    "[::ffff:10.0.0.8]"."""
+    return seen.strip("[]").removeprefix("::ffff:")
+
+
 def host_named(lab: Lab, name: str):
     """The lab host of a hostname ("host3")."""
     return lab.hosts[int(name.removeprefix("host")) - 1]

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.e2e.swarmtools import REGISTRY, swarm_with_registry, wait_state
+from tests.e2e.swarmtools import REGISTRY, caller_ip, swarm_with_registry, wait_state
 from tests.support.poll import wait_until
 
 WHOAMI = f"{REGISTRY}/covey/whoami:1"
@@ -35,7 +35,7 @@ def get(lab, addr: str, port: int, check: bool = True) -> tuple[str, str] | None
         assert not check, f"{addr}:{port} did not answer: {result.stderr.strip()}"
         return None
     hostname, seen = result.stdout.split()
-    return hostname, seen.strip("[]").removeprefix("::ffff:")
+    return hostname, caller_ip(seen)
 
 
 def backends(lab, service: str) -> set[str]:

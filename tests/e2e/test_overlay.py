@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.e2e.swarmtools import REGISTRY, swarm_with_registry
+from tests.e2e.swarmtools import REGISTRY, caller_ip, swarm_with_registry
 from tests.support.poll import wait_until
 
 WHOAMI = f"{REGISTRY}/covey/whoami:1"
@@ -50,11 +50,6 @@ def task_ips(task: dict) -> list[str]:
 def exec_in(lab, task: dict, *argv: str, check: bool = True):
     """Run a command in the container of a task, on its own host."""
     return lab.covey(host_of(lab, task["node_id"]), "container", "exec", task["id"], *argv, check=check)
-
-
-def caller_ip(seen: str) -> str:
-    """busybox httpd shows an IPv4 client as "[::ffff:10.0.0.8]"."""
-    return seen.strip("[]").removeprefix("::ffff:")
 
 
 def fetch(lab, task: dict, url: str, check: bool = True):
