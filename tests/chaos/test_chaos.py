@@ -153,20 +153,28 @@ def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
 def final_reads(chaos: Chaos, run: Run) -> None:
     """Once every manager holds the same state, read every key from every manager: these
     reads come after everything, so a lost acknowledged write makes the history fail."""
+    last: dict[str, object] = {}
+
     def snapshot(host: Host):
         stub = control(str(host.socket))
         try:
             nodes = stub.ListNodes(control_pb2.ListNodesRequest(), timeout=5).nodes
             services = stub.ListServices(control_pb2.ListServicesRequest(), timeout=5).services
-        except grpc.RpcError:
+        except grpc.RpcError as error:
+            last[host.name] = f"{error.code().name}: {error.details()}"
             return None
-        return ({n.description.hostname or n.id: (n.meta.version, dict(n.spec.labels)) for n in nodes},
-                {s.spec.name: (s.meta.version, dict(s.spec.labels)) for s in services})
+        last[host.name] = view = (
+            {n.description.hostname or n.id: (n.meta.version, dict(n.spec.labels)) for n in nodes},
+            {s.spec.name: (s.meta.version, dict(s.spec.labels)) for s in services})
+        return view
 
     def converged():
         views = [snapshot(h) for h in chaos.managers]
         return views[0] if None not in views and all(v == views[0] for v in views) else None
-    wait_until(converged, CONVERGE_TIMEOUT, 0.3, "every manager to hold the same nodes and services")
+    try:
+        wait_until(converged, CONVERGE_TIMEOUT, 0.3, "every manager to hold the same nodes and services")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last seen: {last}") from None
     keys = {key: where for client in run.clients for key, where in client.keys.items()}
     for host in chaos.managers:
         tables = dict(zip(("node", "service"), snapshot(host), strict=True))  # type: ignore[arg-type]

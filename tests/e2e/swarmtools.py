@@ -101,9 +101,15 @@ def healthy(lab: Lab, via: str, managers: tuple[str, ...], timeout: float = 60.0
     seen = {}
 
     def check():
-        nodes, statuses = answering_table(lab, via), manager_statuses(lab, via)
-        if not nodes or not statuses:
+        try:
+            nodes = node_table(lab, host_named(lab, via))
+        except RuntimeError as error:     # no leader yet, or it is still starting: say which
+            seen[via] = str(error).strip().splitlines()[-1:]
             return None
+        statuses = manager_statuses(lab, via)
+        if not statuses:
+            return None
+        seen.pop(via, None)
         seen.update({name: (n["status"].get("state"), statuses[name]) for name, n in nodes.items()})
         ready = all(n["status"].get("state") == "READY" for n in nodes.values())
         roles = sorted(statuses[m] for m in managers)
