@@ -52,15 +52,41 @@ FAST = dict(raftMinTimeout=0.3, raftMaxTimeout=0.6, appendEntriesPeriod=0.01, au
             connectionTimeout=1.0, connectionRetryTime=0.2, leaderFallbackTimeout=0.6)
 
 
+class Partition:
+    """Raft addresses cut off from each other: their messages are dropped while the
+    connections stay up, as a firewall drop does (the peer still counts as connected)."""
+
+    def __init__(self):
+        self.cut: set[frozenset[str]] = set()
+
+    def split(self, side: list[str], rest: list[str]) -> None:
+        self.cut = {frozenset((a, b)) for a in side for b in rest}
+
+    def heal(self) -> None:
+        self.cut = set()
+
+    def transport(self, base: type) -> type:
+        partition = self
+
+        class PartitionedTransport(base):
+            def send(self, node, message):
+                if frozenset((self._selfNode.id, node.id)) in partition.cut:
+                    return True      # lost on the way, as far as the sender can tell
+                return super().send(node, message)
+        return PartitionedTransport
+
+
 class Replica:
     def __init__(self, raft_dir: Path, addr: str, peers: list[str], at_rest_key: bytes = AT_REST_KEY,
-                 durable: bool = True, **conf):
+                 durable: bool = True, partition: Partition | None = None, **conf):
         self.addr = addr
         self.state = Tables()
         extra, transport = {}, None
         if durable:
             extra, transport = safety.syncobj_options(raft_dir, at_rest_key, self.state.get_tables,
                                                        self.state.set_tables)
+        if partition is not None:
+            transport = partition.transport(transport)
         settings = {**FAST, "password": CLUSTER_KEY, "dynamicMembershipChange": True, **extra, **conf}
         kwargs = {"transportClass": transport} if transport else {}
         self.raft = SyncObj(addr, peers, SyncObjConf(**settings), consumers=[self.state], **kwargs)

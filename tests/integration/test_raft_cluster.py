@@ -9,7 +9,7 @@ import time
 import pytest
 
 from manager.state.raft import safety
-from tests.integration.raftkit import Replica, leader_of, manager_key, start_cluster, stop_all
+from tests.integration.raftkit import Partition, Replica, leader_of, manager_key, start_cluster, stop_all
 from tests.support.poll import wait_until
 
 TIMEOUT = 10.0
@@ -76,3 +76,33 @@ def test_leader_cut_off_from_majority_steps_down(cluster):
     limit = 2 * ELECTION_MAX + TICK_MARGIN
     wait_until(lambda: not leader.raft._isLeader(), limit, interval=0.01, what="the leader to step down")
     assert time.monotonic() - start < limit
+
+
+def test_old_leader_with_a_conflicting_tail_catches_up(cluster):
+    """A leader cut off while it took writes keeps them, uncommitted, at indices the new
+    leader fills with other entries. The new leader, counting it connected, pipelines every
+    batch to it; once healed, the follower's answers to the later batches ("I lack that,
+    send from my last index + 1") used to undo its answer to the first ("your entry there
+    conflicts with mine: go back"), and the leader resent the same batches forever (the
+    chaos suite's isolate-leader found it)."""
+    partition = Partition()
+    replicas = cluster(partition=partition)
+    old = leader_of(replicas, TIMEOUT)
+    old.write("node", "committed", b"x")
+    others = [r for r in replicas if r is not old]
+    partition.split([old.addr], [r.addr for r in others])
+    before = len(old.journal())
+    for n in range(20):     # appended on the minority side: never committed
+        old.state.put("node", f"lost{n}", b"y", callback=lambda res, err: None)
+    wait_until(lambda: len(old.journal()) >= before + 20, TIMEOUT, interval=0.01, what="the tail appended")
+    new = wait_until(lambda: next((r for r in others if r.raft._isLeader()), None), TIMEOUT, interval=0.01,
+                     what="a leader on the majority side")
+    done = []
+    writes = 2000            # about 4 batches of appendEntriesBatchSizeBytes (64 KiB)
+    for n in range(writes):
+        new.state.put("node", f"n{n}", b"x" * 100, callback=lambda res, err: done.append(err))
+    wait_until(lambda: len(done) == writes, TIMEOUT * 3, interval=0.01, what="every write acknowledged")
+    partition.heal()
+    wait_until(lambda: old.state.tables == new.state.tables, TIMEOUT, interval=0.05,
+               what="the old leader to hold the new leader's state")
+    assert "lost0" not in old.state.tables["node"]

@@ -130,6 +130,19 @@ def test_prev_term_mismatch_keeps_log_and_resets(follower):
     assert len(follower.log()) == 4
 
 
+def test_every_refusal_asks_from_after_the_commit_index(follower):
+    """Entries 3 and 4 are not committed (commit 2). A new leader pipelines batches: the
+    one whose prev conflicts and the ones past our log must ask for the same entries, or
+    the later answers undo the first (safety.py, point 6)."""
+    follower.append(1, 4, 1, [], 2)
+    conflicting = follower.append(2, 4, 2, [], 9)            # our entry 4 is from term 1
+    past_our_log = follower.append(2, 9, 2, [], 9)
+    assert conflicting["reset"] and past_our_log["reset"]
+    assert conflicting["next_node_idx"] == past_our_log["next_node_idx"] == 3
+    assert follower.append(2, 2, 1, [(cmd("x"), 3, 2)], 9) == ok(4)   # from there it matches
+    assert follower.log() == [(1, 0), (2, 1), (3, 2)]
+
+
 def test_membership_change_in_matching_tail_not_rolled_back(tmp_path):
     f = Follower(tmp_path / "raft")
     change = MEMBERSHIP + pickle.dumps(("add", "127.0.0.1:3"))

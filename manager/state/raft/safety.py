@@ -18,6 +18,14 @@ What pysyncobj gets wrong, and what this module does about it:
    `DurableTransport` refuses to run without the cluster key, caps frame
    sizes (small until the peer proved the key) and the number of
    connections still in their handshake.
+6. A follower that refuses an append answers "send from N", and the leader
+   takes the last answer, while it pipelines many batches per round trip. The
+   answers to later batches ("I lack that: from my last index + 1") undid the
+   answer to the first ("my entry there conflicts: from one index back"), so an
+   old leader with an uncommitted tail was sent the same batches forever.
+   `_ask_from_commit` makes every refusal ask for the entries after this
+   follower's commit index: they are in every later leader's log, so the next
+   append matches and truncates the tail, and every refusal names the same index.
 
 Use:
     conf_kwargs, transport_class = syncobj_options(raft_dir, at_rest_key, get_tables, set_tables)
@@ -56,6 +64,7 @@ _STOCK_SERIALIZER = pysyncobj_syncobj.Serializer
 _STOCK_ON_MESSAGE = SyncObj._SyncObj__onMessageReceived
 _STOCK_APPLY = SyncObj._SyncObj__applyLogEntries
 _STOCK_ON_TICK = SyncObj._onTick
+_STOCK_SEND_NEXT_NODE_IDX = SyncObj._SyncObj__sendNextNodeIdx
 
 _JOURNALS: dict[str, bytes] = {}              # journal path -> at-rest key
 _SNAPSHOTS: dict[str, SnapshotCodec] = {}     # snapshot path -> codec
@@ -112,7 +121,7 @@ def recommended_conf(election_min: float = 0.4, election_max: float = 1.4) -> di
 
 
 def install() -> None:
-    """Apply the truncation fix and the journal/serializer factories (idempotent).
+    """Apply the fixes (1, 2, 6) and the journal/serializer factories (idempotent).
     Must run before the SyncObj is created: it binds its handler in __init__.
     Refuses, before patching anything, a pysyncobj other than the one it was written for."""
     if pysyncobj_version.VERSION != PYSYNCOBJ_VERSION:
@@ -125,6 +134,7 @@ def install() -> None:
     SyncObj._SyncObj__onMessageReceived = _on_message_received
     SyncObj._SyncObj__applyLogEntries = _apply_durable_entries
     SyncObj._onTick = _on_tick_no_election_while_not_durable
+    SyncObj._SyncObj__sendNextNodeIdx = _ask_from_commit
     pysyncobj_syncobj.createJournal = _create_journal
     pysyncobj_syncobj.Serializer = _create_serializer
 
@@ -272,6 +282,17 @@ def _on_tick_no_election_while_not_durable(self, timeToWait=0.0):
     if getattr(journal, "disk_error", None) is not None and journal.sync() is False:
         self._SyncObj__raftElectionDeadline = pysyncobj_syncobj.monotonicTime() + self._SyncObj__generateRaftTimeout()
     return _STOCK_ON_TICK(self, timeToWait)
+
+
+# ---------------------------------------------------------------- 6. refusals that agree
+
+def _ask_from_commit(self, node, reset=False, nextNodeIdx=None, success=False):
+    """pysyncobj's answer to an append, but a refusal ("reset") asks for no later entry
+    than the first one after this follower's commit index."""
+    if reset and not success:
+        asked = self._SyncObj__getCurrentLogIndex() + 1 if nextNodeIdx is None else nextNodeIdx
+        nextNodeIdx = min(asked, self._SyncObj__raftCommitIndex + 1)
+    return _STOCK_SEND_NEXT_NODE_IDX(self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
 
 # ---------------------------------------------------------------- 2 and 5. the transport
