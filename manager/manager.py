@@ -97,7 +97,10 @@ class Manager:
                  "scheduler": lambda: scheduler.run(self.store, self.config.reconcile_period),
                  "root CA rotation": lambda: rotation.run(self.store, self.config.reconcile_period),
                  "role reconciler": lambda: membership.reconcile_roles(
-                     self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down)}
+                     self.store, self.config.raft_addr, self.config.reconcile_period, self._step_down),
+                 "reachability": lambda: membership.track_reachability(
+                     self.store, self.config.raft_addr, self.config.reconcile_period,
+                     self.config.timings.unreachable_after)}
         self._leader_tasks = [asyncio.create_task(self._lead(name, fn), name=name) for name, fn in loops.items()]
 
     async def _lead(self, name: str, loop_fn) -> None:

@@ -7,11 +7,12 @@ A role change is two steps, in an order that keeps Raft safe:
 - demote: the node leaves Raft first; only then is its role set to worker, so
   its renewal can never give a worker certificate to a Raft member.
 """
+import asyncio
 import logging
 import time
 
 from covey import addr
-from covey.errors import FailedPrecondition
+from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
 from manager.state import store as st
 from manager.state.actions import modify
 from manager.state.loops import each_change
@@ -30,7 +31,47 @@ def managers(store: st.Store) -> list[pb.Node]:
 
 
 def reachable(store: st.Store, node: pb.Node) -> bool:
-    return store.members().get(node.manager_status.raft_addr, False)
+    """Connected to this replica, and not found silent by the leader (track_reachability):
+    a manager that cannot write its journal keeps its connections but answers nothing."""
+    return (store.members().get(node.manager_status.raft_addr, False)
+            and node.manager_status.reachability != pb.ManagerStatus.UNREACHABLE)
+
+
+async def track_reachability(store: st.Store, self_raft_addr: str, period: float, silent_after: float) -> None:
+    """Leader loop: record in each other manager's node whether it answers this leader's
+    appends, so that every manager's `node ls` shows the leader's view (one write per change)."""
+    while True:
+        answering = store.answering(silent_after)
+        for node in managers(store):
+            raft_addr = node.manager_status.raft_addr
+            if raft_addr == self_raft_addr or raft_addr not in answering:
+                continue
+            await _record_reachability(store, node, answering[raft_addr], silent_after)
+        await asyncio.sleep(period)
+
+
+async def _record_reachability(store: st.Store, node: pb.Node, answers: bool, silent_after: float) -> None:
+    want = pb.ManagerStatus.REACHABLE if answers else pb.ManagerStatus.UNREACHABLE
+    if node.manager_status.reachability == want:
+        return
+
+    def change(n: pb.Node):
+        if n.role != pb.MANAGER:
+            raise NotFound(f"{n.id} is no longer a manager")
+        n.manager_status.reachability = want
+    name = node.description.hostname or node.id
+    try:
+        await modify(store, pb.Node, node.id, change, time.time_ns())
+    except NotFound:                                  # demoted or removed meanwhile
+        return
+    except (Unavailable, DeadlineExceeded, Conflict) as exc:   # losing its leadership; busy node: next pass
+        log.info("could not record that manager %s is %s: %s", name,
+                 pb.ManagerStatus.Reachability.Name(want).lower(), exc)
+        return
+    if answers:
+        log.info("manager %s answers Raft again", name)
+    else:
+        log.warning("manager %s is unreachable: no Raft answer for %gs", name, silent_after)
 
 
 def check_can_lose(store: st.Store, node: pb.Node, action: str) -> None:

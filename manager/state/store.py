@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
-from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
+from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON, monotonicTime
 
 from covey.errors import (
     MAYBE_APPLIED,
@@ -49,6 +49,7 @@ class RaftTimings:
     write_timeout: float = 10.0     # a write not committed by then fails
     snapshot_timeout: float = 10.0  # Store.snapshot: pysyncobj's thread must take the copy by then
     read_timeout: float = 2.0       # a read the leader has not confirmed current by then is refused
+    unreachable_after: float = 3.0  # the leader shows a manager Unreachable once silent this long
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,21 @@ class Store:
         members = {key[len(prefix):]: value == 2 for key, value in status.items() if key.startswith(prefix)}
         members[self.self_addr] = True
         return members
+
+    def answering(self, within: float) -> dict[str, bool]:
+        """On the leader: Raft address of every other member -> whether it answered an append
+        in the last `within` seconds (a member whose disk is full, or that is paused, stays
+        connected but answers nothing). Empty on a follower: it hears from the leader only."""
+        if not self._raft._isLeader():
+            return {}
+        for _ in range(5):  # read from another thread: retry if the dict changed under us
+            try:
+                heard = dict(self._raft._SyncObj__lastResponseTime)
+                break
+            except RuntimeError:
+                continue
+        now, connected = monotonicTime(), self.members()   # pysyncobj's clock (MONOTONIC_RAW)
+        return {node.id: connected.get(node.id, False) and now - at <= within for node, at in heard.items()}
 
     def caught_up(self) -> bool:
         """Everything this replica knows to be committed has been applied."""

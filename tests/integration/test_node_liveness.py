@@ -2,7 +2,7 @@
 import time
 
 from manager.orchestrator.services import DEFAULT_RESTART_DELAY_NS
-from proto import local_pb2
+from proto import control_pb2, local_pb2
 from proto import objects_pb2 as pb
 from tests.integration.simkit import HEARTBEAT, Watch
 from tests.integration.swarmtest import swarm_test
@@ -54,3 +54,19 @@ async def test_agents_reach_a_new_leader_at_once_and_no_healthy_node_goes_down(s
         await swarm.until(lambda: swarm.converged("web", 2), what="web: 2 running")
     assert reached < 1.0, f"the agents reached the new leader {reached:.2f} s after its election"
     assert not watch.violations, watch.violations
+
+
+@swarm_test(managers=3, workers=0)
+async def test_the_leader_records_a_silent_manager_unreachable_for_every_manager(swarm):
+    leader = swarm.leader()
+    gone, other = [sim for sim in swarm.nodes.values() if sim is not leader]
+    await swarm.stop(gone.hostname)
+
+    def recorded():   # in the store, as the leader wrote it: every replica reads the same
+        node = leader.node.manager.store.nodes.get(gone.id)
+        return node.manager_status.reachability == pb.ManagerStatus.UNREACHABLE
+    await swarm.until(recorded, what=f"the leader to record {gone.hostname} unreachable")
+    await swarm.use(other.hostname)
+    node = next(n for n in (await swarm.control.ListNodes(control_pb2.ListNodesRequest())).nodes if n.id == gone.id)
+    assert node.manager_status.reachability == pb.ManagerStatus.UNREACHABLE
+    assert not node.manager_status.leader
