@@ -36,7 +36,7 @@ def bcrypt_hash(password: str) -> str:
             return hashed
     except ImportError:
         pass
-    import bcrypt  # noqa: the fallback; tell the team if neither exists
+    import bcrypt  # the fallback, not a dependency: Debian's crypt has bcrypt
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
 
 
