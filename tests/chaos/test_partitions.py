@@ -24,26 +24,32 @@ def chaos():
     yield from chaos_lab(MANAGERS)
 
 
+def led_by(leader: Host, fault: Fault) -> Fault:
+    """The report says who led when the fault started."""
+    fault.detail = f"{leader.name} leading; {fault.detail}"
+    return fault
+
+
 def ring(chaos: Chaos, leader: Host, follower: Host) -> Fault:
     """host1-host2-host3-host4-host5-host1."""
-    return chaos.ring(chaos.managers)
+    return led_by(leader, chaos.ring(chaos.managers))
 
 
 def bridge_leader_in_a_group(chaos: Chaos, leader: Host, follower: Host) -> Fault:
     """The leader and a follower | a bridge | two followers."""
     others = [m for m in chaos.managers if m is not leader]
-    return chaos.bridge([leader, others[0]], others[1], others[2:])
+    return led_by(leader, chaos.bridge([leader, others[0]], others[1], others[2:]))
 
 
 def bridge_leader_is_bridge(chaos: Chaos, leader: Host, follower: Host) -> Fault:
     """Two followers | the leader | two followers."""
     others = [m for m in chaos.managers if m is not leader]
-    return chaos.bridge(others[:2], leader, others[2:])
+    return led_by(leader, chaos.bridge(others[:2], leader, others[2:]))
 
 
 def split_leader_in_minority(chaos: Chaos, leader: Host, follower: Host) -> Fault:
     """The leader and a follower | the other three."""
-    return chaos.split([leader, follower])
+    return led_by(leader, chaos.split([leader, follower]))
 
 
 NEMESES = {
