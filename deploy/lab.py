@@ -39,6 +39,17 @@ def in_netns(netns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}"]
 
 
+def fresh_prefix(base: Path = DEFAULT_BASE) -> str:
+    """A random prefix no lab has used under `base` and no namespace carries: the random
+    part is short (interface names), so with hundreds of old lab directories kept, a
+    reused one would start on another lab's data, and `down` remove its namespaces."""
+    while True:
+        prefix = "cv" + secrets.token_hex(2)
+        netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+        if not (base / prefix).exists() and not any(n.startswith(prefix) for n in netns):
+            return prefix
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
@@ -71,7 +82,7 @@ class Lab:
     def __init__(self, hosts: int, prefix: str | None = None, base: Path = DEFAULT_BASE,
                  subnet: str = "10.1.0", coveyd_settings: tuple[str, ...] = (),
                  coveyd_args: tuple[str, ...] = ()):
-        self.prefix = prefix or "cv" + secrets.token_hex(2)
+        self.prefix = prefix or fresh_prefix(base)
         if len(self.prefix) > 8:
             raise ValueError("the lab prefix must be at most 8 characters (interface names are short)")
         self.dir = base / self.prefix

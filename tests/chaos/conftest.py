@@ -1,10 +1,12 @@
 """The chaos suite's lab: 3 managers, each with its Raft directory on a small disk of its
 own (a tmpfs: lab hosts share the machine's filesystem), so that one can be filled.
+`chaos_lab` builds it for any number of managers (test_partitions.py: 5).
 
 Everything is named by the lab's prefix; at the end every fault still started is healed,
 every coveyd ended, the disks unmounted and the lab removed, also when a test failed.
 """
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -30,15 +32,16 @@ def _require_root():
     assert os.geteuid() == 0, "the chaos suite builds network namespaces and must run as root"
 
 
-@pytest.fixture(scope="module")
-def chaos():
-    lab = Lab(MANAGERS).up()
+def chaos_lab(managers: int) -> Iterator[Chaos]:
+    """A swarm of `managers` managers (every host one) with the clients' services, as a
+    fixture's body: yields its Chaos, then removes everything."""
+    lab = Lab(managers).up()
     disks: dict[str, SmallDisk] = {}
     chaos = None
     try:
         for host in lab.hosts:
             disks[host.name] = SmallDisk(host.data_dir / "raft", RAFT_DISK)
-        lab.form_swarm(HEARTBEAT, managers=MANAGERS)
+        lab.form_swarm(HEARTBEAT, managers=managers)
         names = tuple(h.name for h in lab.hosts)
         healthy(lab, "host1", names)
         stub = control(str(lab.hosts[0].socket))
@@ -55,3 +58,8 @@ def chaos():
             disk.unmount()
         lab.down()
         dump_logs(lab)
+
+
+@pytest.fixture(scope="module")
+def chaos():
+    yield from chaos_lab(MANAGERS)

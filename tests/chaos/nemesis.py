@@ -155,3 +155,39 @@ class Chaos:
             self.open_faults.remove(fault)
         for host in self.managers:
             self.drop_table(host)
+
+    # ------------------------------------------------------------ partitions of 5 managers (test_partitions.py)
+
+    def partition(self, nemesis: str, sees: dict[str, list[Host]]) -> Fault:
+        """Each manager hears only the managers `sees` gives it by its name (a symmetric
+        relation): one drop rule per pair that must not talk, in and out, in the host's own
+        table; a host that sees every other gets no table. Heal drops exactly the tables made."""
+        cut = {h.name: [m for m in self.others(h) if m not in sees[h.name]] for h in self.managers}
+        undo = []
+        for host in self.managers:
+            if unseen := cut[host.name]:
+                self.filter_rules(host, inbound="\n".join(f"ip saddr {m.addr} drop" for m in unseen),
+                                  outbound="\n".join(f"ip daddr {m.addr} drop" for m in unseen))
+                undo.append(lambda h=host: self.drop_table(h))
+        views = "; ".join(f"{name} sees {','.join(m.name for m in seen) or 'none'}" for name, seen in sees.items())
+        return Fault(nemesis, [name for name, unseen in cut.items() if unseen], f"nft drop per pair: {views}",
+                     undo=undo)
+
+    def ring(self, order: list[Host]) -> Fault:
+        """Jepsen's majorities ring: each manager sees only its two neighbours in `order`
+        (a ring): each has a majority of itself and them, and no two have the same one."""
+        return self.partition("ring", {h.name: [order[i - 1], order[(i + 1) % len(order)]]
+                                       for i, h in enumerate(order)})
+
+    def bridge(self, left: list[Host], bridge: Host, right: list[Host]) -> Fault:
+        """Two groups that do not see each other, and one manager (the bridge) that sees both."""
+        sees = {h.name: [m for m in [*side, bridge] if m is not h] for side in (left, right) for h in side}
+        return self.partition("bridge", sees | {bridge.name: [*left, *right]})
+
+    def split(self, minority: list[Host]) -> Fault:
+        """The managers in `minority` on one side, the rest on the other."""
+        majority = [m for m in self.managers if m not in minority]
+        fault = self.partition("split", {h.name: [m for m in side if m is not h]
+                                         for side in (minority, majority) for h in side})
+        fault.hosts = [h.name for h in minority]     # the side cut off, as isolate's host
+        return fault
