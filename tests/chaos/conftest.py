@@ -1,6 +1,8 @@
 """The chaos suite's lab: 3 managers, each with its Raft directory on a small disk of its
-own (a tmpfs: lab hosts share the machine's filesystem), so that one can be filled.
-`chaos_lab` builds it for any number of managers (test_partitions.py: 5).
+own (a tmpfs: lab hosts share the machine's filesystem), so that one can be filled; and 2
+workers that no fault touches, running a service's tasks (tests/chaos/tasks.py), with a
+registry on host1 for its image. `chaos_lab` builds it for any number of managers
+(test_partitions.py: 5).
 
 Everything is named by the lab's prefix; at the end every fault still started is healed,
 every coveyd ended, the disks unmounted and the lab removed, also when a test failed.
@@ -11,9 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.lab import Lab
+from tests.chaos import tasks
 from tests.chaos.nemesis import Chaos
 from tests.chaos.workload import control, create_service
-from tests.e2e.swarmtools import HEARTBEAT, dump_logs, healthy
+from tests.e2e.swarmtools import HEARTBEAT, REGISTRY, dump_logs, healthy
+from tests.support.images import TestImage, build_and_push
+from tests.support.registry import Registry
 from tests.support.smalldisk import SmallDisk
 
 MANAGERS = 3
@@ -32,22 +37,26 @@ def _require_root():
     assert os.geteuid() == 0, "the chaos suite builds network namespaces and must run as root"
 
 
-def chaos_lab(managers: int) -> Iterator[Chaos]:
-    """A swarm of `managers` managers (every host one) with the clients' services, as a
-    fixture's body: yields its Chaos, then removes everything."""
-    lab = Lab(managers).up()
+def chaos_lab(count: int) -> Iterator[Chaos]:
+    """A swarm of `count` managers and the untouched workers, with the clients' services
+    and the workers' tasks, as a fixture's body: yields its Chaos, then removes everything."""
+    lab = Lab(count + tasks.WORKERS, coveyd_args=("--insecure-registry", REGISTRY)).up()
+    managers, workers = lab.hosts[:count], lab.hosts[count:]
     disks: dict[str, SmallDisk] = {}
-    chaos = None
+    chaos = registry = None
     try:
-        for host in lab.hosts:
+        for host in managers:
             disks[host.name] = SmallDisk(host.data_dir / "raft", RAFT_DISK)
-        lab.form_swarm(HEARTBEAT, managers=managers)
-        names = tuple(h.name for h in lab.hosts)
-        healthy(lab, "host1", names)
-        stub = control(str(lab.hosts[0].socket))
+        registry = Registry(lab.dir / "registry", host=managers[0].addr, netns=managers[0].netns).start()
+        build_and_push(lab.dir / "images", registry.address, [TestImage("covey/busybox", "1", {}, {"Cmd": ["sh"]})],
+                       prefix=registry.in_netns())
+        lab.form_swarm(HEARTBEAT, managers=count)
+        healthy(lab, "host1", tuple(h.name for h in managers))
+        stub = control(str(managers[0].socket))
         for process in range(CLIENTS):
             create_service(stub, f"chaos-s{process}")
-        chaos = Chaos(lab, list(lab.hosts), disks)
+        chaos = Chaos(lab, managers, disks)
+        chaos.workers, chaos.tasks = workers, tasks.start_tasks(lab, managers[0], workers)
         yield chaos
     finally:
         if chaos is not None:
@@ -57,6 +66,8 @@ def chaos_lab(managers: int) -> Iterator[Chaos]:
         for disk in disks.values():
             disk.unmount()
         lab.down()
+        if registry is not None:
+            registry.stop()
         dump_logs(lab)
 
 

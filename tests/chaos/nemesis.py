@@ -41,6 +41,8 @@ class Chaos:
         self.table = f"{lab.prefix.replace('-', '')}chaos"
         self.open_faults: list[Fault] = []
         self.crashes = 0             # crash-point faults so far: each takes the next point
+        self.workers: list[Host] = []                       # hosts no fault touches
+        self.tasks: frozenset[tuple[str, str]] = frozenset()  # (worker, container) running on them
 
     # ------------------------------------------------------------ helpers
 

@@ -5,7 +5,9 @@ healed and the history is checked:
 
 - linearizable per key (tests/chaos/linearizability.py), the final reads from every
   manager included, so an acknowledged write that is lost is a violation;
-- every manager converges to the same nodes and services;
+- every manager converges to the same nodes and services, and their committed Raft logs
+  (read from the journal files) hold the same entry at every index two of them hold;
+- the tasks on the workers no fault touches keep running, none added (tests/chaos/tasks.py);
 - the swarm is healthy again within RECOVERY_TIMEOUT of each heal (its time is reported);
 - no traceback in any coveyd log.
 
@@ -23,9 +25,11 @@ import grpc
 
 from deploy.lab import Host
 from proto import control_pb2
+from tests.chaos import raftlogs
 from tests.chaos.conftest import CLIENTS
 from tests.chaos.linearizability import Op, check
 from tests.chaos.nemesis import Chaos, Fault
+from tests.chaos.tasks import TaskWatch
 from tests.chaos.workload import Client, control
 from tests.e2e.swarmtools import healthy
 from tests.support.poll import wait_until
@@ -159,8 +163,14 @@ def history_stays_linearizable(chaos: Chaos, name: str, nemesis: Nemesis, tag: s
                                during: DuringFault = no_check) -> None:
     """A run of `nemesis`, its figures printed, then every check of the module docstring."""
     offsets = {h.name: len(h.log_file.read_text()) for h in chaos.managers}
-    run = run_nemesis(chaos, name, nemesis, tag, during)
-    final_reads(chaos, run)
+    watch = TaskWatch(chaos.workers, chaos.tasks)
+    watch.start()
+    try:
+        run = run_nemesis(chaos, name, nemesis, tag, during)
+        final_reads(chaos, run)
+    finally:
+        watch.stop()
+    compared, disagreements = raftlogs.compare([raftlogs.committed_log(h) for h in chaos.managers])
     # Writes and compare-and-sets, and the final reads from every manager: nothing
     # acknowledged is lost, nothing applied that failed, every manager the same.
     updates = check(op for op in run.history if op.kind != "read" or op.process == FINAL_READER)
@@ -169,7 +179,13 @@ def history_stays_linearizable(chaos: Chaos, name: str, nemesis: Nemesis, tag: s
     print(run.figures(len(bad)) + f"; keys with a stale read: {len(stale)} of {len(everything)}")
     for fault in run.faults:
         print(f"  fault {fault.nemesis} on {fault.hosts}: {fault.detail}; recovered {fault.recovered:.1f} s")
+    print(f"  {compared} committed Raft entries compared between managers; "
+          f"{watch.looks} looks at the workers' {len(chaos.tasks)} tasks")
     assert sum(c.stats.ok for c in run.clients) > 0, "no operation succeeded: the workload did not run"
+    assert not disagreements, f"committed Raft logs differ: {disagreements[:5]}"
+    assert compared > 0, "no committed index held by two managers: nothing compared"
+    assert watch.looks > 0 and not watch.deviations, \
+        f"tasks on the untouched workers changed: {watch.deviations[:3]}"
     assert not bad, f"not linearizable: {describe(bad)}"
     assert not tracebacks(chaos, offsets)
     if READS_MUST_BE_LINEARIZABLE:

@@ -33,7 +33,8 @@ NEMESES = {
 
 def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
     """What must hold while a disk is full: the manager says why, in its log
-    and in its ManagerStatus (node ls / node inspect on it)."""
+    and in its ManagerStatus (node ls / node inspect on it), and the other managers
+    show it Unreachable (it answers no Raft message)."""
     if fault.nemesis != "disk-full":   # (disk-full-kill: its coveyd is not there to ask)
         return
     host = next(h for h in chaos.managers if h.name == fault.hosts[0])
@@ -56,6 +57,13 @@ def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
     except TimeoutError as exc:
         raise AssertionError(f"{exc}; it answered: {sorted(set(seen))}") from None
     assert "raft journal" in message.lower()
+    others = [control(str(h.socket)) for h in chaos.managers if h is not host]
+
+    def others_show_it_unreachable():
+        statuses = [other.GetNode(control_pb2.GetNodeRequest(node=host.name), timeout=5).node.manager_status
+                    for other in others]
+        return all(s.reachability == pb.ManagerStatus.UNREACHABLE for s in statuses)
+    wait_until(others_show_it_unreachable, RECOVERY_TIMEOUT, 0.2, f"the other managers to show {host.name} Unreachable")
 
 
 @pytest.mark.parametrize("nemesis", list(NEMESES))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from covey import errors
 from proto import control_pb2, control_pb2_grpc
 from proto import specs_pb2 as specs
 from tests.chaos.linearizability import INFINITY, Op
@@ -33,8 +34,12 @@ def error_kind(error: grpc.RpcError) -> str:
 
 
 def outcome_of(error: grpc.RpcError) -> str:
-    """fail (certainly not applied) or info (may have been). UNAVAILABLE "no leader" can be
-    either today (issue 12): counted as info, which the checker always accepts."""
+    """fail (certainly not applied) or info (may have been). A manager's handler says which
+    (covey-outcome metadata): the history then holds its claim to the checker's test. A call
+    that no handler answered is taken apart by its code."""
+    claimed = errors.outcome_of(error)
+    if claimed is not None:
+        return "fail" if claimed == errors.Outcome.NOT_APPLIED else "info"
     code, details = error.code(), error.details() or ""
     if code in REFUSED:
         return "fail"
