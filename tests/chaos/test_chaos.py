@@ -6,7 +6,12 @@ managers; then every fault is healed and the history is checked:
   manager included, so an acknowledged write that is lost is a violation;
 - every manager converges to the same nodes and services;
 - the swarm is healthy again within RECOVERY_TIMEOUT of each heal (its time is reported);
-- no traceback in any coveyd log.
+- no traceback in any coveyd log;
+- while a manager's disk is full or read-only (its raft dir is ext4 on a loop device of its
+  own, tests/support/smalldisk.py), it names the failed journal write in its log and in its
+  node inspect or API error, and the others follow a leader that is not it. A read-only disk
+  is healed the only way ext4 allows: that coveyd stopped, umount, e2fsck, mount, coveyd
+  started again on the journal the fault left (it must open).
 
 CI runs one short fault per nemesis (about 15 s each). A soak: COVEY_CHAOS_SOAK=SECONDS
 repeats faults of each nemesis for that long, with more operations.
@@ -41,6 +46,8 @@ CONVERGE_TIMEOUT = 30.0      # s for every manager to hold the same state
 CI_OPS = 400                 # operations per client at most in CI (few hundred per key: tractable)
 SOAK_OPS = 1_000_000
 FINAL_READER = -1            # the process of the final reads in the history
+# Faults under which a manager runs but cannot write its journal, and the error it must name.
+DISK_ERRORS = {"disk-full": "No space left on device", "disk-read-only": "Read-only file system"}
 
 
 def hold(seconds: float) -> None:
@@ -67,6 +74,8 @@ NEMESES = {
     "disk-full-leader": lambda c, leader, follower: c.disk_full(leader),
     "disk-full-follower": lambda c, leader, follower: c.disk_full(follower),
     "disk-full-kill-leader": lambda c, leader, follower: c.disk_full_then_kill(leader),
+    "disk-read-only-leader": lambda c, leader, follower: c.read_only(leader),
+    "disk-read-only-follower": lambda c, leader, follower: c.read_only(follower),
     "crash-point-follower": lambda c, leader, follower: c.crash_point(follower),
 }
 
@@ -124,17 +133,34 @@ def run_nemesis(chaos: Chaos, name: str, tag: str) -> Run:
 
 
 def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
-    """What must hold while a disk is full: the manager says why, in its log
-    and in its ManagerStatus (node ls / node inspect on it)."""
-    if fault.nemesis != "disk-full":   # (disk-full-kill: its coveyd is not there to ask)
+    """What must hold while a manager cannot write its journal (its disk full or read-only):
+    it says why, in its log and in its ManagerStatus (node ls / node inspect on it) or the
+    error its API answers, and the other managers follow a leader that is not it."""
+    reason = DISK_ERRORS.get(fault.nemesis)
+    if reason is None:                 # (disk-full-kill: its coveyd is not there to ask)
         return
     host = next(h for h in chaos.managers if h.name == fault.hosts[0])
-    wait_until(lambda: "cannot write" in host.log_file.read_text()[logs[host.name]:], RECOVERY_TIMEOUT, 0.2,
-               f"{host.name} to log that it cannot write its journal")
+    wait_until(lambda: f"cannot write ({reason}" in host.log_file.read_text()[logs[host.name]:], RECOVERY_TIMEOUT,
+               0.2, f"{host.name} to log that it cannot write its journal ({reason})")
+    message = says_why(host)
+    assert "raft journal" in message.lower() and reason in message, message
+    leaders: dict[str, str | None] = {}
+
+    def led_by_another():
+        leaders.update({h.name: leader_seen_from(h) for h in chaos.others(host)})
+        return all(leader not in (None, host.name) for leader in leaders.values())
+    try:
+        wait_until(led_by_another, RECOVERY_TIMEOUT, 0.2, f"the others to follow a leader other than {host.name}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; leaders seen: {leaders}") from None
+
+
+def says_why(host: Host) -> str:
+    """Why `host` cannot write, as its node inspect or its API's refusal says it."""
     stub = control(str(host.socket))
     seen = []
 
-    def says_why():
+    def why():
         try:
             node = stub.GetNode(control_pb2.GetNodeRequest(node=host.name), timeout=5).node
         except grpc.RpcError as error:     # a manager that cannot apply answers no read: it says why
@@ -144,10 +170,18 @@ def during_fault(chaos: Chaos, fault: Fault, logs: dict[str, int]) -> None:
         seen.append(f"{pb.ManagerStatus.Reachability.Name(status.reachability)} {status.message!r}")
         return status.message if status.reachability == pb.ManagerStatus.UNREACHABLE else None
     try:
-        message = wait_until(says_why, RECOVERY_TIMEOUT, 0.2, f"{host.name} to say why in node inspect")
+        return wait_until(why, RECOVERY_TIMEOUT, 0.2, f"{host.name} to say why in node inspect")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}; it answered: {sorted(set(seen))}") from None
-    assert "raft journal" in message.lower()
+
+
+def leader_seen_from(host: Host) -> str | None:
+    """The hostname of the leader in `host`'s node ls (None: it answers nothing now)."""
+    try:
+        nodes = control(str(host.socket)).ListNodes(control_pb2.ListNodesRequest(), timeout=5).nodes
+    except grpc.RpcError:
+        return None
+    return next((n.description.hostname for n in nodes if n.manager_status.leader), None)
 
 
 def final_reads(chaos: Chaos, run: Run) -> None:
