@@ -119,6 +119,25 @@ def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch, error):
     assert [e[0] for e in read_journal(path, KEY).entries] == [b"one", b"two"]
 
 
+def test_the_log_says_when_the_cause_changes(tmp_path, monkeypatch, caplog):
+    """A disk an ext4 error turned read-only may fail the fsync in flight with EIO, and every
+    write after it with EROFS: the log names both, once each, not every retry."""
+    journal = DurableJournal(str(tmp_path / "journal.cvy"), KEY)
+    errors = iter([errno.EIO] + [errno.EROFS] * 3)
+
+    def failing_fsync(fd):
+        error = next(errors)
+        raise OSError(error, os.strerror(error))
+    monkeypatch.setattr(journal_module.os, "fsync", failing_fsync)
+    journal.add(b"one", 1, 1)
+    for _ in range(4):
+        assert journal.sync() is False
+    logged = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(logged) == 2, logged
+    assert "Input/output error" in logged[0] and "Read-only file system" in logged[1]
+    assert journal.disk_error == "Read-only file system"
+
+
 @pytest.fixture
 def ext4(tmp_path):
     assert os.geteuid() == 0, "a read-only disk is ext4 on a loop device: these tests must run as root (as CI does)"
