@@ -2,9 +2,9 @@
 that records what it touched (the report, and the heal, use the record).
 
 Every kernel object a nemesis makes is an nftables table named with the lab's prefix,
-inside a lab host's network namespace; the small disks are tmpfs mounts under the lab's
-directory. `heal` undoes exactly what `start` did, and the suite heals whatever is still
-started at the end, also when a test fails.
+inside a lab host's network namespace; the small disks are ext4 loop devices whose images
+and mount points are under the lab's directory. `heal` undoes exactly what `start` did,
+and the suite heals whatever is still started at the end, also when a test fails.
 """
 import signal
 import subprocess
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from deploy.lab import Host, Lab, in_netns
 from manager.state.raft import crash
-from tests.support.smalldisk import SmallDisk
+from tests.support.smalldisk import LoopDisk
 
 LOSS_PERCENT = 30            # packets dropped by the packet-loss nemesis
 CRASH_AFTER = 25             # the crash-point nemesis: passes through the point before the crash
@@ -34,7 +34,7 @@ class Fault:
 class Chaos:
     """The lab's managers and the faults started on them."""
 
-    def __init__(self, lab: Lab, managers: list[Host], disks: dict[str, SmallDisk]):
+    def __init__(self, lab: Lab, managers: list[Host], disks: dict[str, LoopDisk]):
         self.lab = lab
         self.managers = managers
         self.disks = disks
@@ -105,10 +105,23 @@ class Chaos:
 
     def disk_full(self, host: Host) -> Fault:
         disk = self.disks[host.name]
-        size = disk.size
         disk.fill()
-        return Fault("disk-full", [host.name], f"raft dir tmpfs shrunk to what it used (from {size} bytes)",
-                     undo=[lambda: disk.resize(size)])
+        return Fault("disk-full", [host.name], f"raft disk's free space taken by a file ({disk.size} bytes disk)",
+                     undo=[disk.make_room])
+
+    def read_only(self, host: Host) -> Fault:
+        """An ext4 error on host's raft disk: read-only at once, for files already open too.
+        Heal: stop that coveyd, repair the disk (umount, e2fsck, mount), start coveyd on the
+        journal the read-only disk left."""
+        disk = self.disks[host.name]
+        disk.fail_read_only()
+
+        def repair_and_restart():
+            self.lab.stop_coveyd(host)
+            disk.repair()
+            self.lab.start_coveyd(host)
+        return Fault("disk-read-only", [host.name], f"ext4 error on {disk.device}: remounted read-only",
+                     undo=[repair_and_restart])
 
     def disk_full_then_kill(self, host: Host) -> Fault:
         """A full disk, then kill -9 while it is full: heal gives the space back first, then

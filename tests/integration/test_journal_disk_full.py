@@ -1,4 +1,5 @@
-"""A full disk never corrupts the Raft journal (issue 12): a journal on a tiny tmpfs.
+"""A full or read-only disk never corrupts the Raft journal (issue 12): a journal on a tiny
+tmpfs, and on ext4 on a loop device that a filesystem error turns read-only.
 
 The finding: a failed append left a partial record, the record number advanced, the next
 syncs reported success, and the restarted manager refused its journal as tampered with.
@@ -15,7 +16,7 @@ from manager.state.raft.journal import DurableJournal, read_journal
 from tests.integration import raftkit
 from tests.integration.raftkit import Replica, free_ports, stop_all
 from tests.support.poll import holds_for, wait_until
-from tests.support.smalldisk import SmallDisk
+from tests.support.smalldisk import LoopDisk, TmpfsDisk
 
 KEY = b"d" * 32
 TINY = 64 * 1024
@@ -29,7 +30,7 @@ ENTRY = os.urandom(3000)       # incompressible, a few per 4 KiB page
 @pytest.fixture
 def disk(tmp_path):
     assert os.geteuid() == 0, "a full disk is a tmpfs mounted small: these tests must run as root (as CI does)"
-    disk = SmallDisk(tmp_path / "disk", TINY)
+    disk = TmpfsDisk(tmp_path / "disk", TINY)
     yield disk
     disk.unmount()
 
@@ -90,7 +91,8 @@ def test_term_and_vote_wait_for_the_disk(disk):
     assert journal_module.MetaFile(path + ".meta", KEY).load() == (7, "127.0.0.1:9")
 
 
-def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [errno.EIO, errno.EROFS])
+def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch, error):
     """The kernel reports a write-back error once, then fsync succeeds on pages it dropped:
     the record that saw the error is cut off and written again whole."""
     path = str(tmp_path / "journal.cvy")
@@ -99,7 +101,7 @@ def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch):
     assert journal.sync()
     size = os.path.getsize(path)
     real_fsync = os.fsync
-    failures = iter([OSError(errno.EIO, "Input/output error")])
+    failures = iter([OSError(error, os.strerror(error))])
 
     def failing_fsync(fd):
         error = next(failures, None)
@@ -110,11 +112,72 @@ def test_a_failed_fsync_is_a_failed_write(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_module.os, "fsync", failing_fsync)
     journal.add(b"two", 2, 1)
     assert journal.sync() is False
-    assert "Input/output error" in journal.disk_error
+    assert os.strerror(error) in journal.disk_error
     assert os.path.getsize(path) == size             # the unconfirmed record is gone
     assert journal.sync() is True                    # written again, whole, and confirmed
     journal._destroy()
     assert [e[0] for e in read_journal(path, KEY).entries] == [b"one", b"two"]
+
+
+def test_the_log_says_when_the_cause_changes(tmp_path, monkeypatch, caplog):
+    """A disk an ext4 error turned read-only may fail the fsync in flight with EIO, and every
+    write after it with EROFS: the log names both, once each, not every retry."""
+    journal = DurableJournal(str(tmp_path / "journal.cvy"), KEY)
+    errors = iter([errno.EIO] + [errno.EROFS] * 3)
+
+    def failing_fsync(fd):
+        error = next(errors)
+        raise OSError(error, os.strerror(error))
+    monkeypatch.setattr(journal_module.os, "fsync", failing_fsync)
+    journal.add(b"one", 1, 1)
+    for _ in range(4):
+        assert journal.sync() is False
+    logged = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(logged) == 2, logged
+    assert "Input/output error" in logged[0] and "Read-only file system" in logged[1]
+    assert journal.disk_error == "Read-only file system"
+
+
+@pytest.fixture
+def ext4(tmp_path):
+    assert os.geteuid() == 0, "a read-only disk is ext4 on a loop device: these tests must run as root (as CI does)"
+    disk = LoopDisk(tmp_path / "ext4", ROOMY)
+    yield disk
+    disk.unmount()
+
+
+@pytest.mark.parametrize("when", ["before the write", "between the write and its fsync"])
+def test_a_read_only_disk_fails_the_write_and_the_repaired_journal_opens(ext4, monkeypatch, when):
+    path = str(ext4.path / "journal.cvy")
+    journal = DurableJournal(path, KEY)
+    for idx in (1, 2):
+        journal.add(ENTRY, idx, 1)
+        assert journal.sync()
+    if when == "before the write":
+        ext4.fail_read_only()
+    else:
+        real_fsync = journal_module.os.fsync
+
+        def fail_then_fsync(fd):
+            if ext4.mounted() and not journal.disk_error:
+                ext4.fail_read_only()
+            real_fsync(fd)
+        monkeypatch.setattr(journal_module.os, "fsync", fail_then_fsync)
+    journal.add(ENTRY, 3, 1)
+    assert journal.sync() is False
+    assert "Read-only file system" in journal.disk_error
+    journal.setCurrentTerm(2, "127.0.0.1:9")
+    assert journal.sync(force=True) is False          # retried: nothing reported durable
+    assert journal_module.MetaFile(path + ".meta", KEY).load() == (0, None)
+    journal._destroy()
+    monkeypatch.undo()
+    ext4.repair()
+
+    reopened = DurableJournal(path, KEY)              # what the read-only disk left opens
+    assert [e[1] for e in reopened][:2] == [1, 2] and len(reopened) <= 3, [e[1] for e in reopened]
+    reopened.add(ENTRY, 4, 1)
+    assert reopened.sync() is True
+    reopened._destroy()
 
 
 # ---------------------------------------------------------------- through Raft
@@ -153,7 +216,7 @@ def test_a_single_manager_acknowledges_nothing_its_full_disk_did_not_take(disk, 
 
 def test_a_leader_whose_disk_fills_steps_down_and_catches_up(tmp_path, replicas):
     assert os.geteuid() == 0, "a full disk is a tmpfs mounted small: these tests must run as root (as CI does)"
-    disks = [SmallDisk(tmp_path / f"m{i}", ROOMY) for i in range(3)]
+    disks = [TmpfsDisk(tmp_path / f"m{i}", ROOMY) for i in range(3)]
     try:
         replicas.extend(raftkit.start_cluster(tmp_path))
         leader = raftkit.leader_of(replicas)

@@ -209,6 +209,7 @@ class DurableJournal(Journal):
         self._meta_dirty = False       # term/vote changed but not yet durable
         self.disk_error: str | None = None   # why the last write failed; None once one succeeds
         self.disk_error_since = 0.0
+        self._disk_errno: int | None = None   # the errno of disk_error
         self._entries: list[tuple[bytes, int, int]]  # (command, index, term), from the file or new
         if os.path.exists(path):
             self._open_existing()
@@ -311,12 +312,16 @@ class DurableJournal(Journal):
             self._rewrite = True
 
     def _failed(self, exc: OSError) -> None:
+        """Log the first failure, and each change of its cause: a disk an error turned
+        read-only may first fail an fsync with EIO, then every write with EROFS, and the
+        operator must learn that it is read-only (retrying will not help)."""
         reason = describe(exc)
         if self.disk_error is None:
             self.disk_error_since = time.monotonic()
+        if self.disk_error is None or exc.errno != self._disk_errno:
             log.error("raft journal %s: cannot write (%s); this manager sends no Raft messages "
                       "until it can, the write is retried", self._path, reason)
-        self.disk_error = reason
+        self.disk_error, self._disk_errno = reason, exc.errno
 
     @property
     def dirty(self) -> bool:
