@@ -40,15 +40,15 @@ class TaskWatch(threading.Thread):
         self.workers, self.expected = workers, expected
         self.looks = 0
         self.deviations: list[str] = []
-        self._stop = threading.Event()
+        self._ended = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(WATCH_PERIOD):
+        while not self._ended.wait(WATCH_PERIOD):
             now = running_on(self.workers)
             self.looks += 1
             if now != self.expected:
                 self.deviations.append(f"stopped {sorted(self.expected - now)}, added {sorted(now - self.expected)}")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._ended.set()
         self.join()
