@@ -272,10 +272,12 @@ class ServiceLogLine(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_hostname: _Optional[str] = ..., slot: _Optional[int] = ..., time: _Optional[float] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ...) -> None: ...
 
 class BackupRequest(_message.Message):
-    __slots__ = ("passphrase",)
+    __slots__ = ("passphrase", "with_unlock_key")
     PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
+    WITH_UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     passphrase: str
-    def __init__(self, passphrase: _Optional[str] = ...) -> None: ...
+    with_unlock_key: bool
+    def __init__(self, passphrase: _Optional[str] = ..., with_unlock_key: _Optional[bool] = ...) -> None: ...
 
 class BackupChunk(_message.Message):
     __slots__ = ("summary", "data")

@@ -60,8 +60,12 @@ def add_parser(subparsers) -> None:
     where = backup.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="file to write (default: covey-backup-CLUSTER-INDEX.cvyb)")
     where.add_argument("--verify", metavar="FILE", help="check that FILE is a readable backup (needs no swarm)")
-    backup.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
-                                                  "(default: ask twice on the terminal)")
+    key = backup.add_mutually_exclusive_group()
+    key.add_argument("--passphrase-file", help="read the passphrase from this file's first line "
+                                               "(default: ask twice on the terminal)")
+    key.add_argument("--with-unlock-key", action="store_true",
+                     help="encrypt it with the swarm's unlock key (autolock on) instead of a passphrase; "
+                          "restore it with that key as the passphrase")
     backup.set_defaults(run=backup_swarm, needs_daemon=lambda args: not args.verify)
 
     restore = swarm.add_parser("restore", help="make this node, in no swarm, the one manager of a backup's swarm")
@@ -135,8 +139,9 @@ def leave_swarm(conn, args) -> int:
 def backup_swarm(conn, args) -> int:
     if args.verify:
         return _verify(args)
-    passphrase = read_passphrase(args.passphrase_file, confirm=True)
-    stream = conn.control.Backup(control_pb2.BackupRequest(passphrase=passphrase))
+    passphrase = "" if args.with_unlock_key else read_passphrase(args.passphrase_file, confirm=True)
+    stream = conn.control.Backup(control_pb2.BackupRequest(passphrase=passphrase,
+                                                           with_unlock_key=args.with_unlock_key))
     first = next(stream, None)  # a refusal comes here, before any file is made
     if first is None or first.WhichOneof("part") != "summary":
         raise Unavailable("the manager's answer did not start with the backup's summary")
@@ -147,7 +152,9 @@ def backup_swarm(conn, args) -> int:
     except OSError as exc:
         stream.cancel()
         raise InvalidArgument(f"cannot write {path}: {exc.strerror}") from None
-    print(f"Backup written to {path} ({summary.size} bytes, encrypted).")
+    key = "with the swarm's unlock key: give that key as the passphrase to restore it" \
+        if args.with_unlock_key else "with the passphrase"
+    print(f"Backup written to {path} ({summary.size} bytes, encrypted {key}).")
     print(describe(summary))
     return 0
 
@@ -183,12 +190,13 @@ def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:
             raise InvalidArgument(f"cannot read the passphrase file {passphrase_file}: {exc.strerror}") from None
         passphrase = lines[0] if lines else ""
     elif sys.stdin.isatty():
-        passphrase = getpass.getpass("Passphrase: ")
+        passphrase = getpass.getpass("Passphrase: " if confirm else "Passphrase (or the unlock key it used): ")
         if confirm and passphrase and getpass.getpass("Passphrase again: ") != passphrase:
             raise InvalidArgument("the two passphrases differ")
     else:
         raise InvalidArgument("a backup needs a passphrase: give --passphrase-file FILE (its first line), "
-                              "or run covey in a terminal to be asked for one")
+                              "or run covey in a terminal to be asked for one (with autolock on, "
+                              "--with-unlock-key uses the swarm's unlock key)")
     if not passphrase:
         raise InvalidArgument("the passphrase is empty: a backup needs one")
     return passphrase

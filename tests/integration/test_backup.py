@@ -2,6 +2,9 @@
 at one Raft index, taken while writes go on, and equals the store object by object."""
 import asyncio
 
+import grpc
+import pytest
+
 from covey import backupfile
 from covey.errors import Conflict
 from manager.state.actions import update
@@ -95,3 +98,25 @@ async def test_a_backup_from_a_follower_equals_its_store_object_by_object(swarm)
     assert len(backup.store.nodes) == 3 and len(backup.store.tasks) >= 3
     secrets = backup.store.clusters[0]
     assert secrets.root_ca.ca_key_pem and secrets.raft_key and secrets.join_tokens.worker
+
+
+async def backup_bytes(control, request: control_pb2.BackupRequest) -> bytes:
+    chunks = [chunk async for chunk in control.Backup(request)]
+    return b"".join(c.data for c in chunks[1:])
+
+
+@swarm_test(managers=1)
+async def test_with_autolock_the_unlock_key_encrypts_the_backup(swarm):
+    with_key = control_pb2.BackupRequest(with_unlock_key=True)
+    with pytest.raises(grpc.aio.AioRpcError, match="autolock is not enabled") as refused:
+        await backup_bytes(swarm.control, with_key)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await swarm.control.UpdateCluster(control_pb2.UpdateClusterRequest(autolock=True))
+    key = (await swarm.control.UnlockKey(control_pb2.UnlockKeyRequest())).unlock_key
+    data = await backup_bytes(swarm.control, with_key)
+    assert backupfile.read(data, key).store.clusters[0].spec.autolock     # the key is the passphrase
+    with pytest.raises(backupfile.WrongPassphrase):
+        backupfile.read(data, PASSPHRASE)
+    both = control_pb2.BackupRequest(with_unlock_key=True, passphrase=PASSPHRASE)
+    with pytest.raises(grpc.aio.AioRpcError, match="give one of the two"):
+        await backup_bytes(swarm.control, both)

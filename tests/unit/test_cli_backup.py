@@ -93,3 +93,9 @@ def test_restore_of_a_file_it_cannot_read_says_so_before_asking_the_daemon(files
                               advertise_addr="", listen_addr="")
     with pytest.raises(InvalidArgument, match="cannot read .*missing.cvyb"):
         swarm.restore_swarm(None, args)   # no connection: it must not get that far
+
+
+def test_the_unlock_key_or_a_passphrase_file_not_both(files):
+    result = covey("swarm", "backup", "--with-unlock-key", "--passphrase-file", str(files / "pass"))
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
