@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from covey import pki
+from covey.errors import DeadlineExceeded, Unavailable
 from manager.allocator import loop as allocator
 from manager.ca import authz, rotation
 from manager.ca.server import CAServer
@@ -170,12 +171,16 @@ async def _cluster_written(store: st.Store) -> None:
 
 
 async def _supervise(name: str, loop_fn, restart_delay: float = 1.0) -> None:
-    """Run a leader loop until cancelled; log and restart it if it fails."""
+    """Run a leader loop until cancelled; log and restart it if it fails. A write refused
+    or timed out (this leader is losing its leadership: the loop is about to be cancelled)
+    is logged in one line; anything else with its traceback."""
     while True:
         try:
             await loop_fn()
         except asyncio.CancelledError:
             raise
+        except (Unavailable, DeadlineExceeded) as exc:
+            log.warning("%s stopped: %s; restarting it", name, exc)
         except Exception:
             log.exception("%s failed; restarting it", name)
         await asyncio.sleep(restart_delay)

@@ -12,7 +12,7 @@ import logging
 import time
 
 from covey import addr
-from covey.errors import Conflict, DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
+from covey.errors import Conflict, FailedPrecondition, NotFound
 from manager.state import store as st
 from manager.state.actions import modify
 from manager.state.loops import each_change
@@ -64,7 +64,7 @@ async def _record_reachability(store: st.Store, node: pb.Node, answers: bool, si
         await modify(store, pb.Node, node.id, change, time.time_ns())
     except NotFound:                                  # demoted or removed meanwhile
         return
-    except (Unavailable, DeadlineExceeded, Conflict) as exc:   # losing its leadership; busy node: next pass
+    except Conflict as exc:                           # a busy node: the next pass
         log.info("could not record that manager %s is %s: %s", name,
                  pb.ManagerStatus.Reachability.Name(want).lower(), exc)
         return
