@@ -152,17 +152,19 @@ def final_reads(chaos: Chaos, run: Run) -> None:
 
 
 def tracebacks(chaos: Chaos, offsets: dict[str, int]) -> list[str]:
+    """The log line above each traceback logged since `offsets`, on every host."""
     found = []
-    for host in chaos.managers:
-        text = host.log_file.read_text()[offsets[host.name]:]
-        found += [f"{host.name}: {line}" for line in text.splitlines() if line.startswith("Traceback")]
+    for host in [*chaos.managers, *chaos.workers]:
+        lines = host.log_file.read_text()[offsets[host.name]:].splitlines()
+        found += [f"{host.name}: {lines[i - 1] if i else line}" for i, line in enumerate(lines)
+                  if line.startswith("Traceback")]
     return found
 
 
 def history_stays_linearizable(chaos: Chaos, name: str, nemesis: Nemesis, tag: str,
                                during: DuringFault = no_check) -> None:
     """A run of `nemesis`, its figures printed, then every check of the module docstring."""
-    offsets = {h.name: len(h.log_file.read_text()) for h in chaos.managers}
+    offsets = {h.name: len(h.log_file.read_text()) for h in [*chaos.managers, *chaos.workers]}
     watch = TaskWatch(chaos.workers, chaos.tasks)
     watch.start()
     try:
@@ -187,7 +189,8 @@ def history_stays_linearizable(chaos: Chaos, name: str, nemesis: Nemesis, tag: s
     assert watch.looks > 0 and not watch.deviations, \
         f"tasks on the untouched workers changed: {watch.deviations[:3]}"
     assert not bad, f"not linearizable: {describe(bad)}"
-    assert not tracebacks(chaos, offsets)
+    found = tracebacks(chaos, offsets)
+    assert not found, f"tracebacks in coveyd logs: {found[:3]}"
     if READS_MUST_BE_LINEARIZABLE:
         assert not stale, f"stale reads: {describe(stale)}"
 
