@@ -25,6 +25,8 @@ from tests.support.smalldisk import LoopDisk
 
 MANAGERS = 3
 CLIENTS = 3
+SOAK = float(os.environ.get("COVEY_CHAOS_SOAK", "0"))   # s per nemesis; 0: CI's short schedule
+SOAK_TIMEOUT_MARGIN = 300.0      # s a soaked test may take beyond SOAK: lab recovery, final reads, the checker
 RAFT_DISK = 64 * 1024 * 1024     # bytes of each manager's raft disk (a sparse image: disk only as used)
 
 
@@ -32,6 +34,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/chaos/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            if SOAK:    # a soak outlasts pyproject's per-test timeout by design
+                item.add_marker(pytest.mark.timeout(SOAK + SOAK_TIMEOUT_MARGIN))
 
 
 @pytest.fixture(scope="session", autouse=True)

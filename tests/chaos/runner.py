@@ -14,7 +14,6 @@ healed and the history is checked:
 CI runs one short fault per nemesis (about 15 s each). A soak: COVEY_CHAOS_SOAK=SECONDS
 repeats faults of each nemesis for that long, with more operations.
 """
-import os
 import threading
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ import grpc
 from deploy.lab import Host
 from proto import control_pb2
 from tests.chaos import raftlogs
-from tests.chaos.conftest import CLIENTS
+from tests.chaos.conftest import CLIENTS, SOAK
 from tests.chaos.linearizability import Op, check
 from tests.chaos.nemesis import Chaos, Fault
 from tests.chaos.tasks import TaskWatch
@@ -37,7 +36,6 @@ from tests.support.poll import wait_until
 # Every read through the API waits for a leader-confirmed read index
 # (manager/state/raft/readindex.py), so reads made while faults run must be linearizable too.
 READS_MUST_BE_LINEARIZABLE = True
-SOAK = float(os.environ.get("COVEY_CHAOS_SOAK", "0"))   # s per nemesis; 0: CI's short schedule
 QUIET = 1.5                  # s of workload before a fault and after recovery
 FAULT_HOLD = 4.0             # s a fault lasts (longer than an election, 0.4-1.4 s)
 RECOVERY_TIMEOUT = 60.0      # s from a heal to a healthy swarm
