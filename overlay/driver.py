@@ -36,6 +36,7 @@ from overlay.netns import (
     nft_tables,
     open_rtnl,
     read_sysctl,
+    release_nft,
     remove_netns,
     write_sysctl,
 )
@@ -342,6 +343,8 @@ class Overlay:
         self._slots, self._host_table_ready, self._network_ids, self._mesh = None, False, {}, None
 
     def close(self) -> None:
+        release_nft([self._host_path, *(netns_path(s.name) for s in self._sandboxes.values()),
+                     *(e.path for e in self._endpoints.values())])
         for sandbox in self._sandboxes.values():
             _close(sandbox.ipr, sandbox.fd)
         for endpoint in self._endpoints.values():

@@ -19,7 +19,7 @@ from typing import TypeVar
 from pyroute2 import IPRoute
 
 NETNS_DIR = Path("/run/netns")
-NFT_TIMEOUT = 10.0  # s: one `nft -f` transaction
+NFT_TIMEOUT = 10.0  # s: one `nft list` of the tables
 
 _CLONE_NEWNET = 0x40000000
 _MS_BIND = 4096
@@ -123,6 +123,8 @@ def remove_netns(name: str) -> None:
     """Unmount and unlink /run/netns/NAME: the namespace goes when nothing holds it any more
     (close its sockets first). A missing one is fine."""
     path = netns_path(name)
+    with _NFT_LOCK:
+        _forget_nft_context(path)
     if _libc.umount2(path.encode(), _MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         raise NetnsError(f"unmount {path}: {os.strerror(ctypes.get_errno())}")
     try:
@@ -164,13 +166,88 @@ def read_sysctl(path: str | None, key: str) -> str:
 
 
 def nft(path: str | None, script: str) -> None:
-    """Apply an nftables script in the namespace at `path` as ONE transaction (`nft -f -`)."""
-    argv = ["nft", "-f", "-"]
-    if path is not None:
-        argv = ["nsenter", f"--net={path}", *argv]
-    result = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT)
-    if result.returncode != 0:
-        raise NetnsError(f"nft in {path or 'the host namespace'} failed: {result.stderr.strip()}\n{script}")
+    """Apply an nftables script in the namespace at `path` as ONE transaction, through
+    libnftables in this process (what `nft -f` runs): 0.8 ms a script here, against 15 ms
+    for an `nsenter nft` process, which every container's VIP table paid at each change."""
+    with _NFT_LOCK:
+        error = _nft_context(path).run(script)
+    if error is not None:
+        raise NetnsError(f"nft in {path or 'the host namespace'} failed: {error}\n{script}")
+
+
+class _NftContext:
+    """A libnftables context; its netlink socket stays in the namespace it was made in."""
+
+    def __init__(self, lib: ctypes.CDLL, inode: int):
+        self._lib, self.inode = lib, inode
+        self._ctx = lib.nft_ctx_new(0)
+        if not self._ctx:
+            raise NetnsError("libnftables: cannot make a context")
+        lib.nft_ctx_buffer_output(self._ctx)
+        lib.nft_ctx_buffer_error(self._ctx)
+
+    def run(self, script: str) -> str | None:
+        """None, or what nft said was wrong."""
+        if self._lib.nft_run_cmd_from_buffer(self._ctx, script.encode()) == 0:
+            return None
+        return (self._lib.nft_ctx_get_error_buffer(self._ctx) or b"").decode(errors="replace").strip()
+
+    def free(self) -> None:
+        self._lib.nft_ctx_free(self._ctx)
+
+
+_NFT_LOCK = threading.Lock()                    # a context is not thread-safe; one transaction at a time
+_NFT_CONTEXTS: dict[str | None, _NftContext] = {}   # namespace path (None: this process's) ->
+_libnftables: ctypes.CDLL | None = None
+
+
+def _nft_context(path: str | None) -> _NftContext:
+    """The context made inside the namespace now at `path` (a namespace made again under the
+    same name is another: the path's inode tells them apart)."""
+    try:
+        inode = os.stat(path if path is not None else "/proc/thread-self/ns/net").st_ino
+    except OSError as exc:
+        raise NetnsError(f"nft in {path}: no such network namespace ({exc.strerror})") from None
+    context = _NFT_CONTEXTS.get(path)
+    if context is not None and context.inode == inode:
+        return context
+    _forget_nft_context(path)
+    lib = _load_libnftables()
+    context = _NFT_CONTEXTS[path] = run_in_netns(path, lambda: _NftContext(lib, inode))
+    return context
+
+
+def release_nft(paths: list[str | None]) -> None:
+    """Free the contexts of these namespaces: a driver that closes lets them go (another
+    process may remove them)."""
+    with _NFT_LOCK:
+        for path in paths:
+            _forget_nft_context(path)
+
+
+def _forget_nft_context(path: str | None) -> None:
+    """Free its socket, which would keep a removed namespace alive."""
+    context = _NFT_CONTEXTS.pop(path, None)
+    if context is not None:
+        context.free()
+
+
+def _load_libnftables() -> ctypes.CDLL:
+    global _libnftables
+    if _libnftables is None:
+        try:
+            lib = ctypes.CDLL("libnftables.so.1")
+        except OSError as exc:
+            raise NetnsError(f"libnftables.so.1 cannot be loaded ({exc}): install Debian's nftables") from exc
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_free"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        _libnftables = lib
+    return _libnftables
 
 
 def nft_tables(path: str | None) -> list[str]:
