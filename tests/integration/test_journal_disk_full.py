@@ -6,6 +6,8 @@ syncs reported success, and the restarted manager refused its journal as tampere
 """
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from pysyncobj import SyncObjException
@@ -16,7 +18,7 @@ from manager.state.raft.journal import DurableJournal, read_journal
 from tests.integration import raftkit
 from tests.integration.raftkit import Replica, free_ports, stop_all
 from tests.support.poll import holds_for, wait_until
-from tests.support.smalldisk import LoopDisk, TmpfsDisk
+from tests.support.smalldisk import LoopDisk, SmallDisk, TmpfsDisk
 
 KEY = b"d" * 32
 TINY = 64 * 1024
@@ -27,12 +29,20 @@ REFUSED_AFTER = 2.0      # s: a write not acknowledged by then is taken as refus
 ENTRY = os.urandom(3000)       # incompressible, a few per 4 KiB page
 
 
+@contextmanager
+def mounted(kind: type[SmallDisk], path, size: int) -> Iterator[SmallDisk]:
+    assert os.geteuid() == 0, f"a {kind.__name__} is a mount: these tests must run as root (as CI does)"
+    disk = kind(path, size)
+    try:
+        yield disk
+    finally:
+        disk.unmount()
+
+
 @pytest.fixture
 def disk(tmp_path):
-    assert os.geteuid() == 0, "a full disk is a tmpfs mounted small: these tests must run as root (as CI does)"
-    disk = TmpfsDisk(tmp_path / "disk", TINY)
-    yield disk
-    disk.unmount()
+    with mounted(TmpfsDisk, tmp_path / "disk", TINY) as disk:
+        yield disk
 
 
 def fill_until_failure(journal: DurableJournal, start: int) -> tuple[int, int]:
@@ -140,10 +150,8 @@ def test_the_log_says_when_the_cause_changes(tmp_path, monkeypatch, caplog):
 
 @pytest.fixture
 def ext4(tmp_path):
-    assert os.geteuid() == 0, "a read-only disk is ext4 on a loop device: these tests must run as root (as CI does)"
-    disk = LoopDisk(tmp_path / "ext4", ROOMY)
-    yield disk
-    disk.unmount()
+    with mounted(LoopDisk, tmp_path / "ext4", ROOMY) as disk:
+        yield disk
 
 
 @pytest.mark.parametrize("when", ["before the write", "between the write and its fsync"])
