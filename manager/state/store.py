@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON, monotonicTime
@@ -34,6 +34,8 @@ from proto import store_pb2
 log = logging.getLogger(__name__)
 
 LEAD_POLL = 0.01  # s: how often a new leader looks whether it has applied its election no-op
+RAFT_READ_ATTEMPTS = 5  # reads of pysyncobj's state that a concurrent change may spoil
+R = TypeVar("R")
 READ_GRACE = 0.5  # s: beyond read_timeout, for pysyncobj's thread to refuse an expired read itself
 
 
@@ -192,12 +194,7 @@ class Store:
         return self.has_quorum() and self._raft.isReady()
 
     def status(self) -> dict:
-        for _ in range(5):  # read from another thread: retry if a set changed under us
-            try:
-                return self._raft.getStatus()
-            except RuntimeError:
-                continue
-        return self._raft.getStatus()
+        return _read_raft(self._raft.getStatus)
 
     def disk_error(self) -> str | None:
         """Why this manager's Raft journal cannot be written now (disk full, read-only),
@@ -218,12 +215,7 @@ class Store:
         connected but answers nothing). Empty on a follower: it hears from the leader only."""
         if not self._raft._isLeader():
             return {}
-        for _ in range(5):  # read from another thread: retry if the dict changed under us
-            try:
-                heard = dict(self._raft._SyncObj__lastResponseTime)
-                break
-            except RuntimeError:
-                continue
+        heard = _read_raft(lambda: dict(self._raft._SyncObj__lastResponseTime))
         now, connected = monotonicTime(), self.members()   # pysyncobj's clock (MONOTONIC_RAW)
         return {node.id: connected.get(node.id, False) and now - at <= within for node, at in heard.items()}
 
@@ -387,3 +379,14 @@ def _settle_read(future: asyncio.Future, why: str) -> None:
                                          f"the request was {NOT_APPLIED}"))
     else:
         future.set_result(None)
+
+
+def _read_raft(read: Callable[[], R]) -> R:
+    """`read()` of pysyncobj's state from outside its thread: a set or dict it changes
+    meanwhile raises RuntimeError; read again (the last try raises)."""
+    for _ in range(RAFT_READ_ATTEMPTS - 1):
+        try:
+            return read()
+        except RuntimeError:
+            continue
+    return read()
