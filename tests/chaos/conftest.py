@@ -61,8 +61,7 @@ def chaos_lab(count: int) -> Iterator[Chaos]:
         stub = control(str(managers[0].socket))
         for process in range(CLIENTS):
             create_service(stub, f"chaos-s{process}")
-        chaos = Chaos(lab, managers, disks)
-        chaos.workers, chaos.tasks = workers, tasks.start_tasks(lab, managers[0], workers)
+        chaos = Chaos(lab, managers, disks, workers, tasks.start_tasks(lab, managers[0], workers))
         yield chaos
     finally:
         if chaos is not None:

@@ -34,15 +34,16 @@ class Fault:
 class Chaos:
     """The lab's managers and the faults started on them."""
 
-    def __init__(self, lab: Lab, managers: list[Host], disks: dict[str, LoopDisk]):
+    def __init__(self, lab: Lab, managers: list[Host], disks: dict[str, LoopDisk], workers: list[Host],
+                 tasks: frozenset[tuple[str, str]]):
         self.lab = lab
         self.managers = managers
         self.disks = disks
         self.table = f"{lab.prefix.replace('-', '')}chaos"
         self.open_faults: list[Fault] = []
         self.crashes = 0             # crash-point faults so far: each takes the next point
-        self.workers: list[Host] = []                       # hosts no fault touches
-        self.tasks: frozenset[tuple[str, str]] = frozenset()  # (worker, container) running on them
+        self.workers = workers       # hosts no fault touches
+        self.tasks = tasks           # (worker, container) running on them
 
     # ------------------------------------------------------------ helpers
 
