@@ -81,8 +81,11 @@ def answering_table(lab: Lab, via: str) -> dict | None:
 def manager_statuses(lab: Lab, via: str) -> dict | None:
     """hostname -> 'Leader' / 'Reachable' / 'Unreachable' / '' (worker), as `node ls` says."""
     nodes = answering_table(lab, via)
-    if nodes is None:
-        return None
+    return None if nodes is None else statuses_of(nodes)
+
+
+def statuses_of(nodes: dict) -> dict:
+    """manager_statuses of a node_table already read."""
     out = {}
     for name, node in nodes.items():
         ms = node.get("manager_status")
@@ -106,10 +109,10 @@ def healthy(lab: Lab, via: str, managers: tuple[str, ...], timeout: float = 60.0
         except RuntimeError as error:     # no leader yet, or it is still starting: say which
             seen[via] = str(error).strip().splitlines()[-1:]
             return None
-        statuses = manager_statuses(lab, via)
-        if not statuses:
-            return None
+        statuses = statuses_of(nodes)
         seen.pop(via, None)
+        if not all(m in statuses for m in managers):
+            return None
         seen.update({name: (n["status"].get("state"), statuses[name]) for name, n in nodes.items()})
         ready = all(n["status"].get("state") == "READY" for n in nodes.values())
         roles = sorted(statuses[m] for m in managers)
